@@ -1,0 +1,165 @@
+"""Settings for Fargate Lab.
+
+Everything a user may want to change comes from the environment, with defaults that give
+a working lab on one machine: SQLite in ./var, the in-memory channel layer, the local
+Docker engine, and the server on 127.0.0.1.
+"""
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("FARGATE_LAB_VAR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _env_int(name, default):
+    """An integer setting from the environment, or its default."""
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _env_float(name, default):
+    """A float setting from the environment, or its default."""
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def _secret_key():
+    """The secret key from the environment, else one generated once and kept in var/."""
+    if os.environ.get("DJANGO_SECRET_KEY"):
+        return os.environ["DJANGO_SECRET_KEY"]
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+
+# The address the lab listens on. 127.0.0.1 by default; any other address is a classroom
+# lab, which refuses to start while the admin user still has the default password.
+LAB_HOST = os.environ.get("HOST", "127.0.0.1")
+LAB_PORT = _env_int("PORT", 8000)
+ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h] or ["*"]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "orchestrator",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite in WAL mode with IMMEDIATE transactions: the control plane's worker threads and the
+# web server write concurrently, and IMMEDIATE avoids lock-upgrade deadlocks between them.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("FARGATE_LAB_DB", str(VAR_DIR / "lab.sqlite3")),
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # One test database per test process, so that parallel test runs never share one.
+        "TEST": {"NAME": os.environ.get("FARGATE_LAB_TEST_DB", str(VAR_DIR / f"test-{os.getpid()}.sqlite3"))},
+    }
+}
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = []
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Request bodies: the API accepts up to 1 MiB (a large task definition is ~64 KiB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "orchestrator": {"handlers": ["console"], "level": os.environ.get("FARGATE_LAB_LOG", "INFO")},
+        "dashboard": {"handlers": ["console"], "level": os.environ.get("FARGATE_LAB_LOG", "INFO")},
+    },
+}
+
+# --- Fargate Lab -------------------------------------------------------------------------
+# Every container the lab starts carries the label fargatelab.lab=<FARGATE_LAB_ID>; the lab
+# acts on no other container. Two labs on one engine need two ids.
+FARGATE_LAB = {
+    "LAB_ID": os.environ.get("FARGATE_LAB_ID", "lab"),
+    "REGION": os.environ.get("FARGATE_LAB_REGION", "us-east-1"),
+    "DEFAULT_ACCOUNT": "000000000000",
+    # Run the control plane inside the web server process (the lifespan of the ASGI app).
+    "CONTROL_PLANE": os.environ.get("FARGATE_LAB_CONTROL_PLANE", "1") == "1",
+    # The warm pool: instances backed by the local Docker engine. 4 x (4 vCPU, 8 GiB) fits
+    # 64 of the smallest Fargate tasks (256 CPU units / 512 MiB).
+    "FLEET_INSTANCES": _env_int("FARGATE_LAB_FLEET_INSTANCES", 4),
+    "INSTANCE_CPU": _env_int("FARGATE_LAB_INSTANCE_CPU", 4096),
+    "INSTANCE_MEMORY": _env_int("FARGATE_LAB_INSTANCE_MEMORY", 8192),
+    # Docker engine URL for the fleet ("" = DOCKER_HOST or the local socket).
+    "DOCKER_URL": os.environ.get("FARGATE_LAB_DOCKER_URL", ""),
+    # Host address that task ports are published on.
+    "PUBLISH_ADDRESS": os.environ.get("FARGATE_LAB_PUBLISH_ADDRESS", "127.0.0.1"),
+    # Worker threads of the control plane (parallel container starts and stops).
+    "WORKERS": _env_int("FARGATE_LAB_WORKERS", 8),
+    # Full relist of desired and observed state, in case an event was missed.
+    "RESYNC_SECONDS": _env_float("FARGATE_LAB_RESYNC_SECONDS", 10.0),
+    # Leader election among several server processes (a lease in the state database).
+    "LEASE_SECONDS": _env_float("FARGATE_LAB_LEASE_SECONDS", 15.0),
+    # A task without a health check counts as healthy this long after RUNNING (ECS: 40 s).
+    "HEALTH_GRACE_SECONDS": _env_float("FARGATE_LAB_HEALTH_GRACE_SECONDS", 40.0),
+    # Default stopTimeout when a container definition gives none (ECS: 30 s).
+    "STOP_TIMEOUT_SECONDS": _env_int("FARGATE_LAB_STOP_TIMEOUT", 30),
+    "DEMO_IMAGE": os.environ.get("FARGATE_LAB_DEMO_IMAGE", "fargate-lab/demo:latest"),
+}

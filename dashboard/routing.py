@@ -1,0 +1,2 @@
+"""WebSocket routes."""
+websocket_urlpatterns = []

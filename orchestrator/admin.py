@@ -1,0 +1,80 @@
+"""The state database in the Django admin, for inspection and repair."""
+from django.contrib import admin
+
+from orchestrator import models
+
+
+@admin.register(models.Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ("account_id", "name", "created_at")
+
+
+@admin.register(models.AccessKey)
+class AccessKeyAdmin(admin.ModelAdmin):
+    list_display = ("access_key_id", "account", "active", "created_at")
+    list_filter = ("active",)
+
+
+@admin.register(models.Cluster)
+class ClusterAdmin(admin.ModelAdmin):
+    list_display = ("name", "account", "status", "created_at")
+    list_filter = ("status",)
+    search_fields = ("name",)
+
+
+@admin.register(models.TaskDefinition)
+class TaskDefinitionAdmin(admin.ModelAdmin):
+    list_display = ("family", "revision", "status", "cpu", "memory", "registered_at")
+    list_filter = ("status",)
+    search_fields = ("family",)
+
+
+class TaskContainerInline(admin.TabularInline):
+    model = models.TaskContainer
+    extra = 0
+
+
+@admin.register(models.Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ("task_id", "cluster", "group", "desired_status", "last_status", "container_instance", "created_at")
+    list_filter = ("last_status", "desired_status", "cluster")
+    search_fields = ("task_id", "group", "started_by")
+    inlines = [TaskContainerInline]
+
+
+class ServiceEventInline(admin.TabularInline):
+    model = models.ServiceEvent
+    extra = 0
+    fields = ("created_at", "message")
+    readonly_fields = ("created_at", "message")
+
+
+class DeploymentInline(admin.TabularInline):
+    model = models.Deployment
+    extra = 0
+
+
+@admin.register(models.Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ("name", "cluster", "status", "desired_count", "running_count", "pending_count", "task_definition")
+    list_filter = ("status", "cluster")
+    search_fields = ("name",)
+    inlines = [DeploymentInline, ServiceEventInline]
+
+
+@admin.register(models.ContainerInstance)
+class ContainerInstanceAdmin(admin.ModelAdmin):
+    list_display = ("name", "instance_id", "engine_url", "status", "cpu_registered", "memory_registered", "agent_connected")
+    list_filter = ("status",)
+
+
+@admin.register(models.Lease)
+class LeaseAdmin(admin.ModelAdmin):
+    list_display = ("name", "holder", "renewed_at", "expires_at")
+
+
+@admin.register(models.Activity)
+class ActivityAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "component", "action", "object_arn", "trace_id", "status_code", "latency_ms")
+    list_filter = ("component", "action")
+    search_fields = ("object_arn", "trace_id", "message")

@@ -1,0 +1,48 @@
+"""The ASGI lifespan app: the control plane starts and stops with the web server.
+
+With several server processes each one starts a control plane, and the lease in the state
+database lets only one of them reconcile at a time (see ``controlplane``).
+"""
+import asyncio
+import logging
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+
+class ControlPlaneLifespan:
+    """Start the control plane on lifespan.startup, stop it on lifespan.shutdown."""
+
+    def __init__(self):
+        self.control_plane = None
+
+    async def __call__(self, scope, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await asyncio.to_thread(self._start)
+                except Exception as exc:  # tell the server, which then exits with the reason
+                    log.exception("control plane failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self._stop)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _start(self):
+        if not settings.FARGATE_LAB["CONTROL_PLANE"]:
+            log.info("control plane disabled (FARGATE_LAB_CONTROL_PLANE=0)")
+            return
+        from orchestrator.controlplane import ControlPlane
+
+        self.control_plane = ControlPlane()
+        self.control_plane.start()
+
+    def _stop(self):
+        if self.control_plane is not None:
+            self.control_plane.stop()
+            self.control_plane = None

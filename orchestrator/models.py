@@ -1,0 +1,400 @@
+"""The state database: the single source of truth of the control plane (etcd in Kubernetes).
+
+The frontend writes desired state (``desired_status``, ``desired_count``); the control plane
+writes observed state (``last_status``, ``running_count``). Transitions that two workers could
+race on are claimed with conditional updates (``filter(pk=…, last_status=old).update(…)``).
+"""
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def lab_setting(name):
+    """One value of settings.FARGATE_LAB."""
+    return settings.FARGATE_LAB[name]
+
+
+def region():
+    """The region that every ARN of this lab names."""
+    return lab_setting("REGION")
+
+
+def new_id():
+    """A 32-hex-digit id, the shape ECS uses for task and instance ids."""
+    return uuid.uuid4().hex
+
+
+def new_uuid():
+    """A dashed UUID, the shape ECS uses for service event ids."""
+    return str(uuid.uuid4())
+
+
+class Account(models.Model):
+    """An AWS account: every ECS object belongs to one."""
+
+    account_id = models.CharField(max_length=12, unique=True)
+    name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.account_id} {self.name}".strip()
+
+    @classmethod
+    def default(cls):
+        """The lab's default account 000000000000 with access key test / secret test."""
+        account, _ = cls.objects.get_or_create(
+            account_id=lab_setting("DEFAULT_ACCOUNT"), defaults={"name": "default"}
+        )
+        AccessKey.objects.get_or_create(
+            access_key_id="test", defaults={"account": account, "secret_access_key": "test"}
+        )
+        return account
+
+
+class AccessKey(models.Model):
+    """An access key pair that SigV4 signatures are checked against."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="access_keys")
+    access_key_id = models.CharField(max_length=128, unique=True)
+    secret_access_key = models.CharField(max_length=128)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.access_key_id
+
+
+class Cluster(models.Model):
+    """An ECS cluster (a Kubernetes cluster, for tenancy a namespace)."""
+
+    ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="clusters")
+    name = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, default=ACTIVE)
+    tags = models.JSONField(default=list, blank=True)
+    settings = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_cluster_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        return f"arn:aws:ecs:{region()}:{self.account.account_id}:cluster/{self.name}"
+
+
+class TaskDefinition(models.Model):
+    """One revision of a task definition family (a Pod spec / PodTemplate).
+
+    ``body`` keeps the registered request as ECS returns it (containerDefinitions, cpu,
+    memory, networkMode, requiresCompatibilities, …), so Describe gives back what was sent.
+    """
+
+    ACTIVE, INACTIVE, DELETE_IN_PROGRESS = "ACTIVE", "INACTIVE", "DELETE_IN_PROGRESS"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="task_definitions")
+    family = models.CharField(max_length=255)
+    revision = models.PositiveIntegerField()
+    status = models.CharField(max_length=24, default=ACTIVE)
+    body = models.JSONField(default=dict)
+    cpu = models.PositiveIntegerField(help_text="task-level CPU units (1024 = 1 vCPU)")
+    memory = models.PositiveIntegerField(help_text="task-level memory, MiB")
+    tags = models.JSONField(default=list, blank=True)
+    registered_at = models.DateTimeField(default=timezone.now)
+    deregistered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "family", "revision"], name="uniq_taskdef_revision")
+        ]
+        ordering = ["family", "revision"]
+
+    def __str__(self):
+        return f"{self.family}:{self.revision}"
+
+    @property
+    def arn(self):
+        return f"arn:aws:ecs:{region()}:{self.account.account_id}:task-definition/{self.family}:{self.revision}"
+
+    @property
+    def container_definitions(self):
+        return self.body.get("containerDefinitions", [])
+
+
+class ContainerInstance(models.Model):
+    """An instance of the hidden Fargate fleet (a Kubernetes node), backed by a Docker engine.
+
+    The fleet is the platform's, not a customer's: like AWS's Fargate fleet it belongs to no
+    account and is shared by every cluster. Remaining capacity is derived from the tasks
+    placed on it (see ``capacity_manager``), never kept as a counter that could drift.
+    """
+
+    PROVISIONING, ACTIVE, DRAINING, INACTIVE = "PROVISIONING", "ACTIVE", "DRAINING", "INACTIVE"
+
+    instance_id = models.CharField(max_length=32, unique=True, default=new_id)
+    name = models.CharField(max_length=64, unique=True)
+    engine_url = models.CharField(max_length=255, blank=True, help_text='"" = the local engine')
+    status = models.CharField(max_length=16, default=ACTIVE)
+    cpu_registered = models.PositiveIntegerField()
+    memory_registered = models.PositiveIntegerField()
+    agent_connected = models.BooleanField(default=False)
+    registered_at = models.DateTimeField(default=timezone.now)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def arn_for(self, account_id, cluster_name):
+        """The ARN of this instance as seen from one cluster of one account."""
+        return f"arn:aws:ecs:{region()}:{account_id}:container-instance/{cluster_name}/{self.instance_id}"
+
+
+class Service(models.Model):
+    """An ECS service (a Deployment with its ReplicaSets): keeps desired_count tasks running."""
+
+    ACTIVE, DRAINING, INACTIVE = "ACTIVE", "DRAINING", "INACTIVE"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="services")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="services")
+    name = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, default=ACTIVE)
+    task_definition = models.ForeignKey(TaskDefinition, on_delete=models.PROTECT, related_name="services")
+    desired_count = models.PositiveIntegerField(default=0)
+    # Observed, written by the cluster manager.
+    running_count = models.PositiveIntegerField(default=0)
+    pending_count = models.PositiveIntegerField(default=0)
+    launch_type = models.CharField(max_length=16, default="FARGATE")
+    scheduling_strategy = models.CharField(max_length=16, default="REPLICA")
+    deployment_configuration = models.JSONField(default=dict, blank=True)
+    network_configuration = models.JSONField(default=dict, blank=True)
+    load_balancers = models.JSONField(default=list, blank=True)
+    placement_strategy = models.JSONField(default=list, blank=True)
+    placement_constraints = models.JSONField(default=list, blank=True)
+    health_check_grace_period = models.PositiveIntegerField(null=True, blank=True)
+    client_token = models.CharField(max_length=36, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # Whether the last pass saw the service at steady state (so the event is said once).
+    steady = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "name"],
+                condition=~models.Q(status="INACTIVE"),
+                name="uniq_live_service_name",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.cluster.name}/{self.name}"
+
+    @property
+    def arn(self):
+        return f"arn:aws:ecs:{region()}:{self.account.account_id}:service/{self.cluster.name}/{self.name}"
+
+    def add_event(self, message):
+        """Append a service event, worded as ECS words it; returns the event."""
+        return self.events.create(message=f"(service {self.name}) {message}")
+
+
+class ServiceEvent(models.Model):
+    """One line of a service's event log, as DescribeServices shows it."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="events")
+    event_id = models.CharField(max_length=36, default=new_uuid)
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class Deployment(models.Model):
+    """One deployment of a service (a ReplicaSet of a Deployment): PRIMARY, ACTIVE or INACTIVE."""
+
+    PRIMARY, ACTIVE, INACTIVE = "PRIMARY", "ACTIVE", "INACTIVE"
+    IN_PROGRESS, COMPLETED, FAILED = "IN_PROGRESS", "COMPLETED", "FAILED"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="deployments")
+    deployment_id = models.CharField(max_length=40, unique=True)
+    status = models.CharField(max_length=16, default=PRIMARY)
+    task_definition = models.ForeignKey(TaskDefinition, on_delete=models.PROTECT, related_name="+")
+    desired_count = models.PositiveIntegerField(default=0)
+    running_count = models.PositiveIntegerField(default=0)
+    pending_count = models.PositiveIntegerField(default=0)
+    failed_tasks = models.PositiveIntegerField(default=0)
+    rollout_state = models.CharField(max_length=16, default=IN_PROGRESS)
+    rollout_state_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @classmethod
+    def new_id(cls):
+        """A deployment id shaped like ECS's: ecs-svc/ and 19 digits."""
+        return "ecs-svc/" + str(uuid.uuid4().int)[:19]
+
+
+class Task(models.Model):
+    """A running copy of a task definition (a Pod).
+
+    Lifecycle (last_status): PROVISIONING → PENDING → ACTIVATING → RUNNING → DEACTIVATING →
+    STOPPING → DEPROVISIONING → STOPPED. desired_status is RUNNING or STOPPED.
+    """
+
+    PROVISIONING, PENDING, ACTIVATING, RUNNING = "PROVISIONING", "PENDING", "ACTIVATING", "RUNNING"
+    DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED = "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"
+    LIFECYCLE = [PROVISIONING, PENDING, ACTIVATING, RUNNING, DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED]
+    # The Pod phase each state corresponds to, for the dashboard.
+    POD_PHASE = {
+        PROVISIONING: "Pending", PENDING: "Pending", ACTIVATING: "Pending", RUNNING: "Running",
+        DEACTIVATING: "Running", STOPPING: "Running", DEPROVISIONING: "Running", STOPPED: "Succeeded / Failed",
+    }
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="tasks")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="tasks")
+    task_id = models.CharField(max_length=32, unique=True, default=new_id)
+    task_definition = models.ForeignKey(TaskDefinition, on_delete=models.PROTECT, related_name="tasks")
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
+    deployment = models.ForeignKey(Deployment, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
+    container_instance = models.ForeignKey(
+        ContainerInstance, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
+    group = models.CharField(max_length=255, blank=True)
+    started_by = models.CharField(max_length=128, blank=True)
+    launch_type = models.CharField(max_length=16, default="FARGATE")
+    cpu = models.PositiveIntegerField()
+    memory = models.PositiveIntegerField()
+    overrides = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    client_token = models.CharField(max_length=64, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    desired_status = models.CharField(max_length=16, default=RUNNING)
+    last_status = models.CharField(max_length=16, default=PROVISIONING)
+    # Why a task waits (e.g. no instance has room) — shown while PROVISIONING.
+    pending_reason = models.TextField(blank=True)
+    stop_code = models.CharField(max_length=48, blank=True)
+    stopped_reason = models.TextField(blank=True)
+    health_status = models.CharField(max_length=16, default="UNKNOWN")
+    private_ip = models.CharField(max_length=45, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    pull_started_at = models.DateTimeField(null=True, blank=True)
+    pull_stopped_at = models.DateTimeField(null=True, blank=True)
+    connectivity_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopping_at = models.DateTimeField(null=True, blank=True)
+    execution_stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["cluster", "last_status"]),
+            models.Index(fields=["service", "desired_status"]),
+            models.Index(fields=["last_status"]),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.task_id
+
+    @property
+    def arn(self):
+        return f"arn:aws:ecs:{region()}:{self.account.account_id}:task/{self.cluster.name}/{self.task_id}"
+
+    @property
+    def pod_phase(self):
+        return self.POD_PHASE.get(self.last_status, "Unknown")
+
+    def advance(self, old_status, new_status, **fields):
+        """Move last_status from old to new if nobody else moved it first; True if we did.
+
+        The conditional UPDATE is the claim: two workers never act twice on one transition.
+        """
+        now = timezone.now()
+        fields.setdefault("updated_at", now)
+        changed = Task.objects.filter(pk=self.pk, last_status=old_status).update(
+            last_status=new_status, version=models.F("version") + 1, **fields
+        )
+        if changed:
+            self.refresh_from_db()
+        return bool(changed)
+
+
+class TaskContainer(models.Model):
+    """One container of a task, with the Docker container that backs it once created."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="containers")
+    name = models.CharField(max_length=255)
+    image = models.CharField(max_length=1024)
+    essential = models.BooleanField(default=True)
+    docker_id = models.CharField(max_length=64, blank=True)
+    last_status = models.CharField(max_length=16, default="PENDING")
+    exit_code = models.IntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    network_bindings = models.JSONField(default=list, blank=True)
+    health_status = models.CharField(max_length=16, default="UNKNOWN")
+    cpu = models.PositiveIntegerField(default=0)
+    memory = models.PositiveIntegerField(null=True, blank=True)
+    # The last lines of output, kept when the container is removed after it stopped.
+    log_tail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.task.task_id}/{self.name}"
+
+
+class Lease(models.Model):
+    """A leader-election lease (Kubernetes' coordination.k8s.io Lease): one holder reconciles."""
+
+    name = models.CharField(max_length=64, unique=True)
+    holder = models.CharField(max_length=128, blank=True)
+    renewed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name} held by {self.holder or 'nobody'}"
+
+
+class Activity(models.Model):
+    """One step the control plane took, for the dashboard's cards and a request's replay.
+
+    ``trace_id`` ties the steps of one request together: the API call that created a task,
+    its placement, its container start, its RUNNING report.
+    """
+
+    component = models.CharField(max_length=32)  # frontend, cluster_manager, capacity_manager, agent, docker…
+    action = models.CharField(max_length=64)
+    object_arn = models.CharField(max_length=512, blank=True)
+    message = models.TextField(blank=True)
+    trace_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # API calls: caller, HTTP status, latency.
+    caller = models.CharField(max_length=128, blank=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "activities"
+
+    def __str__(self):
+        return f"{self.component} {self.action} {self.object_arn}"
