@@ -284,6 +284,8 @@ class Task(models.Model):
     tags = models.JSONField(default=list, blank=True)
     client_token = models.CharField(max_length=64, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
+    # The trace of the request that created the task (RunTask, or the service's pass).
+    trace_id = models.CharField(max_length=64, blank=True)
     desired_status = models.CharField(max_length=16, default=RUNNING)
     last_status = models.CharField(max_length=16, default=PROVISIONING)
     # Why a task waits (e.g. no instance has room) — shown while PROVISIONING.
