@@ -1,1 +1,152 @@
-"""Fixtures: lab."""
+"""Fixtures: a whole lab as a user runs it — ``manage.py lab`` in a subprocess on a free port,
+with its own state database and lab id — driven by boto3 and the aws CLI, and checked
+against the real Docker engine (read here with the Docker SDK directly, not through the lab's
+adapter, so the check does not trust the code under test)."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+
+
+def free_port():
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def poll(predicate, timeout=30.0, interval=0.05, message="condition"):
+    """Call ``predicate`` until it returns something truthy; return that, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)  # polling interval while waiting on the condition, not a fixed wait
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last value: {last!r})")
+
+
+class LabProcess:
+    """One lab subprocess: start, stop (gracefully, as Ctrl-C does), restart, clients."""
+
+    def __init__(self, workdir, lab_id, extra_env=None):
+        self.workdir = Path(workdir)
+        self.lab_id = lab_id
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.log_path = self.workdir / "lab.log"
+        self.env = {
+            **os.environ,
+            "FARGATE_LAB_VAR": str(self.workdir),
+            "FARGATE_LAB_DB": str(self.workdir / "lab.sqlite3"),
+            "FARGATE_LAB_ID": lab_id,
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "FARGATE_LAB_RESYNC_SECONDS": "2",
+            "FARGATE_LAB_LEASE_SECONDS": "5",
+            "FARGATE_LAB_STOP_TIMEOUT": "5",
+            **(extra_env or {}),
+        }
+
+    def start(self):
+        """Start ``manage.py lab`` and wait until the API answers."""
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "lab", "--skip-demo-image"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+        def answers():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"lab exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                return requests.get(self.url + "/accounts/login/", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        poll(answers, timeout=60, message="the lab to answer HTTP")
+        return self
+
+    def stop(self):
+        """Stop the lab as Ctrl-C does (SIGINT); running containers stay for the next start."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+    def client(self, service="ecs", **overrides):
+        """A boto3 client pointed at the lab, with the default account's key."""
+        kwargs = {**CREDENTIALS, **overrides}
+        return boto3.client(
+            service, endpoint_url=self.url, config=Config(retries={"max_attempts": 1}), **kwargs
+        )
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """The Docker SDK on the local engine; fails (never skips) when no engine answers."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:  # any failure to reach the engine fails the test, with the reason
+        pytest.fail(f"these tests need a running Docker engine, and none answers: {exc}")
+    return client
+
+
+@pytest.fixture(scope="session")
+def lab_demo_image(docker_client):
+    """The demo image, built once per session by demo/build.sh."""
+    image = "fargate-lab/demo:latest"
+    result = subprocess.run(["bash", str(ROOT / "demo" / "build.sh"), image], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return image
+
+
+@pytest.fixture
+def lab(tmp_path, docker_client, lab_demo_image):
+    """A running lab of its own (own database, own lab id); its containers are removed after."""
+    lab = LabProcess(tmp_path, f"test-{uuid.uuid4().hex[:8]}")
+    lab.start()
+    yield lab
+    lab.stop()
+    remove_lab_objects(docker_client, lab.lab_id)
+
+
+def lab_containers(docker_client, lab_id, all=False):
+    """The containers carrying this lab's label."""
+    return docker_client.containers.list(all=all, filters={"label": f"fargatelab.lab={lab_id}"})
+
+
+def remove_lab_objects(docker_client, lab_id):
+    """Remove this lab's containers and networks (and only them)."""
+    for container in lab_containers(docker_client, lab_id, all=True):
+        container.remove(force=True)
+    for network in docker_client.networks.list(filters={"label": f"fargatelab.lab={lab_id}"}):
+        network.remove()

@@ -1,0 +1,92 @@
+"""``manage.py lab``: start the whole lab in one process — web server, ECS API, dashboard and
+the in-process control plane — after migrating the state database and building the demo image."""
+import ipaddress
+import subprocess
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+
+def is_loopback(host):
+    """Whether ``host`` only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Command(BaseCommand):
+    help = (
+        "Start Fargate Lab: migrate the state database, create the default account (access key "
+        "test / secret test) and dashboard user (admin / admin), build the demo image if it is "
+        "missing, then serve the ECS API and the dashboard on HOST:PORT (127.0.0.1:8000 by default) "
+        "with the control plane running in the same process. Bound to any non-loopback address "
+        "(a classroom lab), it refuses to start while the admin user has the default password."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=settings.LAB_HOST, help="address to listen on (env HOST; default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=settings.LAB_PORT, help="port to listen on (env PORT; default 8000)")
+        parser.add_argument("--skip-demo-image", action="store_true", help="do not build the demo image")
+        parser.add_argument("--no-control-plane", action="store_true", help="serve the API and dashboard only")
+
+    def handle(self, *args, host, port, skip_demo_image, no_control_plane, **options):
+        from orchestrator.docker_engine import DockerEngine, EngineUnavailable
+
+        engine = DockerEngine.from_settings()
+        try:
+            engine.ping()
+        except EngineUnavailable as exc:
+            raise CommandError(
+                f"No Docker engine answers ({exc}). Start Docker (for example `sudo systemctl start docker`, "
+                "or `sudo dockerd &`) or point DOCKER_HOST at one, then run `make run` again."
+            )
+        call_command("migrate", interactive=False, verbosity=0)
+        self.bootstrap(host)
+        if not skip_demo_image:
+            self.ensure_demo_image(engine)
+        if no_control_plane:
+            settings.FARGATE_LAB["CONTROL_PLANE"] = False
+        self.banner(host, port)
+        import uvicorn
+
+        uvicorn.run("config.asgi:application", host=host, port=port, lifespan="on", log_level="warning")
+
+    def bootstrap(self, host):
+        """The default account and admin user; refuse a classroom lab with the default password."""
+        from dashboard import bootstrap
+        from orchestrator.models import Account
+
+        Account.default()
+        bootstrap.ensure_admin()
+        if not is_loopback(host):
+            try:
+                bootstrap.refuse_default_password(host)
+            except Exception as exc:
+                raise CommandError(str(exc))
+
+    def ensure_demo_image(self, engine):
+        """Build the demo image once; a second start finds it and skips the build."""
+        image = settings.FARGATE_LAB["DEMO_IMAGE"]
+        if engine.image_present(image):
+            return
+        self.stdout.write(f"Building the demo image {image} …")
+        result = subprocess.run(["bash", str(settings.BASE_DIR / "demo" / "build.sh"), image], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise CommandError(f"Could not build the demo image {image}:\n{result.stderr.strip()}")
+
+    def banner(self, host, port):
+        url = f"http://{host}:{port}"
+        self.stdout.write(
+            f"Fargate Lab is up on {url}\n"
+            f"  dashboard  {url}/  (user admin / password admin)\n"
+            f"  ECS API    aws --endpoint-url {url} ecs list-clusters  (key test / secret test, region "
+            f"{settings.FARGATE_LAB['REGION']})\n"
+            f"  admin      {url}/admin/\n"
+            "Stop with Ctrl-C; running tasks are adopted on the next start."
+        )
+        sys.stdout.flush()
