@@ -400,3 +400,180 @@ class Activity(models.Model):
 
     def __str__(self):
         return f"{self.component} {self.action} {self.object_arn}"
+
+
+# --- Elastic Load Balancing (ALB) and ECR -------------------------------------------------
+
+
+def new_short_id():
+    """A 16-hex-digit id, the shape ELBv2 uses at the end of its ARNs."""
+    return uuid.uuid4().hex[:16]
+
+
+def new_dns_number():
+    """Ten digits, the shape ELB uses in a load balancer's DNS name."""
+    return str(uuid.uuid4().int)[:10]
+
+
+class LoadBalancer(models.Model):
+    """An application load balancer (a Kubernetes Service of type LoadBalancer / an Ingress).
+
+    Its listeners are served by ``load_balancer.DataPlane`` on the lab's host; its DNS name
+    ends in ``.elb.localhost``, which browsers resolve to 127.0.0.1.
+    """
+
+    PROVISIONING, ACTIVE, ACTIVE_IMPAIRED, FAILED = "provisioning", "active", "active_impaired", "failed"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="load_balancers")
+    name = models.CharField(max_length=32)
+    lb_id = models.CharField(max_length=16, unique=True, default=new_short_id)
+    dns_number = models.CharField(max_length=10, default=new_dns_number)
+    type = models.CharField(max_length=16, default="application")
+    scheme = models.CharField(max_length=16, default="internet-facing")
+    ip_address_type = models.CharField(max_length=16, default="ipv4")
+    state = models.CharField(max_length=16, default=ACTIVE)
+    state_reason = models.TextField(blank=True)
+    subnets = models.JSONField(default=list, blank=True)
+    security_groups = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_load_balancer_name")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        return (
+            f"arn:aws:elasticloadbalancing:{region()}:{self.account.account_id}:"
+            f"loadbalancer/app/{self.name}/{self.lb_id}"
+        )
+
+    @property
+    def dns_name(self):
+        return f"{self.name}-{self.dns_number}.{region()}.elb.localhost".lower()
+
+
+class TargetGroup(models.Model):
+    """A target group (a Kubernetes Endpoints object): where a listener forwards, with its health check."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="target_groups")
+    name = models.CharField(max_length=32)
+    tg_id = models.CharField(max_length=16, unique=True, default=new_short_id)
+    protocol = models.CharField(max_length=8, default="HTTP")
+    protocol_version = models.CharField(max_length=8, default="HTTP1")
+    port = models.PositiveIntegerField(null=True, blank=True)
+    vpc_id = models.CharField(max_length=64, blank=True)
+    target_type = models.CharField(max_length=16, default="instance")
+    health_check_enabled = models.BooleanField(default=True)
+    health_check_protocol = models.CharField(max_length=8, default="HTTP")
+    health_check_port = models.CharField(max_length=16, default="traffic-port")
+    health_check_path = models.CharField(max_length=1024, default="/")
+    # Floats so that tests may check faster than the API's 5-second minimum.
+    health_check_interval = models.FloatField(default=30)
+    health_check_timeout = models.FloatField(default=5)
+    healthy_threshold = models.PositiveIntegerField(default=5)
+    unhealthy_threshold = models.PositiveIntegerField(default=2)
+    matcher = models.CharField(max_length=128, default="200")
+    deregistration_delay = models.FloatField(default=300)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_target_group_name")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        return f"arn:aws:elasticloadbalancing:{region()}:{self.account.account_id}:targetgroup/{self.name}/{self.tg_id}"
+
+
+class Listener(models.Model):
+    """A listener: a port of a load balancer and the actions it takes (forward to target groups)."""
+
+    load_balancer = models.ForeignKey(LoadBalancer, on_delete=models.CASCADE, related_name="listeners")
+    listener_id = models.CharField(max_length=16, unique=True, default=new_short_id)
+    port = models.PositiveIntegerField()
+    protocol = models.CharField(max_length=8, default="HTTP")
+    default_actions = models.JSONField(default=list)
+    target_groups = models.ManyToManyField(TargetGroup, related_name="listeners", blank=True)
+    # Written by the data plane: "" while serving, else why the port could not be bound.
+    bind_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["port"]
+
+    def __str__(self):
+        return f"{self.load_balancer.name}:{self.port}"
+
+    @property
+    def arn(self):
+        lb = self.load_balancer
+        return (
+            f"arn:aws:elasticloadbalancing:{region()}:{lb.account.account_id}:"
+            f"listener/app/{lb.name}/{lb.lb_id}/{self.listener_id}"
+        )
+
+
+class Target(models.Model):
+    """A registered target of a target group, with the health the data plane observed.
+
+    ``target_id``/``port`` are what the API shows (an IP, or an instance id); ``address``/
+    ``connect_port`` are where the proxy really connects (for a task: its port published on
+    the host). ``task`` is set when the control plane registered a service's task.
+    """
+
+    INITIAL, HEALTHY, UNHEALTHY, DRAINING = "initial", "healthy", "unhealthy", "draining"
+
+    target_group = models.ForeignKey(TargetGroup, on_delete=models.CASCADE, related_name="targets")
+    target_id = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    availability_zone = models.CharField(max_length=32, blank=True)
+    address = models.CharField(max_length=255)
+    connect_port = models.PositiveIntegerField()
+    task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="targets")
+    state = models.CharField(max_length=16, default=INITIAL)
+    reason = models.CharField(max_length=64, default="Elb.RegistrationInProgress", blank=True)
+    description = models.TextField(blank=True)
+    registered_at = models.DateTimeField(default=timezone.now)
+    drain_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["target_group", "target_id", "port"], name="uniq_target")
+        ]
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.target_id}:{self.port} ({self.state})"
+
+
+class Repository(models.Model):
+    """An ECR repository; its images live in the lab's OCI registry under the same name."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="repositories")
+    name = models.CharField(max_length=256, unique=True)
+    image_tag_mutability = models.CharField(max_length=16, default="MUTABLE")
+    scan_on_push = models.BooleanField(default=False)
+    encryption_type = models.CharField(max_length=8, default="AES256")
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "repositories"
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        return f"arn:aws:ecr:{region()}:{self.account.account_id}:repository/{self.name}"
