@@ -1,6 +1,131 @@
-"""HTTP face of the frontend (placeholder until the frontend lands)."""
-from django.http import JsonResponse
+"""HTTP face of the frontend: the ECS API over AWS JSON 1.1 at ``POST /``.
+
+Each call is: route by X-Amz-Target, authenticate (SigV4), parse JSON, dispatch, answer with
+``application/x-amz-json-1.1`` and an ``x-amzn-RequestId``, and record one activity row with
+the caller, status code and latency. Every malformed request is a 4xx with AWS's error type.
+"""
+import json
+import logging
+import time
+import uuid
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+
+from orchestrator import activity
+from orchestrator.frontend import EcsError, call, sigv4
+from orchestrator.frontend.operations import supported
+
+log = logging.getLogger(__name__)
+TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+# Where the ARN of the object an operation touched sits in its response.
+_ARN_FIELDS = (
+    ("cluster", "clusterArn"), ("taskDefinition", "taskDefinitionArn"), ("task", "taskArn"),
+    ("service", "serviceArn"), ("tasks", "taskArn"), ("clusters", "clusterArn"), ("services", "serviceArn"),
+)
 
 
 def api(request):
-    return JsonResponse({"__type": "ServerException", "message": "not yet"}, status=500)
+    """Answer one ECS API call (see the module docstring for the steps)."""
+    started = time.perf_counter()
+    trace_id = activity.new_trace_id()
+    operation, caller, response, params = _target_name(request), "", {}, {}
+    try:
+        operation = _operation(request)
+        body = _body(request)
+        key = sigv4.authenticate(request)
+        caller = key.access_key_id
+        params = _parse(body)
+        response = call(key.account, operation, params, caller=caller, trace_id=trace_id)
+        status = 200
+    except EcsError as error:
+        response, status = error.as_json(), error.status
+        caller = caller or _claimed_key(request)
+    except Exception:  # a bug, never the caller's fault: say so, and log it for us
+        log.exception("ECS %s failed", operation)
+        response, status = {"__type": "ServerException", "message": "Internal error in Fargate Lab."}, 500
+    latency_ms = (time.perf_counter() - started) * 1000
+    _record(operation, params, response, status, trace_id, caller, latency_ms)
+    return _respond(response, status)
+
+
+def _target_name(request):
+    """The operation named by X-Amz-Target, for the activity log even when it is unknown."""
+    return request.META.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2][:64] or "unknown"
+
+
+def _operation(request):
+    """The ECS operation named by X-Amz-Target, or UnknownOperationException."""
+    target = request.META.get("HTTP_X_AMZ_TARGET", "")
+    prefix, _, name = target.rpartition(".")
+    if prefix + "." != TARGET_PREFIX:
+        raise EcsError(
+            "UnknownOperationException",
+            f"X-Amz-Target '{target[:128]}' is not an ECS operation (expected {TARGET_PREFIX}<Operation>).",
+        )
+    if not supported(name):
+        raise EcsError("UnknownOperationException", f"Operation {name[:128]} is not supported by Fargate Lab")
+    return name
+
+
+def _body(request):
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise EcsError("InvalidParameterException", "The request body is too large.") from None
+
+
+def _parse(body):
+    """The request's JSON object ("" is an empty object, as the SDKs send for no parameters)."""
+    if not body.strip():
+        return {}
+    try:
+        params = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise EcsError("SerializationException", "The request body is not valid JSON.") from None
+    if not isinstance(params, dict):
+        raise EcsError("SerializationException", "The request body must be a JSON object.")
+    return params
+
+
+def _claimed_key(request):
+    """The access key id a rejected request claimed to be signed with, for the activity log."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    _, _, rest = header.partition("Credential=")
+    return rest.split("/", 1)[0].split(",", 1)[0][:128] if rest else ""
+
+
+def _object_arn(params, response):
+    """The ARN of the object a call touched, from its response (or its resourceArn)."""
+    for key, field in _ARN_FIELDS:
+        value = response.get(key)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, dict) and field in value:
+            return value[field]
+    arn = params.get("resourceArn") if isinstance(params, dict) else None
+    return arn if isinstance(arn, str) else ""
+
+
+def _record(operation, params, response, status, trace_id, caller, latency_ms):
+    """One activity row per call; a failure to record is logged and does not fail the call."""
+    if status == 200:
+        message = f"{operation} → 200"
+    else:
+        message = f"{operation} → {status} {response.get('__type')}: {response.get('message', '')}"
+    try:
+        activity.record(
+            "frontend", operation, _object_arn(params, response)[:512], message[:2000], trace_id,
+            caller=caller, status_code=status, latency_ms=round(latency_ms, 2),
+        )
+    except Exception:  # the activity log is for watching, the API answer matters more
+        log.exception("could not record activity for %s", operation)
+
+
+def _respond(data, status):
+    response = HttpResponse(json.dumps(data), status=status, content_type=CONTENT_TYPE)
+    response["x-amzn-RequestId"] = str(uuid.uuid4())
+    if status != 200:
+        response["x-amzn-ErrorType"] = data.get("__type", "")
+    return response

@@ -1,1 +1,59 @@
-"""Fixtures: api."""
+"""Fixtures: api. A real boto3 ECS client against the live test server, and raw signed requests."""
+import json
+
+import boto3
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
+import pytest
+import requests
+
+from orchestrator.models import Account
+
+TARGET = "AmazonEC2ContainerServiceV20141113."
+
+
+@pytest.fixture
+def default_account(db):
+    """The lab's default account 000000000000 with access key test / secret test."""
+    return Account.default()
+
+
+@pytest.fixture
+def ecs(live_server, default_account):
+    """A boto3 ECS client signed with test/test, pointed at the live server."""
+    return boto3.client(
+        "ecs",
+        endpoint_url=live_server.url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+def signed_request(url, operation, body, *, key="test", secret="test", target=None, headers=None):
+    """Sign a raw ECS request with botocore's SigV4Auth; return (url, headers, data) for requests."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = botocore.awsrequest.AWSRequest(
+        method="POST",
+        url=url + "/",
+        data=data,
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": target if target is not None else TARGET + operation,
+            **(headers or {}),
+        },
+    )
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "ecs", "us-east-1").add_auth(request)
+    return dict(request.headers.items()), data
+
+
+@pytest.fixture
+def raw_api(live_server, default_account):
+    """Send a signed raw request: ``raw_api(operation, body, **signing)`` -> requests.Response."""
+
+    def send(operation, body, **signing):
+        headers, data = signed_request(live_server.url, operation, body, **signing)
+        return requests.post(live_server.url + "/", data=data, headers=headers, timeout=30)
+
+    return send

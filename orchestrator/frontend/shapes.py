@@ -1,0 +1,239 @@
+"""Serializers from state-database rows to botocore-shaped response dicts.
+
+The API and the dashboard both use these, so the dashboard shows exactly what DescribeTasks
+or DescribeServices would return. Timestamps are epoch seconds (floats), as AWS JSON 1.1 sends.
+"""
+import uuid
+
+from django.db.models import Q, Sum
+
+from orchestrator.models import Task, region
+
+PLATFORM_VERSION = "1.4.0"
+AVAILABILITY_ZONE_SUFFIX = "a"
+PENDING_STATES = (Task.PROVISIONING, Task.PENDING, Task.ACTIVATING)
+
+
+def epoch(value):
+    """A datetime as epoch seconds, or None."""
+    return value.timestamp() if value else None
+
+
+def _compact(data):
+    """Drop members whose value is None, as ECS omits unset members."""
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def availability_zone():
+    return region() + AVAILABILITY_ZONE_SUFFIX
+
+
+def cluster_shape(c, include=()):
+    """A Cluster as DescribeClusters returns it; ``include`` may name TAGS and SETTINGS."""
+    tasks = c.tasks.exclude(last_status=Task.STOPPED)
+    data = {
+        "clusterArn": c.arn,
+        "clusterName": c.name,
+        "status": c.status,
+        "registeredContainerInstancesCount": 0,
+        "runningTasksCount": tasks.filter(last_status=Task.RUNNING).count(),
+        "pendingTasksCount": tasks.filter(last_status__in=PENDING_STATES).count(),
+        "activeServicesCount": c.services.filter(status="ACTIVE").count(),
+        "statistics": [],
+        "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+        "defaultCapacityProviderStrategy": [],
+    }
+    if "TAGS" in include:
+        data["tags"] = list(c.tags)
+    if "SETTINGS" in include:
+        data["settings"] = list(c.settings) or [{"name": "containerInsights", "value": "disabled"}]
+    return data
+
+
+def task_definition_shape(td):
+    """A TaskDefinition as DescribeTaskDefinition returns it (the stored, normalized body)."""
+    data = dict(td.body)
+    data.update(
+        taskDefinitionArn=td.arn,
+        family=td.family,
+        revision=td.revision,
+        status=td.status,
+        registeredAt=epoch(td.registered_at),
+    )
+    if td.deregistered_at:
+        data["deregisteredAt"] = epoch(td.deregistered_at)
+    return data
+
+
+def _container_shape(task, container):
+    container_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{task.task_id}/{container.name}")
+    data = {
+        "containerArn": f"arn:aws:ecs:{region()}:{task.account.account_id}:container/{task.cluster.name}/{task.task_id}/{container_id}",
+        "taskArn": task.arn,
+        "name": container.name,
+        "image": container.image,
+        "runtimeId": container.docker_id or None,
+        "lastStatus": container.last_status,
+        "exitCode": container.exit_code,
+        "reason": container.reason or None,
+        "networkBindings": list(container.network_bindings),
+        "networkInterfaces": (
+            [{"attachmentId": _attachment_id(task), "privateIpv4Address": task.private_ip}] if task.private_ip else []
+        ),
+        "healthStatus": container.health_status,
+        "cpu": str(container.cpu),
+        "memory": str(container.memory) if container.memory else None,
+    }
+    return _compact(data)
+
+
+def _attachment_id(task):
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"eni/{task.task_id}"))
+
+
+def _eni_attachment(task):
+    """The awsvpc ENI attachment: one IP per task (the pod IP)."""
+    details = [{"name": "subnetId", "value": "subnet-fargatelab"}]
+    if task.private_ip:
+        details.append({"name": "privateIPv4Address", "value": task.private_ip})
+    status = "ATTACHED" if task.private_ip else ("DELETED" if task.last_status == Task.STOPPED else "PRECREATED")
+    return {"id": _attachment_id(task), "type": "ElasticNetworkInterface", "status": status, "details": details}
+
+
+def task_shape(t, include=()):
+    """A Task as DescribeTasks returns it; ``include`` may name TAGS."""
+    overrides = {"containerOverrides": [], "inferenceAcceleratorOverrides": []}
+    overrides.update(t.overrides or {})
+    data = {
+        "taskArn": t.arn,
+        "clusterArn": t.cluster.arn,
+        "taskDefinitionArn": t.task_definition.arn,
+        "containerInstanceArn": (
+            t.container_instance.arn_for(t.account.account_id, t.cluster.name) if t.container_instance else None
+        ),
+        "attachments": [_eni_attachment(t)],
+        "availabilityZone": availability_zone(),
+        "containers": [_container_shape(t, c) for c in t.containers.all()],
+        "cpu": str(t.cpu),
+        "memory": str(t.memory),
+        "createdAt": epoch(t.created_at),
+        "desiredStatus": t.desired_status,
+        "lastStatus": t.last_status,
+        "enableExecuteCommand": False,
+        "group": t.group or None,
+        "healthStatus": t.health_status,
+        "launchType": t.launch_type,
+        "platformVersion": PLATFORM_VERSION,
+        "platformFamily": "Linux",
+        "overrides": overrides,
+        "startedBy": t.started_by or None,
+        "connectivity": "CONNECTED" if t.connectivity_at else None,
+        "connectivityAt": epoch(t.connectivity_at),
+        "pullStartedAt": epoch(t.pull_started_at),
+        "pullStoppedAt": epoch(t.pull_stopped_at),
+        "startedAt": epoch(t.started_at),
+        "stoppingAt": epoch(t.stopping_at),
+        "executionStoppedAt": epoch(t.execution_stopped_at),
+        "stoppedAt": epoch(t.stopped_at),
+        "stopCode": t.stop_code or None,
+        "stoppedReason": t.stopped_reason or None,
+        "version": t.version,
+        "ephemeralStorage": {"sizeInGiB": 20},
+        "fargateEphemeralStorage": {"sizeInGiB": 20},
+    }
+    if "TAGS" in include:
+        data["tags"] = list(t.tags)
+    return _compact(data)
+
+
+def deployment_shape(d):
+    """One entry of a service's deployments list."""
+    return _compact({
+        "id": d.deployment_id,
+        "status": d.status,
+        "taskDefinition": d.task_definition.arn,
+        "desiredCount": d.desired_count,
+        "pendingCount": d.pending_count,
+        "runningCount": d.running_count,
+        "failedTasks": d.failed_tasks,
+        "createdAt": epoch(d.created_at),
+        "updatedAt": epoch(d.updated_at),
+        "launchType": d.service.launch_type,
+        "platformVersion": PLATFORM_VERSION,
+        "platformFamily": "Linux",
+        "networkConfiguration": d.service.network_configuration or None,
+        "rolloutState": d.rollout_state,
+        "rolloutStateReason": d.rollout_state_reason or None,
+    })
+
+
+def service_shape(s, include=()):
+    """A Service as DescribeServices returns it: deployments and the newest 100 events."""
+    data = {
+        "serviceArn": s.arn,
+        "serviceName": s.name,
+        "clusterArn": s.cluster.arn,
+        "loadBalancers": list(s.load_balancers),
+        "serviceRegistries": [],
+        "status": s.status,
+        "desiredCount": s.desired_count,
+        "runningCount": s.running_count,
+        "pendingCount": s.pending_count,
+        "launchType": s.launch_type,
+        "platformVersion": "LATEST",
+        "platformFamily": "Linux",
+        "taskDefinition": s.task_definition.arn,
+        "deploymentConfiguration": dict(s.deployment_configuration),
+        "deployments": [deployment_shape(d) for d in s.deployments.exclude(status="INACTIVE")],
+        "events": [
+            {"id": e.event_id, "createdAt": epoch(e.created_at), "message": e.message} for e in s.events.all()[:100]
+        ],
+        "createdAt": epoch(s.created_at),
+        "placementConstraints": list(s.placement_constraints),
+        "placementStrategy": list(s.placement_strategy),
+        "networkConfiguration": s.network_configuration or None,
+        "healthCheckGracePeriodSeconds": s.health_check_grace_period,
+        "schedulingStrategy": s.scheduling_strategy,
+        "deploymentController": {"type": "ECS"},
+        "createdBy": s.created_by or None,
+        "enableECSManagedTags": False,
+        "propagateTags": "NONE",
+        "enableExecuteCommand": False,
+    }
+    if "TAGS" in include:
+        data["tags"] = list(s.tags)
+    return _compact(data)
+
+
+def container_instance_shape(ci, account_id, cluster_name):
+    """A fleet instance as DescribeContainerInstances shows it from one cluster.
+
+    Remaining resources are derived from the non-STOPPED tasks placed on it, never counted.
+    """
+    placed = ci.tasks.exclude(last_status=Task.STOPPED)
+    used = placed.aggregate(cpu=Sum("cpu"), memory=Sum("memory"))
+    cpu_left = max(ci.cpu_registered - (used["cpu"] or 0), 0)
+    memory_left = max(ci.memory_registered - (used["memory"] or 0), 0)
+    return _compact({
+        "containerInstanceArn": ci.arn_for(account_id, cluster_name),
+        "ec2InstanceId": "i-" + ci.instance_id[:17],
+        "version": 1,
+        "versionInfo": {"agentVersion": "fargate-lab", "agentHash": "", "dockerVersion": "DockerVersion: 20.10"},
+        "registeredResources": _resources(ci.cpu_registered, ci.memory_registered),
+        "remainingResources": _resources(cpu_left, memory_left),
+        "status": ci.status,
+        "agentConnected": ci.agent_connected,
+        "runningTasksCount": placed.filter(last_status=Task.RUNNING).count(),
+        "pendingTasksCount": placed.filter(Q(last_status__in=PENDING_STATES)).count(),
+        "registeredAt": epoch(ci.registered_at),
+        "attributes": [{"name": "ecs.capability.fargate"}, {"name": "fargatelab.instance-name", "value": ci.name}],
+        "tags": [],
+    })
+
+
+def _resources(cpu, memory):
+    return [
+        {"name": "CPU", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": cpu},
+        {"name": "MEMORY", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": memory},
+        {"name": "PORTS", "type": "STRINGSET", "doubleValue": 0.0, "longValue": 0, "integerValue": 0, "stringSetValue": []},
+    ]

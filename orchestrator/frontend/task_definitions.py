@@ -1,0 +1,191 @@
+"""Admission of task definitions: Fargate sizes, refused privileges, and the normalized body.
+
+A task definition is what the lab will hand to Docker, so this is where anything that would
+let a task escape its container (privileged mode, host namespaces, host paths, added
+capabilities, devices) is refused before a row is written.
+"""
+import re
+
+from orchestrator.frontend import EcsError
+from orchestrator.frontend.validation import check_name
+
+# Fargate task sizes: CPU units -> the memory values (MiB) allowed with them.
+FARGATE_SIZES = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
+_VCPU_RE = re.compile(rf"^{_NUMBER}\s*vcpu$", re.IGNORECASE)
+_GB_RE = re.compile(rf"^{_NUMBER}\s*gb$", re.IGNORECASE)
+# ECS needs at least this much memory per container.
+MIN_CONTAINER_MEMORY = 6
+# The longest image reference the state database keeps.
+MAX_IMAGE = 1024
+
+
+def parse_cpu(text):
+    """CPU units from "256", "0.25 vCPU" or "1 vCPU"; None when it is not a CPU value."""
+    text = text.strip()
+    if text.isdigit() and len(text) < 10:
+        return int(text)
+    match = _VCPU_RE.match(text)
+    if match and len(text) < 32:
+        units = float(match.group(1)) * 1024
+        return int(units) if units.is_integer() else None
+    return None
+
+
+def parse_memory(text):
+    """Memory in MiB from "512", "1GB" or "1 GB"; None when it is not a memory value."""
+    text = text.strip()
+    if text.isdigit() and len(text) < 10:
+        return int(text)
+    match = _GB_RE.match(text)
+    if match and len(text) < 32:
+        mib = float(match.group(1)) * 1024
+        return int(mib) if mib.is_integer() else None
+    return None
+
+
+def fargate_size(cpu_text, memory_text):
+    """Validate a task-level cpu/memory pair against the Fargate table; return (cpu, memory)."""
+    cpu, memory = parse_cpu(cpu_text), parse_memory(memory_text)
+    if cpu is None:
+        raise EcsError("ClientException", f"Invalid 'cpu' setting for task: '{cpu_text[:64]}' is not a CPU value like '256' or '1 vCPU'.")
+    if memory is None:
+        raise EcsError("ClientException", f"Invalid 'memory' setting for task: '{memory_text[:64]}' is not a memory value like '512' or '1 GB'.")
+    if cpu not in FARGATE_SIZES:
+        raise EcsError(
+            "ClientException",
+            f"No Fargate configuration exists for given values: {cpu} CPU units. "
+            f"Valid CPU values are {', '.join(str(c) for c in FARGATE_SIZES)}.",
+        )
+    if memory not in FARGATE_SIZES[cpu]:
+        allowed = FARGATE_SIZES[cpu]
+        raise EcsError(
+            "ClientException",
+            f"No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. "
+            f"With {cpu} CPU units, memory must be one of {allowed[0]}..{allowed[-1]} MiB "
+            f"({', '.join(str(m) for m in allowed)}).",
+        )
+    return cpu, memory
+
+
+def refuse_privileges(params):
+    """Raise ClientException for anything that would give a task power over the host."""
+    for mode in ("networkMode", "pidMode", "ipcMode"):
+        if params.get(mode) == "host":
+            raise EcsError("ClientException", f"{mode} 'host' is not supported by Fargate Lab (nor by Fargate).")
+    for volume in params.get("volumes", []):
+        if (volume.get("host") or {}).get("sourcePath") is not None:
+            raise EcsError("ClientException", f"Volume '{volume.get('name', '')}': host paths are not supported on Fargate.")
+        if "dockerVolumeConfiguration" in volume:
+            raise EcsError("ClientException", f"Volume '{volume.get('name', '')}': dockerVolumeConfiguration is not supported on Fargate.")
+    for container in params.get("containerDefinitions", []):
+        name = container.get("name", "")
+        if container.get("privileged"):
+            raise EcsError("ClientException", f"Container '{name}': privileged mode is not supported on Fargate.")
+        if container.get("dockerSecurityOptions"):
+            raise EcsError("ClientException", f"Container '{name}': dockerSecurityOptions are not supported on Fargate.")
+        linux = container.get("linuxParameters") or {}
+        if (linux.get("capabilities") or {}).get("add"):
+            raise EcsError("ClientException", f"Container '{name}': adding Linux capabilities is not supported by Fargate Lab.")
+        if linux.get("devices"):
+            raise EcsError("ClientException", f"Container '{name}': host devices are not supported on Fargate.")
+
+
+def _container(container, network_mode):
+    """One container definition with ECS's defaults filled in, as Describe returns it."""
+    check_name(container.get("name"), "Container name")
+    if not container.get("image", "").strip():
+        raise EcsError("ClientException", f"Container '{container['name']}': image must not be empty.")
+    if len(container["image"]) > MAX_IMAGE:
+        raise EcsError("ClientException", f"Container '{container['name']}': image must be at most {MAX_IMAGE} characters.")
+    for field in ("memory", "memoryReservation"):
+        if field in container and container[field] < MIN_CONTAINER_MEMORY:
+            raise EcsError(
+                "ClientException",
+                f"Invalid '{field}' setting for container '{container['name']}'. "
+                f"At least {MIN_CONTAINER_MEMORY} MiB of memory is required for a container.",
+            )
+    if container.get("cpu", 0) < 0:
+        raise EcsError("ClientException", f"Invalid 'cpu' setting for container '{container['name']}'.")
+    data = {"cpu": 0, "portMappings": [], "essential": True, "environment": [], "mountPoints": [], "volumesFrom": []}
+    data.update(container)
+    mappings = []
+    for mapping in data["portMappings"]:
+        mapping = {"protocol": "tcp", **mapping}
+        port = mapping.get("containerPort")
+        if port is not None and not 0 < port < 65536:
+            raise EcsError("ClientException", f"Container '{container['name']}': containerPort {port} is out of range.")
+        if network_mode == "awsvpc" and port is not None:
+            # With awsvpc the host port is the container port (ECS fills it in or refuses).
+            if mapping.get("hostPort") not in (None, port):
+                raise EcsError(
+                    "ClientException",
+                    "When networkMode=awsvpc, the host ports and container ports in port mappings must match.",
+                )
+            mapping["hostPort"] = port
+        mappings.append(mapping)
+    data["portMappings"] = mappings
+    return data
+
+
+def normalize(params, account_id):
+    """The stored body of a RegisterTaskDefinition request, and its task-level (cpu, memory).
+
+    Raises ClientException for anything ECS (or the lab's safety rules) refuses.
+    """
+    check_name(params["family"], "Family")
+    refuse_privileges(params)
+    fargate = "FARGATE" in params.get("requiresCompatibilities", [])
+    network_mode = params.get("networkMode")
+    if fargate and network_mode != "awsvpc":
+        raise EcsError("ClientException", "Fargate only supports network mode 'awsvpc'.")
+    containers_in = params["containerDefinitions"]
+    if not containers_in:
+        raise EcsError("ClientException", "Container list cannot be empty.")
+    containers = [_container(c, network_mode) for c in containers_in]
+    names = [c["name"] for c in containers]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise EcsError("ClientException", f"Container names must be unique in a task definition: {', '.join(duplicates)}.")
+    if not any(c["essential"] for c in containers):
+        raise EcsError("ClientException", "A task definition must have at least one essential container.")
+
+    body = dict(params)
+    body.pop("tags", None)
+    body["containerDefinitions"] = containers
+    body.setdefault("volumes", [])
+    body.setdefault("placementConstraints", [])
+    body["requiresAttributes"] = []
+    for missing in [f for f in ("cpu", "memory") if f not in params]:
+        if fargate:
+            raise EcsError("ClientException", f"Fargate requires that '{missing}' be defined at the task level.")
+    container_cpu = sum(c.get("cpu", 0) for c in containers)
+    container_memory = sum(c.get("memory") or c.get("memoryReservation") or 0 for c in containers)
+    if "cpu" in params and "memory" in params:
+        cpu, memory = fargate_size(params["cpu"], params["memory"])
+        if container_cpu > cpu:
+            raise EcsError("ClientException", f"The sum of container cpu ({container_cpu}) is greater than the task cpu ({cpu}).")
+        if container_memory > memory:
+            raise EcsError(
+                "ClientException", f"The sum of container memory ({container_memory}) is greater than the task memory ({memory})."
+            )
+        body["cpu"], body["memory"] = str(cpu), str(memory)
+        fargate_ok = network_mode == "awsvpc"
+    else:
+        # An EC2-style definition: sized by its containers, not runnable on Fargate.
+        cpu = parse_cpu(params["cpu"]) if "cpu" in params else container_cpu
+        memory = parse_memory(params["memory"]) if "memory" in params else container_memory
+        if cpu is None or memory is None:
+            raise EcsError("ClientException", "Invalid 'cpu' or 'memory' setting for task.")
+        fargate_ok = False
+    body["compatibilities"] = ["EC2", "FARGATE"] if fargate_ok else ["EC2"]
+    body["registeredBy"] = f"arn:aws:iam::{account_id}:root"
+    return body, cpu, memory
