@@ -6,3 +6,10 @@ class DashboardConfig(AppConfig):
 
     name = "dashboard"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Only the write recorder starts here; the broadcaster needs the server's event
+        # loop and starts with the first WebSocket consumer (dashboard.broadcast).
+        from dashboard import broadcast
+
+        broadcast.install()

@@ -1,2 +1,9 @@
-"""WebSocket routes."""
-websocket_urlpatterns = []
+"""WebSocket routes: one live consumer for every page, one for a task's logs."""
+from django.urls import re_path
+
+from dashboard.consumers import LiveConsumer, TaskLogsConsumer
+
+websocket_urlpatterns = [
+    re_path(r"^ws/tasks/(?P<key>\d+)/logs/$", TaskLogsConsumer.as_asgi()),
+    re_path(r"^ws/(?P<page>[a-z-]+)/(?:(?P<key>\d+)/)?$", LiveConsumer.as_asgi()),
+]

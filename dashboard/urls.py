@@ -1,1 +1,27 @@
-urlpatterns = []
+"""Dashboard URLs (the map itself is "/", routed by config.urls.root)."""
+from django.contrib.staticfiles.views import serve
+from django.urls import path, re_path
+
+from dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("clusters/", views.clusters, name="clusters"),
+    path("clusters/<str:name>/", views.cluster, name="cluster"),
+    path("clusters/<str:name>/delete/", views.cluster_delete, name="cluster_delete"),
+    path("clusters/<str:name>/run-task/", views.run_task, name="run_task"),
+    path("clusters/<str:name>/services/", views.service_create, name="service_create"),
+    path("services/<int:pk>/", views.service, name="service"),
+    path("services/<int:pk>/scale/", views.service_scale, name="service_scale"),
+    path("services/<int:pk>/delete/", views.service_delete, name="service_delete"),
+    path("tasks/<str:task_id>/", views.task, name="task"),
+    path("tasks/<str:task_id>/stop/", views.task_stop, name="task_stop"),
+    path("tasks/<str:task_id>/kill/", views.task_kill, name="task_kill"),
+    path("task-definitions/", views.task_definitions, name="task_definitions"),
+    path("task-definitions/<str:family>/<int:revision>/", views.task_definition, name="task_definition"),
+    path("instances/", views.instances, name="instances"),
+    path("instances/<str:name>/", views.instance, name="instance"),
+    # The lab serves its own static files (htmx, CSS): one process, no separate web server.
+    re_path(r"^static/(?P<path>.*)$", serve, {"insecure": True}),
+]

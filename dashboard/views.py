@@ -1,7 +1,298 @@
-"""Dashboard pages."""
-from django.http import HttpResponse
+"""Dashboard pages and the actions of its forms.
+
+Pages are thin: they find the object and render a template made of live fragments. Every
+action goes through ``orchestrator.frontend.call`` with the user's account, as the API does;
+a failed action re-renders its page with the ECS error in the form (status 400).
+"""
+import json
+import logging
+import time
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_safe
+
+from dashboard import forms
+from orchestrator import activity
+from orchestrator.frontend import EcsError
+from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskDefinition
+
+log = logging.getLogger(__name__)
 
 
+def account_for(user):
+    """The AWS account a dashboard user acts as (every user shares the default account for now)."""
+    return Account.default()
+
+
+def run_ecs(request, form, **context):
+    """Run the form's ECS operation as the user; the response, or None with the error in the form."""
+    from orchestrator import frontend
+
+    try:
+        return frontend.call(
+            account_for(request.user), form.operation, form.params(**context),
+            caller=f"console:{request.user.get_username()}", trace_id=activity.new_trace_id(),
+        )
+    except EcsError as error:
+        form.add_ecs_error(error)
+    except ImportError:  # the frontend's operations are not installed in this build
+        log.exception("ECS frontend unavailable")
+        form.add_error(None, "ServerException: the ECS frontend is not available in this lab.")
+    return None
+
+
+def _cluster(request, name):
+    return get_object_or_404(Cluster.objects.select_related("account"), account=account_for(request.user), name=name)
+
+
+def _service(request, pk):
+    return get_object_or_404(
+        Service.objects.select_related("account", "cluster", "task_definition"),
+        account=account_for(request.user), pk=pk,
+    )
+
+
+def _task(request, task_id):
+    return get_object_or_404(
+        Task.objects.select_related("account", "cluster", "task_definition", "service", "container_instance"),
+        account=account_for(request.user), task_id=task_id,
+    )
+
+
+def _task_definitions(request):
+    return TaskDefinition.objects.filter(account=account_for(request.user), status=TaskDefinition.ACTIVE)
+
+
+# --- The component map -------------------------------------------------------------------
+
+@login_required
+@require_safe
 def home(request):
-    """The component map (placeholder until the dashboard lands)."""
-    return HttpResponse("Fargate Lab")
+    """The component map: each Fargate component, live, beside its Kubernetes counterpart."""
+    return render(request, "dashboard/map.html", {"live": "/ws/map/"})
+
+
+# --- Clusters ----------------------------------------------------------------------------
+
+@login_required
+def clusters(request):
+    """The cluster list, and CreateCluster."""
+    form = forms.ClusterForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid() and run_ecs(request, form):
+            messages.success(request, f"Cluster {form.cleaned_data['name']} created.")
+            return redirect("dashboard:cluster", name=form.cleaned_data["name"])
+        return render(request, "dashboard/clusters.html", {"form": form, "live": "/ws/clusters/"}, status=400)
+    return render(request, "dashboard/clusters.html", {"form": form, "live": "/ws/clusters/"})
+
+
+def _cluster_page(request, cluster, status=200, **forms_given):
+    families = [f"{td.family}:{td.revision}" for td in _task_definitions(request)]
+    context = {
+        "cluster": cluster,
+        "live": f"/ws/cluster/{cluster.pk}/",
+        "task_definitions": families,
+        "run_form": forms.RunTaskForm(initial={"task_definition": families[-1] if families else ""}),
+        "service_form": forms.ServiceForm(initial={"task_definition": families[-1] if families else ""}),
+        "delete_form": forms.DeleteClusterForm(),
+    }
+    context.update(forms_given)
+    return render(request, "dashboard/cluster.html", context, status=status)
+
+
+@login_required
+@require_safe
+def cluster(request, name):
+    """A cluster with its services and tasks."""
+    return _cluster_page(request, _cluster(request, name))
+
+
+@login_required
+@require_POST
+def cluster_delete(request, name):
+    """DeleteCluster."""
+    found = _cluster(request, name)
+    form = forms.DeleteClusterForm(request.POST)
+    if form.is_valid() and run_ecs(request, form, cluster=found):
+        messages.success(request, f"Cluster {found.name} deleted.")
+        return redirect("dashboard:clusters")
+    return _cluster_page(request, found, status=400, delete_form=form)
+
+
+@login_required
+@require_POST
+def run_task(request, name):
+    """RunTask in this cluster."""
+    found = _cluster(request, name)
+    form = forms.RunTaskForm(request.POST)
+    response = form.is_valid() and run_ecs(request, form, cluster=found)
+    if response:
+        started = len(response.get("tasks", []))
+        messages.success(request, f"RunTask started {started} task(s).")
+        for failure in response.get("failures", []):
+            messages.warning(request, f"{failure.get('arn', '')} {failure.get('reason', '')}")
+        return redirect("dashboard:cluster", name=found.name)
+    return _cluster_page(request, found, status=400, run_form=form)
+
+
+@login_required
+@require_POST
+def service_create(request, name):
+    """CreateService in this cluster."""
+    found = _cluster(request, name)
+    form = forms.ServiceForm(request.POST)
+    if form.is_valid() and run_ecs(request, form, cluster=found):
+        messages.success(request, f"Service {form.cleaned_data['name']} created.")
+        return redirect("dashboard:cluster", name=found.name)
+    return _cluster_page(request, found, status=400, service_form=form)
+
+
+# --- Services ----------------------------------------------------------------------------
+
+def _service_page(request, service, status=200, **forms_given):
+    context = {
+        "service": service,
+        "live": f"/ws/service/{service.pk}/",
+        "scale_form": forms.ScaleServiceForm(initial={"desired_count": service.desired_count}),
+        "delete_form": forms.DeleteServiceForm(),
+    }
+    context.update(forms_given)
+    return render(request, "dashboard/service.html", context, status=status)
+
+
+@login_required
+@require_safe
+def service(request, pk):
+    """A service: desired / running / pending, its plot, events and tasks."""
+    return _service_page(request, _service(request, pk))
+
+
+@login_required
+@require_POST
+def service_scale(request, pk):
+    """UpdateService desiredCount."""
+    found = _service(request, pk)
+    form = forms.ScaleServiceForm(request.POST)
+    if form.is_valid() and run_ecs(request, form, service=found):
+        messages.success(request, f"Service {found.name} scaled to {form.cleaned_data['desired_count']}.")
+        return redirect("dashboard:service", pk=found.pk)
+    return _service_page(request, found, status=400, scale_form=form)
+
+
+@login_required
+@require_POST
+def service_delete(request, pk):
+    """DeleteService (force optional)."""
+    found = _service(request, pk)
+    form = forms.DeleteServiceForm(request.POST)
+    if form.is_valid() and run_ecs(request, form, service=found):
+        messages.success(request, f"Service {found.name} is draining.")
+        return redirect("dashboard:cluster", name=found.cluster.name)
+    return _service_page(request, found, status=400, delete_form=form)
+
+
+# --- Tasks -------------------------------------------------------------------------------
+
+def _task_page(request, task, status=200, **forms_given):
+    context = {"task": task, "live": f"/ws/task/{task.pk}/", "stop_form": forms.StopTaskForm(), "kill_error": ""}
+    context.update(forms_given)
+    return render(request, "dashboard/task.html", context, status=status)
+
+
+@login_required
+@require_safe
+def task(request, task_id):
+    """A task: its lifecycle timeline, containers, ports, and live logs."""
+    return _task_page(request, _task(request, task_id))
+
+
+@login_required
+@require_POST
+def task_stop(request, task_id):
+    """StopTask."""
+    found = _task(request, task_id)
+    form = forms.StopTaskForm(request.POST)
+    if form.is_valid() and run_ecs(request, form, task=found):
+        messages.success(request, f"Task {found.task_id[:8]} is stopping.")
+        return redirect("dashboard:task", task_id=found.task_id)
+    return _task_page(request, found, status=400, stop_form=form)
+
+
+@login_required
+@require_POST
+def task_kill(request, task_id):
+    """Kill the task's essential container behind the control plane's back (self-healing demo)."""
+    found = _task(request, task_id)
+    if found.last_status != Task.RUNNING:
+        return _task_page(request, found, status=400, kill_error=f"The task is {found.last_status}, not RUNNING.")
+    started = time.monotonic()
+    try:
+        from orchestrator.agent import kill_task_container
+
+        kill_task_container(found)
+    except Exception as exc:  # a container already gone, an engine down: say so on the page
+        log.warning("kill of task %s failed: %s", found.task_id, exc)
+        return _task_page(request, found, status=400, kill_error=f"Could not kill the container: {exc}")
+    activity.record(
+        "agent", "kill", found.arn, "container killed from the dashboard (docker kill)",
+        found.trace_id, caller=f"console:{request.user.get_username()}",
+        latency_ms=round((time.monotonic() - started) * 1000, 1),
+    )
+    messages.success(request, "Container killed: watch the agent report it and the service replace it.")
+    return redirect("dashboard:task", task_id=found.task_id)
+
+
+# --- Task definitions --------------------------------------------------------------------
+
+@login_required
+def task_definitions(request):
+    """Task definition families, and RegisterTaskDefinition."""
+    form = forms.TaskDefinitionForm(request.POST or None)
+    if request.method == "POST":
+        response = form.is_valid() and run_ecs(request, form)
+        if response:
+            registered = response["taskDefinition"]
+            messages.success(request, f"Registered {registered['family']}:{registered['revision']}.")
+            return redirect("dashboard:task_definition", family=registered["family"], revision=registered["revision"])
+        status = 400
+    else:
+        status = 200
+    return render(
+        request, "dashboard/task_definitions.html", {"form": form, "live": "/ws/task-definitions/"}, status=status
+    )
+
+
+@login_required
+@require_safe
+def task_definition(request, family, revision):
+    """One revision as registered, and the family's other revisions."""
+    revisions = TaskDefinition.objects.filter(account=account_for(request.user), family=family)
+    found = next((td for td in revisions if td.revision == revision), None)
+    if found is None:
+        raise Http404("No such task definition")
+    context = {
+        "td": found,
+        "revisions": revisions,
+        "body_json": json.dumps(found.body, indent=2, sort_keys=True, default=str),
+    }
+    return render(request, "dashboard/task_definition.html", context)
+
+
+# --- Instances ---------------------------------------------------------------------------
+
+@login_required
+@require_safe
+def instances(request):
+    """The fleet: each instance's capacity bars and tasks."""
+    return render(request, "dashboard/instances.html", {"live": "/ws/instances/"})
+
+
+@login_required
+@require_safe
+def instance(request, name):
+    """One instance (a node) and its tasks."""
+    found = get_object_or_404(ContainerInstance, name=name)
+    return render(request, "dashboard/instance.html", {"instance": found, "live": f"/ws/instance/{found.pk}/"})

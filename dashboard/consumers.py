@@ -1,0 +1,227 @@
+"""WebSocket consumers: thin. Check the user, join the page's groups, send its fragments.
+
+Every live page connects to ``/ws/<page>/`` or ``/ws/<page>/<pk>/``. On connect the consumer
+sends the page's fragments as they are now, so a page that lost its socket catches up when
+the ws extension reconnects. On each ``lab.changed`` message it re-renders the fragments
+whose triggers the change touches and sends them as raw HTML (``hx-swap-oob``), never JSON.
+"""
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from dashboard import broadcast, fragments
+from orchestrator.models import Cluster, ContainerInstance, Service, Task, TaskContainer
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+# The kinds that change the numbers of the object pages.
+OBJECTS = {"task", "service", "cluster", "instance"}
+
+
+@dataclass(frozen=True)
+class Page:
+    """A live page: the model its key names, its groups, and per fragment what re-renders it."""
+
+    fragments: dict
+    model: type = None
+    group: str = "lab"
+    triggers: dict = field(default_factory=dict)
+
+    def groups(self, key):
+        return [self.group if key is None else f"{self.group}-{key}"]
+
+
+PAGES = {
+    "map": Page(fragments={
+        "card-frontend": {"activity:frontend"},
+        "card-statedb": {"task", "service", "cluster", "task_definition", "instance"},
+        "card-cluster-manager": {"activity:cluster_manager", "service"},
+        "card-capacity-manager": {"activity:capacity_manager", "task", "instance"},
+        "card-agents": {"activity:agent", "task", "instance"},
+        "card-docker": {"activity:docker", "task"},
+    }),
+    "clusters": Page(fragments={"cluster-list": {"cluster", "service", "task"}}),
+    "task-definitions": Page(fragments={"taskdef-list": {"task_definition"}}),
+    "instances": Page(fragments={"instance-list": {"task", "instance"}}),
+    "cluster": Page(model=Cluster, group="cluster", fragments={
+        "cluster-summary": OBJECTS,
+        "cluster-services": {"service", "task"},
+        "cluster-tasks": {"task"},
+    }),
+    "service": Page(model=Service, group="service", fragments={
+        "service-summary": {"service", "task"},
+        "service-events": {"service", "task"},
+        "service-tasks": {"task"},
+    }),
+    "task": Page(model=Task, group="task", fragments={"task": {"task"}}),
+    "instance": Page(model=ContainerInstance, group="instance", fragments={"instance": {"task", "instance"}}),
+}
+
+
+def triggers_of(changes):
+    """The trigger names a change message carries: its kinds, and "activity:<component>"."""
+    names = {kind for kind in changes if kind != "activity"}
+    names.update(f"activity:{component}" for component in changes.get("activity", ()))
+    return names
+
+
+@database_sync_to_async
+def _exists(model, key):
+    return model.objects.filter(pk=key).exists()
+
+
+@database_sync_to_async
+def _render_all(names, key, seq):
+    parts = [fragments.cache.render(name, key, seq) for name in names]
+    return "".join(part for part in parts if part)
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """Pushes one page's fragments: all of them on connect, the touched ones on each change."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.page = PAGES.get(kwargs.get("page"))
+        self.key = int(kwargs["key"]) if kwargs.get("key") else None
+        if self.page is None or (self.page.model is None) != (self.key is None):
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        if self.page.model is not None and not await _exists(self.page.model, self.key):
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.joined = self.page.groups(self.key)
+        for group in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await broadcast.ensure_started()
+        await self.accept()
+        await self.send_fragments(list(self.page.fragments), seq=None)
+
+    async def disconnect(self, code):
+        for group in getattr(self, "joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """Pages only listen; anything a browser sends is ignored."""
+
+    async def lab_changed(self, event):
+        """A broadcast: re-render the fragments the change touches."""
+        touched = triggers_of(event["changes"])
+        names = [name for name, triggers in self.page.fragments.items() if triggers & touched]
+        if names:
+            await self.send_fragments(names, seq=event["seq"])
+
+    async def send_fragments(self, names, seq):
+        html = await _render_all(names, self.key, seq)
+        if html:
+            await self.send(text_data=html)
+
+
+# --- Task logs (CloudWatch Logs / kubectl logs) ------------------------------------------
+
+@database_sync_to_async
+def _task_with_log_tail(key):
+    task = Task.objects.select_related("account", "cluster").filter(pk=key).first()
+    tail = "\n".join(c.log_tail for c in TaskContainer.objects.filter(task_id=key) if c.log_tail)
+    return task, tail
+
+
+def _stream_source():
+    """The agent's ``stream_logs(task, follow, tail)``, or None while the agent is not there."""
+    try:
+        from orchestrator.agent import stream_logs
+    except ImportError:
+        return None
+    return stream_logs
+
+
+class TaskLogsConsumer(AsyncWebsocketConsumer):
+    """Streams a task's container output live: the blocking iterator runs in a thread."""
+
+    BATCH_SECONDS = 0.1
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.stopping = threading.Event()
+        self.key = int(self.scope["url_route"]["kwargs"]["key"])
+        task, tail = await _task_with_log_tail(self.key)
+        if task is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        await self.accept()
+        self.lines = asyncio.Queue()
+        await self.push(["(connected: streaming the task's output)"], reset=True)
+        stream_logs = _stream_source()
+        if stream_logs is None:
+            await self.push((tail or "(no output kept for this task)").splitlines())
+            return
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self.read, args=(stream_logs, task, loop), daemon=True, name="task-logs").start()
+        self.pusher = asyncio.create_task(self.forward())
+
+    def read(self, stream_logs, task, loop):
+        """Thread: iterate the blocking log stream and hand each line to the loop."""
+        from django.db import close_old_connections
+
+        try:
+            for line in stream_logs(task, follow=True, tail=200):
+                if self.stopping.is_set():
+                    break
+                loop.call_soon_threadsafe(self.lines.put_nowait, str(line).rstrip("\n"))
+        except Exception as exc:  # the stream ends with the container; say why on the page
+            if not self.stopping.is_set():
+                loop.call_soon_threadsafe(self.lines.put_nowait, f"(log stream ended: {exc})")
+        finally:
+            close_old_connections()
+            if not self.stopping.is_set() and not loop.is_closed():
+                loop.call_soon_threadsafe(self.lines.put_nowait, None)
+
+    async def forward(self):
+        """Send lines in small batches (one WebSocket message per ``BATCH_SECONDS``)."""
+        while True:
+            line = await self.lines.get()
+            batch, ended = [], line is None
+            if not ended:
+                batch.append(line)
+            await asyncio.sleep(self.BATCH_SECONDS)
+            while not self.lines.empty():
+                line = self.lines.get_nowait()
+                if line is None:
+                    ended = True
+                else:
+                    batch.append(line)
+            if batch:
+                await self.push(batch)
+            if ended:
+                await self.push(["(end of output)"])
+                return
+
+    async def push(self, lines, reset=False):
+        html = render_to_string(
+            "dashboard/fragments/log_lines.html", {"lines": lines, "reset": reset, "key": self.key}
+        )
+        await self.send(text_data=html)
+
+    async def disconnect(self, code):
+        if hasattr(self, "stopping"):
+            self.stopping.set()
+        pusher = getattr(self, "pusher", None)
+        if pusher:
+            pusher.cancel()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """The log view only listens."""

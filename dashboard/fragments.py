@@ -1,0 +1,188 @@
+"""The live fragments: every piece of a page that changes by push, rendered from one place.
+
+A page includes a fragment with ``{% fragment "name" key %}``; the WebSocket consumer renders
+the very same fragment with ``oob=True`` (the root element then carries ``hx-swap-oob``) when
+the bus says its objects changed. Each fragment's root element has the stable id
+``dom_id(name, key)`` so htmx swaps it in place.
+"""
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+from django.template.loader import render_to_string
+
+from dashboard import state
+
+_registry = {}
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """A template and the function that builds its context from a key (a pk or None)."""
+
+    name: str
+    template: str
+    context: Callable
+
+
+def fragment(name, template):
+    """Register ``func(key) -> dict`` as the context builder of fragment ``name``."""
+
+    def register(func):
+        _registry[name] = Fragment(name, template, func)
+        return func
+
+    return register
+
+
+def dom_id(name, key=None):
+    """The stable DOM id of a fragment: its name, and its key when it has one."""
+    return name if key is None else f"{name}-{key}"
+
+
+def render(name, key=None, *, oob=False):
+    """Render fragment ``name`` for ``key`` to HTML; None when its object no longer exists."""
+    spec = _registry[name]
+    context = spec.context(key)
+    if context is None:
+        return None
+    context.update(dom_id=dom_id(name, key), oob=oob, fragment_key=key)
+    return render_to_string(spec.template, context)
+
+
+class RenderCache:
+    """Renders shared by every consumer of one process for one broadcast (``seq``).
+
+    Fifty open pages hear the same change; the first consumer renders, the others reuse it.
+    """
+
+    def __init__(self, size=512):
+        self.size = size
+        self.entries = OrderedDict()
+        self.lock = threading.Lock()
+
+    def render(self, name, key, seq):
+        """The out-of-band HTML of fragment ``name``/``key`` as of broadcast ``seq``."""
+        if seq is None:
+            return render(name, key, oob=True)
+        cache_key = (name, key, seq)
+        with self.lock:
+            if cache_key in self.entries:
+                return self.entries[cache_key]
+        html = render(name, key, oob=True)
+        with self.lock:
+            self.entries[cache_key] = html
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return html
+
+
+cache = RenderCache()
+
+
+# --- The component map's cards -----------------------------------------------------------
+
+@fragment("card-frontend", "dashboard/cards/frontend.html")
+def _card_frontend(key):
+    return state.frontend_card()
+
+
+@fragment("card-statedb", "dashboard/cards/statedb.html")
+def _card_statedb(key):
+    return state.statedb_card()
+
+
+@fragment("card-cluster-manager", "dashboard/cards/cluster_manager.html")
+def _card_cluster_manager(key):
+    return state.cluster_manager_card()
+
+
+@fragment("card-capacity-manager", "dashboard/cards/capacity_manager.html")
+def _card_capacity_manager(key):
+    return state.capacity_manager_card()
+
+
+@fragment("card-agents", "dashboard/cards/agents.html")
+def _card_agents(key):
+    return state.agents_card()
+
+
+@fragment("card-docker", "dashboard/cards/docker.html")
+def _card_docker(key):
+    return state.docker_card()
+
+
+# --- Object pages ------------------------------------------------------------------------
+
+@fragment("cluster-list", "dashboard/fragments/cluster_list.html")
+def _cluster_list(key):
+    return {"clusters": state.clusters()}
+
+
+@fragment("cluster-summary", "dashboard/fragments/cluster_summary.html")
+def _cluster_summary(key):
+    cluster = state.cluster_or_none(key)
+    return None if cluster is None else {"cluster": cluster, "counts": state.cluster_counts(cluster)}
+
+
+@fragment("cluster-services", "dashboard/fragments/service_table.html")
+def _cluster_services(key):
+    cluster = state.cluster_or_none(key)
+    return None if cluster is None else {"services": state.services_of(cluster)}
+
+
+@fragment("cluster-tasks", "dashboard/fragments/task_table.html")
+def _cluster_tasks(key):
+    cluster = state.cluster_or_none(key)
+    if cluster is None:
+        return None
+    tasks, more = state.tasks_of(cluster=cluster)
+    return {"tasks": tasks, "more": more}
+
+
+@fragment("service-summary", "dashboard/fragments/service_summary.html")
+def _service_summary(key):
+    service = state.service_or_none(key)
+    if service is None:
+        return None
+    return {"service": service, "plot": state.running_plot(service), "deployments": service.deployments.all()[:5]}
+
+
+@fragment("service-events", "dashboard/fragments/service_events.html")
+def _service_events(key):
+    service = state.service_or_none(key)
+    return None if service is None else {"events": service.events.all()[:20]}
+
+
+@fragment("service-tasks", "dashboard/fragments/task_table.html")
+def _service_tasks(key):
+    service = state.service_or_none(key)
+    if service is None:
+        return None
+    tasks, more = state.tasks_of(service=service)
+    return {"tasks": tasks, "more": more}
+
+
+@fragment("task", "dashboard/fragments/task_detail.html")
+def _task(key):
+    task = state.task_or_none(key)
+    if task is None:
+        return None
+    return {"task": task, "timeline": state.timeline(task), "containers": state.containers_of(task)}
+
+
+@fragment("taskdef-list", "dashboard/fragments/taskdef_list.html")
+def _taskdef_list(key):
+    return {"families": state.families()}
+
+
+@fragment("instance-list", "dashboard/fragments/instance_list.html")
+def _instance_list(key):
+    return {"instances": state.instances()}
+
+
+@fragment("instance", "dashboard/fragments/instance_detail.html")
+def _instance(key):
+    instance = state.instance_or_none(key)
+    return None if instance is None else {"instance": state.instance_usage(instance)}

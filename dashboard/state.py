@@ -1,0 +1,334 @@
+"""What the dashboard reads from the state database: one function per thing shown.
+
+Pages and pushed fragments read through these functions only, so a page and its live update
+never disagree. Capacity in use is derived from the tasks placed on an instance (as the
+capacity manager derives it), never read from a counter.
+"""
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from dashboard import broadcast
+from orchestrator.models import (
+    Activity, Cluster, ContainerInstance, Service, Task, TaskContainer, TaskDefinition,
+)
+
+CARD_ROWS = 8
+TABLE_ROWS = 100
+PLOT_WINDOW = timedelta(minutes=15)
+PLOT_WIDTH, PLOT_HEIGHT = 600, 120
+
+_TASK_RELATED = ("account", "cluster", "task_definition", "service", "container_instance")
+
+
+def _activities(component, limit=CARD_ROWS):
+    return list(Activity.objects.filter(component=component)[:limit])
+
+
+def _live_tasks():
+    return Task.objects.exclude(last_status=Task.STOPPED)
+
+
+# --- The component map's cards -----------------------------------------------------------
+
+def frontend_card():
+    """The last API calls (operation, caller, status, latency) and the error rate of the last minute."""
+    minute_ago = timezone.now() - timedelta(minutes=1)
+    recent = Activity.objects.filter(component="frontend", created_at__gte=minute_ago)
+    return {
+        "calls": _activities("frontend"),
+        "calls_last_minute": recent.count(),
+        "errors_last_minute": recent.filter(status_code__gte=400).count(),
+    }
+
+
+def statedb_card():
+    """Object counts per kind and the latest writes the bus carried."""
+    tasks = Task.objects.aggregate(
+        live=Count("pk", filter=~Q(last_status=Task.STOPPED)),
+        running=Count("pk", filter=Q(last_status=Task.RUNNING)),
+        stopped=Count("pk", filter=Q(last_status=Task.STOPPED)),
+    )
+    return {
+        "counts": [
+            ("Clusters", Cluster.objects.filter(status=Cluster.ACTIVE).count(), "clusters"),
+            ("Task definitions", TaskDefinition.objects.filter(status=TaskDefinition.ACTIVE).count(), "Pod specs"),
+            ("Services", Service.objects.exclude(status=Service.INACTIVE).count(), "Deployments"),
+            ("Tasks running", tasks["running"], "Pods Running"),
+            ("Tasks not stopped", tasks["live"], "Pods"),
+            ("Tasks stopped", tasks["stopped"], "Pods Succeeded / Failed"),
+            ("Instances", ContainerInstance.objects.exclude(status=ContainerInstance.INACTIVE).count(), "Nodes"),
+        ],
+        "writes": broadcast.recent_writes(CARD_ROWS),
+        "writes_last_minute": broadcast.writes_since(60),
+    }
+
+
+def cluster_manager_card():
+    """Reconcile actions of the cluster manager and each live service's desired / running / pending."""
+    services = (
+        Service.objects.filter(status__in=[Service.ACTIVE, Service.DRAINING])
+        .select_related("cluster").order_by("cluster__name", "name")[:CARD_ROWS]
+    )
+    return {"actions": _activities("cluster_manager"), "services": list(services)}
+
+
+def capacity_manager_card():
+    """Placement decisions (which instance, and why), tasks waiting for room, free capacity."""
+    fleet = instances()
+    waiting = Task.objects.filter(last_status=Task.PROVISIONING, desired_status=Task.RUNNING)
+    return {
+        "decisions": _activities("capacity_manager"),
+        "waiting": waiting.count(),
+        "waiting_reason": waiting.exclude(pending_reason="").values_list("pending_reason", flat=True).first(),
+        "cpu_free": sum(i.cpu_free for i in fleet),
+        "memory_free": sum(i.memory_free for i in fleet),
+        "instances": len(fleet),
+    }
+
+
+def agents_card():
+    """Per instance: CPU and memory in use, its tasks; and the agents' last reports."""
+    return {"instances": instances(), "reports": _activities("agent", 6)}
+
+
+def docker_card():
+    """Containers the runtime runs now and the last Docker operations."""
+    return {
+        "operations": _activities("docker"),
+        "containers": TaskContainer.objects.filter(last_status="RUNNING").count(),
+        "engine": settings.FARGATE_LAB["DOCKER_URL"] or "local engine (DOCKER_HOST or /var/run/docker.sock)",
+        "lab_id": settings.FARGATE_LAB["LAB_ID"],
+    }
+
+
+# --- Instances (nodes) -------------------------------------------------------------------
+
+@dataclass
+class InstanceUsage:
+    """An instance with the capacity its placed, not-yet-stopped tasks use."""
+
+    instance: ContainerInstance
+    cpu_used: int = 0
+    memory_used: int = 0
+    tasks: list = field(default_factory=list)
+    task_count: int = 0
+
+    @property
+    def cpu_free(self):
+        return max(self.instance.cpu_registered - self.cpu_used, 0)
+
+    @property
+    def memory_free(self):
+        return max(self.instance.memory_registered - self.memory_used, 0)
+
+    @property
+    def cpu_percent(self):
+        return _percent(self.cpu_used, self.instance.cpu_registered)
+
+    @property
+    def memory_percent(self):
+        return _percent(self.memory_used, self.instance.memory_registered)
+
+
+def _percent(used, total):
+    return min(100, round(100 * used / total)) if total else 0
+
+
+def instances(task_limit=24):
+    """Every instance of the fleet with its usage and (up to ``task_limit``) tasks."""
+    fleet = {i.pk: InstanceUsage(i) for i in ContainerInstance.objects.all()}
+    sums = (
+        _live_tasks().filter(container_instance__isnull=False).values("container_instance")
+        .annotate(cpu=Sum("cpu"), memory=Sum("memory"), n=Count("pk"))
+    )
+    for row in sums:
+        usage = fleet.get(row["container_instance"])
+        if usage:
+            usage.cpu_used, usage.memory_used, usage.task_count = row["cpu"], row["memory"], row["n"]
+    placed = (
+        _live_tasks().filter(container_instance__isnull=False)
+        .select_related("task_definition").order_by("container_instance_id", "created_at")
+        .only("pk", "task_id", "last_status", "desired_status", "container_instance_id",
+              "task_definition__family", "task_definition__revision", "cpu", "memory")
+    )
+    for task in placed:
+        usage = fleet.get(task.container_instance_id)
+        if usage and len(usage.tasks) < task_limit:
+            usage.tasks.append(task)
+    return list(fleet.values())
+
+
+def instance_or_none(pk):
+    return ContainerInstance.objects.filter(pk=pk).first()
+
+
+def instance_usage(instance):
+    """One instance with its usage and all its tasks that are not stopped."""
+    return next(u for u in instances(task_limit=1000) if u.instance.pk == instance.pk)
+
+
+# --- Clusters, services, tasks -----------------------------------------------------------
+
+def clusters():
+    """Clusters (newest first) with their live services and tasks counted."""
+    return list(
+        Cluster.objects.select_related("account").annotate(
+            services_live=Count("services", filter=~Q(services__status=Service.INACTIVE), distinct=True),
+            tasks_running=Count("tasks", filter=Q(tasks__last_status=Task.RUNNING), distinct=True),
+            tasks_pending=Count(
+                "tasks", filter=~Q(tasks__last_status__in=[Task.RUNNING, Task.STOPPED]), distinct=True
+            ),
+        ).order_by("status", "name")
+    )
+
+
+def cluster_or_none(pk):
+    return Cluster.objects.select_related("account").filter(pk=pk).first()
+
+
+def cluster_counts(cluster):
+    """Counts shown in a cluster's header, as DescribeClusters reports them."""
+    tasks = cluster.tasks.aggregate(
+        running=Count("pk", filter=Q(last_status=Task.RUNNING)),
+        pending=Count("pk", filter=~Q(last_status__in=[Task.RUNNING, Task.STOPPED])),
+        stopped=Count("pk", filter=Q(last_status=Task.STOPPED)),
+    )
+    tasks["services"] = cluster.services.exclude(status=Service.INACTIVE).count()
+    return tasks
+
+
+def services_of(cluster):
+    return list(
+        cluster.services.exclude(status=Service.INACTIVE)
+        .select_related("account", "cluster", "task_definition").order_by("name")
+    )
+
+
+def service_or_none(pk):
+    return Service.objects.select_related("account", "cluster", "task_definition").filter(pk=pk).first()
+
+
+def tasks_of(cluster=None, service=None, limit=TABLE_ROWS):
+    """The newest tasks of a cluster or a service, with their containers; and whether there are more."""
+    tasks = Task.objects.select_related(*_TASK_RELATED).prefetch_related("containers")
+    tasks = tasks.filter(cluster=cluster) if cluster is not None else tasks.filter(service=service)
+    rows = list(tasks[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def task_or_none(pk):
+    return Task.objects.select_related(*_TASK_RELATED).filter(pk=pk).first()
+
+
+def containers_of(task):
+    return list(task.containers.all())
+
+
+def published_urls(container):
+    """Links to a container's published ports (http://127.0.0.1:<hostPort>)."""
+    urls = []
+    for binding in container.network_bindings or []:
+        host_port = binding.get("hostPort")
+        if host_port:
+            address = binding.get("bindIP") or "127.0.0.1"
+            if address in ("0.0.0.0", "::"):
+                address = "127.0.0.1"
+            urls.append({"url": f"http://{address}:{host_port}", "container_port": binding.get("containerPort")})
+    return urls
+
+
+# When each lifecycle state was entered, as far as the task's timestamps tell.
+_STATE_TIMESTAMP = {
+    Task.PROVISIONING: "created_at",
+    Task.PENDING: "pull_started_at",
+    Task.ACTIVATING: "pull_stopped_at",
+    Task.RUNNING: "started_at",
+    Task.DEACTIVATING: "stopping_at",
+    Task.STOPPING: "stopping_at",
+    Task.DEPROVISIONING: "execution_stopped_at",
+    Task.STOPPED: "stopped_at",
+}
+
+
+def timeline(task):
+    """The lifecycle PROVISIONING → … → STOPPED with, per state, whether it was reached and when."""
+    current = Task.LIFECYCLE.index(task.last_status) if task.last_status in Task.LIFECYCLE else -1
+    steps = []
+    for index, status in enumerate(Task.LIFECYCLE):
+        steps.append({
+            "status": status,
+            "pod_phase": Task.POD_PHASE[status],
+            "at": getattr(task, _STATE_TIMESTAMP[status]) if index <= current else None,
+            "reached": index <= current,
+            "current": index == current,
+        })
+    return steps
+
+
+def running_plot(service, now=None):
+    """Running tasks of a service over the last minutes, as SVG polyline points.
+
+    Derived from the tasks' own timestamps (RUNNING from started_at until stopping began), so
+    the plot survives restarts and can never drift from what the tasks say.
+    """
+    now = now or timezone.now()
+    start = max(now - PLOT_WINDOW, service.created_at)
+    span = max((now - start).total_seconds(), 60.0)
+    start = now - timedelta(seconds=span)
+    changes, level = [], 0
+    rows = service.tasks.filter(started_at__isnull=False).filter(
+        Q(stopping_at__isnull=True, stopped_at__isnull=True) | Q(stopping_at__gte=start) | Q(stopped_at__gte=start)
+    ).values_list("started_at", "stopping_at", "stopped_at")
+    for started, stopping, stopped in rows:
+        ended = stopping or stopped
+        if started <= start:
+            level += 1
+        else:
+            changes.append((started, 1))
+        if ended is not None:
+            changes.append((max(ended, start), -1))
+    changes.sort(key=lambda change: change[0])
+    samples = [(start, level)]
+    for at, delta in changes:
+        level += delta
+        samples.append((at, level))
+    samples.append((now, level))
+    top = max([count for _, count in samples] + [service.desired_count, 1])
+
+    def x(at):
+        return round((at - start).total_seconds() / span * PLOT_WIDTH, 1)
+
+    def y(count):
+        return round(PLOT_HEIGHT - count / top * (PLOT_HEIGHT - 10), 1)
+
+    points, previous = [], None
+    for at, count in samples:
+        if previous is not None:
+            points.append(f"{x(at)},{y(previous)}")  # a step: hold the old level until the change
+        points.append(f"{x(at)},{y(count)}")
+        previous = count
+    return {
+        "points": " ".join(points),
+        "desired_y": y(service.desired_count),
+        "top": top,
+        "top_y": y(top),
+        "minutes": round(span / 60),
+        "width": PLOT_WIDTH,
+        "height": PLOT_HEIGHT,
+    }
+
+
+# --- Task definitions --------------------------------------------------------------------
+
+def families():
+    """Task definition families with their latest revision and revision count."""
+    latest = {}
+    counts = {}
+    for td in TaskDefinition.objects.select_related("account").order_by("family", "revision"):
+        latest[td.family] = td
+        counts[td.family] = counts.get(td.family, 0) + 1
+    return [{"latest": latest[f], "revisions": counts[f]} for f in sorted(latest)]
