@@ -162,4 +162,11 @@ FARGATE_LAB = {
     # Default stopTimeout when a container definition gives none (ECS: 30 s).
     "STOP_TIMEOUT_SECONDS": _env_int("FARGATE_LAB_STOP_TIMEOUT", 30),
     "DEMO_IMAGE": os.environ.get("FARGATE_LAB_DEMO_IMAGE", "fargate-lab/demo:latest"),
+    # ECR: the lab's OCI registry (Debian's docker-registry) on 127.0.0.1:<REGISTRY_PORT>.
+    "REGISTRY_PORT": _env_int("FARGATE_LAB_REGISTRY_PORT", 5000),
+    "REGISTRY_ROOT": os.environ.get("FARGATE_LAB_REGISTRY_ROOT", ""),
+    # Load balancers: the address listeners bind, and a new target group's deregistration
+    # delay (AWS: 300 s; ModifyTargetGroupAttributes changes it per group).
+    "ELB_LISTEN_ADDRESS": os.environ.get("FARGATE_LAB_ELB_LISTEN_ADDRESS", "127.0.0.1"),
+    "ELB_DEREGISTRATION_DELAY": _env_int("FARGATE_LAB_ELB_DEREGISTRATION_DELAY", 300),
 }

@@ -1,18 +1,34 @@
-"""URLs. The root URL is shared, as on AWS: a POST carrying X-Amz-Target is an ECS API call
-(AWS JSON 1.1); anything else at / is the dashboard's component map."""
+"""URLs. The root URL is shared, as on AWS: a POST carrying X-Amz-Target is an ECS or ECR API
+call (AWS JSON 1.1, told apart by the target's prefix); a POST signed for the
+``elasticloadbalancing`` service or carrying ``Action=`` is an ELBv2 call (AWS query protocol);
+anything else at / is the dashboard's component map."""
 from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from dashboard import views as dashboard_views
+from orchestrator import registry
+from orchestrator.aws_auth import credential_scope
+from orchestrator.elbv2 import views as elbv2_views
 from orchestrator.frontend import views as frontend_views
+
+
+def _is_elbv2(request):
+    """True for an ELBv2 query-protocol call: signed for elasticloadbalancing, or a form with Action=."""
+    if credential_scope(request) == "elasticloadbalancing":
+        return True
+    return request.content_type == "application/x-www-form-urlencoded" and b"Action=" in request.body[:65536]
 
 
 @csrf_exempt
 def root(request):
     """Send AWS API calls to the frontend and people to the dashboard."""
     if request.method == "POST" and "HTTP_X_AMZ_TARGET" in request.META:
+        if request.META["HTTP_X_AMZ_TARGET"].startswith(registry.TARGET_PREFIX):
+            return registry.api(request)
         return frontend_views.api(request)
+    if request.method == "POST" and _is_elbv2(request):
+        return elbv2_views.api(request)
     return dashboard_views.home(request)
 
 

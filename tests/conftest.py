@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.api",
     "tests.support.lab",
     "tests.support.browser",
+    "tests.support.elb",
 ]

@@ -1,0 +1,58 @@
+"""HTTP face of ELBv2: a form-encoded POST to / with Action=… and Version=2015-12-01."""
+import logging
+import time
+from urllib.parse import parse_qsl
+
+from django.http import HttpResponse
+
+from orchestrator import activity
+from orchestrator.aws_auth import AuthError, authenticate
+from orchestrator.elbv2 import protocol
+from orchestrator.elbv2.operations import OPERATIONS
+from orchestrator.elbv2.protocol import ElbError
+
+log = logging.getLogger(__name__)
+
+
+def _xml(body, status):
+    return HttpResponse(body, status=status, content_type="text/xml")
+
+
+def api(request):
+    """Authenticate, parse, run one ELBv2 operation and answer in XML (errors included)."""
+    request_id = protocol.new_request_id()
+    started = time.monotonic()
+    try:
+        form = dict(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        form = {}
+    action = form.get("Action", "")
+    try:
+        key = authenticate(request, "elasticloadbalancing")
+    except AuthError as exc:
+        return _xml(protocol.render_error(ElbError(exc.code, exc.message, 403), request_id), 403)
+    try:
+        result, status = _run(key, action, form, request_id), 200
+    except ElbError as exc:
+        result, status = protocol.render_error(exc, request_id), exc.status
+    except Exception:  # a bug must still answer as ELBv2 does, never as a Django 500 page
+        log.exception("ELBv2 %s failed", action)
+        result, status = protocol.render_error(ElbError("InternalFailure", "internal error", 500, sender=False), request_id), 500
+    activity.record(
+        "load_balancer", f"api.{action[:48] or 'unknown'}", message=f"elbv2 {action} → {status}",
+        caller=key.access_key_id, status_code=status, latency_ms=(time.monotonic() - started) * 1000,
+    )
+    return _xml(result, status)
+
+
+def _run(key, action, form, request_id):
+    """Run ``action`` for the key's account; returns the XML body."""
+    if form.get("Version") not in (None, protocol.API_VERSION):
+        raise ElbError("InvalidParameterValue", f"Version '{form.get('Version')[:32]}' is not {protocol.API_VERSION}")
+    handler = OPERATIONS.get(action)
+    if handler is None:
+        raise ElbError("InvalidAction", f"The action {action[:64] or '(none)'} is not valid for this web service.")
+    model = protocol.service_model().operation_model(action)
+    params = protocol.parse_params(model, form)
+    result = handler(key.account, params, caller=key.access_key_id)
+    return protocol.render_response(model, result, request_id)
