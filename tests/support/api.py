@@ -1,5 +1,6 @@
 """Fixtures: api. A real boto3 ECS client against the live test server, and raw signed requests."""
 import json
+from unittest import mock
 
 import boto3
 import botocore.auth
@@ -31,8 +32,9 @@ def ecs(live_server, default_account):
     )
 
 
-def signed_request(url, operation, body, *, key="test", secret="test", target=None, headers=None):
-    """Sign a raw ECS request with botocore's SigV4Auth; return (url, headers, data) for requests."""
+def signed_request(url, operation, body, *, key="test", secret="test", target=None, headers=None, signed_at=None):
+    """Sign a raw ECS request with botocore's SigV4Auth (at ``signed_at``, default now); return
+    (headers, data) for requests."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = botocore.awsrequest.AWSRequest(
         method="POST",
@@ -44,7 +46,12 @@ def signed_request(url, operation, body, *, key="test", secret="test", target=No
             **(headers or {}),
         },
     )
-    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "ecs", "us-east-1").add_auth(request)
+    signer = botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "ecs", "us-east-1")
+    if signed_at is None:
+        signer.add_auth(request)
+    else:
+        with mock.patch("botocore.auth.get_current_datetime", return_value=signed_at):
+            signer.add_auth(request)
     return dict(request.headers.items()), data
 
 
@@ -57,3 +64,29 @@ def raw_api(live_server, default_account):
         return requests.post(live_server.url + "/", data=data, headers=headers, timeout=30)
 
     return send
+
+
+def fargate_task_definition(family="web", **overrides):
+    """RegisterTaskDefinition arguments for a small Fargate task running the demo image."""
+    params = {
+        "family": family,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "256",
+        "memory": "512",
+        "containerDefinitions": [
+            {"name": "web", "image": "fargate-lab/demo:latest", "portMappings": [{"containerPort": 80}]}
+        ],
+    }
+    params.update(overrides)
+    return params
+
+
+def error_of(call, *args, **kwargs):
+    """Call a boto3 method that must fail; return (error code, message, HTTP status)."""
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as info:
+        call(*args, **kwargs)
+    error = info.value.response
+    return error["Error"]["Code"], error["Error"]["Message"], error["ResponseMetadata"]["HTTPStatusCode"]
