@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from dashboard import forms
 from orchestrator import activity
@@ -28,20 +28,40 @@ def account_for(user):
 
 
 def run_ecs(request, form, **context):
-    """Run the form's ECS operation as the user; the response, or None with the error in the form."""
+    """Run the form's ECS operation as the user, as the API would; the response, or None with
+    the error in the form. The call is logged for the frontend card like an API call."""
     from orchestrator import frontend
 
+    started, trace_id = time.perf_counter(), activity.new_trace_id()
+    caller = f"console:{request.user.get_username()}"
+    response, status, message = None, 200, f"{form.operation} → 200 (console)"
     try:
-        return frontend.call(
-            account_for(request.user), form.operation, form.params(**context),
-            caller=f"console:{request.user.get_username()}", trace_id=activity.new_trace_id(),
+        response = frontend.call(
+            account_for(request.user), form.operation, form.params(**context), caller=caller, trace_id=trace_id
         )
     except EcsError as error:
         form.add_ecs_error(error)
+        status, message = error.status, f"{form.operation} → {error.status} {error.error_type}: {error.message}"
     except ImportError:  # the frontend's operations are not installed in this build
         log.exception("ECS frontend unavailable")
         form.add_error(None, "ServerException: the ECS frontend is not available in this lab.")
-    return None
+        status, message = 503, f"{form.operation} → 503 frontend unavailable"
+    activity.record(
+        "frontend", form.operation, _object_arn(response), message[:2000], trace_id,
+        caller=caller, status_code=status, latency_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response
+
+
+def _object_arn(response):
+    """The ARN of the first object an ECS response names ("" when none)."""
+    for value in (response or {}).values():
+        value = value[0] if isinstance(value, list) and value else value
+        if isinstance(value, dict):
+            for field in ("taskArn", "serviceArn", "taskDefinitionArn", "clusterArn"):
+                if isinstance(value.get(field), str):
+                    return value[field][:512]
+    return ""
 
 
 def _cluster(request, name):
@@ -78,9 +98,10 @@ def home(request):
 # --- Clusters ----------------------------------------------------------------------------
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def clusters(request):
     """The cluster list, and CreateCluster."""
-    form = forms.ClusterForm(request.POST or None)
+    form = forms.ClusterForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid() and run_ecs(request, form):
             messages.success(request, f"Cluster {form.cleaned_data['name']} created.")
@@ -248,9 +269,10 @@ def task_kill(request, task_id):
 # --- Task definitions --------------------------------------------------------------------
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def task_definitions(request):
     """Task definition families, and RegisterTaskDefinition."""
-    form = forms.TaskDefinitionForm(request.POST or None)
+    form = forms.TaskDefinitionForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         response = form.is_valid() and run_ecs(request, form)
         if response:

@@ -1,1 +1,114 @@
-"""Fixtures: browser."""
+"""Fixtures: a real headless Chromium and the lab's ASGI app under uvicorn, for browser tests.
+
+``live_lab_server`` serves ``config.asgi.application`` (HTTP, WebSockets) from a uvicorn
+thread on a free port against the test database, with the lifespan OFF so that the test
+decides whether a control plane runs. ``browser`` is Debian's Chromium through Playwright:
+it FAILS, never skips, when /usr/bin/chromium is missing.
+"""
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+]
+PASSWORD = "correct horse battery staple"
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
+    """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveLabServer:
+    """uvicorn serving the lab's ASGI application in a thread of the test process."""
+
+    def __init__(self, lifespan="off"):
+        import uvicorn
+
+        from config.asgi import application
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            application, host="127.0.0.1", port=self.port, lifespan=lifespan, log_level="warning", ws="websockets"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="live-lab-server", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        wait_until(lambda: self.server.started, timeout=15, message="uvicorn to start")
+        return self
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_lab_server(transactional_db):
+    """The lab's ASGI app (HTTP + WebSockets) on a free port, lifespan off, on the test DB."""
+    server = LiveLabServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Debian Chromium driven by Playwright (fails when Chromium is missing)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: install Debian's chromium package (apt-get install chromium).")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test
+    # itself are plain synchronous code, so Django's async-safety check does not apply.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def dashboard_user(transactional_db, django_user_model):
+    """Alice, who may use the dashboard."""
+    return django_user_model.objects.create_user("alice", password=PASSWORD)
+
+
+@pytest.fixture
+def page(browser, live_lab_server, dashboard_user):
+    """A browser page logged in as alice on the live lab server."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    tab.goto(live_lab_server.url + "/accounts/login/")
+    tab.fill("input[name=username]", dashboard_user.username)
+    tab.fill("input[name=password]", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(live_lab_server.url + "/")
+    yield tab
+    context.close()
+
+
+def wait_live(tab):
+    """Wait until the page's WebSocket is open (the badge says "live")."""
+    tab.wait_for_selector("#live-status[data-state=open]")

@@ -1,0 +1,222 @@
+"""The dashboard's WebSocket consumers: authenticated by the session, push HTML fragments."""
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from django.utils import timezone
+
+from config.asgi import application
+from dashboard import consumers
+from orchestrator import activity, bus
+from orchestrator.models import Account, Cluster, Task, TaskDefinition
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw")
+
+
+@pytest.fixture
+def session(alice):
+    """Alice's session cookie, as a browser would send it on the WebSocket handshake."""
+    client = Client()
+    client.force_login(alice)
+    return client.cookies["sessionid"].value
+
+
+@pytest.fixture
+def lab():
+    """A cluster with a task definition and one RUNNING task."""
+    account = Account.default()
+    cluster = Cluster.objects.create(account=account, name="demo")
+    td = TaskDefinition.objects.create(account=account, family="web", revision=1, cpu=256, memory=512, body={})
+    task = Task.objects.create(
+        account=account, cluster=cluster, task_definition=td, cpu=256, memory=512, last_status=Task.RUNNING
+    )
+    return {"account": account, "cluster": cluster, "td": td, "task": task}
+
+
+def run(coroutine):
+    """Run one async scenario on a fresh event loop (each test gets its own broadcaster)."""
+    return asyncio.run(asyncio.wait_for(coroutine, timeout=20))
+
+
+async def connect(path, session=None):
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+    if session:
+        headers.append((b"cookie", f"sessionid={session}".encode()))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def receive_until(communicator, needle, timeout=5.0):
+    """Receive messages until one contains ``needle``; returns it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        assert remaining > 0, f"no message containing {needle!r} within {timeout} s"
+        message = await communicator.receive_from(timeout=remaining)
+        if needle in message:
+            return message
+
+
+@sync_to_async
+def write(func):
+    """Run a database write (and its bus publish) off the event loop, as a view or worker would."""
+    return func()
+
+
+def test_it_refuses_an_unauthenticated_socket(lab):
+    async def scenario():
+        communicator, connected, code = await connect(f"/ws/task/{lab['task'].pk}/")
+        assert not connected
+        assert code == consumers.CLOSE_UNAUTHENTICATED
+        await communicator.disconnect()
+
+    run(scenario())
+
+
+def test_it_refuses_a_socket_for_an_unknown_object(session):
+    async def scenario():
+        communicator, connected, code = await connect("/ws/task/999999/", session)
+        assert not connected
+        assert code == consumers.CLOSE_NOT_FOUND
+        await communicator.disconnect()
+
+    run(scenario())
+
+
+def test_it_sends_the_current_fragment_on_connect(session, lab):
+    async def scenario():
+        communicator, connected, _ = await connect(f"/ws/task/{lab['task'].pk}/", session)
+        assert connected
+        html = await communicator.receive_from(timeout=5)
+        assert f'id="task-{lab["task"].pk}"' in html
+        assert 'hx-swap-oob="true"' in html
+        assert "RUNNING" in html
+        assert not html.lstrip().startswith("{")  # raw HTML, never JSON
+        await communicator.disconnect()
+
+    run(scenario())
+
+
+def test_it_pushes_a_task_fragment_when_the_task_changes(session, lab):
+    task = lab["task"]
+
+    def stop():
+        Task.objects.filter(pk=task.pk).update(
+            last_status=Task.STOPPED, desired_status=Task.STOPPED, stopped_reason="Essential container in task exited",
+            stopped_at=timezone.now(),
+        )
+        bus.publish("task", task.pk)
+
+    async def scenario():
+        communicator, connected, _ = await connect(f"/ws/task/{task.pk}/", session)
+        assert connected
+        await communicator.receive_from(timeout=5)
+        await write(stop)
+        html = await receive_until(communicator, "Essential container in task exited")
+        assert f'id="task-{task.pk}"' in html
+        assert 'hx-swap-oob="true"' in html
+        assert 'data-status="STOPPED"' in html
+        await communicator.disconnect()
+
+    run(scenario())
+
+
+def test_it_pushes_a_new_task_to_its_cluster_page(session, lab):
+    def run_task():
+        new = Task.objects.create(
+            account=lab["account"], cluster=lab["cluster"], task_definition=lab["td"], cpu=256, memory=512
+        )
+        bus.publish("task", new.pk)
+        return new
+
+    async def scenario():
+        communicator, connected, _ = await connect(f"/ws/cluster/{lab['cluster'].pk}/", session)
+        assert connected
+        first = await communicator.receive_from(timeout=5)
+        assert f'id="cluster-tasks-{lab["cluster"].pk}"' in first
+        new = await write(run_task)
+        html = await receive_until(communicator, f'id="task-row-{new.pk}"')
+        assert f'id="cluster-tasks-{lab["cluster"].pk}" hx-swap-oob="true"' in html
+        assert "PROVISIONING" in html
+        await communicator.disconnect()
+
+    run(scenario())
+
+
+def test_it_coalesces_a_burst_into_few_messages(session, lab):
+    def burst():
+        for _ in range(30):
+            new = Task.objects.create(
+                account=lab["account"], cluster=lab["cluster"], task_definition=lab["td"], cpu=256, memory=512
+            )
+            bus.publish("task", new.pk)
+
+    async def scenario():
+        communicator, connected, _ = await connect(f"/ws/cluster/{lab['cluster'].pk}/", session)
+        assert connected
+        await communicator.receive_from(timeout=5)
+        await write(burst)
+        messages = []
+        while not await communicator.receive_nothing(timeout=0.5):
+            messages.append(await communicator.receive_from())
+        assert 1 <= len(messages) <= 4, f"{len(messages)} messages for a burst of 30 writes"
+        assert messages[-1].count('id="task-row-') == 31
+        await communicator.disconnect()
+
+    run(scenario())
+
+
+def test_it_pushes_the_frontend_card_when_an_api_call_is_recorded(session):
+    def api_call():
+        activity.record("frontend", "RunTask", message="RunTask → 200", caller="test", status_code=200, latency_ms=4.2)
+
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/map/", session)
+        assert connected
+        first = await communicator.receive_from(timeout=5)
+        for card in ("card-frontend", "card-statedb", "card-cluster-manager", "card-capacity-manager", "card-agents", "card-docker"):
+            assert f'id="{card}"' in first
+        await write(api_call)
+        html = await receive_until(communicator, "RunTask")
+        assert 'id="card-frontend" class="card" data-component="frontend" hx-swap-oob="true"' in html
+        assert 'id="card-docker"' not in html  # only the touched card is re-rendered
+        await communicator.disconnect()
+
+    run(scenario())
+
+
+def test_it_streams_a_tasks_logs(session, lab, monkeypatch):
+    def fake_stream_logs(task, follow=True, tail=200):
+        assert follow and tail == 200
+        yield "hello from the container"
+        yield "<script>alert(1)</script>"
+
+    monkeypatch.setattr(consumers, "_stream_source", lambda: fake_stream_logs)
+
+    async def scenario():
+        communicator, connected, _ = await connect(f"/ws/tasks/{lab['task'].pk}/logs/", session)
+        assert connected
+        html = await receive_until(communicator, "hello from the container")
+        assert f'id="task-logs-{lab["task"].pk}" hx-swap-oob="beforeend"' in html
+        assert "&lt;script&gt;" in html and "<script>" not in html
+        await receive_until(communicator, "(end of output)")
+        await communicator.disconnect()
+
+    run(scenario())
+
+
+def test_it_refuses_an_unauthenticated_log_stream(lab):
+    async def scenario():
+        communicator, connected, code = await connect(f"/ws/tasks/{lab['task'].pk}/logs/")
+        assert not connected and code == consumers.CLOSE_UNAUTHENTICATED
+        await communicator.disconnect()
+
+    run(scenario())
