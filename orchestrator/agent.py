@@ -1,0 +1,687 @@
+"""The Fargate agent (kubelet): runs the tasks placed on an instance as Docker containers.
+
+Two halves, as in kubelet and the ECS agent:
+
+* Watching (``Agent``, one per Docker engine): subscribe to the engine's event stream first,
+  then list the lab's containers, and enqueue the key of every task they belong to; reopen
+  the stream when it ends (a daemon restart ends it silently), retrying with backoff while
+  the engine is down; ``relist`` again on every resync, because events can be missed.
+* Syncing (``sync_task``, on the control plane's workers, key "task:<pk>"): level-triggered.
+  Re-read the task from the database and its containers from Docker, ask the pure
+  ``plan_task`` what to do, and carry the actions out through the Docker adapter. Every
+  status change is a conditional update (``Task.advance``), published on the bus.
+"""
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from orchestrator import activity, bus
+from orchestrator.docker_engine import (
+    LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
+    Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, summarize,
+)
+from orchestrator.models import ContainerInstance, Task, TaskContainer
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 200
+DEAD_STATES = ("exited", "dead")
+
+
+# --- plain data the plan works on ---------------------------------------------------------
+
+@dataclass
+class ContainerWanted:
+    """One container of the task as the database knows it."""
+
+    name: str
+    essential: bool = True
+
+
+@dataclass
+class TaskWanted:
+    """What ``plan_task`` needs to know of a task from the database."""
+
+    desired_status: str
+    last_status: str
+    containers: list = field(default_factory=list)
+    has_instance: bool = False
+
+
+@dataclass
+class ContainerSeen:
+    """One of the task's containers as Docker reports it."""
+
+    id: str
+    name: str  # the task container's name (the fargatelab.container-name label)
+    state: str  # created, running, paused, restarting, removing, exited, dead
+
+
+# --- actions ------------------------------------------------------------------------------
+
+@dataclass
+class RequestPlacement:
+    """Ask the capacity manager for a placement pass."""
+
+
+@dataclass
+class Advance:
+    old: str
+    new: str
+
+
+@dataclass
+class MarkStopping:
+    """Set desired STOPPED (if still RUNNING) with why: the task is to stop."""
+
+    stop_code: str
+    reason: str
+
+
+@dataclass
+class EnsureImages:
+    """Pull the images that the engine lacks."""
+
+
+@dataclass
+class CreateContainers:
+    names: list
+
+
+@dataclass
+class StartContainers:
+    names: list
+
+
+@dataclass
+class ReportRunning:
+    """Inspect the containers and report the task RUNNING with its IP and port bindings."""
+
+
+@dataclass
+class StopContainers:
+    ids: list
+
+
+@dataclass
+class RecordExits:
+    """Record exit codes and the last lines of output of the task's containers."""
+
+
+@dataclass
+class RemoveContainers:
+    ids: list
+
+
+@dataclass
+class EnqueueService:
+    """Tell the cluster manager to look at the task's service."""
+
+
+def stop_sequence(last_status, seen):
+    """The steps from ``last_status`` to STOPPED for a task that is to stop."""
+    ids = [c.id for c in seen]
+    if last_status == Task.PROVISIONING or (last_status == Task.PENDING and not seen):
+        return [Advance(last_status, Task.STOPPED), RequestPlacement(), EnqueueService()]
+    steps = []
+    if last_status in (Task.PENDING, Task.ACTIVATING, Task.RUNNING):
+        steps.append(Advance(last_status, Task.DEACTIVATING))
+        last_status = Task.DEACTIVATING
+    if last_status == Task.DEACTIVATING:
+        steps.append(Advance(Task.DEACTIVATING, Task.STOPPING))
+        last_status = Task.STOPPING
+    if last_status == Task.STOPPING:
+        running = [c.id for c in seen if c.state not in DEAD_STATES + ("created",)]
+        if running:
+            steps.append(StopContainers(running))
+        steps.append(Advance(Task.STOPPING, Task.DEPROVISIONING))
+    steps += [RecordExits(), Advance(Task.DEPROVISIONING, Task.STOPPED)]
+    if ids:
+        steps.append(RemoveContainers(ids))
+    return steps + [RequestPlacement(), EnqueueService()]
+
+
+def plan_task(task, seen):
+    """The actions that bring the task (TaskWanted) and its containers (ContainerSeen) together.
+
+    Pure: no database, no Docker. The executor applies the actions in order and stops at the
+    first conditional update that fails (someone else moved the task first).
+    """
+    by_name = {c.name: c for c in seen}
+    if task.last_status == Task.STOPPED:
+        return [RemoveContainers([c.id for c in seen])] if seen else []
+    if task.desired_status != Task.RUNNING:
+        return stop_sequence(task.last_status, seen)
+    if task.last_status == Task.PROVISIONING or not task.has_instance:
+        return [RequestPlacement()]
+    if task.last_status in (Task.DEACTIVATING, Task.STOPPING, Task.DEPROVISIONING):
+        return stop_sequence(task.last_status, seen)
+
+    essentials = [c for c in task.containers if c.essential]
+    exited = [c for c in essentials if c.name in by_name and by_name[c.name].state in DEAD_STATES]
+    if exited:
+        return [MarkStopping("EssentialContainerExited", "Essential container in task exited")] + stop_sequence(
+            task.last_status, seen)
+    missing = [c.name for c in task.containers if c.name not in by_name]
+    if task.last_status == Task.PENDING:
+        steps = []
+        if missing:
+            steps += [EnsureImages(), CreateContainers(missing)]
+        not_running = [c.name for c in task.containers if c.name not in by_name or by_name[c.name].state != "running"]
+        if not_running:
+            steps.append(StartContainers(not_running))
+        return steps + [Advance(Task.PENDING, Task.ACTIVATING), ReportRunning()]
+    lost = [c for c in essentials if c.name not in by_name]
+    if lost:
+        return [MarkStopping("EssentialContainerExited", "Task stopped: its container was lost")] + stop_sequence(
+            task.last_status, seen)
+    if task.last_status == Task.ACTIVATING:
+        not_running = [c.name for c in task.containers if by_name[c.name].state != "running"] if not missing else []
+        return ([StartContainers(not_running)] if not_running else []) + [ReportRunning()]
+    return []
+
+
+# --- what Docker is told --------------------------------------------------------------------
+
+def _sanitize(text):
+    """A string Docker accepts in a container or network name."""
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text).strip("-.") or "x"
+
+
+def container_name(lab, task_id, name):
+    """The deterministic container name: a create after a crash conflicts and adopts."""
+    return _sanitize(f"fargatelab-{lab}-{task_id}-{name}")
+
+
+def network_name(lab, cluster_name):
+    """The bridge network of one cluster (a cluster's VPC subnet)."""
+    return _sanitize(f"fargatelab-{lab}-{cluster_name}")
+
+
+def container_spec(task, task_container, lab, network):
+    """The container to create for one container of a task (a Pod spec's container)."""
+    definition = next((c for c in task.task_definition.container_definitions if c.get("name") == task_container.name), {})
+    override = next(
+        (o for o in (task.overrides or {}).get("containerOverrides", []) if o.get("name") == task_container.name), {}
+    )
+    env = {e["name"]: str(e.get("value", "")) for e in definition.get("environment", []) if e.get("name")}
+    env.update({e["name"]: str(e.get("value", "")) for e in override.get("environment", []) if e.get("name")})
+    region = settings.FARGATE_LAB["REGION"]
+    env.update({
+        "FARGATE_LAB_TASK_ARN": task.arn, "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
+        "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+    })
+    cpu = int(override.get("cpu") or task_container.cpu or definition.get("cpu") or 0) or task.cpu
+    memory = int(override.get("memory") or task_container.memory or definition.get("memory") or task.memory)
+    reservation = override.get("memoryReservation") or definition.get("memoryReservation")
+    ports = [
+        (int(p["containerPort"]), (p.get("protocol") or "tcp").lower())
+        for p in definition.get("portMappings", []) if p.get("containerPort")
+    ]
+    return {
+        "name": container_name(lab, task.task_id, task_container.name),
+        "image": task_container.image or definition.get("image", ""),
+        "labels": {
+            LABEL_TASK_ARN: task.arn, LABEL_TASK_ID: task.task_id, LABEL_CLUSTER: task.cluster.name,
+            LABEL_INSTANCE: task.container_instance.name if task.container_instance else "",
+            LABEL_CONTAINER_NAME: task_container.name,
+        },
+        "env": env,
+        "entrypoint": definition.get("entryPoint") or None,
+        "command": override.get("command") or definition.get("command") or None,
+        "working_dir": definition.get("workingDirectory") or None,
+        "user": definition.get("user") or None,
+        "nano_cpus": int(cpu * 1e9 / 1024),
+        "memory": memory * 1024 * 1024,
+        "memory_reservation": int(reservation) * 1024 * 1024 if reservation else None,
+        "ports": ports,
+        "publish_address": settings.FARGATE_LAB["PUBLISH_ADDRESS"],
+        "network": network,
+        "stop_timeout": stop_timeout(definition),
+    }
+
+
+def stop_timeout(definition):
+    """Seconds between SIGTERM and SIGKILL for a container definition."""
+    return int(definition.get("stopTimeout") or settings.FARGATE_LAB["STOP_TIMEOUT_SECONDS"])
+
+
+# --- the executor -----------------------------------------------------------------------------
+
+class TaskFailed(Exception):
+    """The task cannot start (image missing, bad configuration): stop it with this code/reason."""
+
+    def __init__(self, stop_code, reason):
+        super().__init__(reason)
+        self.stop_code = stop_code
+        self.reason = reason
+
+
+class Interrupted(Exception):
+    """A conditional update lost: somebody else moved the task; look again."""
+
+
+def engine_for(task):
+    """The Docker engine of the instance the task is placed on."""
+    url = task.container_instance.engine_url if task.container_instance else settings.FARGATE_LAB["DOCKER_URL"]
+    return DockerEngine.for_url(url)
+
+
+def load_task(pk):
+    """The task with what the executor needs, or None if it is gone."""
+    return (
+        Task.objects.select_related("account", "cluster", "task_definition", "container_instance")
+        .filter(pk=pk).first()
+    )
+
+
+def observe(engine, task):
+    """The task's containers as Docker reports them."""
+    return [
+        ContainerSeen(c["id"], c["labels"].get(LABEL_CONTAINER_NAME, ""), c["state"])
+        for c in engine.list_containers(labels={LABEL_TASK_ID: task.task_id})
+    ]
+
+
+class TaskSync:
+    """One level-triggered pass over one task (key "task:<pk>")."""
+
+    def __init__(self, task, enqueue):
+        self.task = task
+        self.enqueue = enqueue
+        self.engine = engine_for(task)
+        self.containers = {c.name: c for c in task.containers.all()}
+        self.pull_times = {}
+
+    def wanted(self):
+        return TaskWanted(
+            self.task.desired_status, self.task.last_status,
+            [ContainerWanted(c.name, c.essential) for c in self.containers.values()],
+            has_instance=self.task.container_instance_id is not None,
+        )
+
+    def run(self):
+        """Plan and act until the plan is carried out (a failed start re-plans the stop)."""
+        for _ in range(3):
+            needs_docker = self.task.container_instance_id is not None
+            seen = observe(self.engine, self.task) if needs_docker else []
+            actions = plan_task(self.wanted(), seen)
+            try:
+                for action in actions:
+                    getattr(self, f"do_{type(action).__name__}")(action, seen)
+                return
+            except TaskFailed as failure:
+                self.fail(failure.stop_code, failure.reason)
+            except Interrupted:
+                self.enqueue(f"task:{self.task.pk}")
+                return
+
+    # -- helpers
+    def advance(self, old, new, **fields):
+        """Conditional status change; publishes it; raises Interrupted if someone got there first."""
+        now = timezone.now()
+        if new == Task.STOPPED:
+            fields.setdefault("stopped_at", now)
+            fields.setdefault("execution_stopped_at", now)
+            fields.setdefault("pending_reason", "")
+        if new == Task.DEACTIVATING and not self.task.stopping_at:
+            fields.setdefault("stopping_at", now)
+        if not self.task.advance(old, new, **fields):
+            raise Interrupted()
+        bus.publish("task", self.task.pk, origin="controlplane")
+
+    def record(self, action, message):
+        activity.record("agent", action, self.task.arn, message, trace_id=self.task.trace_id)
+
+    def fail(self, stop_code, reason):
+        """Mark the task to stop with a code and reason (if it is still meant to run)."""
+        now = timezone.now()
+        changed = Task.objects.filter(pk=self.task.pk, desired_status=Task.RUNNING).update(
+            desired_status=Task.STOPPED, stop_code=stop_code, stopped_reason=reason[:4000],
+            stopping_at=now, updated_at=now,
+        )
+        self.task.refresh_from_db()
+        if changed:
+            self.record("failed", f"task {self.task.task_id}: {reason}")
+            bus.publish("task", self.task.pk, origin="controlplane")
+
+    # -- actions
+    def do_RequestPlacement(self, action, seen):
+        self.enqueue("placement")
+
+    def do_EnqueueService(self, action, seen):
+        if self.task.service_id:
+            self.enqueue(f"service:{self.task.service_id}")
+
+    def do_Advance(self, action, seen):
+        fields = {}
+        if action.new == Task.ACTIVATING:
+            fields.update(self.pull_times, connectivity_at=timezone.now())
+        self.advance(action.old, action.new, **fields)
+
+    def do_MarkStopping(self, action, seen):
+        self.fail(action.stop_code, action.reason)
+        if self.task.stop_code == "EssentialContainerExited":
+            self.record("died", f"task {self.task.task_id}: {self.task.stopped_reason}")
+
+    def do_EnsureImages(self, action, seen):
+        started = timezone.now()
+        for image in sorted({c.image for c in self.containers.values()}):
+            if self.engine.image_present(image):
+                continue
+            self.record("pull", f"pulling {image} for task {self.task.task_id}")
+            try:
+                self.engine.pull(image)
+            except ImageNotFound as exc:
+                raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}")
+            self.record("pulled", f"pulled {image}")
+        self.pull_times = {"pull_started_at": started, "pull_stopped_at": timezone.now()}
+
+    def do_CreateContainers(self, action, seen):
+        lab = self.engine.lab
+        network = network_name(lab, self.task.cluster.name)
+        try:
+            self.engine.ensure_network(network, labels={LABEL_CLUSTER: self.task.cluster.name})
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            raise TaskFailed("TaskFailedToStart", f"ResourceInitializationError: network {network}: {exc}")
+        for name in action.names:
+            task_container = self.containers[name]
+            spec = container_spec(self.task, task_container, lab, network)
+            try:
+                docker_id = self.create(spec)
+            except ImageNotFound as exc:
+                raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: {exc}")
+            except EngineUnavailable:
+                raise
+            except EngineError as exc:
+                raise TaskFailed("TaskFailedToStart", f"CannotCreateContainerError: {exc}")
+            TaskContainer.objects.filter(pk=task_container.pk).update(docker_id=docker_id)
+            task_container.docker_id = docker_id
+            seen.append(ContainerSeen(docker_id, name, "created"))
+            self.record("create", f"created container {spec['name']} ({docker_id[:12]}) from {spec['image']}: "
+                                  f"{spec['nano_cpus'] / 1e9:g} CPU, {spec['memory'] // 1048576} MiB")
+
+    def create(self, spec):
+        """Create the container; if one of that name exists (a crash after create), adopt it."""
+        try:
+            return self.engine.create_container(spec)
+        except Conflict:
+            for container in self.engine.list_containers(labels={LABEL_TASK_ID: self.task.task_id}):
+                if container["name"] == spec["name"]:
+                    self.record("adopt", f"adopted existing container {spec['name']}")
+                    return container["id"]
+            raise
+        except EngineError as exc:
+            if "network" in str(exc).lower() and "not found" in str(exc).lower():
+                self.engine.forget_network(spec["network"])
+                self.engine.ensure_network(spec["network"], labels={LABEL_CLUSTER: self.task.cluster.name})
+                return self.engine.create_container(spec)
+            raise
+
+    def do_StartContainers(self, action, seen):
+        by_name = {c.name: c for c in seen}
+        for name in action.names:
+            container = by_name[name]
+            try:
+                self.engine.start(container.id)
+            except EngineUnavailable:
+                raise
+            except ContainerNotFound:
+                raise Interrupted()
+            except EngineError as exc:
+                raise TaskFailed("TaskFailedToStart", f"CannotStartContainerError: {exc}")
+            container.state = "running"
+        self.record("start", f"started {len(action.names)} container(s) of task {self.task.task_id}")
+
+    def do_ReportRunning(self, action, seen):
+        private_ip = ""
+        reports = {}
+        for container in seen:
+            try:
+                report = summarize(self.engine.inspect(container.id))
+            except ContainerNotFound:
+                raise Interrupted()
+            reports[container.name] = report
+            task_container = self.containers.get(container.name)
+            if task_container and task_container.essential and not report["running"]:
+                # It died between start and now: the next pass reports it stopped.
+                raise Interrupted()
+            if report["private_ip"] and not private_ip:
+                private_ip = report["private_ip"]
+        for name, report in reports.items():
+            TaskContainer.objects.filter(task=self.task, name=name).update(
+                docker_id=report["id"], last_status="RUNNING", network_bindings=report["network_bindings"],
+            )
+        now = timezone.now()
+        self.advance(Task.ACTIVATING, Task.RUNNING, started_at=now, private_ip=private_ip)
+        self.record("running", f"task {self.task.task_id} is RUNNING at {private_ip or 'no IP'}")
+        if self.task.service_id:
+            self.enqueue(f"service:{self.task.service_id}")
+
+    def do_StopContainers(self, action, seen):
+        self.record("stop", f"stopping task {self.task.task_id}: {self.task.stopped_reason or 'stop requested'}")
+        definitions = {c.get("name"): c for c in self.task.task_definition.container_definitions}
+        by_id = {c.id: c for c in seen}
+        threads = []
+        for container_id in action.ids:
+            timeout = stop_timeout(definitions.get(by_id[container_id].name, {}))
+            thread = threading.Thread(target=self._stop_one, args=(container_id, timeout), daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+
+    def _stop_one(self, container_id, timeout):
+        """docker stop one container; a container already gone is fine."""
+        try:
+            self.engine.stop(container_id, timeout=timeout)
+        except (ContainerNotFound, Conflict):
+            pass
+        except EngineError as exc:
+            log.warning("stopping %s: %s", container_id[:12], exc)
+
+    def do_RecordExits(self, action, seen):
+        by_name = {c.name: c for c in seen}
+        for name, task_container in self.containers.items():
+            fields = {"last_status": "STOPPED"}
+            container = by_name.get(name)
+            if container is not None:
+                try:
+                    report = summarize(self.engine.inspect(container.id))
+                    fields["exit_code"] = report["exit_code"]
+                    if report["oom_killed"]:
+                        fields["reason"] = "OutOfMemoryError: Container killed due to memory usage"
+                    elif report["error"]:
+                        fields["reason"] = report["error"][:1000]
+                    fields["log_tail"] = "\n".join(self.engine.logs(container.id, tail=LOG_TAIL_LINES))
+                except ContainerNotFound:
+                    pass
+            TaskContainer.objects.filter(pk=task_container.pk).update(**fields)
+        codes = ", ".join(
+            f"{n}={c.exit_code}" for n, c in ((n, TaskContainer.objects.get(pk=tc.pk)) for n, tc in self.containers.items())
+        )
+        self.record("stopped", f"task {self.task.task_id} stopped: {self.task.stopped_reason} (exit codes {codes})")
+
+    def do_RemoveContainers(self, action, seen):
+        for container_id in action.ids:
+            self.engine.remove(container_id)
+        self.record("remove", f"removed {len(action.ids)} container(s) of task {self.task.task_id}")
+
+
+def sync_task(pk, enqueue):
+    """One pass over task ``pk`` (a no-op if it is gone)."""
+    task = load_task(pk)
+    if task is not None:
+        TaskSync(task, enqueue).run()
+
+
+def sync_container(engine_url, container_id, enqueue):
+    """Remove a lab container whose task is unknown or STOPPED (key "container:<url>|<id>")."""
+    engine = DockerEngine.for_url(engine_url)
+    try:
+        report = summarize(engine.inspect(container_id))
+    except ContainerNotFound:
+        return
+    task = Task.objects.filter(task_id=report["labels"].get(LABEL_TASK_ID, "")).first()
+    if task is not None and task.last_status != Task.STOPPED:
+        enqueue(f"task:{task.pk}")
+        return
+    engine.remove(container_id)
+    activity.record("agent", "remove-orphan", report["labels"].get(LABEL_TASK_ARN, ""),
+                    f"removed container {container_id[:12]}: its task is "
+                    f"{'STOPPED' if task else 'unknown to this lab'}")
+
+
+# --- watching an engine -----------------------------------------------------------------------
+
+class Agent:
+    """Watches one Docker engine: events first, then a list; enqueues the keys they concern."""
+
+    WATCHED_ACTIONS = ("die", "destroy", "oom")
+
+    def __init__(self, engine_url, enqueue):
+        self.engine_url = engine_url
+        self.engine = DockerEngine.for_url(engine_url)
+        self.enqueue = enqueue
+        self._stop = threading.Event()
+        self._stream = None
+        self._thread = None
+        self.connected = threading.Event()
+
+    def start(self):
+        self._thread = threading.Thread(target=self._watch, name=f"agent-watch-{self.engine_url or 'local'}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _watch(self):
+        """Subscribe, list, follow the stream; reopen it when it ends, with backoff while down."""
+        backoff = 0.1
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._stream = self.engine.events()
+                    if self._stop.is_set():
+                        break
+                    self.relist()
+                    self._set_connected(True)
+                    backoff = 0.1
+                    for event in self._stream:
+                        if self._stop.is_set():
+                            break
+                        self.handle_event(event)
+                    if not self._stop.is_set():
+                        log.info("Docker event stream of %s ended; reopening", self.engine.describe())
+                        self._set_connected(False)
+                except EngineUnavailable as exc:
+                    self._set_connected(False)
+                    log.debug("engine %s unavailable: %s", self.engine.describe(), exc)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                except Exception:  # a bug in one event must not kill the watcher
+                    log.exception("agent watcher error")
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 2.0)
+        finally:
+            connection.close()
+
+    def _set_connected(self, connected):
+        """Report the agent's connection on the instances this engine backs."""
+        if connected == self.connected.is_set():
+            return
+        if connected:
+            self.connected.set()
+        else:
+            self.connected.clear()
+        close_old_connections()
+        ContainerInstance.objects.filter(engine_url=self.engine_url).update(
+            agent_connected=connected, last_heartbeat=timezone.now()
+        )
+        activity.record("agent", "connected" if connected else "disconnected",
+                        message=f"agent {'connected to' if connected else 'lost'} the Docker engine at "
+                                f"{self.engine.describe()}")
+
+    def handle_event(self, event):
+        """Enqueue the task a container event concerns (or the container, if its task is unknown)."""
+        action = (event.get("Action") or event.get("status") or "").split(":")[0]
+        if action not in self.WATCHED_ACTIONS:
+            return
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        task_id = attributes.get(LABEL_TASK_ID, "")
+        pk = Task.objects.filter(task_id=task_id).values_list("pk", flat=True).first() if task_id else None
+        if pk is not None:
+            self.enqueue(f"task:{pk}")
+        elif action != "destroy":
+            self.enqueue(f"container:{self.engine_url}|{event.get('id') or (event.get('Actor') or {}).get('ID')}")
+
+    def relist(self):
+        """List the lab's containers and enqueue every task they (or the database) concern."""
+        containers = self.engine.list_containers()
+        task_ids = {c["labels"].get(LABEL_TASK_ID, "") for c in containers}
+        tasks = dict(Task.objects.filter(task_id__in=task_ids).values_list("task_id", "pk"))
+        for container in containers:
+            pk = tasks.get(container["labels"].get(LABEL_TASK_ID, ""))
+            if pk is None:
+                self.enqueue(f"container:{self.engine_url}|{container['id']}")
+            else:
+                self.enqueue(f"task:{pk}")
+        # Tasks placed here that Docker may have lost (engine restart): each sync looks.
+        for pk in Task.objects.filter(container_instance__engine_url=self.engine_url).exclude(
+                last_status__in=(Task.STOPPED, Task.PROVISIONING)).values_list("pk", flat=True):
+            self.enqueue(f"task:{pk}")
+        return len(containers)
+
+
+# --- the dashboard's helpers ------------------------------------------------------------------
+
+def kill_task_container(task):
+    """SIGKILL the task's essential container (the "kill container" demo); True if one was killed.
+
+    The agent then sees the container die, reports the task STOPPED with exit code 137, and the
+    cluster manager replaces it. Only containers carrying this lab's label are touched.
+    """
+    engine = engine_for(task)
+    essential = task.containers.filter(essential=True).order_by("id").first()
+    containers = engine.list_containers(labels={LABEL_TASK_ID: task.task_id})
+    if essential is not None:
+        containers = [c for c in containers if c["labels"].get(LABEL_CONTAINER_NAME) == essential.name] or containers
+    for container in containers:
+        if container["state"] == "running":
+            engine.kill(container["id"], "SIGKILL")
+            activity.record("agent", "kill", task.arn, f"container {container['name']} killed with SIGKILL",
+                            trace_id=task.trace_id)
+            return True
+    return False
+
+
+def stream_logs(task, follow=True, tail=LOG_TAIL_LINES, container_name=None):
+    """The task's (essential) container output as text lines; from ``log_tail`` once it is gone."""
+    containers = task.containers.order_by("-essential", "id")
+    task_container = containers.filter(name=container_name).first() if container_name else containers.first()
+    if task_container is None:
+        return iter(())
+    if task.last_status != Task.STOPPED and task.container_instance_id:
+        try:
+            engine = engine_for(task)
+            for container in engine.list_containers(labels={LABEL_TASK_ID: task.task_id}):
+                if container["labels"].get(LABEL_CONTAINER_NAME) == task_container.name:
+                    return engine.logs(container["id"], follow=follow, tail=tail)
+        except EngineError as exc:
+            log.info("logs of %s from the engine failed (%s); using the kept tail", task.task_id, exc)
+    lines = task_container.log_tail.splitlines()
+    return iter(lines[-tail:] if tail else lines)
+

@@ -1,0 +1,278 @@
+"""The control plane: cluster manager, capacity manager and agents on one work queue.
+
+``ControlPlane().start()`` starts threads; ``stop()`` ends them. How work arrives:
+1. the change bus (kinds "task", "service", "cluster") enqueues a key at once, for a frontend
+   in this process;
+2. a database watcher (every ~250 ms) enqueues tasks and services whose desired state
+   changed, for a frontend in another process;
+3. each agent enqueues the tasks that Docker events and lists concern;
+4. a full resync every RESYNC_SECONDS enqueues everything, because any of those can miss.
+N workers take keys from the queue ("task:<pk>", "service:<pk>", "placement",
+"cluster:<pk>", "container:<engine>|<id>") and run one level-triggered pass each.
+
+Several processes may each run a control plane: a ``Lease`` row ("controlplane") claimed and
+renewed with conditional UPDATEs elects one leader; only the leader reconciles.
+"""
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection
+from django.db.models import Q
+from django.utils import timezone
+
+from orchestrator import activity, bus
+from orchestrator.agent import Agent, sync_container, sync_task
+from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet
+from orchestrator.cluster_manager import ClusterManager
+from orchestrator.docker_engine import DockerEngine, EngineError, EngineUnavailable
+from orchestrator.models import ContainerInstance, Lease, Service, Task
+from orchestrator.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+LEASE_NAME = "controlplane"
+WATCH_INTERVAL = 0.25
+# The watcher re-reads rows changed this long before its cursor: a transaction that commits
+# late (or a clock a little behind) must not be missed.
+WATCH_OVERLAP = timedelta(seconds=2)
+
+
+class ControlPlane:
+    """The in-process control plane. Thread-safe to start once and stop once."""
+
+    def __init__(self, workers=None, identity=None):
+        conf = settings.FARGATE_LAB
+        self.workers = workers or conf["WORKERS"]
+        self.lease_seconds = conf["LEASE_SECONDS"]
+        self.resync_seconds = conf["RESYNC_SECONDS"]
+        self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.queue = WorkQueue()
+        self.cluster_manager = ClusterManager(self.enqueue)
+        self.capacity_manager = CapacityManager(on_placed=lambda pk: self.enqueue(f"task:{pk}"))
+        self.agents = {}
+        self._stop = threading.Event()
+        self._lease_until = 0.0  # monotonic time until which we hold the lease
+        self._threads = []
+        self._unsubscribe = None
+        self._seen_tasks = {}
+        self._seen_services = {}
+        self._cursor = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self):
+        """Ensure the fleet, claim the lease, and start the threads."""
+        ensure_fleet()
+        urls = set(ContainerInstance.objects.filter(status=ContainerInstance.ACTIVE).values_list("engine_url", flat=True))
+        for url in sorted(urls):
+            self.agents[url] = Agent(url, self.enqueue)
+        self._cursor = timezone.now()
+        self._prime_watcher()
+        self._unsubscribe = bus.subscribe(self._on_bus)
+        for n in range(self.workers):
+            self._spawn(self._work, f"controlplane-worker-{n + 1}")
+        self._renew_lease()
+        self._spawn(self._lease_loop, "controlplane-lease")
+        self._spawn(self._watch_loop, "controlplane-db-watch")
+        self._spawn(self._resync_loop, "controlplane-resync")
+        for agent in self.agents.values():
+            agent.start()
+        log.info("control plane %s started with %d workers", self.identity, self.workers)
+
+    def stop(self):
+        """Stop the threads, release the lease, and tidy up this lab's unused networks."""
+        self._stop.set()
+        if self._unsubscribe:
+            self._unsubscribe()
+        self.queue.shutdown()
+        for agent in self.agents.values():
+            agent.stop()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        if self.is_leader:
+            for url in self.agents:
+                try:
+                    DockerEngine.for_url(url).remove_unused_networks()
+                except EngineError as exc:
+                    log.info("could not tidy networks: %s", exc)
+        self._release_lease()
+        log.info("control plane %s stopped", self.identity)
+
+    def _spawn(self, target, name):
+        thread = threading.Thread(target=self._closing(target), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    @staticmethod
+    def _closing(target):
+        """Run ``target`` and close the thread's database connection when it returns."""
+        def run():
+            try:
+                target()
+            finally:
+                connection.close()
+        return run
+
+    def enqueue(self, key, delay=0):
+        """Ask for ``key`` to be processed (after ``delay`` seconds)."""
+        if delay:
+            self.queue.add_after(key, delay)
+        else:
+            self.queue.add(key)
+
+    # --- leader election ------------------------------------------------------------------------
+
+    @property
+    def is_leader(self):
+        return time.monotonic() < self._lease_until
+
+    def _renew_lease(self):
+        """Claim or renew the lease with a conditional UPDATE; start or stop acting accordingly."""
+        now = timezone.now()
+        started = time.monotonic()
+        try:
+            Lease.objects.get_or_create(name=LEASE_NAME)
+        except IntegrityError:  # another process created it at the same moment
+            pass
+        claimed = Lease.objects.filter(name=LEASE_NAME).filter(
+            Q(holder=self.identity) | Q(holder="") | Q(expires_at__isnull=True) | Q(expires_at__lt=now)
+        ).update(holder=self.identity, renewed_at=now, expires_at=now + timedelta(seconds=self.lease_seconds))
+        was_leader = self.is_leader
+        if claimed:
+            self._lease_until = started + self.lease_seconds
+            if not was_leader:
+                activity.record("cluster_manager", "leader", message=f"control plane {self.identity} holds the lease")
+                self.resync()
+        elif was_leader:
+            self._lease_until = 0.0
+            activity.record("cluster_manager", "follower",
+                            message=f"control plane {self.identity} lost the lease; it stops acting")
+
+    def _release_lease(self):
+        """Give the lease up so that a successor takes over at once."""
+        try:
+            Lease.objects.filter(name=LEASE_NAME, holder=self.identity).update(holder="", expires_at=timezone.now())
+        except Exception:  # the database may be gone at shutdown; the lease then simply expires
+            log.exception("could not release the lease")
+        self._lease_until = 0.0
+
+    def _lease_loop(self):
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                self._renew_lease()
+            except Exception:  # the database is busy or gone: the lease lapses on its own
+                log.exception("lease renewal failed")
+                connection.close()
+
+    # --- sources of keys ------------------------------------------------------------------------
+
+    def _on_bus(self, kind, pk, origin=None, **info):
+        """A change in this process: enqueue its key (our own writes need no echo)."""
+        if origin == "controlplane":
+            return
+        if kind in ("task", "service", "cluster"):
+            self.enqueue(f"{kind}:{pk}")
+
+    def _prime_watcher(self):
+        self._seen_tasks = dict(Task.objects.exclude(last_status=Task.STOPPED).values_list("pk", "desired_status"))
+        self._seen_services = {
+            row[0]: row[1:] for row in Service.objects.values_list("pk", "status", "desired_count", "task_definition_id")
+        }
+
+    def watch_once(self):
+        """Enqueue tasks and services whose desired state changed since the last look."""
+        since = self._cursor - WATCH_OVERLAP
+        newest = self._cursor
+        for pk, desired, updated in Task.objects.filter(updated_at__gte=since).values_list(
+                "pk", "desired_status", "updated_at"):
+            newest = max(newest, updated)
+            if self._seen_tasks.get(pk) != desired:
+                self._seen_tasks[pk] = desired
+                self.enqueue(f"task:{pk}")
+        for pk, status, count, definition, updated in Service.objects.filter(updated_at__gte=since).values_list(
+                "pk", "status", "desired_count", "task_definition_id", "updated_at"):
+            newest = max(newest, updated)
+            if self._seen_services.get(pk) != (status, count, definition):
+                self._seen_services[pk] = (status, count, definition)
+                self.enqueue(f"service:{pk}")
+        self._cursor = newest
+        if len(self._seen_tasks) > 100_000:  # forget old tasks; a resync covers the rest
+            self._prime_watcher()
+
+    def _watch_loop(self):
+        while not self._stop.wait(WATCH_INTERVAL):
+            try:
+                if self.is_leader:
+                    self.watch_once()
+            except Exception:
+                log.exception("database watch failed")
+                connection.close()
+
+    def resync(self):
+        """Enqueue every live service and task, a placement pass, and relist every engine."""
+        for pk in Service.objects.exclude(status=Service.INACTIVE).values_list("pk", flat=True):
+            self.enqueue(f"service:{pk}")
+        for pk in Task.objects.exclude(last_status=Task.STOPPED).values_list("pk", flat=True):
+            self.enqueue(f"task:{pk}")
+        self.enqueue(PLACEMENT_KEY)
+        for agent in self.agents.values():
+            if agent.connected.is_set():
+                try:
+                    agent.relist()
+                except EngineUnavailable as exc:
+                    log.info("relist failed: %s", exc)
+
+    def _resync_loop(self):
+        while not self._stop.wait(self.resync_seconds):
+            try:
+                if self.is_leader:
+                    self.resync()
+            except Exception:
+                log.exception("resync failed")
+                connection.close()
+
+    # --- workers ----------------------------------------------------------------------------------
+
+    def _work(self):
+        """Take keys and process them; errors retry the key with backoff."""
+        while True:
+            key = self.queue.get()
+            if key is None:
+                return
+            try:
+                if self.is_leader:
+                    self.process(key)
+                self.queue.forget(key)
+            except EngineUnavailable as exc:
+                log.info("%s: Docker engine unavailable, retrying: %s", key, exc)
+                self.queue.add_rate_limited(key)
+            except Exception:
+                log.exception("processing %s failed; retrying", key)
+                connection.close()
+                self.queue.add_rate_limited(key)
+            finally:
+                self.queue.done(key)
+
+    def process(self, key):
+        """One level-triggered pass for ``key``."""
+        kind, _, rest = key.partition(":")
+        if key == PLACEMENT_KEY:
+            self.capacity_manager.place_pending()
+        elif kind == "task":
+            sync_task(int(rest), self.enqueue)
+        elif kind == "service":
+            self.cluster_manager.sync_service(int(rest))
+        elif kind == "cluster":
+            for pk in Service.objects.filter(cluster_id=int(rest)).exclude(
+                    status=Service.INACTIVE).values_list("pk", flat=True):
+                self.enqueue(f"service:{pk}")
+        elif kind == "container":
+            url, _, container_id = rest.rpartition("|")
+            sync_container(url, container_id, self.enqueue)
+        else:
+            log.warning("unknown work key %r", key)

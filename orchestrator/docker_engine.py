@@ -1,0 +1,444 @@
+"""The Docker runtime of an instance: the only module that imports ``docker``.
+
+``DockerEngine`` wraps the low-level Docker API with per-operation timeouts and named errors
+(``EngineUnavailable``, ``ImageNotFound``, ``ContainerNotFound``, ``Conflict``, ``NotOwned``),
+so no Docker SDK exception leaks out. Ownership is by label: every container the lab creates
+carries ``fargatelab.lab=<LAB_ID>``, listings are always filtered by it, and every operation
+on a container refuses one that lacks it. No container is ever given privileges, the host
+network, bind mounts or extra capabilities.
+"""
+import logging
+import threading
+
+import docker
+import requests
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+LABEL_LAB = "fargatelab.lab"
+LABEL_TASK_ARN = "fargatelab.task-arn"
+LABEL_TASK_ID = "fargatelab.task-id"
+LABEL_CLUSTER = "fargatelab.cluster"
+LABEL_INSTANCE = "fargatelab.instance"
+LABEL_CONTAINER_NAME = "fargatelab.container-name"
+
+# Seconds a quick call (inspect, list, create, start, remove) may take before the engine is
+# called unavailable; pulls and followed log streams are allowed to run as long as they need.
+QUICK_TIMEOUT = 30
+PULL_TIMEOUT = 1800
+
+
+class EngineError(Exception):
+    """Something the Docker engine refused or could not do."""
+
+
+class EngineUnavailable(EngineError):
+    """No Docker engine answers at the URL (down, restarting, or the call timed out)."""
+
+
+class ImageNotFound(EngineError):
+    """The image is not on the engine, or the registry does not have it."""
+
+
+class ContainerNotFound(EngineError):
+    """No such container (it may have been removed meanwhile)."""
+
+
+class Conflict(EngineError):
+    """A container of that name already exists (or the container is in the wrong state)."""
+
+
+class NotOwned(EngineError):
+    """The container does not carry this lab's label: the lab never touches it."""
+
+
+def lab_id():
+    """The id of this lab, the value of the fargatelab.lab label."""
+    return settings.FARGATE_LAB["LAB_ID"]
+
+
+def _translate(exc, what=""):
+    """Turn a Docker SDK or transport exception into one of ours."""
+    if isinstance(exc, EngineError):
+        return exc
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return EngineUnavailable(f"the Docker engine does not answer ({what}): {exc}")
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return ImageNotFound(str(exc.explanation or exc))
+    if isinstance(exc, docker.errors.NotFound):
+        return ContainerNotFound(str(exc.explanation or exc))
+    if isinstance(exc, docker.errors.APIError):
+        if exc.status_code == 409:
+            return Conflict(str(exc.explanation or exc))
+        return EngineError(str(exc.explanation or exc))
+    if isinstance(exc, docker.errors.DockerException):
+        return EngineUnavailable(str(exc))
+    return EngineError(f"{type(exc).__name__}: {exc}")
+
+
+class EventStream:
+    """An iterator of Docker events (dicts) that another thread may ``close()``."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __iter__(self):
+        try:
+            yield from self._stream
+        except Exception as exc:  # a daemon going away ends the stream; callers reopen it
+            raise _translate(exc, "events") from exc
+
+    def close(self):
+        """End the stream (from any thread); the iteration then stops."""
+        try:
+            self._stream.close()
+        except Exception:  # closing a dead socket is fine
+            pass
+
+
+class DockerEngine:
+    """One Docker engine (the runtime of one or more instances), addressed by URL."""
+
+    _shared = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, url="", lab=None):
+        self.url = url
+        self.lab = lab or lab_id()
+        self._clients = {}
+        self._lock = threading.Lock()
+        self._network_lock = threading.Lock()
+        # Container ids known to carry our label, so that acting on them needs no inspect first.
+        self._owned = set()
+        self._networks = {}
+
+    @classmethod
+    def for_url(cls, url="", lab=None):
+        """The shared engine object for ``url`` ("" = DOCKER_HOST or the local socket)."""
+        key = (url, lab or lab_id())
+        with cls._shared_lock:
+            if key not in cls._shared:
+                cls._shared[key] = cls(url, lab=key[1])
+            return cls._shared[key]
+
+    @classmethod
+    def from_settings(cls):
+        """The engine named by settings.FARGATE_LAB["DOCKER_URL"]."""
+        return cls.for_url(settings.FARGATE_LAB["DOCKER_URL"])
+
+    def describe(self):
+        """Where the engine is, in words (for messages)."""
+        return self.url or "the local Docker socket (DOCKER_HOST or /var/run/docker.sock)"
+
+    # --- clients --------------------------------------------------------------------------
+
+    def _client(self, timeout=QUICK_TIMEOUT):
+        """A low-level API client with this read timeout (None = no timeout), made on first use."""
+        with self._lock:
+            client = self._clients.get(timeout)
+            if client is None:
+                kwargs = {"base_url": self.url} if self.url else docker.utils.kwargs_from_env()
+                try:
+                    client = docker.APIClient(version="auto", timeout=timeout, max_pool_size=32, **kwargs)
+                except Exception as exc:
+                    raise _translate(exc, "connect") from exc
+                self._clients[timeout] = client
+            return client
+
+    def _call(self, what, fn, *args, timeout=QUICK_TIMEOUT, **kwargs):
+        """Call ``fn(client, …)`` and translate every failure into a named error."""
+        try:
+            return fn(self._client(timeout), *args, **kwargs)
+        except Exception as exc:
+            raise _translate(exc, what) from exc
+
+    # --- engine ---------------------------------------------------------------------------
+
+    def ping(self):
+        """True if the engine answers; raises EngineUnavailable with a clear message if not."""
+        try:
+            self._call("ping", lambda c: c.ping(), timeout=5)
+        except EngineError as exc:
+            raise EngineUnavailable(
+                f"No Docker engine answers at {self.describe()}: start Docker "
+                f"(e.g. `sudo systemctl start docker`) and try again. ({exc})"
+            ) from exc
+        return True
+
+    def events(self, since=None, filters=None):
+        """The engine's container events for this lab, as an ``EventStream`` (blocks while quiet)."""
+        merged = {"type": "container", "label": [f"{LABEL_LAB}={self.lab}"]}
+        for key, value in (filters or {}).items():
+            if key == "label":
+                merged["label"] = merged["label"] + list(value if isinstance(value, list) else [value])
+            else:
+                merged[key] = value
+        stream = self._call("events", lambda c: c.events(since=since, filters=merged, decode=True))
+        return EventStream(stream)
+
+    # --- images ---------------------------------------------------------------------------
+
+    def image_present(self, image):
+        """True if the image is on the engine."""
+        try:
+            self._call("inspect image", lambda c: c.inspect_image(image))
+            return True
+        except (ImageNotFound, ContainerNotFound):
+            return False
+
+    def pull(self, image, progress=None):
+        """Pull ``image``, calling ``progress(dict)`` for each progress message; raises ImageNotFound."""
+        repository, tag = _split_image(image)
+
+        def run(client):
+            for message in client.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in message:
+                    raise ImageNotFound(message.get("error", "pull failed"))
+                if progress:
+                    progress(message)
+
+        try:
+            self._call("pull", run, timeout=PULL_TIMEOUT)
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            raise ImageNotFound(str(exc)) from exc
+
+    # --- networks -------------------------------------------------------------------------
+
+    def ensure_network(self, name, labels=None):
+        """The id of bridge network ``name``, created (labelled with the lab) if missing."""
+        with self._lock:
+            if name in self._networks:
+                return self._networks[name]
+        labels = {LABEL_LAB: self.lab, **(labels or {})}
+
+        def run(client):
+            found = [n for n in client.networks(names=[name]) if n["Name"] == name]
+            if found:
+                return found[0]["Id"]
+            return client.create_network(name, driver="bridge", labels=labels, check_duplicate=True)["Id"]
+
+        with self._network_lock:  # one creator at a time: Docker 20.10 allows duplicate network names
+            network_id = self._call("network", run)
+            with self._lock:
+                self._networks[name] = network_id
+        return network_id
+
+    def forget_network(self, name):
+        """Drop a cached network id (e.g. after an engine restart removed it)."""
+        with self._lock:
+            self._networks.pop(name, None)
+
+    def remove_network(self, name):
+        """Remove one of this lab's networks (no-op if missing or not ours)."""
+        def run(client):
+            for network in client.networks(names=[name]):
+                if network["Name"] == name and (network.get("Labels") or {}).get(LABEL_LAB) == self.lab:
+                    client.remove_network(network["Id"])
+
+        self.forget_network(name)
+        try:
+            self._call("remove network", run)
+        except (ContainerNotFound, Conflict):
+            pass
+
+    def remove_unused_networks(self):
+        """Remove this lab's networks that no container uses any more; returns their names."""
+        def run(client):
+            removed = []
+            for network in client.networks(filters={"label": [f"{LABEL_LAB}={self.lab}"]}):
+                detail = client.inspect_network(network["Id"])
+                if (detail.get("Labels") or {}).get(LABEL_LAB) == self.lab and not detail.get("Containers"):
+                    client.remove_network(network["Id"])
+                    removed.append(network["Name"])
+            return removed
+
+        with self._lock:
+            self._networks.clear()
+        try:
+            with self._network_lock:
+                return self._call("prune networks", run)
+        except (ContainerNotFound, Conflict):
+            return []
+
+    # --- containers -----------------------------------------------------------------------
+
+    def list_containers(self, labels=None, all=True):
+        """Summaries of this lab's containers, optionally filtered by more labels.
+
+        Each is a dict: id, name, labels, state (created, running, exited, …), status.
+        """
+        wanted = [f"{LABEL_LAB}={self.lab}"] + [f"{k}={v}" for k, v in (labels or {}).items()]
+        rows = self._call("list", lambda c: c.containers(all=all, filters={"label": wanted}))
+        result = []
+        for row in rows:
+            row_labels = row.get("Labels") or {}
+            if row_labels.get(LABEL_LAB) != self.lab:
+                continue
+            self._owned.add(row["Id"])
+            result.append({
+                "id": row["Id"],
+                "name": (row.get("Names") or ["/"])[0].lstrip("/"),
+                "labels": row_labels,
+                "state": row.get("State", ""),
+                "status": row.get("Status", ""),
+            })
+        return result
+
+    def create_container(self, spec):
+        """Create a container from a ``spec`` dict; returns its id. Raises Conflict if the name exists.
+
+        spec keys: name, image, labels, env (dict), entrypoint, command, working_dir, user,
+        nano_cpus, memory (bytes), memory_reservation (bytes), ports [(port, "tcp"|"udp")],
+        publish_address, network, hostname, stop_timeout.
+        """
+        labels = dict(spec.get("labels") or {})
+        labels[LABEL_LAB] = self.lab
+        ports = [(int(p), (proto or "tcp").lower()) for p, proto in spec.get("ports") or []]
+        address = spec.get("publish_address") or "127.0.0.1"
+
+        def run(client):
+            host_config = client.create_host_config(
+                nano_cpus=spec.get("nano_cpus") or None,
+                mem_limit=spec.get("memory") or None,
+                mem_reservation=spec.get("memory_reservation") or None,
+                port_bindings={f"{p}/{proto}": (address,) for p, proto in ports} or None,
+                network_mode=spec.get("network") or None,
+                init=False,
+            )
+            networking = None
+            if spec.get("network"):
+                networking = client.create_networking_config(
+                    {spec["network"]: client.create_endpoint_config()}
+                )
+            created = client.create_container(
+                image=spec["image"],
+                name=spec["name"],
+                labels=labels,
+                environment=spec.get("env") or None,
+                entrypoint=spec.get("entrypoint") or None,
+                command=spec.get("command") or None,
+                working_dir=spec.get("working_dir") or None,
+                user=spec.get("user") or None,
+                hostname=spec.get("hostname") or None,
+                ports=[(p, proto) for p, proto in ports] or None,
+                stop_timeout=spec.get("stop_timeout"),
+                host_config=host_config,
+                networking_config=networking,
+                detach=True,
+            )
+            return created["Id"]
+
+        container_id = self._call("create", run)
+        self._owned.add(container_id)
+        return container_id
+
+    def inspect(self, container):
+        """The engine's full description of one of our containers (raises NotOwned for others)."""
+        data = self._call("inspect", lambda c: c.inspect_container(container))
+        if (data.get("Config", {}).get("Labels") or {}).get(LABEL_LAB) != self.lab:
+            raise NotOwned(f"container {container} does not carry {LABEL_LAB}={self.lab}; not touching it")
+        self._owned.add(data["Id"])
+        return data
+
+    def _check_owned(self, container):
+        """Refuse containers without our label (inspects those not seen before)."""
+        if container not in self._owned:
+            self.inspect(container)
+
+    def start(self, container):
+        """Start one of our containers (no-op if it already runs)."""
+        self._check_owned(container)
+        self._call("start", lambda c: c.start(container))
+
+    def stop(self, container, timeout=30):
+        """Stop one of our containers: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        self._check_owned(container)
+        self._call("stop", lambda c: c.stop(container, timeout=timeout), timeout=QUICK_TIMEOUT)
+
+    def kill(self, container, signal="SIGKILL"):
+        """Send a signal to one of our containers (SIGKILL by default)."""
+        self._check_owned(container)
+        self._call("kill", lambda c: c.kill(container, signal=signal))
+
+    def remove(self, container, force=True):
+        """Remove one of our containers (force: even if it runs); no-op if it is already gone."""
+        try:
+            self._check_owned(container)
+            self._call("remove", lambda c: c.remove_container(container, force=force))
+        except ContainerNotFound:
+            pass
+        except EngineError as exc:
+            # "removal already in progress" is a 409: someone else got there first.
+            if "already in progress" not in str(exc):
+                raise
+        self._owned.discard(container)
+
+    def logs(self, container, follow=False, tail=200):
+        """The container's output as an iterator of text lines (follows new output if asked)."""
+        self._check_owned(container)
+        tail_arg = "all" if tail is None else int(tail)
+        if not follow:
+            raw = self._call("logs", lambda c: c.logs(container, stdout=True, stderr=True, tail=tail_arg))
+            return iter(raw.decode("utf-8", "replace").splitlines())
+        stream = self._call(
+            "logs", lambda c: c.logs(container, stdout=True, stderr=True, stream=True, follow=True, tail=tail_arg),
+            timeout=None,
+        )
+        return _lines(stream)
+
+
+def _lines(chunks):
+    """Split a stream of byte chunks into text lines."""
+    buffer = b""
+    try:
+        for chunk in chunks:
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield line.decode("utf-8", "replace")
+    except Exception as exc:  # the container or the engine went away: the stream just ends
+        log.debug("log stream ended: %s", exc)
+    if buffer:
+        yield buffer.decode("utf-8", "replace")
+
+
+def _split_image(image):
+    """("repo", "tag") of an image reference; a digest stays with the repository."""
+    if "@" in image:
+        return image, None
+    name, _, tag = image.rpartition(":")
+    if name and "/" not in tag:
+        return name, tag
+    return image, "latest"
+
+
+def summarize(data):
+    """The parts of an inspect result the agent reports: state, exit code, IP, port bindings."""
+    state = data.get("State") or {}
+    settings_ = data.get("NetworkSettings") or {}
+    ips = [n.get("IPAddress") for n in (settings_.get("Networks") or {}).values() if n.get("IPAddress")]
+    bindings = []
+    for key, hosts in (settings_.get("Ports") or {}).items():
+        port, _, protocol = key.partition("/")
+        for host in hosts or []:
+            bindings.append({
+                "bindIP": host.get("HostIp", ""),
+                "containerPort": int(port),
+                "hostPort": int(host.get("HostPort") or 0),
+                "protocol": protocol or "tcp",
+            })
+    bindings.sort(key=lambda b: (b["containerPort"], b["protocol"], b["bindIP"]))
+    return {
+        "id": data.get("Id", ""),
+        "status": state.get("Status", ""),
+        "running": bool(state.get("Running")),
+        "exit_code": state.get("ExitCode"),
+        "oom_killed": bool(state.get("OOMKilled")),
+        "error": state.get("Error", ""),
+        "private_ip": ips[0] if ips else "",
+        "network_bindings": bindings,
+        "labels": (data.get("Config") or {}).get("Labels") or {},
+    }

@@ -1,0 +1,127 @@
+"""A rate-limited work queue of keys, shaped like client-go's workqueue.
+
+Event handlers only ``add`` a key ("task:12", "service:3", "placement"); workers ``get`` a
+key, re-read the current state for it, act, and call ``done``. Guarantees:
+1. a key waiting in the queue is held once (adding it again is a no-op);
+2. a key is never handed to two workers at once;
+3. a key added while a worker processes it is handed out again after ``done``;
+4. ``add_after`` delays a key; ``add_rate_limited`` delays it with per-key exponential
+   backoff (for retries after errors), which ``forget`` resets.
+"""
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+
+
+class WorkQueue:
+    """Keys to process, deduplicated, each processed by one worker at a time."""
+
+    def __init__(self, base_delay=0.05, max_delay=30.0):
+        self._cond = threading.Condition()
+        self._queue = deque()
+        self._dirty = set()  # keys waiting to be processed (queued, or to requeue after done)
+        self._processing = set()
+        self._delayed = []  # heap of (due, seq, key)
+        self._seq = itertools.count()
+        self._failures = {}
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._shutting_down = False
+
+    def add(self, key):
+        """Queue ``key`` to be processed (once, however often it is added before a worker takes it)."""
+        with self._cond:
+            self._add_locked(key)
+
+    def _add_locked(self, key):
+        if self._shutting_down or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.append(key)
+            self._cond.notify()
+
+    def add_after(self, key, delay):
+        """Queue ``key`` after ``delay`` seconds."""
+        if delay <= 0:
+            self.add(key)
+            return
+        with self._cond:
+            if self._shutting_down:
+                return
+            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), key))
+            self._cond.notify_all()
+
+    def add_rate_limited(self, key):
+        """Queue ``key`` again after a delay that doubles with each failure (a retry)."""
+        with self._cond:
+            failures = self._failures.get(key, 0)
+            self._failures[key] = failures + 1
+        self.add_after(key, min(self._base_delay * (2 ** failures), self._max_delay))
+
+    def forget(self, key):
+        """Reset the backoff of ``key`` (after it was processed successfully)."""
+        with self._cond:
+            self._failures.pop(key, None)
+
+    def num_requeues(self, key):
+        """How many times ``key`` was retried since it was last forgotten."""
+        with self._cond:
+            return self._failures.get(key, 0)
+
+    def _promote_due_locked(self):
+        """Move delayed keys whose time has come into the queue; returns seconds to the next one."""
+        now = time.monotonic()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, key = heapq.heappop(self._delayed)
+            self._add_locked(key)
+        return self._delayed[0][0] - now if self._delayed else None
+
+    def get(self, timeout=None):
+        """The next key to process (blocks); None when shut down (or after ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                wait = self._promote_due_locked()
+                if self._shutting_down:
+                    return None
+                if self._queue:
+                    key = self._queue.popleft()
+                    self._dirty.discard(key)
+                    self._processing.add(key)
+                    return key
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    wait = left if wait is None else min(wait, left)
+                self._cond.wait(wait)
+
+    def done(self, key):
+        """Mark ``key`` processed; if it was added meanwhile, it goes back in the queue."""
+        with self._cond:
+            self._processing.discard(key)
+            if key in self._dirty and not self._shutting_down:
+                self._queue.append(key)
+                self._cond.notify()
+
+    def shutdown(self):
+        """Stop handing out keys: every blocked and future ``get`` returns None."""
+        with self._cond:
+            self._shutting_down = True
+            self._cond.notify_all()
+
+    @property
+    def shutting_down(self):
+        return self._shutting_down
+
+    def __len__(self):
+        with self._cond:
+            return len(self._queue)
+
+    def pending_keys(self):
+        """The keys waiting now (for the dashboard and tests), in order."""
+        with self._cond:
+            return list(self._queue)

@@ -1,0 +1,97 @@
+"""The agent: plan_task on plain data, and tasks run as real containers on Docker."""
+import pytest
+
+from orchestrator.agent import (
+    Advance, ContainerSeen, ContainerWanted, CreateContainers, EnqueueService, EnsureImages, MarkStopping,
+    RecordExits, RemoveContainers, ReportRunning, RequestPlacement, StartContainers, StopContainers, TaskWanted,
+    plan_task,
+)
+from orchestrator.models import Task
+
+
+def wanted(desired, last, has_instance=True, names=("web",)):
+    return TaskWanted(desired, last, [ContainerWanted(n, True) for n in names], has_instance=has_instance)
+
+
+def test_it_asks_for_placement_while_provisioning():
+    assert plan_task(wanted("RUNNING", "PROVISIONING", has_instance=False), []) == [RequestPlacement()]
+
+
+def test_it_launches_a_pending_task():
+    actions = plan_task(wanted("RUNNING", "PENDING"), [])
+    assert actions == [EnsureImages(), CreateContainers(["web"]), StartContainers(["web"]),
+                       Advance("PENDING", "ACTIVATING"), ReportRunning()]
+
+
+def test_it_adopts_a_container_created_before_a_crash():
+    actions = plan_task(wanted("RUNNING", "PENDING"), [ContainerSeen("abc", "web", "created")])
+    assert actions == [StartContainers(["web"]), Advance("PENDING", "ACTIVATING"), ReportRunning()]
+
+
+def test_it_does_nothing_for_a_running_task_with_its_container():
+    assert plan_task(wanted("RUNNING", "RUNNING"), [ContainerSeen("abc", "web", "running")]) == []
+
+
+def test_it_stops_a_task_whose_essential_container_exited():
+    actions = plan_task(wanted("RUNNING", "RUNNING"), [ContainerSeen("abc", "web", "exited")])
+    assert actions[0] == MarkStopping("EssentialContainerExited", "Essential container in task exited")
+    assert Advance("RUNNING", "DEACTIVATING") in actions
+    assert StopContainers(["abc"]) not in actions  # it is already dead
+    assert actions[-4:] == [Advance("DEPROVISIONING", "STOPPED"), RemoveContainers(["abc"]),
+                            RequestPlacement(), EnqueueService()]
+
+
+def test_it_stops_a_running_task_whose_container_was_lost():
+    actions = plan_task(wanted("RUNNING", "RUNNING"), [])
+    assert actions[0] == MarkStopping("EssentialContainerExited", "Task stopped: its container was lost")
+    assert Advance("DEPROVISIONING", "STOPPED") in actions
+
+
+def test_it_walks_a_stop_through_every_state():
+    actions = plan_task(wanted("STOPPED", "RUNNING"), [ContainerSeen("abc", "web", "running")])
+    assert actions == [
+        Advance("RUNNING", "DEACTIVATING"), Advance("DEACTIVATING", "STOPPING"), StopContainers(["abc"]),
+        Advance("STOPPING", "DEPROVISIONING"), RecordExits(), Advance("DEPROVISIONING", "STOPPED"),
+        RemoveContainers(["abc"]), RequestPlacement(), EnqueueService(),
+    ]
+
+
+def test_it_stops_a_provisioning_task_at_once():
+    actions = plan_task(wanted("STOPPED", "PROVISIONING", has_instance=False), [])
+    assert actions[0] == Advance("PROVISIONING", "STOPPED")
+
+
+def test_it_removes_containers_of_a_stopped_task():
+    assert plan_task(wanted("STOPPED", "STOPPED"), [ContainerSeen("abc", "web", "exited")]) == [
+        RemoveContainers(["abc"])]
+
+
+@pytest.mark.docker
+def test_it_runs_a_task_with_its_limits_env_and_labels(control_plane, lab_rows, docker_engine, lab_id, wait_until):
+    definition = lab_rows.task_definition(environment=[{"name": "GREETING", "value": "hello"}],
+                                          command=["/demo/serve.sh"])
+    task = lab_rows.run_task(definition)
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "RUNNING", 20, message="task RUNNING")
+    task.refresh_from_db()
+    container = task.containers.get()
+    data = docker_engine.inspect(container.docker_id)
+    assert data["HostConfig"]["NanoCpus"] == 250_000_000
+    assert data["HostConfig"]["Memory"] == 512 * 1024 * 1024
+    env = dict(e.split("=", 1) for e in data["Config"]["Env"])
+    assert env["GREETING"] == "hello"
+    assert env["FARGATE_LAB_TASK_ARN"] == task.arn
+    assert env["AWS_EXECUTION_ENV"] == "AWS_ECS_FARGATE"
+    assert data["Config"]["Cmd"] == ["/demo/serve.sh"]
+    labels = data["Config"]["Labels"]
+    assert labels["fargatelab.lab"] == lab_id
+    assert labels["fargatelab.task-arn"] == task.arn
+    assert labels["fargatelab.task-id"] == task.task_id
+    assert labels["fargatelab.cluster"] == lab_rows.cluster.name
+    assert labels["fargatelab.instance"] == task.container_instance.name
+    assert labels["fargatelab.container-name"] == "web"
+    assert data["Name"] == f"/fargatelab-{lab_id}-{task.task_id}-web"
+    assert task.private_ip
+    assert task.started_at and task.connectivity_at and task.pull_started_at
+    [binding] = container.network_bindings
+    assert binding["bindIP"] == "127.0.0.1" and binding["containerPort"] == 80 and binding["hostPort"] > 0
+    assert container.last_status == "RUNNING"
