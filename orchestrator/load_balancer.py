@@ -520,7 +520,7 @@ class DataPlane:
 
     async def _forward(self, request, listener, group):
         """Proxy to a target of ``group``; a target that refuses the connection (or, for an
-        idempotent request, drops it unanswered) is skipped and the next one tried."""
+        idempotent request, drops it before answering in full) is skipped and the next one tried."""
         body = await request.read()
         headers = _forward_headers(request, listener)
         skip = {h for h in ("User-Agent", "Accept", "Accept-Encoding") if h not in request.headers}
@@ -536,14 +536,16 @@ class DataPlane:
                 # The target refused: keep it out of rotation until a health check passes.
                 target.refused_until = time.monotonic() + max(group.config["interval"], 1.0)
                 continue
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            except asyncio.TimeoutError:
+                return _plain(504, "504 Gateway Time-out")
+            except aiohttp.ClientError as exc:
+                # Dropped before a whole answer came back (a dying target's port proxy accepts,
+                # then closes): nothing was sent to the client yet, so an idempotent request is
+                # safe to try on the next target.
+                log.debug("target %s:%s failed: %r", target.address, target.connect_port, exc)
                 if request.method in IDEMPOTENT:
                     target.refused_until = time.monotonic() + max(group.config["interval"], 1.0)
                     continue
-                return _plain(502, "502 Bad Gateway")
-            except asyncio.TimeoutError:
-                return _plain(504, "504 Gateway Time-out")
-            except aiohttp.ClientError:
                 return _plain(502, "502 Bad Gateway")
 
     async def _exchange(self, request, target, headers, body, skip):
@@ -567,8 +569,13 @@ class DataPlane:
             if length is not None:
                 response.content_length = length
             await response.prepare(request)
-            async for chunk in upstream.content.iter_chunked(65536):
-                await response.write(chunk)
+            try:
+                async for chunk in upstream.content.iter_chunked(65536):
+                    await response.write(chunk)
+            except aiohttp.ClientError:
+                # The status line is out: all we can do is cut the client's connection short.
+                response.force_close()
+                return response
             await response.write_eof()
             return response
 

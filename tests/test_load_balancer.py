@@ -1,6 +1,8 @@
 """The load balancer's data plane against real containers: round robin, retries, health checks,
 draining, bind errors, and the hooks the control plane calls."""
 import collections
+import http.server
+import json
 import socket
 import threading
 import urllib.error
@@ -12,7 +14,6 @@ from orchestrator import load_balancer
 from orchestrator.models import Account, Listener, LoadBalancer, Target, TargetGroup
 from tests.support.elb import docker, poll_until, unused_port
 
-pytestmark = pytest.mark.docker
 
 
 def get(port, path="/", timeout=5):
@@ -53,6 +54,7 @@ def healthy_ids(tg):
     return set(tg.targets.filter(state=Target.HEALTHY).values_list("pk", flat=True))
 
 
+@pytest.mark.docker
 def test_it_spreads_requests_round_robin_over_three_containers(data_plane, demo_containers):
     port = unused_port()
     _, tg, _ = make_lb(port)
@@ -70,6 +72,7 @@ def test_it_spreads_requests_round_robin_over_three_containers(data_plane, demo_
     assert answers == {"task-0": 20, "task-1": 20, "task-2": 20}
 
 
+@pytest.mark.docker
 def test_it_loses_no_request_when_a_target_dies_and_marks_it_unhealthy(data_plane, demo_containers):
     port = unused_port()
     _, tg, _ = make_lb(port)
@@ -117,6 +120,7 @@ def test_it_loses_no_request_when_a_target_dies_and_marks_it_unhealthy(data_plan
     assert set(served_after) == {"task-1", "task-2"}
 
 
+@pytest.mark.docker
 def test_it_answers_503_without_targets_and_drains_deregistered_ones(data_plane, demo_containers):
     port = unused_port()
     _, tg, _ = make_lb(port, delay=1.0)
@@ -175,3 +179,75 @@ def test_it_stops_listening_when_the_listener_is_deleted(data_plane):
 
     with pytest.raises(urllib.error.URLError):
         get(port)
+
+
+class EchoHandler(http.server.BaseHTTPRequestHandler):
+    """An upstream that answers with what it received (or 2 MiB for /big, 404 for /missing)."""
+
+    def do_GET(self):
+        self._answer(b"")
+
+    def do_POST(self):
+        self._answer(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+
+    def _answer(self, body):
+        if self.path == "/big":
+            payload = b"x" * (2 * 1024 * 1024)
+        else:
+            payload = json.dumps({"method": self.command, "path": self.path, "body": body.decode(),
+                                  "headers": dict(self.headers)}).encode()
+        self.send_response(404 if self.path == "/missing" else 200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("X-Upstream", "echo")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def echo_upstream():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_it_forwards_method_path_body_and_headers(data_plane, echo_upstream):
+    port = unused_port()
+    _, tg, _ = make_lb(port)
+    target = add_target(tg, echo_upstream)
+    data_plane.sync()
+    poll_until(lambda: healthy_ids(tg) == {target.pk}, 10, message="the echo target healthy")
+    data_plane.sync()
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/orders?id=7", data=b"hello", method="POST",
+                                     headers={"Host": "web-lb-1.us-east-1.elb.localhost", "X-Forwarded-For": "10.1.1.1"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        echoed, upstream_header = json.loads(response.read()), response.headers["X-Upstream"]
+
+    assert (echoed["method"], echoed["path"], echoed["body"]) == ("POST", "/orders?id=7", "hello")
+    assert echoed["headers"]["Host"] == "web-lb-1.us-east-1.elb.localhost"
+    assert echoed["headers"]["X-Forwarded-For"] == "10.1.1.1, 127.0.0.1"
+    assert echoed["headers"]["X-Forwarded-Port"] == str(port)
+    assert echoed["headers"]["X-Amzn-Trace-Id"].startswith("Root=1-")
+    assert upstream_header == "echo"
+    assert get(port, "/missing")[0] == 404
+    status, body = get(port, "/big")
+    assert status == 200 and len(body) == 2 * 1024 * 1024
+
+
+def test_it_marks_a_target_answering_the_wrong_code_unhealthy(data_plane, echo_upstream):
+    port = unused_port()
+    _, tg, _ = make_lb(port)
+    TargetGroup.objects.filter(pk=tg.pk).update(health_check_path="/missing")
+    target = add_target(tg, echo_upstream)
+    data_plane.sync()
+
+    poll_until(lambda: Target.objects.get(pk=target.pk).state == Target.UNHEALTHY, 10, message="an unhealthy target")
+    target.refresh_from_db()
+    assert target.reason == "Target.ResponseCodeMismatch"
+    assert target.description == "Health checks failed with these codes: [404]"
