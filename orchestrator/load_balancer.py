@@ -54,6 +54,8 @@ def _task_targets(task):
     """(target group, target id, port, address, connect port) for each of the task's load balancer entries."""
     if task.service_id is None:
         return []
+    # Re-read: the agent writes private_ip and the bindings just before it registers.
+    task = Task.objects.select_related("service", "account", "container_instance").get(pk=task.pk)
     result = []
     for entry in task.service.load_balancers or []:
         try:
@@ -85,6 +87,7 @@ def _task_targets(task):
 def register_task(task):
     """Register the task in its service's target groups (it starts "initial"); returns the Target rows.
 
+    Call it once the task's network_bindings and private_ip are written (still ACTIVATING).
     Returns once the rows are written: the data plane health-checks them from its next sync,
     which the bus event triggers at once in this process.
     """
