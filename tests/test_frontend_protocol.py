@@ -238,3 +238,29 @@ def test_it_never_answers_500_over_http_to_odd_input(raw_api):
             response = raw_api(operation, {"taskDefinition": value, "serviceName": value, "resourceArn": value})
             assert response.status_code == 400, (operation, value, response.text)
             assert error(response)[1]
+
+
+def test_it_answers_a_bug_with_a_server_exception(raw_api, monkeypatch):
+    def broken(context, params):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(OPERATIONS, "ListClusters", broken)
+    status, kind, message = error(raw_api("ListClusters", {}))
+    assert (status, kind) == (500, "ServerException")
+    assert "a bug" not in message
+
+
+def test_it_validates_calls_from_inside_the_lab_like_the_api(default_account):
+    # The dashboard's forms call call(): the same admission rules and error types apply.
+    params = fargate_task_definition()
+    params["containerDefinitions"][0]["privileged"] = True
+    with pytest.raises(EcsError) as info:
+        call(default_account, "RegisterTaskDefinition", params)
+    assert (info.value.error_type, info.value.status) == ("ClientException", 400)
+    with pytest.raises(EcsError) as info:
+        call(default_account, "ListClusters", {"maxResults": "many"})
+    assert info.value.error_type == "SerializationException"
+    with pytest.raises(EcsError) as info:
+        call(default_account, "Explode", {})
+    assert info.value.error_type == "UnknownOperationException"
+    assert not TaskDefinition.objects.exists()

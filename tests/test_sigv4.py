@@ -157,3 +157,16 @@ def test_it_verifies_a_query_string(db):
         headers={**headers, "Host": "localhost:8000"},
     )
     assert authenticate(django).access_key_id == "test"
+
+
+def test_it_creates_the_default_account_in_a_fresh_lab(db):
+    headers, data = signed_request(URL, "ListClusters", {})
+    key = authenticate(django_request(headers, data))
+    assert key.account.account_id == "000000000000"
+
+
+def test_it_does_not_recreate_a_removed_test_key(db):
+    Account.default()
+    AccessKey.objects.filter(access_key_id="test").delete()
+    headers, data = signed_request(URL, "ListClusters", {})
+    assert error_type(django_request(headers, data))[0] == "UnrecognizedClientException"

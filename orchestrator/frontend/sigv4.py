@@ -11,7 +11,7 @@ import re
 from urllib.parse import quote, unquote
 
 from orchestrator.frontend import EcsError
-from orchestrator.models import AccessKey
+from orchestrator.models import AccessKey, Account
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 # How far X-Amz-Date may be from our clock (AWS allows 15 minutes).
@@ -37,13 +37,23 @@ def authenticate(request, now=None):
     key_id, scope = _parse_credential(credential)
     amz_date = _request_date(request, scope)
     _check_clock(amz_date, now or datetime.datetime.now(datetime.timezone.utc))
-    key = AccessKey.objects.select_related("account").filter(access_key_id=key_id, active=True).first()
+    key = _find_key(key_id)
     if key is None:
         raise EcsError("UnrecognizedClientException", "The security token included in the request is invalid.")
     canonical = canonical_request(request, signed_headers)
     expected = sign(key.secret_access_key, amz_date, scope, canonical)
     if not hmac.compare_digest(expected, signature.lower()):
         raise EcsError("InvalidSignatureException", BAD_SIGNATURE)
+    return key
+
+
+def _find_key(key_id):
+    """The active access key ``key_id``; a lab with no account at all gets its default one first."""
+    key = AccessKey.objects.select_related("account").filter(access_key_id=key_id, active=True).first()
+    if key is None and not Account.objects.exists():
+        # A fresh lab answers the documented test/test key without a setup step.
+        Account.default()
+        key = AccessKey.objects.select_related("account").filter(access_key_id=key_id, active=True).first()
     return key
 
 
