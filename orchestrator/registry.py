@@ -123,6 +123,15 @@ class RegistryProcess:
         self.stop()
         raise RegistryError(f"the registry did not answer on {self.url} within {timeout} s")
 
+    def ensure_running(self, timeout=15):
+        """Start the registry unless one already answers on the port (e.g. the Debian package's
+        own service on :5000), which is then used as it is; True if we started one."""
+        if _answers(self.url):
+            log.warning("a registry already answers on %s: using it (its storage is not the lab's)", self.url)
+            return False
+        self.start(timeout)
+        return True
+
     def stop(self):
         """Stop the registry (SIGTERM, then SIGKILL after 10 s)."""
         if self.process is None:
@@ -281,8 +290,10 @@ def delete_repository(account, params):
             "because it still contains images",
         )
     shape = _repository_shape(repo)
-    # The registry's API deletes manifests, not repositories; its storage is the lab's, so the
-    # repository's directory goes (unreferenced blobs stay until a garbage collection).
+    for image in images(repo):
+        _registry_get(f"/v2/{repo.name}/manifests/{image['digest']}", method="DELETE")
+    # The registry's API deletes manifests, not repositories; when its storage is the lab's the
+    # repository's directory goes too (unreferenced blobs stay until a garbage collection).
     shutil.rmtree(storage_root() / "data/docker/registry/v2/repositories" / repo.name, ignore_errors=True)
     pk = repo.pk
     repo.delete()

@@ -95,3 +95,10 @@ def test_it_stores_pushed_images_that_the_engine_pulls_back(ecr, lab_registry, t
 
     ecr.delete_repository(repositoryName=name, force=True)
     assert ecr.describe_repositories()["repositories"] == []
+
+
+def test_it_uses_a_registry_that_already_answers_on_its_port(lab_registry, tmp_path):
+    other = RegistryProcess(port=lab_registry.port, root=tmp_path / "other")
+
+    assert other.ensure_running() is False
+    assert other.process is None
