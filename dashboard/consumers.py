@@ -125,7 +125,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def send_fragments(self, names, seq):
         html = await _render_all(names, self.key, seq)
         if html:
-            await self.send(text_data=html)
+            await send_html(self, html)
+
+
+async def send_html(consumer, html):
+    """Send HTML; a page that closed meanwhile (its disconnect not yet handled) is not an error."""
+    try:
+        await consumer.send(text_data=html)
+    except RuntimeError as exc:  # the server refuses sends after the socket closed
+        log.debug("page gone before its update: %s", exc)
 
 
 # --- Task logs (CloudWatch Logs / kubectl logs) ------------------------------------------
@@ -214,7 +222,7 @@ class TaskLogsConsumer(AsyncWebsocketConsumer):
         html = render_to_string(
             "dashboard/fragments/log_lines.html", {"lines": lines, "reset": reset, "key": self.key}
         )
-        await self.send(text_data=html)
+        await send_html(self, html)
 
     async def disconnect(self, code):
         if hasattr(self, "stopping"):

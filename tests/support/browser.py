@@ -42,26 +42,36 @@ class LiveLabServer:
     """uvicorn serving the lab's ASGI application in a thread of the test process."""
 
     def __init__(self, lifespan="off"):
+        self.lifespan = lifespan
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = self.thread = None
+
+    def start(self):
         import uvicorn
 
         from config.asgi import application
 
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            application, host="127.0.0.1", port=self.port, lifespan=lifespan, log_level="warning", ws="websockets"
+            application, host="127.0.0.1", port=self.port, lifespan=self.lifespan, log_level="warning",
+            ws="websockets",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-lab-server", daemon=True)
-
-    def start(self):
         self.thread.start()
         wait_until(lambda: self.server.started, timeout=15, message="uvicorn to start")
         return self
 
     def stop(self):
+        """Shut down as on SIGTERM: open WebSockets are closed with 1012 (service restart)."""
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "uvicorn did not stop"
+
+    def restart(self):
+        """Stop and serve again on the same port, as a restarted lab would."""
+        self.stop()
+        return self.start()
 
 
 @pytest.fixture
