@@ -140,10 +140,10 @@ def stop_sequence(last_status, seen):
         if running:
             steps.append(StopContainers(running))
         steps.append(Advance(Task.STOPPING, Task.DEPROVISIONING))
-    steps += [RecordExits(), Advance(Task.DEPROVISIONING, Task.STOPPED)]
-    if ids:
+    steps.append(RecordExits())
+    if ids:  # removed before STOPPED is reported, so a STOPPED task never has a container
         steps.append(RemoveContainers(ids))
-    return steps + [RequestPlacement(), EnqueueService()]
+    return steps + [Advance(Task.DEPROVISIONING, Task.STOPPED), RequestPlacement(), EnqueueService()]
 
 
 def plan_task(task, seen):
@@ -349,6 +349,8 @@ class TaskSync:
         if changed:
             self.record("failed", f"task {self.task.task_id}: {reason}")
             bus.publish("task", self.task.pk, origin="controlplane")
+            if self.task.service_id:  # the scheduler may start the replacement while this one stops
+                self.enqueue(f"service:{self.task.service_id}")
 
     # -- actions
     def do_RequestPlacement(self, action, seen):

@@ -37,7 +37,7 @@ def test_it_stops_a_task_whose_essential_container_exited():
     assert actions[0] == MarkStopping("EssentialContainerExited", "Essential container in task exited")
     assert Advance("RUNNING", "DEACTIVATING") in actions
     assert StopContainers(["abc"]) not in actions  # it is already dead
-    assert actions[-4:] == [Advance("DEPROVISIONING", "STOPPED"), RemoveContainers(["abc"]),
+    assert actions[-4:] == [RemoveContainers(["abc"]), Advance("DEPROVISIONING", "STOPPED"),
                             RequestPlacement(), EnqueueService()]
 
 
@@ -51,8 +51,8 @@ def test_it_walks_a_stop_through_every_state():
     actions = plan_task(wanted("STOPPED", "RUNNING"), [ContainerSeen("abc", "web", "running")])
     assert actions == [
         Advance("RUNNING", "DEACTIVATING"), Advance("DEACTIVATING", "STOPPING"), StopContainers(["abc"]),
-        Advance("STOPPING", "DEPROVISIONING"), RecordExits(), Advance("DEPROVISIONING", "STOPPED"),
-        RemoveContainers(["abc"]), RequestPlacement(), EnqueueService(),
+        Advance("STOPPING", "DEPROVISIONING"), RecordExits(), RemoveContainers(["abc"]),
+        Advance("DEPROVISIONING", "STOPPED"), RequestPlacement(), EnqueueService(),
     ]
 
 
@@ -95,3 +95,55 @@ def test_it_runs_a_task_with_its_limits_env_and_labels(control_plane, lab_rows, 
     [binding] = container.network_bindings
     assert binding["bindIP"] == "127.0.0.1" and binding["containerPort"] == 80 and binding["hostPort"] > 0
     assert container.last_status == "RUNNING"
+
+
+@pytest.mark.docker
+def test_it_stops_a_task_with_its_exit_code_and_removes_the_container(
+        control_plane, lab_rows, docker_engine, wait_until):
+    task = lab_rows.run_task()
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "RUNNING", 20, message="task RUNNING")
+    docker_id = task.containers.get().docker_id
+    Task.objects.filter(pk=task.pk).update(desired_status="STOPPED", stop_code="UserInitiated",
+                                           stopped_reason="Task stopped by user")
+    from orchestrator import bus
+    bus.publish("task", task.pk)
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "STOPPED", 20, message="task STOPPED")
+    task.refresh_from_db()
+    container = task.containers.get()
+    assert container.exit_code == 0  # the demo exits 0 on SIGTERM
+    assert container.last_status == "STOPPED"
+    assert "demo: serving task" in container.log_tail
+    assert task.stopped_at and task.execution_stopped_at and task.stopping_at
+    assert task.stopped_reason == "Task stopped by user"
+    assert docker_engine.list_containers() == []
+    with pytest.raises(Exception):
+        docker_engine.inspect(docker_id)
+
+
+@pytest.mark.docker
+def test_it_stops_a_task_whose_image_cannot_be_pulled(control_plane, lab_rows, docker_engine, wait_until):
+    definition = lab_rows.task_definition(image="127.0.0.1:1/nowhere/nothing:latest")
+    task = lab_rows.run_task(definition)
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "STOPPED", 30, message="task STOPPED")
+    task.refresh_from_db()
+    assert task.stop_code == "TaskFailedToStart"
+    assert task.stopped_reason.startswith("CannotPullContainerError:")
+    assert task.pull_started_at is None or task.started_at is None
+    assert docker_engine.list_containers() == []
+
+
+@pytest.mark.docker
+def test_it_kills_and_streams_logs_through_the_dashboard_helpers(control_plane, lab_rows, wait_until):
+    from orchestrator.agent import kill_task_container, stream_logs
+
+    task = lab_rows.run_task()
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "RUNNING", 20, message="task RUNNING")
+    task.refresh_from_db()
+    wait_until(lambda: any("demo: serving task" in line for line in stream_logs(task, follow=False)), 10,
+               message="the demo's first line in the logs")
+    assert kill_task_container(task) is True
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "STOPPED", 20, message="task STOPPED")
+    task.refresh_from_db()
+    assert task.containers.get().exit_code == 137
+    assert task.stop_code == "EssentialContainerExited"
+    assert any("demo: serving task" in line for line in stream_logs(task, follow=True))
