@@ -1,0 +1,88 @@
+"""The capacity manager: placement on plain data, and placement passes on the state database."""
+import pytest
+
+from orchestrator.capacity_manager import (
+    CapacityManager, InstanceRoom, PendingTask, Placement, ensure_fleet, instance_rooms, no_capacity_reason, place,
+)
+from orchestrator.models import Account, Activity, Cluster, ContainerInstance, Task, TaskDefinition
+
+
+def test_it_places_on_the_instance_with_most_room_that_fits():
+    rooms = [InstanceRoom(1, "fleet-1", 512, 1024), InstanceRoom(2, "fleet-2", 3840, 7680)]
+    [decision] = place([PendingTask(10, "t", 256, 512)], rooms)
+    assert decision == Placement(10, 2, "fleet-2", "fleet-2 has 3840 CPU / 7680 MiB free")
+
+
+def test_it_books_capacity_as_it_places_oldest_first():
+    rooms = [InstanceRoom(1, "fleet-1", 512, 1024)]
+    decisions = place([PendingTask(1, "a", 256, 512), PendingTask(2, "b", 256, 512), PendingTask(3, "c", 256, 512)],
+                      rooms)
+    assert [d.instance_pk for d in decisions] == [1, 1, None]
+    assert decisions[2].reason == "No Fargate capacity: no instance has 256 CPU units and 512 MiB free"
+
+
+def test_it_checks_memory_as_well_as_cpu():
+    [decision] = place([PendingTask(1, "a", 256, 2048)], [InstanceRoom(1, "fleet-1", 4096, 1024)])
+    assert decision.instance_pk is None
+    assert decision.reason == no_capacity_reason(256, 2048)
+
+
+@pytest.fixture
+def small_fleet(db, settings):
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "FLEET_INSTANCES": 1, "INSTANCE_CPU": 512,
+                            "INSTANCE_MEMORY": 1024}
+    ensure_fleet()
+    account = Account.default()
+    cluster = Cluster.objects.create(account=account, name="default")
+    definition = TaskDefinition.objects.create(account=account, family="web", revision=1, cpu=256, memory=512,
+                                               body={"containerDefinitions": [{"name": "web", "image": "x"}]})
+
+    def new_task():
+        return Task.objects.create(account=account, cluster=cluster, task_definition=definition, cpu=256, memory=512)
+
+    return new_task
+
+
+def test_it_places_pending_tasks_and_leaves_the_rest_waiting_with_a_reason(small_fleet):
+    tasks = [small_fleet() for _ in range(3)]
+    placed = []
+    assert CapacityManager(on_placed=placed.append).place_pending() == 2
+    for task in tasks:
+        task.refresh_from_db()
+    assert [t.last_status for t in tasks] == ["PENDING", "PENDING", "PROVISIONING"]
+    assert placed == [tasks[0].pk, tasks[1].pk]
+    assert tasks[0].container_instance.name == "fleet-1"
+    assert tasks[2].pending_reason == "No Fargate capacity: no instance has 256 CPU units and 512 MiB free"
+    assert Activity.objects.filter(component="capacity_manager", action="place",
+                                   message__contains="fleet-1 has 512 CPU / 1024 MiB free").exists()
+    assert [(r.cpu_free, r.memory_free) for r in instance_rooms()] == [(0, 0)]
+
+
+def test_it_re_places_a_waiting_task_when_capacity_frees(small_fleet):
+    tasks = [small_fleet() for _ in range(3)]
+    manager = CapacityManager()
+    manager.place_pending()
+    Task.objects.filter(pk=tasks[0].pk).update(last_status="STOPPED", desired_status="STOPPED")
+    assert manager.place_pending() == 1
+    tasks[2].refresh_from_db()
+    assert tasks[2].last_status == "PENDING" and tasks[2].pending_reason == ""
+
+
+def test_it_skips_tasks_no_longer_wanted_and_draining_instances(small_fleet):
+    stopped = small_fleet()
+    Task.objects.filter(pk=stopped.pk).update(desired_status="STOPPED")
+    ContainerInstance.objects.update(status="DRAINING")
+    waiting = small_fleet()
+    assert CapacityManager().place_pending() == 0
+    stopped.refresh_from_db()
+    waiting.refresh_from_db()
+    assert stopped.last_status == "PROVISIONING" and stopped.pending_reason == ""
+    assert waiting.pending_reason.startswith("No Fargate capacity")
+
+
+def test_it_creates_the_warm_pool_once(db, settings):
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "FLEET_INSTANCES": 3}
+    ensure_fleet()
+    ensure_fleet()
+    assert list(ContainerInstance.objects.values_list("name", "status")) == [
+        ("fleet-1", "ACTIVE"), ("fleet-2", "ACTIVE"), ("fleet-3", "ACTIVE")]

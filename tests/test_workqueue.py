@@ -1,0 +1,91 @@
+"""The work queue: dedup, one worker per key, requeue after done, delays, backoff, shutdown."""
+import threading
+import time
+
+from orchestrator.workqueue import WorkQueue
+
+
+def test_it_holds_a_waiting_key_once():
+    queue = WorkQueue()
+    queue.add("task:1")
+    queue.add("task:1")
+    queue.add("task:2")
+    assert queue.pending_keys() == ["task:1", "task:2"]
+
+
+def test_it_never_hands_a_key_to_two_workers_and_requeues_it_after_done():
+    queue = WorkQueue()
+    queue.add("task:1")
+    assert queue.get(timeout=1) == "task:1"
+    queue.add("task:1")  # changed while a worker processes it
+    assert queue.get(timeout=0.05) is None  # not handed to a second worker
+    queue.done("task:1")
+    assert queue.get(timeout=1) == "task:1"  # processed again after done
+    queue.done("task:1")
+    assert queue.get(timeout=0.05) is None
+
+
+def test_it_delays_keys():
+    queue = WorkQueue()
+    queue.add_after("service:1", 0.2)
+    assert queue.get(timeout=0.05) is None
+    started = time.monotonic()
+    assert queue.get(timeout=2) == "service:1"
+    assert time.monotonic() - started >= 0.1
+
+
+def test_it_backs_off_a_failing_key_and_forgets_on_success():
+    queue = WorkQueue(base_delay=0.01)
+    queue.add_rate_limited("task:1")
+    queue.add_rate_limited("task:1")
+    queue.add_rate_limited("task:1")
+    assert queue.num_requeues("task:1") == 3
+    queue.forget("task:1")
+    assert queue.num_requeues("task:1") == 0
+    assert queue.get(timeout=1) == "task:1"
+
+
+def test_it_wakes_blocked_workers_on_shutdown():
+    queue = WorkQueue()
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(queue.get())) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    queue.shutdown()
+    for worker in workers:
+        worker.join(timeout=2)
+    assert results == [None, None, None]
+    queue.add("task:1")
+    assert queue.get(timeout=0.05) is None
+
+
+def test_it_processes_many_keys_in_parallel_exactly_once_at_a_time():
+    queue = WorkQueue()
+    active, seen, lock = set(), [], threading.Lock()
+    overlaps = []
+
+    def work():
+        while (key := queue.get()) is not None:
+            with lock:
+                if key in active:
+                    overlaps.append(key)
+                active.add(key)
+            time.sleep(0.001)  # hold the key a little, as a real pass would
+            with lock:
+                active.discard(key)
+                seen.append(key)
+            queue.done(key)
+
+    workers = [threading.Thread(target=work) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for n in range(200):
+        queue.add(f"task:{n % 20}")
+    deadline = time.monotonic() + 5
+    while (len(queue) or len(seen) < 20) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    queue.shutdown()
+    for worker in workers:
+        worker.join(timeout=2)
+    assert overlaps == []
+    assert set(seen) == {f"task:{n}" for n in range(20)}
