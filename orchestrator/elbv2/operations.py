@@ -293,6 +293,9 @@ def _health_settings(params, defaults):
         fields["matcher"] = code
     interval = fields.get("health_check_interval", defaults.get("health_check_interval", 30))
     timeout = fields.get("health_check_timeout", defaults.get("health_check_timeout", 5))
+    if "health_check_timeout" not in fields and timeout >= interval:
+        # Only the interval was given (e.g. 5 s): shorten the default timeout to fit under it.
+        timeout = fields["health_check_timeout"] = max(2, interval - 1)
     if timeout >= interval:
         raise ElbError("ValidationError", "Health check timeout must be smaller than the interval")
     return fields
