@@ -12,7 +12,7 @@ import requests
 from orchestrator.frontend import EcsError, call
 from orchestrator.frontend.operations import OPERATIONS
 from orchestrator.models import Activity, Cluster, Task, TaskDefinition
-from tests.support.api import TARGET, fargate_task_definition, signed_request
+from tests.support.api import TARGET, fargate_task_definition
 
 JSON = "application/x-amz-json-1.1"
 

@@ -15,6 +15,7 @@ class EcsError(Exception):
         self.status = status
 
     def as_json(self):
+        """The error as the wire shows it: {"__type": …, "message": …}."""
         return {"__type": self.error_type, "message": self.message}
 
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from orchestrator import activity, bus
@@ -52,6 +52,7 @@ def operation(name):
     """Register a handler for the ECS operation ``name``."""
 
     def register(handler):
+        """Add the handler to OPERATIONS."""
         OPERATIONS[name] = handler
         return handler
 
@@ -142,6 +143,7 @@ def _runnable_task_definition(ctx, ref):
 
 
 def _check_launch_type(params):
+    """Refuse any launch type or capacity provider but Fargate's."""
     launch_type = params.get("launchType", "FARGATE")
     if launch_type != "FARGATE":
         raise EcsError(
@@ -157,6 +159,7 @@ def _check_launch_type(params):
 
 
 def _check_tags(tags):
+    """Check tags as ECS does (at most 50, non-empty keys, no aws: prefix); return them as stored."""
     keys = [tag.get("key") for tag in tags]
     if len(tags) > MAX_TAGS:
         raise EcsError("InvalidParameterException", f"A resource can have at most {MAX_TAGS} tags.")
@@ -169,6 +172,7 @@ def _check_tags(tags):
 
 
 def _merge_tags(existing, new):
+    """Tags after TagResource: new values overwrite those of the same key."""
     merged = {tag["key"]: tag["value"] for tag in existing}
     merged.update({tag["key"]: tag["value"] for tag in new})
     tags = [{"key": k, "value": v} for k, v in merged.items()]
@@ -178,6 +182,7 @@ def _merge_tags(existing, new):
 
 
 def _client_token(params, max_length):
+    """The request's clientToken ("" when none), checked for length and printable ASCII."""
     token = params.get("clientToken", "")
     if token and (len(token) > max_length or not _TOKEN_RE.match(token)):
         raise EcsError(
@@ -194,10 +199,12 @@ def _fingerprint(params):
 
 
 def _include(params):
+    """The set of extras a Describe call asks for (TAGS, SETTINGS, …)."""
     return set(params.get("include", []))
 
 
 def _check_length(value, limit, what):
+    """Refuse a string longer than the database keeps, with a clear message."""
     if len(value) > limit:
         raise EcsError("InvalidParameterException", f"{what} must be at most {limit} characters.")
     return value
@@ -215,10 +222,12 @@ def _page(rows, params, serialize):
 
 
 def _encode_token(offset):
+    """An opaque nextToken for the page that starts at ``offset``."""
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
 def _decode_token(token):
+    """The offset a nextToken stands for; InvalidParameterException if it is not ours."""
     if not token:
         return 0
     try:
@@ -231,6 +240,7 @@ def _decode_token(token):
 
 
 def _paged_response(key, items, token):
+    """A List* response: the items, and nextToken only when there is more."""
     response = {key: items}
     if token:
         response["nextToken"] = token
@@ -238,6 +248,7 @@ def _paged_response(key, items, token):
 
 
 def _missing(arn):
+    """A Describe* failure entry for something that does not exist."""
     return {"arn": arn, "reason": "MISSING"}
 
 
@@ -421,6 +432,7 @@ def _create_task(ctx, cluster, td, *, cpu, memory, overrides=None, group="", sta
 
 
 def _task_rows(queryset):
+    """Tasks with the rows their ARNs and shapes need, fetched in one query."""
     return queryset.select_related("account", "cluster", "task_definition__account", "container_instance")
 
 
@@ -458,6 +470,7 @@ def run_task(ctx, params):
 
 
 def _find_task(ctx, cluster, ref):
+    """A task of the cluster by id or ARN, or None."""
     task_id = ref
     if ref.startswith("arn:"):
         task_id = (_parse_arn(ref, "task", ctx.account) or "").rsplit("/", 1)[-1]
@@ -526,6 +539,7 @@ def list_tasks(ctx, params):
 
 
 def _service_name(ctx, ref):
+    """A service name from a name or an ARN."""
     if ref.startswith("arn:"):
         return (_parse_arn(ref, "service", ctx.account) or "").rsplit("/", 1)[-1]
     return ref
@@ -541,6 +555,7 @@ def _find_service(ctx, cluster, ref):
 
 
 def _get_live_service(ctx, params):
+    """The ACTIVE service a request names, or ServiceNotFound / ServiceNotActive."""
     cluster = _cluster_of(ctx, params, params["service"], "service")
     service = _find_service(ctx, cluster, params["service"])
     if service is None:
@@ -566,6 +581,7 @@ def _deployment_configuration(given, current=None):
 
 
 def _check_desired_count(count):
+    """Refuse a desired count below 0 or above ECS's per-service limit."""
     if not 0 <= count <= MAX_DESIRED_COUNT:
         raise EcsError("InvalidParameterException", f"desiredCount must be between 0 and {MAX_DESIRED_COUNT}.")
     return count
@@ -583,6 +599,7 @@ def _new_deployment(service):
 
 
 def _service_response(service):
+    """The {"service": …} response, read back fresh after the write."""
     service = Service.objects.select_related("account", "cluster__account", "task_definition__account").get(pk=service.pk)
     return {"service": shapes.service_shape(service)}
 
@@ -802,13 +819,22 @@ def _tagged_resource(ctx, arn):
     return resource, publish_kind
 
 
+def _save_tags(resource, kind):
+    """Save a resource's tags (tasks and services also say when they changed) and publish it."""
+    fields = ["tags"]
+    if isinstance(resource, (Task, Service)):
+        resource.updated_at = timezone.now()
+        fields.append("updated_at")
+    resource.save(update_fields=fields)
+    bus.publish(kind, resource.pk)
+
+
 @operation("TagResource")
 def tag_resource(ctx, params):
     """Add or overwrite tags on a cluster, task definition, task or service."""
     resource, kind = _tagged_resource(ctx, params["resourceArn"])
     resource.tags = _merge_tags(resource.tags, _check_tags(params["tags"]))
-    resource.save(update_fields=("tags",))
-    bus.publish(kind, resource.pk)
+    _save_tags(resource, kind)
     return {}
 
 
@@ -818,8 +844,7 @@ def untag_resource(ctx, params):
     resource, kind = _tagged_resource(ctx, params["resourceArn"])
     removed = set(params["tagKeys"])
     resource.tags = [tag for tag in resource.tags if tag["key"] not in removed]
-    resource.save(update_fields=("tags",))
-    bus.publish(kind, resource.pk)
+    _save_tags(resource, kind)
     return {}
 
 

@@ -25,6 +25,7 @@ def _compact(data):
 
 
 def availability_zone():
+    """The one availability zone the lab's tasks run in."""
     return region() + AVAILABILITY_ZONE_SUFFIX
 
 
@@ -66,6 +67,7 @@ def task_definition_shape(td):
 
 
 def _container_shape(task, container):
+    """One container of a task as DescribeTasks lists it."""
     container_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{task.task_id}/{container.name}")
     data = {
         "containerArn": f"arn:aws:ecs:{region()}:{task.account.account_id}:container/{task.cluster.name}/{task.task_id}/{container_id}",
@@ -88,6 +90,7 @@ def _container_shape(task, container):
 
 
 def _attachment_id(task):
+    """A stable id for the task's ENI attachment."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"eni/{task.task_id}"))
 
 
@@ -232,6 +235,7 @@ def container_instance_shape(ci, account_id, cluster_name):
 
 
 def _resources(cpu, memory):
+    """Registered or remaining resources in ECS's Resource shape."""
     return [
         {"name": "CPU", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": cpu},
         {"name": "MEMORY", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": memory},

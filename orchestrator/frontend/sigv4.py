@@ -112,6 +112,7 @@ def _request_date(request, scope):
 
 
 def _check_clock(amz_date, now):
+    """Refuse a signature made more than 15 minutes from now (a replayed request)."""
     try:
         signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
     except ValueError:

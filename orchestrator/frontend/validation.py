@@ -56,6 +56,7 @@ def clean(operation, params):
 
 
 def _type_error(path, expected, value):
+    """A SerializationException for a value of the wrong JSON type."""
     where = f" at '{path}'" if path else ""
     return EcsError(
         "SerializationException",
@@ -64,6 +65,7 @@ def _type_error(path, expected, value):
 
 
 def _json_type(value):
+    """The JSON name of a parsed value's type, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -78,6 +80,7 @@ def _json_type(value):
 
 
 def _invalid(path, message):
+    """An InvalidParameterException naming the parameter."""
     return EcsError("InvalidParameterException", f"Invalid parameter '{path}': {message}")
 
 
@@ -116,6 +119,7 @@ def _clean(shape, value, path):
 
 
 def _structure(shape, value, path):
+    """Check an object's known members and required ones; drop unknown members."""
     if not isinstance(value, dict):
         raise _type_error(path, "an object", value)
     out = {}
@@ -131,6 +135,7 @@ def _structure(shape, value, path):
 
 
 def _list(shape, value, path):
+    """Check an array and each of its items."""
     if not isinstance(value, list):
         raise _type_error(path, "an array", value)
     low, high = shape.metadata.get("min", 0), shape.metadata.get("max", MAX_LIST)
@@ -140,6 +145,7 @@ def _list(shape, value, path):
 
 
 def _map(shape, value, path):
+    """Check an object used as a map: string keys, checked values."""
     if not isinstance(value, dict):
         raise _type_error(path, "an object", value)
     if len(value) > MAX_LIST:
@@ -152,6 +158,7 @@ def _map(shape, value, path):
 
 
 def _string(shape, value, path):
+    """Check a string's length, storability and enum."""
     if not isinstance(value, str):
         raise _type_error(path, "a string", value)
     low, high = shape.metadata.get("min", 0), shape.metadata.get("max", MAX_STRING)
@@ -171,6 +178,7 @@ def _string(shape, value, path):
 
 def _integer(shape, value, path):
     # JSON has one number type: 3.0 is accepted as 3, 3.5 is not an integer.
+    """Check an integer (3.0 counts as 3) and its bounds."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):

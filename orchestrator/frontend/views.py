@@ -70,6 +70,7 @@ def _operation(request):
 
 
 def _body(request):
+    """The raw request body; InvalidParameterException when it exceeds the upload limit."""
     try:
         return request.body
     except RequestDataTooBig:
@@ -124,6 +125,7 @@ def _record(operation, params, response, status, trace_id, caller, latency_ms):
 
 
 def _respond(data, status):
+    """An AWS JSON 1.1 response with a request id (and the error type on errors)."""
     response = HttpResponse(json.dumps(data), status=status, content_type=CONTENT_TYPE)
     response["x-amzn-RequestId"] = str(uuid.uuid4())
     if status != 200:
