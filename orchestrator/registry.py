@@ -12,6 +12,7 @@ the registry's HTTP API for images.
 """
 import base64
 import datetime
+import functools
 import json
 import logging
 import re
@@ -23,6 +24,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import botocore.session
+from botocore.validate import ParamValidator
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import JsonResponse
@@ -229,7 +232,7 @@ def _get_repository(account, params):
 
 
 def _page(rows, params):
-    size = params.get("maxResults") or 1000
+    size = params.get("maxResults", 1000)
     if not isinstance(size, int) or not 1 <= size <= 1000:
         raise EcrError("InvalidParameterException", "maxResults must be between 1 and 1000")
     token = params.get("nextToken") or "0"
@@ -379,7 +382,16 @@ def call(account, operation, params):
         raise EcrError("UnknownOperationException", f"Unknown operation {operation[:64]}")
     if not isinstance(params, dict):
         raise EcrError("SerializationException", "The request body must be a JSON object")
+    report = ParamValidator().validate(params, _service_model().operation_model(operation).input_shape)
+    if report.has_errors():
+        raise EcrError("InvalidParameterException", report.generate_report())
     return handler(account, params)
+
+
+@functools.lru_cache(maxsize=1)
+def _service_model():
+    """botocore's ECR model, the shapes boto3 and the AWS CLI send."""
+    return botocore.session.get_session().get_service_model("ecr")
 
 
 def api(request):

@@ -232,3 +232,32 @@ def test_it_serves_a_url_that_answers_from_registered_containers(elbv2, data_pla
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
             bodies.add(response.read().decode().splitlines()[0])
     assert bodies == {"task: task-0", "task: task-1"}
+
+
+def signed_post(url, form):
+    """POST a raw form body signed for elasticloadbalancing with test/test."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    request = botocore.awsrequest.AWSRequest(method="POST", url=url + "/", data=form,
+                                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials("test", "test"), "elasticloadbalancing", "us-east-1").add_auth(request)
+    return requests.post(url + "/", data=form, headers=dict(request.headers))
+
+
+@pytest.mark.parametrize("form,code", [
+    ("Action=DescribeLoadBalancers&Version=2015-12-01&PageSize=0", "ValidationError"),
+    ("Action=DescribeLoadBalancers&Version=2015-12-01&PageSize=abc", "ValidationError"),
+    ("Action=DescribeLoadBalancers&Version=2015-12-01&Marker=zz", "ValidationError"),
+    ("Action=Nope&Version=2015-12-01", "InvalidAction"),
+    ("Action=DescribeLoadBalancers&Version=1999-01-01", "InvalidParameterValue"),
+    ("Action=CreateListener&Version=2015-12-01", "ValidationError"),
+    ("Action=RegisterTargets&Version=2015-12-01&TargetGroupArn=x&Targets.member.1.Port=80", "ValidationError"),
+    ("Action=CreateLoadBalancer&Version=2015-12-01&Name=%FF%FE", "ValidationError"),
+])
+def test_it_answers_malformed_calls_with_client_errors(live_server, elbv2, form, code):
+    response = signed_post(live_server.url, form)
+
+    assert response.status_code == 400
+    assert f"<Code>{code}</Code>" in response.text

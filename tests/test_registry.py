@@ -102,3 +102,23 @@ def test_it_uses_a_registry_that_already_answers_on_its_port(lab_registry, tmp_p
 
     assert other.ensure_running() is False
     assert other.process is None
+
+
+@pytest.mark.parametrize("operation,body", [
+    ("DescribeImages", {"repositoryName": "web", "imageIds": ["v1"]}),
+    ("ListImages", {"repositoryName": "web", "filter": "TAGGED"}),
+    ("CreateRepository", {"repositoryName": 7}),
+    ("DescribeRepositories", {"maxResults": "ten"}),
+    ("DescribeRepositories", []),
+    ("NoSuchOperation", {}),
+])
+def test_it_answers_malformed_calls_with_client_errors(db, lab_registry, operation, body):
+    from orchestrator.models import Account
+    from orchestrator.registry import EcrError, call
+
+    account = Account.default()
+    call(account, "CreateRepository", {"repositoryName": "web"})
+    with pytest.raises(EcrError) as info:
+        call(account, operation, body)
+
+    assert info.value.status == 400

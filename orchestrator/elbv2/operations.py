@@ -99,7 +99,7 @@ def get_listener(account, arn):
 
 def _page(rows, params):
     """One page of ``rows`` by Marker/PageSize; returns (rows, next_marker)."""
-    size = params.get("PageSize") or 400
+    size = params.get("PageSize", 400)
     if not 1 <= size <= 400:
         raise ElbError("ValidationError", "PageSize must be between 1 and 400")
     try:
