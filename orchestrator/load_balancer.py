@@ -476,7 +476,8 @@ class DataPlane:
                 return False, "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{response.status}]"
         except asyncio.TimeoutError:
             return False, "Target.Timeout", "Request timed out"
-        except (aiohttp.ClientError, OSError):
+        except (aiohttp.ClientError, OSError, ValueError):
+            # ValueError: a path aiohttp cannot put in a URL; the check fails, the loop goes on.
             return False, "Target.FailedHealthChecks", "Health checks failed"
 
     def _observe(self, group, target, ok, reason, description):
