@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from dashboard import broadcast, fragments
+from dashboard import broadcast, fragments, state
 from orchestrator.models import Cluster, ContainerInstance, Service, Task, TaskContainer
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,14 @@ PAGES = {
 }
 
 
+# Task tables: when every changed task already has a row on the page, only those rows are
+# sent, not the whole table (a status change is the common case; 50 pages stay cheap).
+TASK_TABLES = {
+    "cluster-tasks": lambda key: state.table_task_pks(cluster_id=key),
+    "service-tasks": lambda key: state.table_task_pks(service_id=key),
+}
+
+
 def triggers_of(changes):
     """The trigger names a change message carries: its kinds, and "activity:<component>"."""
     names = {kind for kind in changes if kind != "activity"}
@@ -79,9 +87,19 @@ def _exists(model, key):
 
 
 @database_sync_to_async
-def _render_all(names, key, seq):
-    parts = [fragments.cache.render(name, key, seq) for name in names]
-    return "".join(part for part in parts if part)
+def _render_all(items, seq):
+    """Render (fragment, key) pairs into WebSocket messages; also the rows each task table shows.
+
+    Table rows travel in a message of their own: an HTML parser drops a ``<tr>`` that follows
+    a ``<div>`` at the top level, so rows and other fragments must not share one message.
+    """
+    rows, others = [], []
+    for name, key in items:
+        html = fragments.cache.render(name, key, seq)
+        if html:
+            (rows if name == "task-row" else others).append(html)
+    shown = {name: TASK_TABLES[name](key) for name, key in items if name in TASK_TABLES}
+    return [message for message in ("".join(rows), "".join(others)) if message], shown
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -101,12 +119,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.page.model is not None and not await _exists(self.page.model, self.key):
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        self.rows = {}
         self.joined = self.page.groups(self.key)
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await broadcast.ensure_started()
         await self.accept()
-        await self.send_fragments(list(self.page.fragments), seq=None)
+        await self.send_fragments([(name, self.key) for name in self.page.fragments], seq=None)
 
     async def disconnect(self, code):
         for group in getattr(self, "joined", ()):
@@ -118,13 +137,22 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def lab_changed(self, event):
         """A broadcast: re-render the fragments the change touches."""
         touched = triggers_of(event["changes"])
-        names = [name for name, triggers in self.page.fragments.items() if triggers & touched]
-        if names:
-            await self.send_fragments(names, seq=event["seq"])
+        changed_tasks = set(event["changes"].get("task", ()))
+        items = []
+        for name, triggers in self.page.fragments.items():
+            if not triggers & touched:
+                continue
+            if name in self.rows and changed_tasks and changed_tasks <= self.rows[name]:
+                items.extend(("task-row", pk) for pk in sorted(changed_tasks))
+            else:
+                items.append((name, self.key))
+        if items:
+            await self.send_fragments(items, seq=event["seq"])
 
-    async def send_fragments(self, names, seq):
-        html = await _render_all(names, self.key, seq)
-        if html:
+    async def send_fragments(self, items, seq):
+        messages, shown = await _render_all(items, seq)
+        self.rows.update(shown)
+        for html in messages:
             await send_html(self, html)
 
 

@@ -63,7 +63,7 @@ class RenderCache:
         self.lock = threading.Lock()
 
     def render(self, name, key, seq):
-        """The out-of-band HTML of fragment ``name``/``key`` as of broadcast ``seq``."""
+        """The out-of-band HTML of fragment ``name``/``key`` as of broadcast ``seq`` (None: uncached)."""
         if seq is None:
             return render(name, key, oob=True)
         cache_key = (name, key, seq)
@@ -139,6 +139,12 @@ def _cluster_tasks(key):
         return None
     tasks, more = state.tasks_of(cluster=cluster)
     return {"tasks": tasks, "more": more}
+
+
+@fragment("task-row", "dashboard/fragments/task_row.html")
+def _task_row(key):
+    task = state.task_row_or_none(key)
+    return None if task is None else {"task": task}
 
 
 @fragment("service-summary", "dashboard/fragments/service_summary.html")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Prefetch, Q, Sum
 from django.utils import timezone
 
 from dashboard import broadcast
@@ -17,7 +17,7 @@ from orchestrator.models import (
 )
 
 CARD_ROWS = 8
-TABLE_ROWS = 100
+TABLE_ROWS = 50
 PLOT_WINDOW = timedelta(minutes=15)
 PLOT_WIDTH, PLOT_HEIGHT = 600, 120
 
@@ -78,7 +78,7 @@ def cluster_manager_card():
 
 def capacity_manager_card():
     """Placement decisions (which instance, and why), tasks waiting for room, free capacity."""
-    fleet = instances()
+    fleet = instances(task_limit=0)
     waiting = Task.objects.filter(last_status=Task.PROVISIONING, desired_status=Task.RUNNING)
     return {
         "decisions": _activities("capacity_manager"),
@@ -149,16 +149,12 @@ def instances(task_limit=24):
         usage = fleet.get(row["container_instance"])
         if usage:
             usage.cpu_used, usage.memory_used, usage.task_count = row["cpu"], row["memory"], row["n"]
-    placed = (
-        _live_tasks().filter(container_instance__isnull=False)
-        .select_related("task_definition").order_by("container_instance_id", "created_at")
-        .only("pk", "task_id", "last_status", "desired_status", "container_instance_id",
-              "task_definition__family", "task_definition__revision", "cpu", "memory")
-    )
-    for task in placed:
-        usage = fleet.get(task.container_instance_id)
-        if usage and len(usage.tasks) < task_limit:
-            usage.tasks.append(task)
+    for usage in fleet.values():
+        if task_limit and usage.task_count:
+            usage.tasks = list(
+                _live_tasks().filter(container_instance=usage.instance).order_by("created_at", "id")
+                .only("pk", "task_id", "last_status", "cpu", "memory", "task_definition_id")[:task_limit]
+            )
     return list(fleet.values())
 
 
@@ -168,7 +164,11 @@ def instance_or_none(pk):
 
 def instance_usage(instance):
     """One instance with its usage and all its tasks that are not stopped."""
-    return next(u for u in instances(task_limit=1000) if u.instance.pk == instance.pk)
+    usage = next(u for u in instances(task_limit=0) if u.instance.pk == instance.pk)
+    usage.tasks = list(
+        _live_tasks().filter(container_instance=instance).select_related("task_definition").order_by("created_at", "id")
+    )
+    return usage
 
 
 # --- Clusters, services, tasks -----------------------------------------------------------
@@ -212,12 +212,34 @@ def service_or_none(pk):
     return Service.objects.select_related("account", "cluster", "task_definition").filter(pk=pk).first()
 
 
+def _task_rows():
+    """Tasks with just what a task row shows."""
+    return (
+        Task.objects.select_related("task_definition", "container_instance")
+        .prefetch_related(Prefetch("containers", TaskContainer.objects.only("task_id", "network_bindings")))
+        .only(
+            "pk", "task_id", "group", "last_status", "desired_status", "pending_reason", "started_at",
+            "cluster_id", "service_id", "created_at",
+            "task_definition__family", "task_definition__revision", "container_instance__name",
+        )
+    )
+
+
 def tasks_of(cluster=None, service=None, limit=TABLE_ROWS):
     """The newest tasks of a cluster or a service, with their containers; and whether there are more."""
-    tasks = Task.objects.select_related(*_TASK_RELATED).prefetch_related("containers")
-    tasks = tasks.filter(cluster=cluster) if cluster is not None else tasks.filter(service=service)
+    tasks = _task_rows().filter(cluster=cluster) if cluster is not None else _task_rows().filter(service=service)
     rows = list(tasks[: limit + 1])
     return rows[:limit], len(rows) > limit
+
+
+def table_task_pks(cluster_id=None, service_id=None, limit=TABLE_ROWS):
+    """The pks of the rows ``tasks_of`` shows (so a change to one of them can update just its row)."""
+    tasks = Task.objects.filter(cluster_id=cluster_id) if cluster_id is not None else Task.objects.filter(service_id=service_id)
+    return set(tasks.values_list("pk", flat=True)[:limit])
+
+
+def task_row_or_none(pk):
+    return _task_rows().filter(pk=pk).first()
 
 
 def task_or_none(pk):
