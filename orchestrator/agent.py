@@ -32,6 +32,31 @@ log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 200
 DEAD_STATES = ("exited", "dead")
 
+# Docker sends a container's "die" event a moment before its state reads "exited": a list
+# right after the event may still say "running". The event is the truth: keep the exit code
+# it carries, by container id, until the container is removed.
+_died = {}
+_died_lock = threading.Lock()
+
+
+def note_died(container_id, exit_code):
+    """Remember that Docker said this container died (with this exit code)."""
+    with _died_lock:
+        if len(_died) > 10_000:
+            _died.clear()
+        _died[container_id] = exit_code
+
+
+def died(container_id):
+    """The exit code Docker's "die" event gave for the container, or None if none was seen."""
+    with _died_lock:
+        return _died.get(container_id)
+
+
+def forget_died(container_id):
+    with _died_lock:
+        _died.pop(container_id, None)
+
 
 # --- plain data the plan works on ---------------------------------------------------------
 
@@ -283,7 +308,8 @@ def load_task(pk):
 def observe(engine, task):
     """The task's containers as Docker reports them."""
     return [
-        ContainerSeen(c["id"], c["labels"].get(LABEL_CONTAINER_NAME, ""), c["state"])
+        ContainerSeen(c["id"], c["labels"].get(LABEL_CONTAINER_NAME, ""),
+                      "exited" if c["state"] == "running" and died(c["id"]) is not None else c["state"])
         for c in engine.list_containers(labels={LABEL_TASK_ID: task.task_id})
     ]
 
@@ -374,15 +400,18 @@ class TaskSync:
     def do_EnsureImages(self, action, seen):
         started = timezone.now()
         for image in sorted({c.image for c in self.containers.values()}):
-            if self.engine.image_present(image):
-                continue
-            self.record("pull", f"pulling {image} for task {self.task.task_id}")
-            try:
-                self.engine.pull(image)
-            except ImageNotFound as exc:
-                raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}")
-            self.record("pulled", f"pulled {image}")
+            if not self.engine.image_present(image):
+                self.pull(image)
         self.pull_times = {"pull_started_at": started, "pull_stopped_at": timezone.now()}
+
+    def pull(self, image):
+        """Pull an image the engine lacks; a failed pull fails the task (CannotPullContainerError)."""
+        self.record("pull", f"pulling {image} for task {self.task.task_id}")
+        try:
+            self.engine.pull(image)
+        except ImageNotFound as exc:
+            raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}")
+        self.record("pulled", f"pulled {image}")
 
     def do_CreateContainers(self, action, seen):
         lab = self.engine.lab
@@ -397,7 +426,12 @@ class TaskSync:
             task_container = self.containers[name]
             spec = container_spec(self.task, task_container, lab, network)
             try:
-                docker_id = self.create(spec)
+                try:
+                    docker_id = self.create(spec)
+                except ImageNotFound:  # removed since we last looked: pull it again, once
+                    self.engine.forget_image(spec["image"])
+                    self.pull(spec["image"])
+                    docker_id = self.create(spec)
             except ImageNotFound as exc:
                 raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: {exc}")
             except EngineUnavailable:
@@ -497,7 +531,9 @@ class TaskSync:
             if container is not None:
                 try:
                     report = summarize(self.engine.inspect(container.id))
-                    fields["exit_code"] = report["exit_code"]
+                    event_code = died(container.id)
+                    fields["exit_code"] = event_code if report["running"] and event_code is not None \
+                        else report["exit_code"]
                     if report["oom_killed"]:
                         fields["reason"] = "OutOfMemoryError: Container killed due to memory usage"
                     elif report["error"]:
@@ -514,6 +550,7 @@ class TaskSync:
     def do_RemoveContainers(self, action, seen):
         for container_id in action.ids:
             self.engine.remove(container_id)
+            forget_died(container_id)
         self.record("remove", f"removed {len(action.ids)} container(s) of task {self.task.task_id}")
 
 
@@ -623,12 +660,18 @@ class Agent:
         if action not in self.WATCHED_ACTIONS:
             return
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        container_id = event.get("id") or (event.get("Actor") or {}).get("ID") or ""
+        if action == "die":
+            try:
+                note_died(container_id, int(attributes.get("exitCode", "")))
+            except ValueError:
+                note_died(container_id, -1)
         task_id = attributes.get(LABEL_TASK_ID, "")
         pk = Task.objects.filter(task_id=task_id).values_list("pk", flat=True).first() if task_id else None
         if pk is not None:
             self.enqueue(f"task:{pk}")
         elif action != "destroy":
-            self.enqueue(f"container:{self.engine_url}|{event.get('id') or (event.get('Actor') or {}).get('ID')}")
+            self.enqueue(f"container:{self.engine_url}|{container_id}")
 
     def relist(self):
         """List the lab's containers and enqueue every task they (or the database) concern."""

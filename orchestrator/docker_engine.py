@@ -112,6 +112,8 @@ class DockerEngine:
         # Container ids known to carry our label, so that acting on them needs no inspect first.
         self._owned = set()
         self._networks = {}
+        # Images seen on the engine: a create that finds one gone again says ImageNotFound.
+        self._images = set()
 
     @classmethod
     def for_url(cls, url="", lab=None):
@@ -180,12 +182,19 @@ class DockerEngine:
     # --- images ---------------------------------------------------------------------------
 
     def image_present(self, image):
-        """True if the image is on the engine."""
+        """True if the image is on the engine (remembered once seen; see ``forget_image``)."""
+        if image in self._images:
+            return True
         try:
             self._call("inspect image", lambda c: c.inspect_image(image))
-            return True
         except (ImageNotFound, ContainerNotFound):
             return False
+        self._images.add(image)
+        return True
+
+    def forget_image(self, image):
+        """Stop assuming ``image`` is present (a create said it is not)."""
+        self._images.discard(image)
 
     def pull(self, image, progress=None):
         """Pull ``image``, calling ``progress(dict)`` for each progress message; raises ImageNotFound."""
