@@ -53,8 +53,7 @@ class LiveLabServer:
         from config.asgi import application
 
         config = uvicorn.Config(
-            application, host="127.0.0.1", port=self.port, lifespan=self.lifespan, log_level="warning",
-            ws="websockets",
+            application, host="127.0.0.1", port=self.port, lifespan=self.lifespan, log_level="warning"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-lab-server", daemon=True)
