@@ -242,7 +242,9 @@ def container_spec(task, task_container, lab, network):
         "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
     })
     cpu = int(override.get("cpu") or task_container.cpu or definition.get("cpu") or 0) or task.cpu
-    memory = int(override.get("memory") or task_container.memory or definition.get("memory") or task.memory)
+    # The hard limit: the container's ``memory`` if given, else the task's (a memoryReservation
+    # alone is a soft limit, as on ECS).
+    memory = int(override.get("memory") or definition.get("memory") or task.memory)
     reservation = override.get("memoryReservation") or definition.get("memoryReservation")
     ports = [
         (int(p["containerPort"]), (p.get("protocol") or "tcp").lower())

@@ -180,9 +180,9 @@ class ControlPlane:
 
     def _prime_watcher(self):
         self._seen_tasks = dict(Task.objects.exclude(last_status=Task.STOPPED).values_list("pk", "desired_status"))
-        self._seen_services = {
-            row[0]: row[1:] for row in Service.objects.values_list("pk", "status", "desired_count", "task_definition_id")
-        }
+        # The control plane writes a service's counts without touching updated_at, so a new
+        # updated_at means the frontend changed it (e.g. a forced new deployment).
+        self._seen_services = dict(Service.objects.values_list("pk", "updated_at"))
 
     def watch_once(self):
         """Enqueue tasks and services whose desired state changed since the last look."""
@@ -194,11 +194,10 @@ class ControlPlane:
             if self._seen_tasks.get(pk) != desired:
                 self._seen_tasks[pk] = desired
                 self.enqueue(f"task:{pk}")
-        for pk, status, count, definition, updated in Service.objects.filter(updated_at__gte=since).values_list(
-                "pk", "status", "desired_count", "task_definition_id", "updated_at"):
+        for pk, updated in Service.objects.filter(updated_at__gte=since).values_list("pk", "updated_at"):
             newest = max(newest, updated)
-            if self._seen_services.get(pk) != (status, count, definition):
-                self._seen_services[pk] = (status, count, definition)
+            if self._seen_services.get(pk) != updated:
+                self._seen_services[pk] = updated
                 self.enqueue(f"service:{pk}")
         self._cursor = newest
         if len(self._seen_tasks) > 100_000:  # forget old tasks; a resync covers the rest

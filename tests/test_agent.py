@@ -66,6 +66,35 @@ def test_it_removes_containers_of_a_stopped_task():
         RemoveContainers(["abc"])]
 
 
+@pytest.mark.django_db
+def test_it_builds_the_container_from_the_definition_and_overrides(settings):
+    from orchestrator.agent import container_spec
+    from orchestrator.models import Account, Cluster, TaskContainer, TaskDefinition
+
+    account = Account.default()
+    cluster = Cluster.objects.create(account=account, name="prod")
+    definition = TaskDefinition.objects.create(account=account, family="api", revision=1, cpu=1024, memory=2048, body={
+        "containerDefinitions": [{
+            "name": "api", "image": "demo", "cpu": 512, "memoryReservation": 256, "entryPoint": ["/bin/sh", "-c"],
+            "command": ["serve"], "workingDirectory": "/srv", "user": "nobody", "stopTimeout": 5,
+            "environment": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+            "portMappings": [{"containerPort": 8080, "protocol": "udp"}],
+        }]})
+    task = Task.objects.create(account=account, cluster=cluster, task_definition=definition, cpu=1024, memory=2048,
+                               overrides={"containerOverrides": [
+                                   {"name": "api", "command": ["other"], "environment": [{"name": "B", "value": "3"}]}]})
+    container = TaskContainer.objects.create(task=task, name="api", image="demo", cpu=512)
+    spec = container_spec(task, container, "lab1", "fargatelab-lab1-prod")
+    assert spec["name"] == f"fargatelab-lab1-{task.task_id}-api"
+    assert spec["nano_cpus"] == 500_000_000  # the container's 512 units
+    assert spec["memory"] == 2048 * 1048576 and spec["memory_reservation"] == 256 * 1048576
+    assert spec["command"] == ["other"] and spec["entrypoint"] == ["/bin/sh", "-c"]
+    assert spec["working_dir"] == "/srv" and spec["user"] == "nobody" and spec["stop_timeout"] == 5
+    assert spec["env"]["A"] == "1" and spec["env"]["B"] == "3"
+    assert spec["env"]["AWS_REGION"] == spec["env"]["AWS_DEFAULT_REGION"] == settings.FARGATE_LAB["REGION"]
+    assert spec["ports"] == [(8080, "udp")] and spec["network"] == "fargatelab-lab1-prod"
+
+
 @pytest.mark.docker
 def test_it_runs_a_task_with_its_limits_env_and_labels(control_plane, lab_rows, docker_engine, lab_id, wait_until):
     definition = lab_rows.task_definition(environment=[{"name": "GREETING", "value": "hello"}],

@@ -94,7 +94,11 @@ def test_it_never_touches_another_labs_containers(control_plane, lab_rows, docke
 def test_it_hears_a_frontend_in_another_process_through_the_database(
         control_plane, lab_rows, wait_until):
     task = lab_rows.run_task(publish=False)  # no bus event: only the database says it
+    svc = lab_rows.create_service(1, publish=False)
     wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "RUNNING", 20, message="task RUNNING")
+    wait_until(lambda: running_tasks(svc).count() == 1, 20, message="the service's task RUNNING")
+    Task.objects.filter(pk=task.pk).update(desired_status="STOPPED", updated_at=timezone.now())
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "STOPPED", 20, message="task STOPPED")
 
 
 @pytest.mark.django_db(transaction=True)
