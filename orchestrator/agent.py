@@ -608,6 +608,10 @@ class Agent:
             stream.close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        try:
+            self._set_connected(False)
+        except Exception:  # the database may already be gone at shutdown
+            log.exception("could not report the agent disconnected")
 
     def _watch(self):
         """Subscribe, list, follow the stream; reopen it when it ends, with backoff while down."""
