@@ -7,7 +7,7 @@ from orchestrator.cluster_manager import (
     AddEvent, CompleteRollout, DeploymentState, MarkInactive, RequeueAfter, RetireDeployment, ServiceState,
     SetCounts, SetSteady, StartTasks, StopTasks, TaskState, plan,
 )
-from orchestrator.models import Service, ServiceEvent, Task
+from orchestrator.models import Service, ServiceEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=tz.utc)
 DEP = "ecs-svc/1111111111111111111"
