@@ -155,7 +155,7 @@ def test_a_lab_restart_adopts_running_tasks_without_duplicates(lab, docker_clien
     lab.start()
 
 
-def test_an_engine_restart_converges_to_the_desired_count(lab, docker_client, restart_docker_engine):
+def test_an_engine_restart_converges_to_the_desired_count(lab, docker_client, restart_docker):
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**SMALL_WEB)
@@ -163,7 +163,7 @@ def test_an_engine_restart_converges_to_the_desired_count(lab, docker_client, re
     poll(lambda: service_state(ecs, "demo", "web")["runningCount"] == 2, message="2 running")
     before = {c.labels["fargatelab.task-arn"] for c in running_containers(docker_client, lab.lab_id)}
 
-    restart_docker_engine()
+    restart_docker()
 
     def converged():
         running = {c.labels["fargatelab.task-arn"] for c in running_containers(docker_client, lab.lab_id)}
