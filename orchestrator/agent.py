@@ -10,22 +10,28 @@ Two halves, as in kubelet and the ECS agent:
   Re-read the task from the database and its containers from Docker, ask the pure
   ``plan_task`` what to do, and carry the actions out through the Docker adapter. Every
   status change is a conditional update (``Task.advance``), published on the bus.
+
+A service task behind a load balancer is registered in its target groups while ACTIVATING
+(once its address is known), and drained while DEACTIVATING: the agent deregisters it and
+looks again after the deregistration delay (a requeue, never a worker kept waiting) before it
+stops the containers. Image pulls report their progress on the task (Activity rows).
 """
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from orchestrator import activity, bus
+from orchestrator import activity, bus, load_balancer
 from orchestrator.docker_engine import (
     LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
     Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, summarize,
 )
-from orchestrator.models import ContainerInstance, Task, TaskContainer
+from orchestrator.models import ContainerInstance, Target, Task, TaskContainer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,8 @@ class TaskWanted:
     last_status: str
     containers: list = field(default_factory=list)
     has_instance: bool = False
+    # In a target group (its service has loadBalancers, or it still has targets).
+    load_balanced: bool = False
 
 
 @dataclass
@@ -125,7 +133,15 @@ class StartContainers:
 
 @dataclass
 class ReportRunning:
-    """Inspect the containers and report the task RUNNING with its IP and port bindings."""
+    """Inspect the containers and report the task RUNNING with its IP and port bindings
+    (registered in its service's target groups first, when ``register_targets``)."""
+
+    register_targets: bool = False
+
+
+@dataclass
+class DrainTargets:
+    """Deregister the task from its target groups; look again until draining is over."""
 
 
 @dataclass
@@ -148,8 +164,9 @@ class EnqueueService:
     """Tell the cluster manager to look at the task's service."""
 
 
-def stop_sequence(last_status, seen):
-    """The steps from ``last_status`` to STOPPED for a task that is to stop."""
+def stop_sequence(last_status, seen, load_balanced=False):
+    """The steps from ``last_status`` to STOPPED for a task that is to stop (a load-balanced
+    one drains while DEACTIVATING, before its containers are stopped)."""
     ids = [c.id for c in seen]
     if last_status == Task.PROVISIONING or (last_status == Task.PENDING and not seen):
         return [Advance(last_status, Task.STOPPED), RequestPlacement(), EnqueueService()]
@@ -158,6 +175,8 @@ def stop_sequence(last_status, seen):
         steps.append(Advance(last_status, Task.DEACTIVATING))
         last_status = Task.DEACTIVATING
     if last_status == Task.DEACTIVATING:
+        if load_balanced:
+            steps.append(DrainTargets())
         steps.append(Advance(Task.DEACTIVATING, Task.STOPPING))
         last_status = Task.STOPPING
     if last_status == Task.STOPPING:
@@ -180,18 +199,19 @@ def plan_task(task, seen):
     by_name = {c.name: c for c in seen}
     if task.last_status == Task.STOPPED:
         return [RemoveContainers([c.id for c in seen])] if seen else []
+    lb = task.load_balanced
     if task.desired_status != Task.RUNNING:
-        return stop_sequence(task.last_status, seen)
+        return stop_sequence(task.last_status, seen, lb)
     if task.last_status == Task.PROVISIONING or not task.has_instance:
         return [RequestPlacement()]
     if task.last_status in (Task.DEACTIVATING, Task.STOPPING, Task.DEPROVISIONING):
-        return stop_sequence(task.last_status, seen)
+        return stop_sequence(task.last_status, seen, lb)
 
     essentials = [c for c in task.containers if c.essential]
     exited = [c for c in essentials if c.name in by_name and by_name[c.name].state in DEAD_STATES]
     if exited:
         return [MarkStopping("EssentialContainerExited", "Essential container in task exited")] + stop_sequence(
-            task.last_status, seen)
+            task.last_status, seen, lb)
     missing = [c.name for c in task.containers if c.name not in by_name]
     if task.last_status == Task.PENDING:
         steps = []
@@ -200,14 +220,14 @@ def plan_task(task, seen):
         not_running = [c.name for c in task.containers if c.name not in by_name or by_name[c.name].state != "running"]
         if not_running:
             steps.append(StartContainers(not_running))
-        return steps + [Advance(Task.PENDING, Task.ACTIVATING), ReportRunning()]
+        return steps + [Advance(Task.PENDING, Task.ACTIVATING), ReportRunning(lb)]
     lost = [c for c in essentials if c.name not in by_name]
     if lost:
         return [MarkStopping("EssentialContainerExited", "Task stopped: its container was lost")] + stop_sequence(
-            task.last_status, seen)
+            task.last_status, seen, lb)
     if task.last_status == Task.ACTIVATING:
         not_running = [c.name for c in task.containers if by_name[c.name].state != "running"] if not missing else []
-        return ([StartContainers(not_running)] if not_running else []) + [ReportRunning()]
+        return ([StartContainers(not_running)] if not_running else []) + [ReportRunning(lb)]
     return []
 
 
@@ -293,6 +313,10 @@ class Interrupted(Exception):
     """A conditional update lost: somebody else moved the task; look again."""
 
 
+class Requeued(Exception):
+    """The task waits for time to pass (draining): its key was requeued with a delay."""
+
+
 def engine_for(task):
     """The Docker engine of the instance the task is placed on."""
     url = task.container_instance.engine_url if task.container_instance else settings.FARGATE_LAB["DOCKER_URL"]
@@ -302,7 +326,7 @@ def engine_for(task):
 def load_task(pk):
     """The task with what the executor needs, or None if it is gone."""
     return (
-        Task.objects.select_related("account", "cluster", "task_definition", "container_instance")
+        Task.objects.select_related("account", "cluster", "task_definition", "container_instance", "service")
         .filter(pk=pk).first()
     )
 
@@ -327,10 +351,12 @@ class TaskSync:
         self.pull_times = {}
 
     def wanted(self):
+        service = self.task.service
         return TaskWanted(
             self.task.desired_status, self.task.last_status,
             [ContainerWanted(c.name, c.essential) for c in self.containers.values()],
             has_instance=self.task.container_instance_id is not None,
+            load_balanced=bool(service and service.load_balancers) or Target.objects.filter(task=self.task).exists(),
         )
 
     def run(self):
@@ -347,6 +373,8 @@ class TaskSync:
                 self.fail(failure.stop_code, failure.reason)
             except Interrupted:
                 self.enqueue(f"task:{self.task.pk}")
+                return
+            except Requeued:
                 return
 
     # -- helpers
@@ -407,13 +435,22 @@ class TaskSync:
         self.pull_times = {"pull_started_at": started, "pull_stopped_at": timezone.now()}
 
     def pull(self, image):
-        """Pull an image the engine lacks; a failed pull fails the task (CannotPullContainerError)."""
+        """Pull an image the engine lacks; a failed pull fails the task (CannotPullContainerError).
+
+        The pull's progress is recorded on the task as it streams (see ``PullProgress``)."""
         self.record("pull", f"pulling {image} for task {self.task.task_id}")
+        progress = PullProgress(image, self.report_pull)
         try:
-            self.engine.pull(image)
+            self.engine.pull(image, progress=progress)
         except ImageNotFound as exc:
             raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}")
-        self.record("pulled", f"pulled {image}")
+        self.record("pulled", f"pulled {image}: {progress.summary()}")
+        bus.publish("task", self.task.pk, origin="controlplane")
+
+    def report_pull(self, message):
+        """Record one line of pull progress and tell the task's page."""
+        self.record("pull-progress", message)
+        bus.publish("task", self.task.pk, origin="controlplane")
 
     def do_CreateContainers(self, action, seen):
         lab = self.engine.lab
@@ -497,11 +534,31 @@ class TaskSync:
             TaskContainer.objects.filter(task=self.task, name=name).update(
                 docker_id=report["id"], last_status="RUNNING", network_bindings=report["network_bindings"],
             )
+        if action.register_targets:
+            # The target's address is the task's: write it, then register (still ACTIVATING).
+            Task.objects.filter(pk=self.task.pk).update(private_ip=private_ip)
+            for target in load_balancer.register_task(self.task):
+                self.record("register", f"registered task {self.task.task_id} in target group "
+                                        f"{target.target_group.name} as {target.target_id}:{target.port}")
         now = timezone.now()
         self.advance(Task.ACTIVATING, Task.RUNNING, started_at=now, private_ip=private_ip)
         self.record("running", f"task {self.task.task_id} is RUNNING at {private_ip or 'no IP'}")
         if self.task.service_id:
             self.enqueue(f"service:{self.task.service_id}")
+
+    def do_DrainTargets(self, action, seen):
+        """Start draining (once) and requeue the task for when the deregistration delay is over."""
+        delay = load_balancer.deregister_task(self.task)
+        if delay:
+            self.record("deregister", f"task {self.task.task_id} is DEACTIVATING: draining from its target "
+                                      f"groups for {delay:g} s before it stops")
+        if load_balancer.is_drained(self.task):
+            return
+        until = Target.objects.filter(task=self.task, state=Target.DRAINING).order_by("-drain_until") \
+            .values_list("drain_until", flat=True).first()
+        remaining = (until - timezone.now()).total_seconds() if until else 0.0
+        self.enqueue(f"task:{self.task.pk}", delay=min(max(remaining, 0.0), 5.0) + 0.05)
+        raise Requeued()
 
     def do_StopContainers(self, action, seen):
         self.record("stop", f"stopping task {self.task.task_id}: {self.task.stopped_reason or 'stop requested'}")
@@ -554,6 +611,47 @@ class TaskSync:
             self.engine.remove(container_id)
             forget_died(container_id)
         self.record("remove", f"removed {len(action.ids)} container(s) of task {self.task.task_id}")
+
+
+class PullProgress:
+    """Follows Docker's pull stream and reports it in a few lines: each layer's completion
+    and, at most every ``every`` seconds, the bytes downloaded so far."""
+
+    def __init__(self, image, report, every=1.0):
+        self.image = image
+        self.report = report
+        self.every = every
+        self.layers = {}  # layer id -> (current bytes, total bytes, status)
+        self.last_report = time.monotonic()
+
+    def __call__(self, message):
+        layer, status = message.get("id"), message.get("status", "")
+        if not layer or status.startswith("Pulling from"):
+            if status.startswith(("Digest", "Status")):
+                return
+            self.report(f"{self.image}: {status}" if status else self.image)
+            return
+        current, total, _ = self.layers.get(layer, (0, 0, ""))
+        detail = message.get("progressDetail") or {}
+        if status == "Downloading":
+            current, total = detail.get("current", current), detail.get("total", total)
+        elif status in ("Download complete", "Pull complete", "Already exists"):
+            current = total
+        self.layers[layer] = (current, total, status)
+        if status in ("Pull complete", "Already exists"):
+            self.report(f"layer {layer}: {status.lower()} ({self.summary()})")
+            self.last_report = time.monotonic()
+        elif status == "Downloading" and time.monotonic() - self.last_report >= self.every:
+            self.report(f"downloading: {self.summary()}")
+            self.last_report = time.monotonic()
+
+    def summary(self):
+        """"2/3 layers, 1.2 of 4.0 MB" for what the stream said so far."""
+        done = sum(1 for _, _, status in self.layers.values() if status in ("Pull complete", "Already exists"))
+        current = sum(c for c, _, _ in self.layers.values())
+        total = sum(t for _, t, _ in self.layers.values())
+        size = f", {current / 1e6:.1f} of {total / 1e6:.1f} MB" if total else ""
+        return f"{done}/{len(self.layers)} layers{size}"
 
 
 def sync_task(pk, enqueue):

@@ -2,29 +2,34 @@
 
 For each service key it re-reads the service and its tasks, asks the pure ``plan`` what to
 do, and applies the actions: keep an ACTIVE service at ``desired_count`` tasks of its primary
-deployment (start the missing ones, stop the surplus, replace old-deployment tasks), stop
-every task of a DRAINING (deleted) service and make it INACTIVE when none is left, keep the
-service's and deployments' running/pending counts, and write service events worded as ECS
-words them. New tasks are written PROVISIONING; the capacity manager places them.
+deployment, rolling old-deployment tasks into new ones within minimumHealthyPercent and
+maximumPercent (the arithmetic is ``deployments.plan_rollout``), trip the deployment circuit
+breaker (and roll back), throttle launches of tasks that keep failing to start, stop every
+task of a DRAINING (deleted) service and make it INACTIVE when none is left, keep the
+service's and deployments' counts, and write service events worded as ECS words them. New
+tasks are written PROVISIONING; the capacity manager places them.
 """
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from orchestrator import activity, bus
+from orchestrator import activity, bus, deployments, load_balancer
 from orchestrator.models import Deployment, Service, Task, TaskContainer
 
 log = logging.getLogger(__name__)
 
 NOT_YET_RUNNING = (Task.PROVISIONING, Task.PENDING, Task.ACTIVATING)
-# Tasks that failed to start this many times in a row make the scheduler wait before the next.
-THROTTLE_AFTER = 3
-THROTTLE_BASE_SECONDS = 10
-THROTTLE_MAX_SECONDS = 15 * 60
+# Stop codes of tasks that failed on their own (not stopped by the scheduler or a user).
+FAILURE_CODES = ("TaskFailedToStart", "EssentialContainerExited")
+# How often a rollout waiting on load balancer health checks looks again.
+HEALTH_POLL_SECONDS = 1.0
+THROTTLE_EVENT = ("is unable to consistently start tasks successfully. For more information, see the "
+                  "Troubleshooting section of the Amazon ECS Developer Guide.")
+CIRCUIT_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
 
 
 # --- plain data the plan works on ---------------------------------------------------------
@@ -39,6 +44,9 @@ class TaskState:
     last_status: str
     created_at: datetime
     deployment_id: str = ""
+    started_at: datetime | None = None
+    # The load balancer's word ("healthy", "unhealthy", "initial", None) where the service has one.
+    lb_health: str | None = None
 
 
 @dataclass
@@ -49,6 +57,8 @@ class DeploymentState:
     desired_count: int = 0
     running_count: int = 0
     pending_count: int = 0
+    failed_tasks: int = 0
+    recorded_failed_tasks: int = 0  # what the row says (written when it changes)
 
 
 @dataclass
@@ -63,17 +73,31 @@ class ServiceState:
     steady: bool = False
     running_count: int = 0
     pending_count: int = 0
-    minimum_healthy_percent: int = 100
-    maximum_percent: int = 200
-    # Restart throttling: consecutive tasks that stopped without ever running, and when the last did.
+    minimum_healthy_percent: int = deployments.DEFAULT_MINIMUM_HEALTHY_PERCENT
+    maximum_percent: int = deployments.DEFAULT_MAXIMUM_PERCENT
+    # Restart throttling: consecutive tasks of the primary deployment that stopped without ever
+    # running, and when the last did.
     failed_starts: int = 0
     last_failed_at: datetime | None = None
     throttled: bool = False
+    # Health: the load balancer's where the service has one, else RUNNING for this long.
+    has_load_balancer: bool = False
+    health_grace_seconds: float = 40.0
+    health_check_grace_period: float = 0.0
+    circuit_breaker: bool = False
+    rollback: bool = False
 
     @property
     def primary(self):
         for deployment in self.deployments:
             if deployment.status == Deployment.PRIMARY:
+                return deployment
+        return None
+
+    def last_completed(self, besides):
+        """The newest COMPLETED deployment other than ``besides`` (deployments are newest first)."""
+        for deployment in self.deployments:
+            if deployment.deployment_id != besides and deployment.rollout_state == Deployment.COMPLETED:
                 return deployment
         return None
 
@@ -136,28 +160,56 @@ class RequeueAfter:
     seconds: float
 
 
-def throttle_delay(failed_starts):
-    """Seconds to wait before the next start after ``failed_starts`` failures in a row."""
-    if failed_starts < THROTTLE_AFTER:
-        return 0
-    return min(THROTTLE_MAX_SECONDS, THROTTLE_BASE_SECONDS * 2 ** (failed_starts - THROTTLE_AFTER))
+@dataclass
+class FailDeployment:
+    """The circuit breaker tripped: the deployment is FAILED and launches no more tasks."""
+
+    deployment_id: str
+    reason: str
 
 
-def _newest_first(tasks):
-    return sorted(tasks, key=lambda t: (t.created_at, t.pk), reverse=True)
+@dataclass
+class Rollback:
+    """Roll the service back to the last COMPLETED deployment (a new PRIMARY that adopts its tasks)."""
+
+    failed_id: str
+    to_id: str
 
 
-def _stop_order(tasks):
-    """Surplus tasks in the order to stop them: not yet running first, newest first."""
-    return [t for t in _newest_first(tasks) if t.last_status in NOT_YET_RUNNING] + [
-        t for t in _newest_first(tasks) if t.last_status not in NOT_YET_RUNNING
-    ]
+def health(task, service, now):
+    """(healthy, settling) of a live task: healthy counts toward minimumHealthyPercent; settling
+    is RUNNING but not judged yet (grace period, or the load balancer's first checks)."""
+    if task.last_status != Task.RUNNING or task.started_at is None:
+        return False, False
+    age = (now - task.started_at).total_seconds()
+    if service.has_load_balancer:
+        if task.lb_health == "healthy":
+            return True, False
+        if task.lb_health in (None, "initial") or age < service.health_check_grace_period:
+            return False, True
+        return False, False
+    if age >= service.health_grace_seconds:
+        return True, False
+    return False, True
+
+
+def _created_order(tasks):
+    """Each task's rank by creation (larger is newer), for the rollout's tie-breaks."""
+    ranked = sorted(tasks, key=lambda t: (t.created_at, t.pk))
+    return {t.pk: n for n, t in enumerate(ranked)}
 
 
 def plan(service, tasks, now=None):
     """The actions that bring ``service`` (ServiceState) and its ``tasks`` (TaskState) together.
 
     Pure: reads plain data, returns a list of actions for the executor.
+    1. A deleted (DRAINING) service: stop everything, INACTIVE once nothing is left.
+    2. The circuit breaker: a primary deployment with as many failed tasks as the threshold
+       is FAILED (and, with rollback, replaced by the last COMPLETED one).
+    3. One rollout step (``deployments.plan_rollout``): start primary tasks, stop surplus and
+       old ones within minimumHealthyPercent / maximumPercent; a FAILED deployment starts none.
+    4. Restart throttling holds starts back after repeated failed starts.
+    5. Retire old deployments with no task left; say steady state once; keep the counts.
     """
     now = now or timezone.now()
     if service.status == Service.INACTIVE:
@@ -169,6 +221,7 @@ def plan(service, tasks, now=None):
     unstopped = [t for t in tasks if t.last_status != Task.STOPPED]
     live = [t for t in unstopped if t.desired_status == Task.RUNNING]
     stopping = [t for t in unstopped if t.desired_status != Task.RUNNING]
+    by_pk = {t.pk: t for t in live}
 
     def stop(chosen):
         if chosen:
@@ -178,58 +231,85 @@ def plan(service, tasks, now=None):
             ))
 
     if service.status == Service.DRAINING:
-        stop(_stop_order(live))
+        order = _created_order(live)
+        stop(sorted(live, key=lambda t: (t.last_status == Task.RUNNING, -order[t.pk])))
         if not unstopped:
             actions.append(MarkInactive())
         actions.append(_counts(service, [], primary_id))
         return [a for a in actions if a is not None]
 
     want = service.desired_count
-    primary_live = [t for t in live if t.deployment_id == primary_id]
-    old_live = [t for t in live if t.deployment_id != primary_id]
-    started = False
+    failed = primary is not None and primary.rollout_state == Deployment.FAILED
 
-    # 1. Start what the primary deployment lacks, within maximumPercent, unless throttled.
-    missing = want - len(primary_live)
-    if missing > 0:
-        count = missing
-        if old_live:  # a rolling update may not exceed maximumPercent of ``want`` tasks
-            count = min(missing, max(math.floor(want * service.maximum_percent / 100) - len(live), 0))
-        delay = throttle_delay(service.failed_starts)
+    # 2. The circuit breaker (only while the deployment is in progress).
+    if (service.circuit_breaker and primary is not None and primary.rollout_state == Deployment.IN_PROGRESS
+            and primary.failed_tasks >= deployments.circuit_breaker_threshold(want)):
+        actions.append(FailDeployment(primary_id, CIRCUIT_BREAKER_REASON))
+        actions.append(AddEvent(f"(deployment {primary_id}) deployment failed: tasks failed to start."))
+        target = service.last_completed(primary_id) if service.rollback else None
+        if target is not None:
+            actions.append(Rollback(primary_id, target.deployment_id))
+            actions.append(AddEvent(f"rolling back to deployment {target.deployment_id}."))
+            actions.append(_counts(service, unstopped, primary_id))
+            return [a for a in actions if a is not None]
+        failed = True
+
+    # 3. One rollout step.
+    order = _created_order(live)
+    judged = {t.pk: health(t, service, now) for t in live}
+    rollout = [
+        deployments.RolloutTask(
+            key=t.pk, primary=t.deployment_id == primary_id, running=t.last_status == Task.RUNNING,
+            healthy=judged[t.pk][0], created_order=order[t.pk], settling=judged[t.pk][1],
+        )
+        for t in live
+    ]
+    step = deployments.plan_rollout(want, rollout, service.minimum_healthy_percent, service.maximum_percent,
+                                    stopping=len(stopping))
+    chosen = step.stop
+    start = step.start
+    if failed:  # a FAILED deployment launches nothing and keeps the old tasks it could not replace
+        start = 0
+        chosen = [pk for pk in chosen if by_pk[pk].deployment_id == primary_id]
+    old_live = [t for t in live if t.deployment_id != primary_id]
+
+    # 4. Restart throttling.
+    started = False
+    if start > 0:
+        delay = deployments.throttle_delay(service.failed_starts)
         waited = (now - service.last_failed_at).total_seconds() if service.last_failed_at else delay
         if delay and waited < delay:
             actions.append(RequeueAfter(delay - waited))
             if not service.throttled:
                 actions.append(SetThrottled(True))
-                actions.append(AddEvent("is unable to consistently start tasks successfully."))
-            count = 0
-        elif service.throttled:
-            actions.append(SetThrottled(False))
-        if count > 0:
-            actions.append(StartTasks(count, primary_id))
+                actions.append(AddEvent(THROTTLE_EVENT))
+        else:
+            if service.throttled:
+                actions.append(SetThrottled(False))
+            actions.append(StartTasks(start, primary_id))
             started = True
-    # 2. Stop the primary's surplus (scale in): not yet running first, newest first.
-    elif missing < 0:
-        stop(_stop_order(primary_live)[: -missing])
+    stop([by_pk[pk] for pk in chosen])
 
-    # 3. Replace old-deployment tasks while keeping minimumHealthyPercent of ``want`` running.
-    if old_live:
-        floor_ = math.ceil(want * service.minimum_healthy_percent / 100)
-        running_primary = sum(1 for t in primary_live if t.last_status == Task.RUNNING)
-        old_running = [t for t in old_live if t.last_status == Task.RUNNING]
-        removable = max(running_primary + len(old_running) - floor_, 0)
-        stop([t for t in old_live if t.last_status != Task.RUNNING] + _newest_first(old_running)[:removable])
+    # A rollout waiting for new tasks to turn healthy looks again when the next one may have.
+    settling = [t for t in live if judged[t.pk][1]]
+    if old_live and settling and not failed:
+        if service.has_load_balancer:
+            wait = HEALTH_POLL_SECONDS
+        else:
+            wait = min(service.health_grace_seconds - (now - t.started_at).total_seconds() for t in settling)
+        actions.append(RequeueAfter(max(wait, 0.05)))
 
-    # 4. Retire old deployments with nothing left.
+    # 5. Retire old deployments with nothing left.
     for deployment in service.deployments:
         if deployment.status == Deployment.ACTIVE and not any(
             t.deployment_id == deployment.deployment_id for t in unstopped
         ):
             actions.append(RetireDeployment(deployment.deployment_id))
 
-    # 5. Steady state: exactly ``want`` primary tasks, all RUNNING, nothing else alive.
+    # Steady state: exactly ``want`` primary tasks, all RUNNING, nothing else alive.
+    primary_live = [t for t in live if t.deployment_id == primary_id]
     steady = (
-        not started and not old_live and not stopping and missing == 0
+        not started and not chosen and not old_live and not stopping and len(primary_live) == want
         and all(t.last_status == Task.RUNNING for t in primary_live)
     )
     if steady and not service.steady:
@@ -237,6 +317,7 @@ def plan(service, tasks, now=None):
         actions.append(AddEvent("has reached a steady state."))
         if primary and primary.rollout_state == Deployment.IN_PROGRESS:
             actions.append(CompleteRollout(primary_id))
+            actions.append(AddEvent(f"(deployment {primary_id}) deployment completed."))
     elif not steady and service.steady:
         actions.append(SetSteady(False))
 
@@ -259,8 +340,9 @@ def _counts(service, unstopped, primary_id):
         mine = [t for t in unstopped if t.deployment_id == d.deployment_id]
         desired = service.desired_count if d.deployment_id == primary_id and service.status == Service.ACTIVE else 0
         r, p = count(mine)
-        if (desired, r, p) != (d.desired_count, d.running_count, d.pending_count):
-            per_deployment[d.deployment_id] = (desired, r, p)
+        if (desired, r, p, d.failed_tasks) != (d.desired_count, d.running_count, d.pending_count,
+                                              d.recorded_failed_tasks):
+            per_deployment[d.deployment_id] = (desired, r, p, d.failed_tasks)
     if (running, pending) == (service.running_count, service.pending_count) and not per_deployment:
         return None
     return SetCounts(running, pending, per_deployment)
@@ -311,6 +393,9 @@ class ClusterManager:
 
     def sync_service(self, service_pk):
         """One level-triggered pass over a service; returns the actions applied."""
+        # Health step: tasks that failed their ELB health checks are stopped first, so that
+        # the plan below replaces them in this very pass.
+        elb_health.check_service(service_pk, self.enqueue)
         service, loaded = load(service_pk)
         if service is None:
             return []

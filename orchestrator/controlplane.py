@@ -11,7 +11,10 @@ N workers take keys from the queue ("task:<pk>", "service:<pk>", "placement",
 "cluster:<pk>", "container:<engine>|<id>") and run one level-triggered pass each.
 
 Several processes may each run a control plane: a ``Lease`` row ("controlplane") claimed and
-renewed with conditional UPDATEs elects one leader; only the leader reconciles.
+renewed with conditional UPDATEs elects one leader; only the leader reconciles, and only the
+leader runs the load balancers' data plane (binds the listener ports and health-checks).
+A target's health change (bus kind "target") enqueues "target:<pk>", which enqueues the
+service of the target's task: the cluster manager's health step acts on it.
 """
 import logging
 import os
@@ -26,12 +29,12 @@ from django.db import IntegrityError, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus
+from orchestrator import activity, bus, load_balancer
 from orchestrator.agent import Agent, sync_container, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet
 from orchestrator.cluster_manager import ClusterManager
 from orchestrator.docker_engine import DockerEngine, EngineError, EngineUnavailable
-from orchestrator.models import ContainerInstance, Lease, Service, Task
+from orchestrator.models import ContainerInstance, Lease, Service, Target, Task
 from orchestrator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class ControlPlane:
         self._seen_tasks = {}
         self._seen_services = {}
         self._cursor = None
+        self.data_plane = None  # the load balancers' listeners, served while we lead
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -94,6 +98,7 @@ class ControlPlane:
             agent.stop()
         for thread in self._threads:
             thread.join(timeout=60)
+        self._stop_data_plane()
         if self.is_leader:
             for url in self.agents:
                 try:
@@ -147,11 +152,35 @@ class ControlPlane:
             self._lease_until = started + self.lease_seconds
             if not was_leader:
                 activity.record("cluster_manager", "leader", message=f"control plane {self.identity} holds the lease")
+                self._start_data_plane()
                 self.resync()
         elif was_leader:
             self._lease_until = 0.0
+            self._stop_data_plane()
             activity.record("cluster_manager", "follower",
                             message=f"control plane {self.identity} lost the lease; it stops acting")
+
+    def _start_data_plane(self):
+        """Serve the load balancers' listeners (only the leader binds their ports)."""
+        if self.data_plane is not None or self._stop.is_set():
+            return
+        plane = load_balancer.DataPlane()
+        try:
+            plane.start()
+        except Exception:  # the lab still runs tasks; the next lease claim tries again
+            log.exception("the load balancer data plane failed to start")
+            plane.stop()
+            return
+        self.data_plane = plane
+
+    def _stop_data_plane(self):
+        """Close the listeners (a follower, or a control plane that stops)."""
+        plane, self.data_plane = self.data_plane, None
+        if plane is not None:
+            try:
+                plane.stop()
+            except Exception:  # closing at shutdown must not keep the process alive
+                log.exception("the load balancer data plane failed to stop")
 
     def _release_lease(self):
         """Give the lease up so that a successor takes over at once."""
@@ -177,6 +206,8 @@ class ControlPlane:
             return
         if kind in ("task", "service", "cluster"):
             self.enqueue(f"{kind}:{pk}")
+        elif kind == "target":  # the data plane wrote a health change: the service looks at it
+            self.enqueue(f"target:{pk}")
 
     def _prime_watcher(self):
         self._seen_tasks = dict(Task.objects.exclude(last_status=Task.STOPPED).values_list("pk", "desired_status"))
@@ -270,6 +301,10 @@ class ControlPlane:
             for pk in Service.objects.filter(cluster_id=int(rest)).exclude(
                     status=Service.INACTIVE).values_list("pk", flat=True):
                 self.enqueue(f"service:{pk}")
+        elif kind == "target":
+            service_pk = Target.objects.filter(pk=int(rest)).values_list("task__service_id", flat=True).first()
+            if service_pk:
+                self.enqueue(f"service:{service_pk}")
         elif kind == "container":
             url, _, container_id = rest.rpartition("|")
             sync_container(url, container_id, self.enqueue)

@@ -1,4 +1,5 @@
-"""The ASGI lifespan app: the control plane starts and stops with the web server.
+"""The ASGI lifespan app: the control plane and the image registry (ECR) start and stop with
+the web server.
 
 With several server processes each one starts a control plane, and the lease in the state
 database lets only one of them reconcile at a time (see ``controlplane``).
@@ -16,6 +17,7 @@ class ControlPlaneLifespan:
 
     def __init__(self):
         self.control_plane = None
+        self.registry = None
 
     async def __call__(self, scope, receive, send):
         while True:
@@ -34,6 +36,9 @@ class ControlPlaneLifespan:
                 return
 
     def _start(self):
+        from orchestrator.registry import start_lab_registry
+
+        self.registry = start_lab_registry()
         if not settings.FARGATE_LAB["CONTROL_PLANE"]:
             log.info("control plane disabled (FARGATE_LAB_CONTROL_PLANE=0)")
             return
@@ -46,3 +51,6 @@ class ControlPlaneLifespan:
         if self.control_plane is not None:
             self.control_plane.stop()
             self.control_plane = None
+        if self.registry is not None:
+            self.registry.stop()
+            self.registry = None

@@ -148,6 +148,18 @@ class RegistryProcess:
         self.process = None
 
 
+def start_lab_registry():
+    """Start (or reuse) the lab's registry; None, with a warning, when it cannot run: the rest
+    of the lab runs without ECR."""
+    process = RegistryProcess()
+    try:
+        process.ensure_running()
+    except RegistryError as exc:
+        log.warning("ECR is not available (%s); the rest of the lab runs without it", exc)
+        return None
+    return process
+
+
 def _answers(url):
     """True if a registry answers GET /v2/ at ``url``."""
     try:

@@ -35,6 +35,9 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
+        from orchestrator.registry import start_lab_registry
+
+        registry = start_lab_registry()
         plane = ControlPlane(workers=options["workers"])
         plane.start()
         self.stdout.write(f"control plane {plane.identity} running "
@@ -44,4 +47,6 @@ class Command(BaseCommand):
                 pass
         finally:
             plane.stop()
+            if registry is not None:
+                registry.stop()
             self.stdout.write("control plane stopped")

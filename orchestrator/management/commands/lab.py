@@ -80,12 +80,19 @@ class Command(BaseCommand):
             raise CommandError(f"Could not build the demo image {image}:\n{result.stderr.strip()}")
 
     def banner(self, host, port):
+        from orchestrator.registry import RegistryProcess, registry_host
+
         url = f"http://{host}:{port}"
+        if RegistryProcess().binary:
+            ecr = f"{registry_host()}  (docker push {registry_host()}/<repository>; ECR API at {url})"
+        else:
+            ecr = "not available: install Debian's docker-registry package (the rest of the lab runs)"
         self.stdout.write(
             f"Fargate Lab is up on {url}\n"
             f"  dashboard  {url}/  (user admin / password admin)\n"
             f"  ECS API    aws --endpoint-url {url} ecs list-clusters  (key test / secret test, region "
             f"{settings.FARGATE_LAB['REGION']})\n"
+            f"  ECR        {ecr}\n"
             f"  admin      {url}/admin/\n"
             "Stop with Ctrl-C; running tasks are adopted on the next start."
         )
