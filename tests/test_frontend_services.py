@@ -2,7 +2,7 @@
 import pytest
 
 from orchestrator import bus
-from orchestrator.models import Deployment, Service
+from orchestrator.models import Account, Deployment, Listener, LoadBalancer, Service, TargetGroup
 from tests.support.api import error_of, fargate_task_definition
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:"
@@ -40,8 +40,7 @@ def test_it_creates_a_service_with_ecs_defaults(demo):
 
 
 def test_it_stores_what_the_cluster_manager_needs(demo):
-    lbs = [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/tg/1",
-            "containerName": "web", "containerPort": 80}]
+    lbs = [{"targetGroupArn": listened_target_group().arn, "containerName": "web", "containerPort": 80}]
     network = {"awsvpcConfiguration": {"subnets": ["subnet-1"], "assignPublicIp": "ENABLED"}}
     create(
         demo, desiredCount=1, loadBalancers=lbs, networkConfiguration=network,
@@ -58,6 +57,51 @@ def test_it_stores_what_the_cluster_manager_needs(demo):
         "minimumHealthyPercent": 100,
     }
     assert row.health_check_grace_period == 30
+
+
+def listened_target_group(target_type="ip"):
+    """A target group "tg" of the default account that a listener of load balancer "lb" forwards to."""
+    account = Account.default()
+    tg = TargetGroup.objects.create(account=account, name="tg", port=80, target_type=target_type)
+    lb = LoadBalancer.objects.create(account=account, name="lb")
+    listener = Listener.objects.create(load_balancer=lb, port=8080, default_actions=[
+        {"Type": "forward", "TargetGroupArn": tg.arn}])
+    listener.target_groups.add(tg)
+    return tg
+
+
+def test_it_rejects_load_balancers_ecs_would_refuse(demo):
+    tg = listened_target_group()
+    lonely = TargetGroup.objects.create(account=tg.account, name="lonely", target_type="ip")
+    cases = [
+        ({"targetGroupArn": tg.arn.replace("/tg/", "/nope/"), "containerName": "web", "containerPort": 80}, "does not exist"),
+        ({"targetGroupArn": "not-an-arn", "containerName": "web", "containerPort": 80}, "does not exist"),
+        ({"targetGroupArn": lonely.arn, "containerName": "web", "containerPort": 80}, "associated load balancer"),
+        ({"targetGroupArn": tg.arn, "containerName": "db", "containerPort": 80}, "container db does not exist"),
+        ({"targetGroupArn": tg.arn, "containerName": "web", "containerPort": 8080}, "container port 8080"),
+        ({"loadBalancerName": "classic", "containerName": "web", "containerPort": 80}, "Classic"),
+    ]
+    for entry, message in cases:
+        code, text, _ = error_of(lambda: create(demo, loadBalancers=[entry]))
+        assert code == "InvalidParameterException" and message in text, (entry, text)
+    assert not Service.objects.exists()
+
+    TargetGroup.objects.filter(pk=tg.pk).update(target_type="instance")
+    code, text, _ = error_of(lambda: create(demo, loadBalancers=[
+        {"targetGroupArn": tg.arn, "containerName": "web", "containerPort": 80}]))
+    assert code == "InvalidParameterException" and "awsvpc" in text
+
+
+def test_it_validates_load_balancers_on_update(demo):
+    tg = listened_target_group()
+    create(demo, desiredCount=0)
+
+    code, _, _ = error_of(lambda: demo.update_service(cluster="demo", service="svc", loadBalancers=[
+        {"targetGroupArn": tg.arn, "containerName": "web", "containerPort": 81}]))
+    assert code == "InvalidParameterException"
+    demo.update_service(cluster="demo", service="svc", loadBalancers=[
+        {"targetGroupArn": tg.arn, "containerName": "web", "containerPort": 80}])
+    assert Service.objects.get().load_balancers[0]["targetGroupArn"] == tg.arn
 
 
 def test_it_publishes_a_new_service(demo):

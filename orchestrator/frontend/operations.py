@@ -604,6 +604,45 @@ def _service_response(service):
     return {"service": shapes.service_shape(service)}
 
 
+def _check_load_balancers(ctx, entries, td):
+    """Validate a service's loadBalancers as ECS does: each names a target group of the
+    account that a load balancer uses, with target type ip (awsvpc), and a container and port
+    of the task definition. Returns the entries as stored."""
+    from orchestrator.elbv2 import operations as elb
+    from orchestrator.elbv2.protocol import ElbError
+
+    containers = {c.get("name"): c for c in td.container_definitions}
+    for entry in entries:
+        if entry.get("loadBalancerName"):
+            raise EcsError("InvalidParameterException",
+                           "Classic Load Balancers are not supported with Fargate: use targetGroupArn.")
+        arn = entry.get("targetGroupArn") or ""
+        if not arn:
+            raise EcsError("InvalidParameterException", "targetGroupArn is required for a load balancer.")
+        try:
+            tg = elb.get_target_group(ctx.account, arn)
+        except ElbError:
+            raise EcsError("InvalidParameterException", f"The target group {arn[:512]} does not exist.") from None
+        if not tg.listeners.exists():
+            raise EcsError("InvalidParameterException",
+                           f"The target group with targetGroupArn {tg.arn} does not have an associated load balancer.")
+        if tg.target_type != "ip":
+            raise EcsError(
+                "InvalidParameterException",
+                f"The provided target group {tg.arn} has target type {tg.target_type}, which is incompatible "
+                "with the awsvpc network mode specified in the task definition.",
+            )
+        name, port = entry.get("containerName"), entry.get("containerPort")
+        container = containers.get(name)
+        if container is None:
+            raise EcsError("InvalidParameterException",
+                           f"The container {str(name)[:255]} does not exist in the task definition.")
+        if port not in [p.get("containerPort") for p in container.get("portMappings", [])]:
+            raise EcsError("InvalidParameterException",
+                           f"The container {name} did not have a container port {port} defined.")
+    return entries
+
+
 @operation("CreateService")
 def create_service(ctx, params):
     """Create a service and its first PRIMARY deployment; the cluster manager creates its tasks."""
@@ -635,7 +674,7 @@ def create_service(ctx, params):
         desired_count=_check_desired_count(params.get("desiredCount", 0)),
         deployment_configuration=_deployment_configuration(params.get("deploymentConfiguration")),
         network_configuration=params.get("networkConfiguration", {}),
-        load_balancers=params.get("loadBalancers", []),
+        load_balancers=_check_load_balancers(ctx, params.get("loadBalancers", []), td),
         placement_strategy=params.get("placementStrategy", []),
         placement_constraints=params.get("placementConstraints", []),
         health_check_grace_period=params.get("healthCheckGracePeriodSeconds"),
@@ -673,6 +712,8 @@ def update_service(ctx, params):
         service.network_configuration = params["networkConfiguration"]
         fields.add("network_configuration")
         new_deployment = True
+    if "loadBalancers" in params:
+        _check_load_balancers(ctx, params["loadBalancers"], service.task_definition)
     for param, field in (
         ("loadBalancers", "load_balancers"),
         ("placementStrategy", "placement_strategy"),

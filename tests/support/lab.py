@@ -59,6 +59,8 @@ class LabProcess:
             "FARGATE_LAB_RESYNC_SECONDS": "2",
             "FARGATE_LAB_LEASE_SECONDS": "5",
             "FARGATE_LAB_STOP_TIMEOUT": "5",
+            # The lab's registry (ECR) on a port of its own, so labs never share one.
+            "FARGATE_LAB_REGISTRY_PORT": str(free_port()),
             **(extra_env or {}),
         }
 
