@@ -45,6 +45,7 @@ class RolloutTask:
     running: bool  # last status RUNNING
     healthy: bool  # RUNNING and healthy (load balancer, or past the grace period)
     created_order: int = 0  # larger is newer
+    settling: bool = False  # RUNNING, health not judged yet (in its grace period, or target "initial")
 
 
 @dataclass
@@ -63,7 +64,8 @@ def plan_rollout(desired, tasks, minimum_healthy_percent=None, maximum_percent=N
     """One pass of a rolling update (also plain scaling, when every task is primary).
 
     1. Stop surplus primary tasks beyond ``desired`` (not-yet-running and newest first).
-    2. Stop old tasks that are not healthy: they hold up no capacity the service counts on.
+    2. Stop old tasks that are not healthy: they hold up no capacity the service counts on
+       (but keep settling ones, still in their grace period, until they are judged).
     3. Stop healthy old tasks while the healthy count stays at or above the minimum.
     4. Start primary tasks up to ``desired``, keeping the total within the maximum (counting the
        tasks this pass stops, and the ``stopping`` ones still on their way out, as present until
@@ -83,6 +85,8 @@ def plan_rollout(desired, tasks, minimum_healthy_percent=None, maximum_percent=N
             healthy -= task.healthy
 
     for task in sorted(old, key=lambda t: (t.healthy, t.running, -t.created_order)):
+        if task.settling and not task.healthy:
+            continue
         if not task.healthy:
             step.stop.append(task.key)
         elif healthy - 1 >= min_healthy:

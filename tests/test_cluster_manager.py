@@ -4,8 +4,9 @@ from datetime import datetime, timedelta, timezone as tz
 import pytest
 
 from orchestrator.cluster_manager import (
-    AddEvent, CompleteRollout, DeploymentState, MarkInactive, RequeueAfter, RetireDeployment, ServiceState,
-    SetCounts, SetSteady, StartTasks, StopTasks, TaskState, plan,
+    CIRCUIT_BREAKER_REASON, THROTTLE_EVENT, AddEvent, CompleteRollout, DeploymentState, FailDeployment,
+    MarkInactive, RequeueAfter, RetireDeployment, Rollback, ServiceState, SetCounts, SetSteady, StartTasks,
+    StopTasks, TaskState, plan,
 )
 from orchestrator.models import Service, ServiceEvent
 
@@ -19,8 +20,10 @@ def service(desired, status="ACTIVE", steady=False, deployments=None, **fields):
                         steady=steady, **fields)
 
 
-def task(pk, last="RUNNING", desired="RUNNING", age=0, deployment=DEP):
-    return TaskState(pk, f"t{pk}", desired, last, T0 + timedelta(seconds=age), deployment)
+def task(pk, last="RUNNING", desired="RUNNING", age=0, deployment=DEP, running_for=3600, lb=None):
+    """A task created ``age`` s after T0; a RUNNING one started ``running_for`` s before T0."""
+    started = T0 - timedelta(seconds=running_for) if last == "RUNNING" else None
+    return TaskState(pk, f"t{pk}", desired, last, T0 + timedelta(seconds=age), deployment, started, lb)
 
 
 def of(actions, kind):
@@ -30,7 +33,7 @@ def of(actions, kind):
 def test_it_starts_the_missing_tasks():
     actions = plan(service(3), [task(1)], now=T0)
     assert of(actions, StartTasks) == [StartTasks(2, DEP)]
-    assert of(actions, SetCounts) == [SetCounts(1, 0, {DEP: (3, 1, 0)})]
+    assert of(actions, SetCounts) == [SetCounts(1, 0, {DEP: (3, 1, 0, 0)})]
     assert not of(actions, SetSteady)
 
 
@@ -82,9 +85,11 @@ def test_it_throttles_a_service_whose_tasks_keep_failing_to_start():
     failing = service(1, failed_starts=3, last_failed_at=T0)
     actions = plan(failing, [], now=T0 + timedelta(seconds=1))
     assert not of(actions, StartTasks)
-    assert of(actions, RequeueAfter) == [RequeueAfter(9.0)]
-    assert AddEvent("is unable to consistently start tasks successfully.") in actions
-    assert of(plan(failing, [], now=T0 + timedelta(seconds=11)), StartTasks) == [StartTasks(1, DEP)]
+    # three failed starts in a row: wait 20 s (10 s after two, doubling, at most 15 minutes)
+    assert of(actions, RequeueAfter) == [RequeueAfter(19.0)]
+    assert AddEvent(THROTTLE_EVENT) in actions
+    assert THROTTLE_EVENT.startswith("is unable to consistently start tasks successfully.")
+    assert of(plan(failing, [], now=T0 + timedelta(seconds=21)), StartTasks) == [StartTasks(1, DEP)]
 
 
 def test_it_does_nothing_for_an_inactive_service():

@@ -78,3 +78,9 @@ def test_unhealthy_old_tasks_are_stopped_at_once():
 
 def test_min_100_max_100_cannot_move():
     assert plan_rollout(2, [old(0), old(1)], 100, 100).idle
+
+
+def test_old_tasks_still_in_their_grace_period_are_kept_until_judged():
+    settling = RolloutTask(key=0, primary=False, running=True, healthy=False, settling=True)
+    step = plan_rollout(1, [settling], 100, 200)
+    assert step.stop == [] and step.start == 1
