@@ -17,7 +17,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from orchestrator import activity, bus, deployments, load_balancer
+from orchestrator import activity, bus, elb_health
+from orchestrator import deployments as rollout
 from orchestrator.models import Deployment, Service, Task, TaskContainer
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 NOT_YET_RUNNING = (Task.PROVISIONING, Task.PENDING, Task.ACTIVATING)
 # Stop codes of tasks that failed on their own (not stopped by the scheduler or a user).
 FAILURE_CODES = ("TaskFailedToStart", "EssentialContainerExited")
+# Task.health_status (written from the targets by ``elb_health``) in the load balancer's words.
+LB_HEALTH = {"HEALTHY": "healthy", "UNHEALTHY": "unhealthy"}
 # How often a rollout waiting on load balancer health checks looks again.
 HEALTH_POLL_SECONDS = 1.0
 THROTTLE_EVENT = ("is unable to consistently start tasks successfully. For more information, see the "
@@ -73,8 +76,8 @@ class ServiceState:
     steady: bool = False
     running_count: int = 0
     pending_count: int = 0
-    minimum_healthy_percent: int = deployments.DEFAULT_MINIMUM_HEALTHY_PERCENT
-    maximum_percent: int = deployments.DEFAULT_MAXIMUM_PERCENT
+    minimum_healthy_percent: int = rollout.DEFAULT_MINIMUM_HEALTHY_PERCENT
+    maximum_percent: int = rollout.DEFAULT_MAXIMUM_PERCENT
     # Restart throttling: consecutive tasks of the primary deployment that stopped without ever
     # running, and when the last did.
     failed_starts: int = 0
@@ -243,7 +246,7 @@ def plan(service, tasks, now=None):
 
     # 2. The circuit breaker (only while the deployment is in progress).
     if (service.circuit_breaker and primary is not None and primary.rollout_state == Deployment.IN_PROGRESS
-            and primary.failed_tasks >= deployments.circuit_breaker_threshold(want)):
+            and primary.failed_tasks >= rollout.circuit_breaker_threshold(want)):
         actions.append(FailDeployment(primary_id, CIRCUIT_BREAKER_REASON))
         actions.append(AddEvent(f"(deployment {primary_id}) deployment failed: tasks failed to start."))
         target = service.last_completed(primary_id) if service.rollback else None
@@ -257,14 +260,14 @@ def plan(service, tasks, now=None):
     # 3. One rollout step.
     order = _created_order(live)
     judged = {t.pk: health(t, service, now) for t in live}
-    rollout = [
-        deployments.RolloutTask(
+    rollout_tasks = [
+        rollout.RolloutTask(
             key=t.pk, primary=t.deployment_id == primary_id, running=t.last_status == Task.RUNNING,
             healthy=judged[t.pk][0], created_order=order[t.pk], settling=judged[t.pk][1],
         )
         for t in live
     ]
-    step = deployments.plan_rollout(want, rollout, service.minimum_healthy_percent, service.maximum_percent,
+    step = rollout.plan_rollout(want, rollout_tasks, service.minimum_healthy_percent, service.maximum_percent,
                                     stopping=len(stopping))
     chosen = step.stop
     start = step.start
@@ -276,7 +279,7 @@ def plan(service, tasks, now=None):
     # 4. Restart throttling.
     started = False
     if start > 0:
-        delay = deployments.throttle_delay(service.failed_starts)
+        delay = rollout.throttle_delay(service.failed_starts)
         waited = (now - service.last_failed_at).total_seconds() if service.last_failed_at else delay
         if delay and waited < delay:
             actions.append(RequeueAfter(delay - waited))
@@ -350,37 +353,61 @@ def _counts(service, unstopped, primary_id):
 
 # --- the executor -------------------------------------------------------------------------
 
-def load(service_pk):
+def load(service_pk, now=None):
     """The ServiceState and TaskStates of one service from the database (None if it is gone)."""
     service = Service.objects.filter(pk=service_pk).first()
     if service is None:
         return None, []
     config = service.deployment_configuration or {}
-    deployments = [
-        DeploymentState(d.deployment_id, d.status, d.rollout_state, d.desired_count, d.running_count, d.pending_count)
-        for d in service.deployments.all()
+    breaker = config.get("deploymentCircuitBreaker") or {}
+    rows = list(service.deployments.all())
+    failures = _failed_tasks(service)
+    deployment_states = [
+        DeploymentState(d.deployment_id, d.status, d.rollout_state, d.desired_count, d.running_count,
+                        d.pending_count, failed_tasks=failures.get(d.pk, 0), recorded_failed_tasks=d.failed_tasks)
+        for d in rows
     ]
     state = ServiceState(
         pk=service.pk, name=service.name, status=service.status, desired_count=service.desired_count,
-        deployments=deployments, steady=service.steady, running_count=service.running_count,
+        deployments=deployment_states, steady=service.steady, running_count=service.running_count,
         pending_count=service.pending_count,
-        minimum_healthy_percent=int(config.get("minimumHealthyPercent", 100)),
-        maximum_percent=int(config.get("maximumPercent", 200)),
+        minimum_healthy_percent=int(config.get("minimumHealthyPercent", rollout.DEFAULT_MINIMUM_HEALTHY_PERCENT)),
+        maximum_percent=int(config.get("maximumPercent", rollout.DEFAULT_MAXIMUM_PERCENT)),
+        has_load_balancer=bool(service.load_balancers),
+        health_grace_seconds=float(settings.FARGATE_LAB["HEALTH_GRACE_SECONDS"]),
+        health_check_grace_period=float(service.health_check_grace_period or 0),
+        circuit_breaker=bool(breaker.get("enable")), rollback=bool(breaker.get("rollback")),
     )
     tasks = [
         TaskState(t["pk"], t["task_id"], t["desired_status"], t["last_status"], t["created_at"],
-                  t["deployment__deployment_id"] or "")
+                  t["deployment__deployment_id"] or "", t["started_at"],
+                  LB_HEALTH.get(t["health_status"], "initial") if state.has_load_balancer else None)
         for t in service.tasks.exclude(last_status=Task.STOPPED).values(
-            "pk", "task_id", "desired_status", "last_status", "created_at", "deployment__deployment_id")
+            "pk", "task_id", "desired_status", "last_status", "created_at", "deployment__deployment_id",
+            "started_at", "health_status")
     ]
-    recent = service.tasks.filter(last_status=Task.STOPPED).order_by("-stopped_at", "-id").values(
-        "started_at", "stop_code", "stopped_at")[:12]
+    # Restart throttling counts the primary deployment's failures only: a new deployment (a new
+    # task definition, or a forced one) starts afresh.
+    primary = next((d for d in rows if d.status == Deployment.PRIMARY), None)
+    recent = service.tasks.filter(last_status=Task.STOPPED, deployment=primary).order_by(
+        "-stopped_at", "-id").values("started_at", "stop_code", "stopped_at")[:12] if primary else []
     for row in recent:
-        if row["started_at"] is not None or row["stop_code"] not in ("TaskFailedToStart", "EssentialContainerExited"):
+        if row["started_at"] is not None or row["stop_code"] not in FAILURE_CODES:
             break
         state.failed_starts += 1
         state.last_failed_at = state.last_failed_at or row["stopped_at"]
     return service, (state, tasks)
+
+
+def _failed_tasks(service):
+    """Deployment pk -> how many of its tasks failed (stopped on their own, or failed health checks)."""
+    failed = {}
+    rows = service.tasks.filter(last_status=Task.STOPPED, deployment__isnull=False).exclude(
+        stop_code__in=("UserInitiated",)).values_list("deployment_id", "stop_code", "stopped_reason")
+    for deployment_pk, code, reason in rows:
+        if code in FAILURE_CODES or "health check" in (reason or "").lower():
+            failed[deployment_pk] = failed.get(deployment_pk, 0) + 1
+    return failed
 
 
 class ClusterManager:
@@ -465,9 +492,10 @@ class ClusterManager:
 
     def _apply_SetCounts(self, service, action):
         Service.objects.filter(pk=service.pk).update(running_count=action.running, pending_count=action.pending)
-        for deployment_id, (desired, running, pending) in action.deployments.items():
+        for deployment_id, (desired, running, pending, failed) in action.deployments.items():
             Deployment.objects.filter(deployment_id=deployment_id).update(
-                desired_count=desired, running_count=running, pending_count=pending, updated_at=timezone.now()
+                desired_count=desired, running_count=running, pending_count=pending, failed_tasks=failed,
+                updated_at=timezone.now(),
             )
         bus.publish("service", service.pk, origin="controlplane")
 
@@ -515,4 +543,35 @@ class ClusterManager:
 
     def _apply_RequeueAfter(self, service, action):
         self.enqueue(f"service:{service.pk}", delay=action.seconds)
+
+    def _apply_FailDeployment(self, service, action):
+        changed = Deployment.objects.filter(
+            deployment_id=action.deployment_id, rollout_state=Deployment.IN_PROGRESS
+        ).update(rollout_state=Deployment.FAILED, rollout_state_reason=action.reason, updated_at=timezone.now())
+        if changed:
+            activity.record("cluster_manager", "rollout-failed", service.arn,
+                            f"deployment {action.deployment_id} of service {service.name} FAILED: {action.reason}")
+            bus.publish("service", service.pk, origin="controlplane")
+
+    def _apply_Rollback(self, service, action):
+        """A new PRIMARY deployment of the last COMPLETED one's task definition, which takes over
+        that deployment's live tasks (they already run what we roll back to)."""
+        now = timezone.now()
+        with transaction.atomic():
+            target = Deployment.objects.select_related("task_definition").get(deployment_id=action.to_id)
+            service.deployments.filter(status=Deployment.PRIMARY).update(status=Deployment.ACTIVE, updated_at=now)
+            rollback = Deployment.objects.create(
+                service=service, deployment_id=Deployment.new_id(), status=Deployment.PRIMARY,
+                task_definition=target.task_definition, desired_count=service.desired_count,
+                rollout_state=Deployment.IN_PROGRESS, created_at=now, updated_at=now,
+            )
+            Task.objects.filter(deployment=target).exclude(last_status=Task.STOPPED).update(deployment=rollback)
+            Deployment.objects.filter(pk=target.pk).update(
+                status=Deployment.INACTIVE, desired_count=0, running_count=0, pending_count=0, updated_at=now)
+            Service.objects.filter(pk=service.pk).update(task_definition=target.task_definition, steady=False)
+        activity.record("cluster_manager", "rollback", service.arn,
+                        f"service {service.name} rolls back from {action.failed_id} to {target.task_definition} "
+                        f"(deployment {rollback.deployment_id}, after {action.to_id})")
+        bus.publish("service", service.pk, origin="controlplane")
+        self.enqueue(f"service:{service.pk}")
 
