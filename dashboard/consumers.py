@@ -47,6 +47,8 @@ PAGES = {
         "card-capacity-manager": {"activity:capacity_manager", "task", "instance"},
         "card-agents": {"activity:agent", "task", "instance"},
         "card-docker": {"activity:docker", "task"},
+        "card-alb": {"load_balancer", "listener", "target_group", "target", "activity:load_balancer"},
+        "card-ecr": {"repository", "activity:registry"},
     }),
     "clusters": Page(fragments={"cluster-list": {"cluster", "service", "task"}}),
     "task-definitions": Page(fragments={"taskdef-list": {"task_definition"}}),
@@ -60,8 +62,9 @@ PAGES = {
         "service-summary": {"service", "task"},
         "service-events": {"service", "task"},
         "service-tasks": {"task"},
+        "service-load-balancing": {"service", "task"},
     }),
-    "task": Page(model=Task, group="task", fragments={"task": {"task"}}),
+    "task": Page(model=Task, group="task", fragments={"task": {"task"}, "task-pull-targets": {"task"}}),
     "instance": Page(model=ContainerInstance, group="instance", fragments={"instance": {"task", "instance"}}),
 }
 

@@ -113,6 +113,16 @@ def _card_docker(key):
     return state.docker_card()
 
 
+@fragment("card-alb", "dashboard/cards/alb.html")
+def _card_alb(key):
+    return state.alb_card()
+
+
+@fragment("card-ecr", "dashboard/cards/ecr.html")
+def _card_ecr(key):
+    return state.ecr_card()
+
+
 # --- Object pages ------------------------------------------------------------------------
 
 @fragment("cluster-list", "dashboard/fragments/cluster_list.html")
@@ -192,3 +202,15 @@ def _instance_list(key):
 def _instance(key):
     instance = state.instance_or_none(key)
     return None if instance is None else {"instance": state.instance_usage(instance)}
+
+
+@fragment("task-pull-targets", "dashboard/fragments/task_pull_targets.html")
+def _task_pull_targets(key):
+    task = state.task_or_none(key)
+    return None if task is None else {"task": task, **state.task_pull_and_targets(task)}
+
+
+@fragment("service-load-balancing", "dashboard/fragments/service_load_balancing.html")
+def _service_load_balancing(key):
+    service = state.service_or_none(key)
+    return None if service is None else {"service": service, "rows": state.service_load_balancing(service)}

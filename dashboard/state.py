@@ -354,3 +354,73 @@ def families():
         latest[td.family] = td
         counts[td.family] = counts.get(td.family, 0) + 1
     return [{"latest": latest[f], "revisions": counts[f]} for f in sorted(latest)]
+
+
+# --- Traffic and images: the load balancer (ALB) and the registry (ECR) ------------------
+
+def alb_card():
+    """Load balancers with their listeners' URLs, target groups with their targets' health,
+    and the load balancer's last steps."""
+    from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup
+
+    listeners = Listener.objects.prefetch_related("target_groups")
+    load_balancers = LoadBalancer.objects.select_related("account").prefetch_related(
+        Prefetch("listeners", listeners))[:CARD_ROWS]
+    groups = TargetGroup.objects.select_related("account").prefetch_related(
+        Prefetch("targets", Target.objects.select_related("task")), "listeners")[:CARD_ROWS]
+    return {
+        "load_balancers": list(load_balancers),
+        "target_groups": list(groups),
+        "steps": _activities("load_balancer", 6),
+    }
+
+
+def ecr_card():
+    """The registry's address, its repositories with their image tags, and the last ECR calls."""
+    from orchestrator import registry
+    from orchestrator.models import Repository
+
+    repositories = []
+    for repository in Repository.objects.all()[:CARD_ROWS]:
+        repositories.append({"name": repository.name, "uri": f"{registry.registry_host()}/{repository.name}",
+                             "tags": registry.tags(repository)})
+    return {
+        "registry": registry.registry_host(),
+        "repositories": repositories,
+        "repository_count": Repository.objects.count(),
+        "calls": _activities("registry", 6),
+    }
+
+
+PULL_ACTIONS = ("pull", "pull-progress", "pulled")
+
+
+def task_pull_and_targets(task):
+    """The task's image pull as the agent reported it, and its targets in the load balancer."""
+    from orchestrator.models import Target
+
+    pull = Activity.objects.filter(object_arn=task.arn, component="agent", action__in=PULL_ACTIONS).order_by("-id")
+    return {
+        "pull_lines": list(reversed(pull[:12])),
+        "targets": list(Target.objects.filter(task=task).select_related("target_group")),
+    }
+
+
+def service_load_balancing(service):
+    """Each load balancer entry of a service: its target group, the listeners (URLs) that
+    forward to it, and the health of the group's targets."""
+    from orchestrator.models import Target, TargetGroup
+
+    rows = []
+    for entry in service.load_balancers or []:
+        arn = entry.get("targetGroupArn", "")
+        tg_id = arn.rsplit("/", 1)[-1]
+        group = (TargetGroup.objects.filter(account=service.account, tg_id=tg_id)
+                 .prefetch_related("listeners__load_balancer").first())
+        targets = list(Target.objects.filter(target_group=group).select_related("task")) if group else []
+        rows.append({
+            "entry": entry, "group": group, "listeners": list(group.listeners.all()) if group else [],
+            "targets": targets,
+            "healthy": sum(1 for t in targets if t.state == Target.HEALTHY),
+        })
+    return rows

@@ -78,3 +78,55 @@ class ActivityAdmin(admin.ModelAdmin):
     list_display = ("created_at", "component", "action", "object_arn", "trace_id", "status_code", "latency_ms")
     list_filter = ("component", "action")
     search_fields = ("object_arn", "trace_id", "message")
+
+
+# --- Elastic Load Balancing and ECR --------------------------------------------------------
+
+
+class ListenerInline(admin.TabularInline):
+    model = models.Listener
+    extra = 0
+    fields = ("port", "protocol", "default_actions", "bind_error")
+
+
+@admin.register(models.LoadBalancer)
+class LoadBalancerAdmin(admin.ModelAdmin):
+    list_display = ("name", "account", "dns_name", "state", "scheme", "created_at")
+    list_filter = ("state",)
+    search_fields = ("name", "lb_id")
+    inlines = [ListenerInline]
+
+
+@admin.register(models.Listener)
+class ListenerAdmin(admin.ModelAdmin):
+    list_display = ("listener_id", "load_balancer", "port", "protocol", "bind_error")
+    search_fields = ("listener_id", "load_balancer__name")
+
+
+class TargetInline(admin.TabularInline):
+    model = models.Target
+    extra = 0
+    fields = ("target_id", "port", "address", "connect_port", "task", "state", "reason", "drain_until")
+    raw_id_fields = ("task",)
+
+
+@admin.register(models.TargetGroup)
+class TargetGroupAdmin(admin.ModelAdmin):
+    list_display = ("name", "account", "target_type", "port", "health_check_path", "health_check_interval",
+                    "deregistration_delay")
+    search_fields = ("name", "tg_id")
+    inlines = [TargetInline]
+
+
+@admin.register(models.Target)
+class TargetAdmin(admin.ModelAdmin):
+    list_display = ("target_id", "port", "target_group", "task", "state", "reason", "updated_at")
+    list_filter = ("state", "target_group")
+    search_fields = ("target_id", "task__task_id")
+    raw_id_fields = ("task",)
+
+
+@admin.register(models.Repository)
+class RepositoryAdmin(admin.ModelAdmin):
+    list_display = ("name", "account", "image_tag_mutability", "created_at")
+    search_fields = ("name",)

@@ -521,6 +521,11 @@ class Listener(models.Model):
             f"listener/app/{lb.name}/{lb.lb_id}/{self.listener_id}"
         )
 
+    @property
+    def url(self):
+        """The URL a browser opens: the load balancer's DNS name (*.elb.localhost) and this port."""
+        return f"http://{self.load_balancer.dns_name}:{self.port}/"
+
 
 class Target(models.Model):
     """A registered target of a target group, with the health the data plane observed.

@@ -201,6 +201,15 @@ def _image(repository, tag):
             "media_type": manifest.get("mediaType") or headers.get("Content-Type", "")}
 
 
+def tags(repository):
+    """The repository's tags (one call to the registry); None when the registry does not answer."""
+    try:
+        status, _, body = _registry_get(f"/v2/{repository.name}/tags/list")
+    except EcrError:
+        return None
+    return sorted((body or {}).get("tags") or []) if status == 200 else []
+
+
 def images(repository):
     """The repository's images, one dict per digest with all its tags."""
     status, _, body = _registry_get(f"/v2/{repository.name}/tags/list")
