@@ -1,44 +1,85 @@
-"""The capacity manager (kube-scheduler): owns the warm-pool fleet and places tasks on it.
+"""The capacity manager (kube-scheduler + cluster autoscaler): owns the fleet and places tasks.
 
-One placement pass runs at a time (the single queue key "placement"). A pass takes the
-PROVISIONING tasks that want to run and have no instance, oldest first, and puts each on the
-instance with the most room that fits it. Remaining capacity is derived from the tasks that
-are placed on an instance and not STOPPED — never kept in a counter that could drift. A task
-that fits nowhere stays PROVISIONING with a ``pending_reason`` until a task stops and frees
-room (the agent asks for a new pass then).
+One pass runs at a time (the single queue key "placement"):
+1. Placement: the PROVISIONING tasks that want to run and have no instance, oldest first, go
+   each to an ACTIVE instance that fits it and meets the service's ``placementConstraints``,
+   chosen by its ``placementStrategy`` (binpack, spread, random; with none, the instance with
+   the most room). Remaining capacity is derived from the tasks placed on an instance and not
+   STOPPED — never kept in a counter that could drift. A task that fits nowhere stays
+   PROVISIONING with a ``pending_reason``.
+2. The fleet (``plan_fleet``): when waiting tasks fit nowhere, launch instances (PROVISIONING,
+   a short boot: ping the engine, make the cluster networks, then ACTIVE) up to the maximum
+   fleet size; instances idle for a while beyond the warm pool are DRAINING, then INACTIVE.
+   Instances are spread over the configured Docker engines (``fleet_engines``).
+``place`` and ``plan_fleet`` are pure functions of plain data; the executor is thin.
 """
 import logging
+import re
+import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from orchestrator import activity, bus
-from orchestrator.models import ContainerInstance, Task
+from orchestrator.agent import network_name
+from orchestrator.docker_engine import LABEL_CLUSTER, DockerEngine, EngineError
+from orchestrator.models import ContainerInstance, Service, Task
 
 log = logging.getLogger(__name__)
 PLACEMENT_KEY = "placement"
+NAME_RE = re.compile(r"^fleet-(\d+)$")
+# How long an instance just drained stays DRAINING (visible) before the pass that retires it.
+DRAIN_SECONDS = 1.0
+# How soon a boot that found its engine down is tried again.
+BOOT_RETRY_SECONDS = 5.0
 
+
+# --- engines ------------------------------------------------------------------------------
+
+def fleet_engines():
+    """The Docker engine URLs instances are spread over: DOCKER_URL first, then ENGINES."""
+    conf = settings.FARGATE_LAB
+    urls = [conf["DOCKER_URL"]] + [u for u in conf.get("ENGINES", []) if u != conf["DOCKER_URL"]]
+    return list(dict.fromkeys(urls))
+
+
+def availability_zone(engine_url, engines=None):
+    """The availability zone an engine stands for: one letter per configured engine (a, b, …)."""
+    engines = fleet_engines() if engines is None else engines
+    index = engines.index(engine_url) if engine_url in engines else len(engines)
+    return f"{settings.FARGATE_LAB['REGION']}{chr(ord('a') + index % 26)}"
+
+
+# --- placement on plain data --------------------------------------------------------------
 
 @dataclass
 class InstanceRoom:
-    """An instance and the CPU units / MiB it has left."""
+    """An instance, the CPU units / MiB it has left, its attributes and task groups."""
 
     pk: int
     name: str
     cpu_free: int
     memory_free: int
+    # instanceId, ecs.availability-zone, fargatelab.engine (what constraints and spread read)
+    attributes: dict = field(default_factory=dict)
+    groups: Counter = field(default_factory=Counter)  # task group -> live tasks of it here
 
 
 @dataclass
 class PendingTask:
-    """A task waiting for an instance, and what it needs."""
+    """A task waiting for an instance, what it needs, and where it may go."""
 
     pk: int
     task_id: str
     cpu: int
     memory: int
+    group: str = ""
+    strategy: list = field(default_factory=list)  # [{"type": "binpack"|"spread"|"random", "field": …}]
+    constraints: list = field(default_factory=list)  # [{"type": "distinctInstance"|"memberOf", …}]
 
 
 @dataclass
@@ -57,55 +98,296 @@ def no_capacity_reason(cpu, memory):
     return f"No Fargate capacity: no instance has {cpu} CPU units and {memory} MiB free"
 
 
+_EXPRESSION = re.compile(
+    r"^\s*attribute:(?P<name>[\w.\-]+)\s*(?P<op>==|!=|not_in|in)\s*(?P<value>\[[^\]]*\]|\S+)\s*$")
+
+
+def matches_expression(expression, attributes):
+    """Whether instance ``attributes`` meet a memberOf expression of the cluster query language.
+
+    The subset that makes sense for a Fargate fleet: ``attribute:<name> == v``, ``!= v``,
+    ``in [a, b]``, ``not_in [a, b]``; ``instanceId`` reads as an attribute too. None if the
+    expression is outside that subset.
+    """
+    found = _EXPRESSION.match(expression or "")
+    if not found:
+        return None
+    value = attributes.get(found["name"])
+    raw = found["value"]
+    options = [v.strip() for v in raw.strip("[]").split(",") if v.strip()] if raw.startswith("[") else [raw]
+    op = found["op"]
+    if op in ("==", "in"):
+        return value in options
+    return value not in options
+
+
+def _allowed(task, room):
+    """'' if ``room`` meets the task's constraints, else why not."""
+    for constraint in task.constraints:
+        kind = constraint.get("type")
+        if kind == "distinctInstance" and room.groups.get(task.group):
+            return "distinctInstance: the instance already runs a task of the group"
+        if kind == "memberOf":
+            verdict = matches_expression(constraint.get("expression", ""), {**room.attributes,
+                                                                            "instanceId": room.attributes.get("instanceId")})
+            if verdict is None:
+                return f"memberOf: cannot evaluate {constraint.get('expression', '')!r}"
+            if not verdict:
+                return f"memberOf {constraint.get('expression')}: not a member"
+    return ""
+
+
+def _strategy_key(task, room, rooms):
+    """The sort key the task's placementStrategy gives ``room`` (smaller is better)."""
+    key = []
+    for strategy in task.strategy:
+        kind, field_ = strategy.get("type"), strategy.get("field") or ""
+        if kind == "binpack":
+            key.append(room.memory_free if field_.lower() == "memory" else room.cpu_free)
+        elif kind == "spread":
+            if field_ in ("instanceId", "host", ""):
+                key.append(room.groups.get(task.group, 0))
+            else:
+                name = field_.removeprefix("attribute:")
+                value = room.attributes.get(name)
+                key.append(sum(r.groups.get(task.group, 0) for r in rooms if r.attributes.get(name) == value))
+        elif kind == "random":
+            key.append(hashlib.blake2s(f"{task.pk}:{room.pk}".encode(), digest_size=4).digest())
+    return tuple(key)
+
+
+def describe_strategy(task):
+    """The task's strategy in words, for the placement's reason."""
+    if not task.strategy:
+        return "most room"
+    return ", ".join(f"{s.get('type')}({s.get('field')})" if s.get("field") else str(s.get("type"))
+                     for s in task.strategy)
+
+
 def place(pending, instances):
     """Place ``pending`` tasks (oldest first) on ``instances``: a pure function of plain data.
 
-    Picks, for each task, the instance with the most CPU left (then memory, then name) that
-    fits it, and books the task's CPU and memory on it before placing the next one.
+    For each task: the instances that fit its CPU and memory and meet its constraints, ordered
+    by its strategies in turn, then by most CPU left (then memory, then name); the task's
+    CPU, memory and group are booked on the chosen one before the next task is placed.
     """
-    rooms = {i.pk: InstanceRoom(i.pk, i.name, i.cpu_free, i.memory_free) for i in instances}
+    rooms = {i.pk: InstanceRoom(i.pk, i.name, i.cpu_free, i.memory_free, dict(i.attributes), Counter(i.groups))
+             for i in instances}
     decisions = []
     for task in pending:
         fitting = [r for r in rooms.values() if r.cpu_free >= task.cpu and r.memory_free >= task.memory]
         if not fitting:
             decisions.append(Placement(task.pk, None, reason=no_capacity_reason(task.cpu, task.memory)))
             continue
-        best = min(fitting, key=lambda r: (-r.cpu_free, -r.memory_free, r.name))
-        reason = f"{best.name} has {best.cpu_free} CPU / {best.memory_free} MiB free"
+        refusals = {r.pk: _allowed(task, r) for r in fitting}
+        allowed = [r for r in fitting if not refusals[r.pk]]
+        if not allowed:
+            why = sorted(set(refusals.values()))[0]
+            decisions.append(Placement(task.pk, None, reason=f"No instance meets the placement constraints ({why})"))
+            continue
+        best = min(allowed, key=lambda r: (_strategy_key(task, r, rooms.values()), -r.cpu_free, -r.memory_free, r.name))
+        reason = f"{best.name} has {best.cpu_free} CPU / {best.memory_free} MiB free ({describe_strategy(task)})"
         best.cpu_free -= task.cpu
         best.memory_free -= task.memory
+        best.groups[task.group] += 1
         decisions.append(Placement(task.pk, best.pk, best.name, reason))
     return decisions
 
 
-def ensure_fleet():
-    """Make sure the warm pool exists: instances fleet-1..N on the configured engine, ACTIVE."""
+# --- the fleet on plain data --------------------------------------------------------------
+
+@dataclass
+class FleetInstance:
+    """What the fleet plan needs to know of one instance."""
+
+    pk: int
+    name: str
+    status: str
+    engine_url: str
+    live_tasks: int
+    since: datetime  # registered, or the last time a task left it: idle since then if empty
+
+
+@dataclass
+class FleetConfig:
+    warm_pool: int
+    max_instances: int
+    instance_cpu: int
+    instance_memory: int
+    engines: list
+    boot_seconds: float
+    idle_seconds: float
+
+
+@dataclass
+class LaunchInstance:
+    name: str
+    engine_url: str
+    reason: str
+
+
+@dataclass
+class BootInstance:
+    pk: int
+
+
+@dataclass
+class DrainInstance:
+    pk: int
+    reason: str
+
+
+@dataclass
+class RetireInstance:
+    pk: int
+
+
+@dataclass
+class FleetPlan:
+    actions: list = field(default_factory=list)
+    wake_after: float | None = None  # look again in this many seconds
+
+    def wake(self, seconds):
+        seconds = max(seconds, 0.05)
+        self.wake_after = seconds if self.wake_after is None else min(self.wake_after, seconds)
+
+
+def _instances_needed(unplaced, config, empty_rooms):
+    """How many empty instances, beyond ``empty_rooms`` already on their way, the unplaced
+    tasks (cpu, memory) need: first fit, biggest first; tasks no instance could hold count 0."""
+    bins = [[config.instance_cpu, config.instance_memory] for _ in range(empty_rooms)]
+    opened = 0
+    for cpu, memory in sorted(unplaced, reverse=True):
+        if cpu > config.instance_cpu or memory > config.instance_memory:
+            continue
+        for room in bins:
+            if room[0] >= cpu and room[1] >= memory:
+                room[0] -= cpu
+                room[1] -= memory
+                break
+        else:
+            bins.append([config.instance_cpu - cpu, config.instance_memory - memory])
+            opened += 1
+    return opened
+
+
+def _next_names(instances, count):
+    """``count`` fresh names fleet-N, numbered after every name used so far."""
+    used = [int(m.group(1)) for m in (NAME_RE.match(i.name) for i in instances) if m]
+    top = max(used, default=0)
+    return [f"fleet-{top + n}" for n in range(1, count + 1)]
+
+
+def _least_used_engine(live, engines):
+    """The configured engine with the fewest live instances (the first on ties)."""
+    load = Counter(i.engine_url for i in live)
+    return min(engines, key=lambda url: (load[url], engines.index(url)))
+
+
+def plan_fleet(instances, unplaced, config, now):
+    """What the fleet does next: a pure function of plain data.
+
+    1. Boot PROVISIONING instances whose boot time has passed.
+    2. Launch instances for the tasks that fit nowhere (and up to the warm pool), counting
+       instances already booting, never beyond ``max_instances`` non-INACTIVE instances.
+    3. With no task waiting, drain instances idle for ``idle_seconds`` beyond the warm pool,
+       the newest first; retire (on a later pass) DRAINING instances left without tasks.
+    """
+    result = FleetPlan()
+    live = [i for i in instances if i.status in (ContainerInstance.PROVISIONING, ContainerInstance.ACTIVE)]
+    booting = [i for i in live if i.status == ContainerInstance.PROVISIONING]
+    for instance in booting:
+        left = config.boot_seconds - (now - instance.since).total_seconds()
+        if left <= 0:
+            result.actions.append(BootInstance(instance.pk))
+        else:
+            result.wake(left)
+
+    want = max(_instances_needed(unplaced, config, len(booting)), config.warm_pool - len(live))
+    room = config.max_instances - sum(1 for i in instances if i.status != ContainerInstance.INACTIVE)
+    launches = min(max(want, 0), max(room, 0))
+    if launches:
+        reason = (f"{len(unplaced)} waiting task(s) fit on no instance" if unplaced
+                  else f"the warm pool has {len(live)} of {config.warm_pool} instances")
+        planned = list(live)
+        for name in _next_names(instances, launches):
+            engine = _least_used_engine(planned, config.engines)
+            result.actions.append(LaunchInstance(name, engine, reason))
+            planned.append(FleetInstance(0, name, ContainerInstance.PROVISIONING, engine, 0, now))
+        result.wake(config.boot_seconds)
+
+    if not unplaced:
+        surplus = len(live) - config.warm_pool
+        idle = [i for i in live if i.status == ContainerInstance.ACTIVE and i.live_tasks == 0]
+        number = lambda i: int(NAME_RE.match(i.name).group(1)) if NAME_RE.match(i.name) else 0  # noqa: E731
+        for instance in sorted(idle, key=lambda i: (-number(i), i.name)):
+            if surplus <= 0:
+                break
+            waited = (now - instance.since).total_seconds()
+            if waited >= config.idle_seconds:
+                result.actions.append(DrainInstance(instance.pk, f"idle for {waited:.0f} s beyond the warm pool "
+                                                                  f"of {config.warm_pool}"))
+                surplus -= 1
+                result.wake(DRAIN_SECONDS)
+            else:
+                result.wake(config.idle_seconds - waited)
+    for instance in instances:
+        if instance.status == ContainerInstance.DRAINING and instance.live_tasks == 0:
+            result.actions.append(RetireInstance(instance.pk))
+    return result
+
+
+# --- the executor ---------------------------------------------------------------------------
+
+def fleet_config():
+    """The fleet's settings as a FleetConfig."""
     conf = settings.FARGATE_LAB
+    return FleetConfig(
+        warm_pool=conf["FLEET_INSTANCES"], max_instances=max(conf.get("MAX_INSTANCES", 16), conf["FLEET_INSTANCES"]),
+        instance_cpu=conf["INSTANCE_CPU"], instance_memory=conf["INSTANCE_MEMORY"], engines=fleet_engines(),
+        boot_seconds=conf.get("INSTANCE_BOOT_SECONDS", 2.0), idle_seconds=conf.get("INSTANCE_IDLE_SECONDS", 30.0),
+    )
+
+
+def ensure_fleet():
+    """Make sure the warm pool exists: instances fleet-1..N, ACTIVE, spread over the engines."""
+    conf = settings.FARGATE_LAB
+    engines = fleet_engines()
     for n in range(1, conf["FLEET_INSTANCES"] + 1):
         instance, created = ContainerInstance.objects.get_or_create(
             name=f"fleet-{n}",
             defaults={
-                "engine_url": conf["DOCKER_URL"],
+                "engine_url": engines[(n - 1) % len(engines)],
                 "cpu_registered": conf["INSTANCE_CPU"],
                 "memory_registered": conf["INSTANCE_MEMORY"],
                 "status": ContainerInstance.ACTIVE,
             },
         )
+        if not created and instance.status == ContainerInstance.INACTIVE:
+            ContainerInstance.objects.filter(pk=instance.pk).update(
+                status=ContainerInstance.ACTIVE, registered_at=timezone.now())
+            created = True
         if created:
             activity.record("capacity_manager", "launch-instance", message=(
-                f"{instance.name} joined the warm pool: {instance.cpu_registered} CPU units, "
-                f"{instance.memory_registered} MiB"))
+                f"{instance.name} joined the warm pool on {DockerEngine.for_url(instance.engine_url).describe()}: "
+                f"{instance.cpu_registered} CPU units, {instance.memory_registered} MiB"))
+
+
+def _live_tasks():
+    return Task.objects.filter(container_instance__isnull=False).exclude(last_status=Task.STOPPED)
 
 
 def instance_rooms():
-    """The ACTIVE instances with their free CPU and memory, derived from the tasks on them."""
+    """The ACTIVE instances with their free CPU and memory (derived from the tasks on them),
+    their attributes, and how many live tasks of each group they hold."""
     used = {
         row["container_instance"]: row
-        for row in Task.objects.filter(container_instance__isnull=False)
-        .exclude(last_status=Task.STOPPED)
-        .values("container_instance")
-        .annotate(cpu=Sum("cpu"), memory=Sum("memory"))
+        for row in _live_tasks().values("container_instance").annotate(cpu=Sum("cpu"), memory=Sum("memory"))
     }
+    groups = {}
+    for row in _live_tasks().values("container_instance", "group").annotate(n=Count("pk")):
+        groups.setdefault(row["container_instance"], Counter())[row["group"]] = row["n"]
+    engines = fleet_engines()
     rooms = []
     for instance in ContainerInstance.objects.filter(status=ContainerInstance.ACTIVE):
         use = used.get(instance.pk, {})
@@ -113,27 +395,69 @@ def instance_rooms():
             instance.pk, instance.name,
             instance.cpu_registered - (use.get("cpu") or 0),
             instance.memory_registered - (use.get("memory") or 0),
+            attributes={
+                "instanceId": instance.instance_id,
+                "ecs.availability-zone": availability_zone(instance.engine_url, engines),
+                "fargatelab.engine": instance.engine_url or "local",
+                "fargatelab.instance-name": instance.name,
+            },
+            groups=groups.get(instance.pk, Counter()),
         ))
     return rooms
 
 
-class CapacityManager:
-    """Runs placement passes; ``on_placed(task_pk)`` is told of each task it placed."""
+def fleet_state():
+    """Every non-INACTIVE instance as a FleetInstance."""
+    counts = dict(_live_tasks().values("container_instance").annotate(n=Count("pk"))
+                  .values_list("container_instance", "n"))
+    last_left = dict(Task.objects.filter(container_instance__isnull=False, last_status=Task.STOPPED)
+                     .values("container_instance").annotate(at=Max("stopped_at"))
+                     .values_list("container_instance", "at"))
+    rows = []
+    for instance in ContainerInstance.objects.all():
+        left = last_left.get(instance.pk)
+        since = max(instance.registered_at, left) if left else instance.registered_at
+        rows.append(FleetInstance(instance.pk, instance.name, instance.status, instance.engine_url,
+                                  counts.get(instance.pk, 0), since))
+    return rows
 
-    def __init__(self, on_placed=None):
+
+class CapacityManager:
+    """Runs placement and fleet passes; ``on_placed(task_pk)`` is told of each task it placed,
+    ``enqueue(key, delay=…)`` asks for a later pass."""
+
+    def __init__(self, on_placed=None, enqueue=None):
         self.on_placed = on_placed or (lambda pk: None)
+        self.enqueue = enqueue or (lambda key, delay=0: None)
+
+    def run_pass(self):
+        """Place what can be placed, then grow or shrink the fleet; returns the tasks placed."""
+        placed = self.place_pending()
+        if self.manage_fleet():  # an instance turned ACTIVE: place on it at once
+            placed += self.place_pending()
+        return placed
+
+    def _waiting(self):
+        return Task.objects.filter(
+            last_status=Task.PROVISIONING, desired_status=Task.RUNNING, container_instance__isnull=True
+        )
 
     def place_pending(self):
         """One placement pass over the waiting tasks; returns the number of tasks placed."""
-        waiting = list(
-            Task.objects.filter(
-                last_status=Task.PROVISIONING, desired_status=Task.RUNNING, container_instance__isnull=True
-            ).select_related("account", "cluster").order_by("created_at", "id")
-        )
+        waiting = list(self._waiting().select_related("account", "cluster").order_by("created_at", "id"))
         if not waiting:
             return 0
         by_pk = {t.pk: t for t in waiting}
-        pending = [PendingTask(t.pk, t.task_id, t.cpu, t.memory) for t in waiting]
+        rules = {
+            s["pk"]: s for s in Service.objects.filter(pk__in={t.service_id for t in waiting if t.service_id})
+            .values("pk", "placement_strategy", "placement_constraints")
+        }
+        pending = []
+        for t in waiting:
+            rule = rules.get(t.service_id, {})
+            pending.append(PendingTask(t.pk, t.task_id, t.cpu, t.memory, t.group,
+                                       list(rule.get("placement_strategy") or []),
+                                       list(rule.get("placement_constraints") or [])))
         placed = 0
         for decision in place(pending, instance_rooms()):
             task = by_pk[decision.task_pk]
@@ -151,6 +475,7 @@ class CapacityManager:
                     trace_id=task.trace_id,
                 )
                 bus.publish("task", task.pk, origin="controlplane")
+                bus.publish("instance", decision.instance_pk, origin="controlplane")
                 self.on_placed(task.pk)
         return placed
 
@@ -165,3 +490,70 @@ class CapacityManager:
             activity.record("capacity_manager", "no-capacity", task.arn, f"task {task.task_id} waits: {reason}",
                             trace_id=task.trace_id)
             bus.publish("task", task.pk, origin="controlplane")
+
+    # -- the fleet
+    def manage_fleet(self, now=None):
+        """One fleet pass (``plan_fleet`` applied); True if an instance turned ACTIVE."""
+        now = now or timezone.now()
+        config = fleet_config()
+        # Tasks that wait because no instance has room (not those a constraint keeps off them).
+        unplaced = list(self._waiting().filter(Q(pending_reason__startswith="No Fargate capacity"))
+                        .values_list("cpu", "memory"))
+        fleet = plan_fleet(fleet_state(), unplaced, config, now)
+        booted = False
+        for action in fleet.actions:
+            booted |= bool(getattr(self, f"_apply_{type(action).__name__}")(action, config))
+        if fleet.wake_after is not None:
+            self.enqueue(PLACEMENT_KEY, delay=fleet.wake_after)
+        return booted
+
+    def _apply_LaunchInstance(self, action, config):
+        instance = ContainerInstance.objects.create(
+            name=action.name, engine_url=action.engine_url, status=ContainerInstance.PROVISIONING,
+            cpu_registered=config.instance_cpu, memory_registered=config.instance_memory,
+        )
+        activity.record("capacity_manager", "launch-instance", message=(
+            f"launching {instance.name} on {DockerEngine.for_url(instance.engine_url).describe()}: {action.reason}"))
+        bus.publish("instance", instance.pk, origin="controlplane")
+
+    def _apply_BootInstance(self, action, config):
+        """Boot: the engine answers, the networks of the clusters with waiting tasks exist; ACTIVE."""
+        instance = ContainerInstance.objects.filter(pk=action.pk, status=ContainerInstance.PROVISIONING).first()
+        if instance is None:
+            return False
+        engine = DockerEngine.for_url(instance.engine_url)
+        try:
+            engine.ping()
+            clusters = set(self._waiting().values_list("cluster__name", flat=True))
+            for cluster in sorted(clusters):
+                engine.ensure_network(network_name(engine.lab, cluster), labels={LABEL_CLUSTER: cluster})
+        except EngineError as exc:
+            activity.record("capacity_manager", "boot-failed", message=f"{instance.name} cannot boot yet: {exc}")
+            self.enqueue(PLACEMENT_KEY, delay=BOOT_RETRY_SECONDS)
+            return False
+        changed = ContainerInstance.objects.filter(pk=instance.pk, status=ContainerInstance.PROVISIONING).update(
+            status=ContainerInstance.ACTIVE, agent_connected=True, last_heartbeat=timezone.now())
+        if changed:
+            activity.record("capacity_manager", "instance-active", message=(
+                f"{instance.name} booted on {engine.describe()} and is ACTIVE"
+                + (f"; networks ready for {', '.join(sorted(clusters))}" if clusters else "")))
+            bus.publish("instance", instance.pk, origin="controlplane")
+        return bool(changed)
+
+    def _apply_DrainInstance(self, action, config):
+        changed = ContainerInstance.objects.filter(pk=action.pk, status=ContainerInstance.ACTIVE).update(
+            status=ContainerInstance.DRAINING)
+        if changed:
+            name = ContainerInstance.objects.filter(pk=action.pk).values_list("name", flat=True).first()
+            activity.record("capacity_manager", "drain-instance", message=f"draining {name}: {action.reason}")
+            bus.publish("instance", action.pk, origin="controlplane")
+
+    def _apply_RetireInstance(self, action, config):
+        if _live_tasks().filter(container_instance_id=action.pk).exists():
+            return
+        changed = ContainerInstance.objects.filter(pk=action.pk, status=ContainerInstance.DRAINING).update(
+            status=ContainerInstance.INACTIVE, agent_connected=False)
+        if changed:
+            name = ContainerInstance.objects.filter(pk=action.pk).values_list("name", flat=True).first()
+            activity.record("capacity_manager", "recycle-instance", message=f"{name} drained and left the fleet")
+            bus.publish("instance", action.pk, origin="controlplane")

@@ -10,7 +10,7 @@ from orchestrator.models import Account, Activity, Cluster, ContainerInstance, T
 def test_it_places_on_the_instance_with_most_room_that_fits():
     rooms = [InstanceRoom(1, "fleet-1", 512, 1024), InstanceRoom(2, "fleet-2", 3840, 7680)]
     [decision] = place([PendingTask(10, "t", 256, 512)], rooms)
-    assert decision == Placement(10, 2, "fleet-2", "fleet-2 has 3840 CPU / 7680 MiB free")
+    assert decision == Placement(10, 2, "fleet-2", "fleet-2 has 3840 CPU / 7680 MiB free (most room)")
 
 
 def test_it_books_capacity_as_it_places_oldest_first():
