@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from orchestrator import activity, bus, load_balancer
 from orchestrator.agent import Agent, sync_container, sync_task
-from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet
+from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
 from orchestrator.docker_engine import DockerEngine, EngineError, EngineUnavailable
 from orchestrator.models import ContainerInstance, Lease, Service, Target, Task
@@ -56,7 +56,7 @@ class ControlPlane:
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.queue = WorkQueue()
         self.cluster_manager = ClusterManager(self.enqueue)
-        self.capacity_manager = CapacityManager(on_placed=lambda pk: self.enqueue(f"task:{pk}"))
+        self.capacity_manager = CapacityManager(on_placed=lambda pk: self.enqueue(f"task:{pk}"), enqueue=self.enqueue)
         self.agents = {}
         self._stop = threading.Event()
         self._lease_until = 0.0  # monotonic time until which we hold the lease
@@ -73,6 +73,7 @@ class ControlPlane:
         """Ensure the fleet, claim the lease, and start the threads."""
         ensure_fleet()
         urls = set(ContainerInstance.objects.filter(status=ContainerInstance.ACTIVE).values_list("engine_url", flat=True))
+        urls |= set(fleet_engines())  # instances launched later may land on any configured engine
         for url in sorted(urls):
             self.agents[url] = Agent(url, self.enqueue)
         self._cursor = timezone.now()
@@ -292,7 +293,7 @@ class ControlPlane:
         """One level-triggered pass for ``key``."""
         kind, _, rest = key.partition(":")
         if key == PLACEMENT_KEY:
-            self.capacity_manager.place_pending()
+            self.capacity_manager.run_pass()
         elif kind == "task":
             sync_task(int(rest), self.enqueue)
         elif kind == "service":
