@@ -1,0 +1,42 @@
+"""The lab starts its registry (ECR) with itself: a missing registry binary is a warning, not a
+crash, and the banner says where to push."""
+import io
+import logging
+
+from orchestrator import registry
+from orchestrator.management.commands.lab import Command
+
+
+def test_it_runs_on_without_a_registry_binary(settings, monkeypatch, caplog, tmp_path):
+    from tests.support.elb import unused_port
+
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_BIN": "", "REGISTRY_PORT": unused_port(),
+                            "REGISTRY_ROOT": str(tmp_path)}
+    monkeypatch.setattr(registry.shutil, "which", lambda name: None)
+
+    with caplog.at_level(logging.WARNING, logger="orchestrator.registry"):
+        assert registry.start_lab_registry() is None
+    assert "docker-registry" in caplog.text and "runs without it" in caplog.text
+
+
+def test_it_starts_and_stops_the_registry_on_its_port(settings, tmp_path):
+    from tests.support.elb import unused_port
+
+    port = unused_port()
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": port, "REGISTRY_ROOT": str(tmp_path)}
+    process = registry.start_lab_registry()
+    try:
+        assert process is not None and registry._answers(f"http://127.0.0.1:{port}")
+    finally:
+        process.stop()
+    assert not registry._answers(f"http://127.0.0.1:{port}")
+
+
+def test_the_banner_names_the_registry(settings):
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": 5123}
+    out = io.StringIO()
+    command = Command(stdout=out)
+
+    command.banner("127.0.0.1", 8000)
+
+    assert "ECR        127.0.0.1:5123  (docker push 127.0.0.1:5123/<repository>" in out.getvalue()
