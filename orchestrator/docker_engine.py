@@ -9,6 +9,7 @@ network, bind mounts or extra capabilities.
 """
 import logging
 import threading
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import docker
 import requests
@@ -77,6 +78,29 @@ def _translate(exc, what=""):
     return EngineError(f"{type(exc).__name__}: {exc}")
 
 
+def client_kwargs(url):
+    """The Docker SDK client arguments for an engine URL.
+
+    "" is DOCKER_HOST (or the local socket); ``unix:///path`` a socket; ``tcp://host:2376`` or
+    ``https://…`` a TCP engine, with TLS from ``?tlscacert=…&tlscert=…&tlskey=…`` (``tlsverify=0``
+    skips checking the server's certificate); ``ssh://user@host`` goes through the ssh command.
+    """
+    if not url:
+        return docker.utils.kwargs_from_env()
+    parts = urlsplit(url)
+    if parts.scheme == "ssh":
+        return {"base_url": url, "use_ssh_client": True}
+    if parts.scheme in ("tcp", "https", "http") and parts.query:
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        base = urlunsplit(("https" if parts.scheme != "http" else "http", parts.netloc, parts.path, "", ""))
+        cert = (query["tlscert"], query["tlskey"]) if query.get("tlscert") and query.get("tlskey") else None
+        verify = query.get("tlsverify", "1") not in ("0", "false")
+        ca = query.get("tlscacert")
+        tls = docker.tls.TLSConfig(client_cert=cert, ca_cert=ca if verify else None, verify=(ca or True) if verify else False)
+        return {"base_url": base, "tls": tls}
+    return {"base_url": url}
+
+
 class EventStream:
     """An iterator of Docker events (dicts) that another thread may ``close()``."""
 
@@ -130,8 +154,10 @@ class DockerEngine:
         return cls.for_url(settings.FARGATE_LAB["DOCKER_URL"])
 
     def describe(self):
-        """Where the engine is, in words (for messages)."""
-        return self.url or "the local Docker socket (DOCKER_HOST or /var/run/docker.sock)"
+        """Where the engine is, in words (for messages): its URL without TLS file paths."""
+        if not self.url:
+            return "the local Docker socket (DOCKER_HOST or /var/run/docker.sock)"
+        return self.url.split("?", 1)[0]
 
     # --- clients --------------------------------------------------------------------------
 
@@ -140,8 +166,8 @@ class DockerEngine:
         with self._lock:
             client = self._clients.get(timeout)
             if client is None:
-                kwargs = {"base_url": self.url} if self.url else docker.utils.kwargs_from_env()
                 try:
+                    kwargs = client_kwargs(self.url)
                     client = docker.APIClient(version="auto", timeout=timeout, max_pool_size=32, **kwargs)
                 except Exception as exc:
                     raise _translate(exc, "connect") from exc
