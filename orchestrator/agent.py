@@ -444,7 +444,8 @@ class TaskSync:
             self.engine.pull(image, progress=progress)
         except ImageNotFound as exc:
             raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}")
-        self.record("pulled", f"pulled {image}: {progress.summary()}")
+        self.record("pulled", f"pulled {image}: " + (progress.summary() if progress.layers
+                                                      else "every layer was already on the instance"))
         bus.publish("task", self.task.pk, origin="controlplane")
 
     def report_pull(self, message):
