@@ -52,7 +52,8 @@ PAGES = {
     }),
     "clusters": Page(fragments={"cluster-list": {"cluster", "service", "task"}}),
     "task-definitions": Page(fragments={"taskdef-list": {"task_definition"}}),
-    "instances": Page(fragments={"instance-list": {"task", "instance"}}),
+    "instances": Page(fragments={"instance-list": {"task", "instance"},
+                                 "fleet-history": {"instance", "activity:capacity_manager"}}),
     "cluster": Page(model=Cluster, group="cluster", fragments={
         "cluster-summary": OBJECTS,
         "cluster-services": {"service", "task"},
@@ -60,6 +61,7 @@ PAGES = {
     }),
     "service": Page(model=Service, group="service", fragments={
         "service-summary": {"service", "task"},
+        "service-rollout": {"service", "task"},
         "service-events": {"service", "task"},
         "service-tasks": {"task"},
         "service-load-balancing": {"service", "task"},

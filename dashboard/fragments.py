@@ -12,7 +12,7 @@ from typing import Callable
 
 from django.template.loader import render_to_string
 
-from dashboard import state
+from dashboard import rollouts, state
 
 _registry = {}
 
@@ -163,6 +163,17 @@ def _service_summary(key):
     if service is None:
         return None
     return {"service": service, "plot": state.running_plot(service), "deployments": service.deployments.all()[:5]}
+
+
+@fragment("service-rollout", "dashboard/fragments/service_rollout.html")
+def _service_rollout(key):
+    service = state.service_or_none(key)
+    return None if service is None else rollouts.rollout(service)
+
+
+@fragment("fleet-history", "dashboard/fragments/fleet_history.html")
+def _fleet_history(key):
+    return rollouts.fleet_history()
 
 
 @fragment("service-events", "dashboard/fragments/service_events.html")

@@ -1,0 +1,99 @@
+"""What the dashboard shows of deployments and of the fleet: a rollout's deployments side by
+side with their tasks (a Deployment's ReplicaSets), and the fleet's size and the capacity
+manager's decisions over time. Read-only queries; the fragments in ``fragments`` render them."""
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from orchestrator.deployments import circuit_breaker_threshold, rolling_limits
+from orchestrator.models import Activity, ContainerInstance, Deployment, Task
+
+FLEET_WINDOW = timedelta(minutes=15)
+PLOT_WIDTH, PLOT_HEIGHT = 600, 90
+# The capacity manager's fleet decisions (placements are shown on the map's card).
+FLEET_ACTIONS = ("launch-instance", "instance-active", "boot-failed", "drain-instance", "recycle-instance")
+
+
+def task_health(task, now, grace):
+    """"healthy", "settling" or "" for a task box, as the scheduler judges it."""
+    if task.last_status != Task.RUNNING or task.desired_status != Task.RUNNING or task.started_at is None:
+        return ""
+    if task.health_status == "HEALTHY":
+        return "healthy"
+    if task.health_status == "UNHEALTHY":
+        return ""
+    return "healthy" if (now - task.started_at).total_seconds() >= grace else "settling"
+
+
+def rollout(service, now=None):
+    """The service's live deployments (newest first), each with its tasks, and the limits."""
+    now = now or timezone.now()
+    grace = float(settings.FARGATE_LAB["HEALTH_GRACE_SECONDS"])
+    config = service.deployment_configuration or {}
+    low, high = rolling_limits(service.desired_count, config.get("minimumHealthyPercent"),
+                               config.get("maximumPercent"))
+    columns = []
+    deployments = service.deployments.exclude(status=Deployment.INACTIVE).select_related("task_definition")
+    for deployment in deployments:
+        tasks = list(deployment.tasks.exclude(last_status=Task.STOPPED).order_by("created_at", "id")
+                     .only("pk", "task_id", "last_status", "desired_status", "started_at", "health_status"))
+        for task in tasks:
+            task.judged = task_health(task, now, grace)
+        columns.append({"deployment": deployment, "tasks": tasks,
+                        "healthy": sum(1 for t in tasks if t.judged == "healthy")})
+    breaker = config.get("deploymentCircuitBreaker") or {}
+    return {
+        "columns": columns,
+        "minimum": low, "maximum": high,
+        "minimum_percent": config.get("minimumHealthyPercent", 100),
+        "maximum_percent": config.get("maximumPercent", 200),
+        "breaker": breaker.get("enable"), "rollback": breaker.get("rollback"),
+        "threshold": circuit_breaker_threshold(service.desired_count),
+        "grace": grace,
+        "has_load_balancer": bool(service.load_balancers),
+    }
+
+
+def fleet_history(now=None):
+    """The fleet's size over the last minutes (a step plot) and the latest fleet decisions.
+
+    The size is walked back from now through the capacity manager's own records: a launch
+    added an instance, a recycle took one away.
+    """
+    now = now or timezone.now()
+    start = now - FLEET_WINDOW
+    events = list(Activity.objects.filter(component="capacity_manager", action__in=FLEET_ACTIONS,
+                                          created_at__gte=start).order_by("created_at", "id"))
+    size = ContainerInstance.objects.exclude(status=ContainerInstance.INACTIVE).count()
+    steps = {"launch-instance": 1, "recycle-instance": -1}
+    level = size - sum(steps.get(e.action, 0) for e in events)
+    samples = [(start, level)]
+    for event in events:
+        level += steps.get(event.action, 0)
+        samples.append((event.created_at, level))
+    samples.append((now, level))
+    top = max([count for _, count in samples] + [settings.FARGATE_LAB["FLEET_INSTANCES"], 1])
+    span = FLEET_WINDOW.total_seconds()
+
+    def x(at):
+        return round((at - start).total_seconds() / span * PLOT_WIDTH, 1)
+
+    def y(count):
+        return round(PLOT_HEIGHT - count / top * (PLOT_HEIGHT - 10), 1)
+
+    points, previous = [], None
+    for at, count in samples:
+        if previous is not None:
+            points.append(f"{x(at)},{y(previous)}")
+        points.append(f"{x(at)},{y(count)}")
+        previous = count
+    conf = settings.FARGATE_LAB
+    return {
+        "points": " ".join(points), "width": PLOT_WIDTH, "height": PLOT_HEIGHT, "top": top,
+        "pool_y": y(conf["FLEET_INSTANCES"]), "minutes": round(span / 60),
+        "size": size, "warm_pool": conf["FLEET_INSTANCES"], "max_instances": conf.get("MAX_INSTANCES", 16),
+        "booting": ContainerInstance.objects.filter(status=ContainerInstance.PROVISIONING).count(),
+        "draining": ContainerInstance.objects.filter(status=ContainerInstance.DRAINING).count(),
+        "decisions": list(reversed(events))[:12],
+    }
