@@ -140,7 +140,8 @@ def _percent(used, total):
 
 def instances(task_limit=24):
     """Every instance of the fleet with its usage and (up to ``task_limit``) tasks."""
-    fleet = {i.pk: InstanceUsage(i) for i in ContainerInstance.objects.all()}
+    # Recycled (INACTIVE) instances have left the fleet; their history is on the instances page.
+    fleet = {i.pk: InstanceUsage(i) for i in ContainerInstance.objects.exclude(status=ContainerInstance.INACTIVE)}
     sums = (
         _live_tasks().filter(container_instance__isnull=False).values("container_instance")
         .annotate(cpu=Sum("cpu"), memory=Sum("memory"), n=Count("pk"))
