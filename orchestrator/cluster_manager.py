@@ -169,6 +169,7 @@ class FailDeployment:
 
     deployment_id: str
     reason: str
+    failed_tasks: int = 0
 
 
 @dataclass
@@ -247,7 +248,7 @@ def plan(service, tasks, now=None):
     # 2. The circuit breaker (only while the deployment is in progress).
     if (service.circuit_breaker and primary is not None and primary.rollout_state == Deployment.IN_PROGRESS
             and primary.failed_tasks >= rollout.circuit_breaker_threshold(want)):
-        actions.append(FailDeployment(primary_id, CIRCUIT_BREAKER_REASON))
+        actions.append(FailDeployment(primary_id, CIRCUIT_BREAKER_REASON, primary.failed_tasks))
         actions.append(AddEvent(f"(deployment {primary_id}) deployment failed: tasks failed to start."))
         target = service.last_completed(primary_id) if service.rollback else None
         if target is not None:
@@ -547,7 +548,8 @@ class ClusterManager:
     def _apply_FailDeployment(self, service, action):
         changed = Deployment.objects.filter(
             deployment_id=action.deployment_id, rollout_state=Deployment.IN_PROGRESS
-        ).update(rollout_state=Deployment.FAILED, rollout_state_reason=action.reason, updated_at=timezone.now())
+        ).update(rollout_state=Deployment.FAILED, rollout_state_reason=action.reason, failed_tasks=action.failed_tasks,
+                 updated_at=timezone.now())
         if changed:
             activity.record("cluster_manager", "rollout-failed", service.arn,
                             f"deployment {action.deployment_id} of service {service.name} FAILED: {action.reason}")

@@ -85,7 +85,7 @@ def test_the_circuit_breaker_fails_the_deployment_at_its_threshold_and_rolls_bac
     assert not of(plan(below, tasks, now=T0), FailDeployment)
     tripped = service(4, failed=3, circuit_breaker=True, rollback=True)
     actions = plan(tripped, tasks, now=T0)
-    assert of(actions, FailDeployment) == [FailDeployment(NEW, CIRCUIT_BREAKER_REASON)]
+    assert of(actions, FailDeployment) == [FailDeployment(NEW, CIRCUIT_BREAKER_REASON, 3)]
     assert of(actions, Rollback) == [Rollback(NEW, OLD)]
     assert AddEvent(f"(deployment {NEW}) deployment failed: tasks failed to start.") in actions
     assert AddEvent(f"rolling back to deployment {OLD}.") in actions
