@@ -177,9 +177,10 @@ def test_tasks_that_keep_failing_are_throttled_until_a_new_revision(control_plan
         service=service, message="(service web) is unable to consistently start tasks successfully. For more "
                                  "information, see the Troubleshooting section of the Amazon ECS Developer Guide.")
                .exists(), 60, message="the throttling event")
-    # Throttled: no new task for the next while (10 s after two failures in a row).
+    # Throttled: once the last failed task has stopped, no new task for the next while.
+    wait_until(lambda: not Task.objects.filter(service=service).exclude(last_status="STOPPED").exists(), 30,
+               message="the last failed task to stop")
     launched = Task.objects.filter(service=service).count()
-    assert not Task.objects.filter(service=service).exclude(last_status="STOPPED").exists()
     good = register(ecs, lab_rows.image)
     ecs("UpdateService", cluster=ecs.cluster, service="web", taskDefinition=good)
     started = timezone.now()

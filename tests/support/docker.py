@@ -103,15 +103,28 @@ def _dockerd_pid():
     return int(Path("/var/run/docker.pid").read_text().strip())
 
 
+def _alive(pid):
+    """Whether process ``pid`` still runs (a zombie has exited, whoever has yet to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def restart_docker_daemon(timeout=60):
     """Restart the machine's dockerd with its own command line (SIGTERM, wait, start again)."""
     pid = _dockerd_pid()
     args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     args = [a.decode() for a in args if a]
     os.kill(pid, signal.SIGTERM)
-    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout, message="dockerd to exit")
-    log = open(ROOT / "var" / "dockerd-restart.log", "ab")
-    subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    wait_until(lambda: not _alive(pid), timeout, message="dockerd to exit")
+    # Started through a shell that exits at once, the new dockerd is not our child: it outlives
+    # this test process, and when the next restart stops it, init reaps it (no zombie).
+    log = ROOT / "var" / "dockerd-restart.log"
+    subprocess.run(
+        ["sh", "-c", 'setsid "$@" >>"$0" 2>&1 </dev/null &', str(log), *args], check=True, stdin=subprocess.DEVNULL
+    )
 
     def answers():
         try:
