@@ -1,27 +1,15 @@
 """The control plane serves the load balancers' listeners while it holds the lease, and only then."""
-import socket
-
 import pytest
 
 from orchestrator.controlplane import ControlPlane
 from orchestrator.models import Account, Listener, LoadBalancer
-from tests.support.elb import poll_until, unused_port
-
-
-def answers_http(port):
-    """True if something answers HTTP on 127.0.0.1:port."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            return conn.recv(16).startswith(b"HTTP/")
-    except OSError:
-        return False
+from tests.support.common import answers_http, free_port, wait_until
 
 
 @pytest.mark.django_db(transaction=True)
 def test_only_the_leader_binds_the_listeners_and_a_successor_takes_them_over(settings):
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "DOCKER_URL": "tcp://127.0.0.1:1", "LAB_ID": "test-no-engine"}
-    port = unused_port()
+    port = free_port()
     lb = LoadBalancer.objects.create(account=Account.default(), name="web-lb")
     Listener.objects.create(load_balancer=lb, port=port, default_actions=[
         {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200", "MessageBody": "hi"}}])
@@ -36,7 +24,7 @@ def test_only_the_leader_binds_the_listeners_and_a_successor_takes_them_over(set
         assert not answers_http(port)
         second._renew_lease()
         assert second.data_plane is not None
-        poll_until(lambda: answers_http(port), 5, message="the successor to serve the listener")
+        wait_until(lambda: answers_http(port), 5, message="the successor to serve the listener")
     finally:
         first.stop()
         second.stop()

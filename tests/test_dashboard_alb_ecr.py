@@ -7,6 +7,7 @@ from orchestrator.models import (
     Account, Cluster, Listener, LoadBalancer, Repository, Service, Target, TargetGroup, Task, TaskContainer,
     TaskDefinition,
 )
+from tests.support.common import free_port
 from tests.test_consumers import connect, receive_until, run, write
 
 
@@ -67,9 +68,7 @@ def test_it_lists_repositories_with_their_tags_and_the_registry_address(alice_cl
 
 
 def test_it_says_when_the_registry_does_not_answer(alice_client, db, settings):
-    from tests.support.elb import unused_port
-
-    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": unused_port()}
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": free_port()}
     Repository.objects.create(account=Account.default(), name="web")
 
     response = alice_client.get("/")

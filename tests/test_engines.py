@@ -14,7 +14,7 @@ import requests
 from orchestrator.capacity_manager import availability_zone, fleet_engines
 from orchestrator.docker_engine import DockerEngine, EngineError, client_kwargs
 from orchestrator.models import ContainerInstance, Service, Task
-from tests.support.docker import wait_until
+from tests.support.common import wait_until
 
 
 def test_it_reads_engine_urls_of_every_kind(tmp_path):

@@ -13,7 +13,8 @@ import uuid
 import pytest
 import requests
 
-from tests.support.lab import free_port, lab_containers, poll
+from tests.support.common import free_port
+from tests.support.lab import lab_containers, poll
 
 pytestmark = pytest.mark.docker
 

@@ -5,12 +5,11 @@ import logging
 
 from orchestrator import registry
 from orchestrator.management.commands.lab import Command
+from tests.support.common import free_port
 
 
 def test_it_runs_on_without_a_registry_binary(settings, monkeypatch, caplog, tmp_path):
-    from tests.support.elb import unused_port
-
-    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_BIN": "", "REGISTRY_PORT": unused_port(),
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_BIN": "", "REGISTRY_PORT": free_port(),
                             "REGISTRY_ROOT": str(tmp_path)}
     monkeypatch.setattr(registry.shutil, "which", lambda name: None)
 
@@ -20,9 +19,7 @@ def test_it_runs_on_without_a_registry_binary(settings, monkeypatch, caplog, tmp
 
 
 def test_it_starts_and_stops_the_registry_on_its_port(settings, tmp_path):
-    from tests.support.elb import unused_port
-
-    port = unused_port()
+    port = free_port()
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": port, "REGISTRY_ROOT": str(tmp_path)}
     process = registry.start_lab_registry()
     try:

@@ -12,7 +12,8 @@ import pytest
 
 from orchestrator import load_balancer
 from orchestrator.models import Account, Listener, LoadBalancer, Target, TargetGroup
-from tests.support.elb import docker, poll_until, unused_port
+from tests.support.common import free_port, wait_until
+from tests.support.elb import docker
 
 
 
@@ -56,11 +57,11 @@ def healthy_ids(tg):
 
 @pytest.mark.docker
 def test_it_spreads_requests_round_robin_over_three_containers(data_plane, demo_containers):
-    port = unused_port()
+    port = free_port()
     _, tg, _ = make_lb(port)
     targets = [add_target(tg, demo_containers.start(f"task-{i}")[1]) for i in range(3)]
     data_plane.sync()
-    poll_until(lambda: healthy_ids(tg) == {t.pk for t in targets}, 15, message="three healthy targets")
+    wait_until(lambda: healthy_ids(tg) == {t.pk for t in targets}, 15, message="three healthy targets")
     data_plane.sync()
 
     answers = collections.Counter()
@@ -74,12 +75,12 @@ def test_it_spreads_requests_round_robin_over_three_containers(data_plane, demo_
 
 @pytest.mark.docker
 def test_it_loses_no_request_when_a_target_dies_and_marks_it_unhealthy(data_plane, demo_containers):
-    port = unused_port()
+    port = free_port()
     _, tg, _ = make_lb(port)
     started = [demo_containers.start(f"task-{i}") for i in range(3)]
     targets = [add_target(tg, host_port) for _, host_port in started]
     data_plane.sync()
-    poll_until(lambda: healthy_ids(tg) == {t.pk for t in targets}, 15, message="three healthy targets")
+    wait_until(lambda: healthy_ids(tg) == {t.pk for t in targets}, 15, message="three healthy targets")
     data_plane.sync()
 
     failures, answers, done = [], collections.Counter(), threading.Event()
@@ -98,13 +99,13 @@ def test_it_loses_no_request_when_a_target_dies_and_marks_it_unhealthy(data_plan
     for thread in threads:
         thread.start()
     try:
-        poll_until(lambda: sum(answers.values()) >= 30, 15, message="traffic before the kill")
+        wait_until(lambda: sum(answers.values()) >= 30, 15, message="traffic before the kill")
         docker("kill", started[0][0])
         victim = targets[0]
-        poll_until(lambda: Target.objects.get(pk=victim.pk).state == Target.UNHEALTHY, 15,
+        wait_until(lambda: Target.objects.get(pk=victim.pk).state == Target.UNHEALTHY, 15,
                    message="the killed target to be marked unhealthy")
         before = sum(answers.values())
-        poll_until(lambda: sum(answers.values()) >= before + 30, 15, message="traffic after the kill")
+        wait_until(lambda: sum(answers.values()) >= before + 30, 15, message="traffic after the kill")
     finally:
         done.set()
         for thread in threads:
@@ -122,14 +123,14 @@ def test_it_loses_no_request_when_a_target_dies_and_marks_it_unhealthy(data_plan
 
 @pytest.mark.docker
 def test_it_answers_503_without_targets_and_drains_deregistered_ones(data_plane, demo_containers):
-    port = unused_port()
+    port = free_port()
     _, tg, _ = make_lb(port, delay=1.0)
     data_plane.sync()
     assert get(port)[0] == 503
 
     target = add_target(tg, demo_containers.start("task-0")[1])
     data_plane.sync()
-    poll_until(lambda: healthy_ids(tg) == {target.pk}, 15, message="a healthy target")
+    wait_until(lambda: healthy_ids(tg) == {target.pk}, 15, message="a healthy target")
     data_plane.sync()
     assert get(port) == (200, get(port)[1])
 
@@ -139,7 +140,7 @@ def test_it_answers_503_without_targets_and_drains_deregistered_ones(data_plane,
     data_plane.sync()
     assert Target.objects.get(pk=target.pk).state == Target.DRAINING
     assert get(port)[0] == 503
-    poll_until(lambda: not Target.objects.filter(pk=target.pk).exists(), 10, message="the drained target to go")
+    wait_until(lambda: not Target.objects.filter(pk=target.pk).exists(), 10, message="the drained target to go")
 
 
 def test_it_reports_a_port_that_cannot_be_bound(data_plane):
@@ -158,7 +159,7 @@ def test_it_reports_a_port_that_cannot_be_bound(data_plane):
 
 
 def test_it_serves_a_fixed_response(data_plane):
-    port = unused_port()
+    port = free_port()
     lb = LoadBalancer.objects.create(account=Account.default(), name="fixed")
     Listener.objects.create(load_balancer=lb, port=port, default_actions=[{
         "Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "418", "MessageBody": "teapot", "ContentType": "text/plain"},
@@ -169,7 +170,7 @@ def test_it_serves_a_fixed_response(data_plane):
 
 
 def test_it_stops_listening_when_the_listener_is_deleted(data_plane):
-    port = unused_port()
+    port = free_port()
     _, _, listener = make_lb(port)
     data_plane.sync()
     assert get(port)[0] == 503
@@ -217,11 +218,11 @@ def echo_upstream():
 
 
 def test_it_forwards_method_path_body_and_headers(data_plane, echo_upstream):
-    port = unused_port()
+    port = free_port()
     _, tg, _ = make_lb(port)
     target = add_target(tg, echo_upstream)
     data_plane.sync()
-    poll_until(lambda: healthy_ids(tg) == {target.pk}, 10, message="the echo target healthy")
+    wait_until(lambda: healthy_ids(tg) == {target.pk}, 10, message="the echo target healthy")
     data_plane.sync()
 
     request = urllib.request.Request(f"http://127.0.0.1:{port}/orders?id=7", data=b"hello", method="POST",
@@ -241,13 +242,13 @@ def test_it_forwards_method_path_body_and_headers(data_plane, echo_upstream):
 
 
 def test_it_marks_a_target_answering_the_wrong_code_unhealthy(data_plane, echo_upstream):
-    port = unused_port()
+    port = free_port()
     _, tg, _ = make_lb(port)
     TargetGroup.objects.filter(pk=tg.pk).update(health_check_path="/missing")
     target = add_target(tg, echo_upstream)
     data_plane.sync()
 
-    poll_until(lambda: Target.objects.get(pk=target.pk).state == Target.UNHEALTHY, 10, message="an unhealthy target")
+    wait_until(lambda: Target.objects.get(pk=target.pk).state == Target.UNHEALTHY, 10, message="an unhealthy target")
     target.refresh_from_db()
     assert target.reason == "Target.ResponseCodeMismatch"
     assert target.description == "Health checks failed with these codes: [404]"

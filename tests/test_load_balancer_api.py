@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from orchestrator.models import Account, ContainerInstance, Target
-from tests.support.elb import poll_until, unused_port
+from tests.support.common import free_port, wait_until
 
 
 def code_of(call, *args, **kwargs):
@@ -107,7 +107,7 @@ def test_it_rejects_bad_target_groups(elbv2):
 
 
 def test_it_creates_describes_and_deletes_listeners(elbv2):
-    port = unused_port()
+    port = free_port()
     lb, tg, listener = create_stack(elbv2, port)
 
     assert listener["Port"] == port and listener["Protocol"] == "HTTP"
@@ -128,7 +128,7 @@ def test_it_creates_describes_and_deletes_listeners(elbv2):
 
 
 def test_it_rejects_bad_listeners(elbv2):
-    port = unused_port()
+    port = free_port()
     lb, tg, _ = create_stack(elbv2, port)
     other = elbv2.create_load_balancer(Name="other-lb")["LoadBalancers"][0]
     forward = [{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}]
@@ -138,15 +138,15 @@ def test_it_rejects_bad_listeners(elbv2):
                    DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}]) == "DuplicateListener"
     assert code_of(elbv2.create_listener, LoadBalancerArn=other["LoadBalancerArn"], Protocol="HTTP", Port=port,
                    DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}]) == "InvalidConfigurationRequest"
-    assert code_of(elbv2.create_listener, LoadBalancerArn=other["LoadBalancerArn"], Protocol="HTTP", Port=unused_port(),
+    assert code_of(elbv2.create_listener, LoadBalancerArn=other["LoadBalancerArn"], Protocol="HTTP", Port=free_port(),
                    DefaultActions=forward) == "TargetGroupAssociationLimit"
-    assert code_of(elbv2.create_listener, LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=unused_port(),
+    assert code_of(elbv2.create_listener, LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=free_port(),
                    DefaultActions=[{"Type": "forward", "TargetGroupArn": missing_tg}]) == "TargetGroupNotFound"
-    assert code_of(elbv2.create_listener, LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTPS", Port=unused_port(),
+    assert code_of(elbv2.create_listener, LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTPS", Port=free_port(),
                    DefaultActions=forward) == "UnsupportedProtocol"
     assert code_of(elbv2.describe_listeners) == "ValidationError"
     missing_lb = "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/nope/0123456789abcdef"
-    assert code_of(elbv2.create_listener, LoadBalancerArn=missing_lb, Protocol="HTTP", Port=unused_port(),
+    assert code_of(elbv2.create_listener, LoadBalancerArn=missing_lb, Protocol="HTTP", Port=free_port(),
                    DefaultActions=forward) == "LoadBalancerNotFound"
 
 
@@ -167,7 +167,7 @@ def test_it_refuses_a_listener_port_that_cannot_be_bound(elbv2):
 
 
 def test_it_registers_describes_and_deregisters_targets(elbv2):
-    lb, tg, _ = create_stack(elbv2, unused_port())
+    lb, tg, _ = create_stack(elbv2, free_port())
     arn = tg["TargetGroupArn"]
 
     elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": "10.0.0.5", "Port": 8080}, {"Id": "10.0.0.6"}])
@@ -218,7 +218,7 @@ def test_it_rejects_unknown_actions_and_wrong_secrets(live_server):
 
 @pytest.mark.docker
 def test_it_serves_a_url_that_answers_from_registered_containers(elbv2, data_plane, demo_containers):
-    port = unused_port()
+    port = free_port()
     lb, tg, _ = create_stack(elbv2, port)
     host_ports = [demo_containers.start(f"task-{i}")[1] for i in range(2)]
     elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1", "Port": p} for p in host_ports])
@@ -226,7 +226,7 @@ def test_it_serves_a_url_that_answers_from_registered_containers(elbv2, data_pla
     def states():
         return {h["TargetHealth"]["State"] for h in elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]}
 
-    poll_until(lambda: states() == {"healthy"}, 20, message="both targets healthy")
+    wait_until(lambda: states() == {"healthy"}, 20, message="both targets healthy")
     bodies = set()
     for _ in range(4):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:

@@ -9,7 +9,7 @@ from orchestrator.models import (
     Account, Cluster, ContainerInstance, Listener, LoadBalancer, Service, Target, TargetGroup, Task,
     TaskContainer, TaskDefinition,
 )
-from tests.support.elb import poll_until, unused_port
+from tests.support.common import free_port, wait_until
 
 
 def service_task(target_type="ip", host_port=32801, private_ip="172.18.0.5", delay=5.0, status=Task.ACTIVATING):
@@ -107,13 +107,13 @@ def test_it_turns_a_registered_task_healthy_once_its_port_answers(data_plane):
     try:
         task, tg = service_task(host_port=server.server_address[1])
         lb = LoadBalancer.objects.create(account=task.account, name="web-lb")
-        listener = Listener.objects.create(load_balancer=lb, port=unused_port(),
+        listener = Listener.objects.create(load_balancer=lb, port=free_port(),
                                            default_actions=[{"Type": "forward", "TargetGroupArn": tg.arn}])
         listener.target_groups.set([tg])
 
         load_balancer.register_task(task)
 
-        poll_until(lambda: load_balancer.task_health(task) == "healthy", 10, message="the task to turn healthy")
+        wait_until(lambda: load_balancer.task_health(task) == "healthy", 10, message="the task to turn healthy")
     finally:
         server.shutdown()
         server.server_close()

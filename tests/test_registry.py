@@ -67,7 +67,7 @@ def test_it_refuses_to_start_on_a_port_another_registry_holds(lab_registry, tmp_
 
 
 @pytest.mark.docker
-def test_it_stores_pushed_images_that_the_engine_pulls_back(ecr, lab_registry, tmp_path, elb_demo_image):
+def test_it_stores_pushed_images_that_the_engine_pulls_back(ecr, lab_registry, tmp_path, demo_image):
     name = f"test-{uuid.uuid4().hex[:8]}/demo"
     uri = ecr.create_repository(repositoryName=name)["repository"]["repositoryUri"]
     token = base64.b64decode(ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]).decode()
@@ -76,7 +76,7 @@ def test_it_stores_pushed_images_that_the_engine_pulls_back(ecr, lab_registry, t
         input=token.partition(":")[2], capture_output=True, text=True, timeout=60,
     )
     assert login.returncode == 0, login.stderr
-    docker("tag", elb_demo_image, f"{uri}:v1")
+    docker("tag", demo_image, f"{uri}:v1")
     try:
         docker("push", f"{uri}:v1", timeout=300)
 
@@ -89,7 +89,7 @@ def test_it_stores_pushed_images_that_the_engine_pulls_back(ecr, lab_registry, t
         docker("rmi", f"{uri}:v1")
         docker("pull", f"{uri}:v1", timeout=300)
         assert docker("image", "inspect", "--format", "{{.Id}}", f"{uri}:v1") == docker(
-            "image", "inspect", "--format", "{{.Id}}", elb_demo_image)
+            "image", "inspect", "--format", "{{.Id}}", demo_image)
     finally:
         docker("rmi", f"{uri}:v1", check=False)
 

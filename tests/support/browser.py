@@ -6,11 +6,11 @@ decides whether a control plane runs. ``browser`` is Debian's Chromium through P
 it FAILS, never skips, when /usr/bin/chromium is missing.
 """
 import os
-import socket
 import threading
-import time
 
 import pytest
+
+from tests.support.common import free_port, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -20,30 +20,12 @@ CHROMIUM_ARGS = [
 PASSWORD = "correct horse battery staple"
 
 
-def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
-    """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class LiveLabServer:
     """uvicorn serving the lab's ASGI application in a thread of the test process."""
 
     def __init__(self, lifespan="off"):
         self.lifespan = lifespan
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = self.thread = None
 

@@ -7,27 +7,13 @@ other engineers' tests use the same engine.
 import os
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from orchestrator.docker_engine import DockerEngine, EngineError
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
-    """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {message}")
-        time.sleep(interval)
+from tests.support.common import ROOT, build_demo_image, wait_until
 
 
 @pytest.fixture(name="wait_until")
@@ -66,10 +52,7 @@ def docker_engine(lab_id):
 @pytest.fixture(scope="session")
 def demo_image():
     """The demo image, built (offline) once per test session by demo/build.sh."""
-    result = subprocess.run([str(ROOT / "demo" / "build.sh")], capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        pytest.fail(f"demo/build.sh failed: {result.stderr or result.stdout}")
-    return result.stdout.strip().splitlines()[-1]
+    return build_demo_image()
 
 
 @pytest.fixture

@@ -4,11 +4,8 @@ clients against the live server, and a registry process of the test's own.
 Containers are started with the docker CLI under a unique ``fargatelab.lab=test-…`` label
 and removed by that label only.
 """
-import socket
 import subprocess
-import time
 import uuid
-from pathlib import Path
 
 import boto3
 import pytest
@@ -16,27 +13,7 @@ import pytest
 from orchestrator.load_balancer import DataPlane
 from orchestrator.models import Account
 from orchestrator.registry import RegistryProcess
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def poll_until(predicate, timeout=10.0, interval=0.05, message="condition"):
-    """Poll ``predicate`` until it returns something truthy (returned) or fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {message}")
-        time.sleep(interval)
-
-
-def unused_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.support.common import answers_http, free_port, wait_until
 
 
 def docker(*args, check=True, timeout=120):
@@ -48,15 +25,6 @@ def docker(*args, check=True, timeout=120):
     if check and result.returncode != 0:
         pytest.fail(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout.strip()
-
-
-@pytest.fixture(scope="session")
-def elb_demo_image():
-    """The demo image, built offline by demo/build.sh once per session."""
-    result = subprocess.run([str(ROOT / "demo" / "build.sh")], capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        pytest.fail(f"demo/build.sh failed: {result.stderr or result.stdout}")
-    return result.stdout.strip().splitlines()[-1]
 
 
 class DemoContainers:
@@ -75,7 +43,7 @@ class DemoContainers:
         )
         self.started.append(container)
         port = int(docker("port", container, "80/tcp").splitlines()[0].rsplit(":", 1)[1])
-        poll_until(lambda: _answers(port), 15, message=f"container {name} to answer on {port}")
+        wait_until(lambda: answers_http(port, timeout=0.5), 15, message=f"container {name} to answer on {port}")
         return container, port
 
     def cleanup(self):
@@ -85,21 +53,12 @@ class DemoContainers:
             docker("rm", "-f", *ids, check=False)
 
 
-def _answers(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            return conn.recv(16).startswith(b"HTTP/")
-    except OSError:
-        return False
-
-
 @pytest.fixture
-def demo_containers(settings, elb_demo_image):
+def demo_containers(settings, demo_image):
     """Start demo containers under a unique test lab label; all removed afterwards."""
     lab = f"test-{uuid.uuid4().hex[:8]}"
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "LAB_ID": lab}
-    containers = DemoContainers(elb_demo_image, lab)
+    containers = DemoContainers(demo_image, lab)
     yield containers
     containers.cleanup()
 
@@ -135,7 +94,7 @@ def ecr(live_server):
 @pytest.fixture
 def lab_registry(settings, tmp_path):
     """The lab's registry process on a port of its own, with storage under tmp_path."""
-    port = unused_port()
+    port = free_port()
     root = tmp_path / "registry"
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": port, "REGISTRY_ROOT": str(root)}
     process = RegistryProcess(port=port, root=root)

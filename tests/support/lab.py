@@ -2,12 +2,11 @@
 with its own state database and lab id — driven by boto3 and the aws CLI, and checked
 against the real Docker engine (read here with the Docker SDK directly, not through the lab's
 adapter, so the check does not trust the code under test)."""
+import functools
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,27 +15,13 @@ import pytest
 import requests
 from botocore.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.common import ROOT, build_demo_image, free_port, wait_until
+
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
 
 
-def free_port():
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def poll(predicate, timeout=30.0, interval=0.05, message="condition"):
-    """Call ``predicate`` until it returns something truthy; return that, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)  # polling interval while waiting on the condition, not a fixed wait
-    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last value: {last!r})")
+# A lab subprocess takes longer than an in-process control plane: a longer default deadline.
+poll = functools.partial(wait_until, timeout=30.0)
 
 
 class LabProcess:
@@ -125,10 +110,7 @@ def docker_client():
 @pytest.fixture(scope="session")
 def lab_demo_image(docker_client):
     """The demo image, built once per session by demo/build.sh."""
-    image = "fargate-lab/demo:latest"
-    result = subprocess.run(["bash", str(ROOT / "demo" / "build.sh"), image], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return image
+    return build_demo_image("fargate-lab/demo:latest")
 
 
 @pytest.fixture
