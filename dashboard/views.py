@@ -249,19 +249,13 @@ def task_kill(request, task_id):
     found = _task(request, task_id)
     if found.last_status != Task.RUNNING:
         return _task_page(request, found, status=400, kill_error=f"The task is {found.last_status}, not RUNNING.")
-    started = time.monotonic()
     try:
         from orchestrator.agent import kill_task_container
 
-        kill_task_container(found)
+        kill_task_container(found)  # records the "agent kill" activity itself
     except Exception as exc:  # a container already gone, an engine down: say so on the page
         log.warning("kill of task %s failed: %s", found.task_id, exc)
         return _task_page(request, found, status=400, kill_error=f"Could not kill the container: {exc}")
-    activity.record(
-        "agent", "kill", found.arn, "container killed from the dashboard (docker kill)",
-        found.trace_id, caller=f"console:{request.user.get_username()}",
-        latency_ms=round((time.monotonic() - started) * 1000, 1),
-    )
     messages.success(request, "Container killed: watch the agent report it and the service replace it.")
     return redirect("dashboard:task", task_id=found.task_id)
 

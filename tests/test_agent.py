@@ -6,7 +6,7 @@ from orchestrator.agent import (
     RecordExits, RemoveContainers, ReportRunning, RequestPlacement, StartContainers, StopContainers, TaskWanted,
     plan_task,
 )
-from orchestrator.models import Task
+from orchestrator.models import Activity, Task
 
 
 def wanted(desired, last, has_instance=True, names=("web",)):
@@ -171,6 +171,7 @@ def test_it_kills_and_streams_logs_through_the_dashboard_helpers(control_plane, 
     wait_until(lambda: any("demo: serving task" in line for line in stream_logs(task, follow=False)), 10,
                message="the demo's first line in the logs")
     assert kill_task_container(task) is True
+    assert Activity.objects.filter(component="agent", action="kill", object_arn=task.arn).count() == 1
     wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "STOPPED", 20, message="task STOPPED")
     task.refresh_from_db()
     assert task.containers.get().exit_code == 137

@@ -182,6 +182,20 @@ def test_it_refuses_to_kill_a_task_that_is_not_running(alice_client, demo):
     assert b"not RUNNING" in response.content
 
 
+def test_it_kills_a_running_task_and_leaves_the_activity_row_to_the_agent(alice_client, demo, monkeypatch):
+    from orchestrator import agent
+
+    alice_client.post("/clusters/demo/run-task/", {"task_definition": "web:1", "count": "1"})
+    Task.objects.update(last_status="RUNNING")
+    killed = []
+    monkeypatch.setattr(agent, "kill_task_container", lambda task: killed.append(task.pk) or True)
+    task = Task.objects.get()
+    response = alice_client.post(f"/tasks/{task.task_id}/kill/")
+    assert response.status_code == 302
+    assert killed == [task.pk]
+    assert not Activity.objects.filter(action="kill").exists()  # the agent records the kill, once
+
+
 @pytest.mark.parametrize("url, data", [
     ("/clusters/", {"name": ""}),
     ("/clusters/", {"name": "x" * 5000}),
