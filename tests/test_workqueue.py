@@ -3,6 +3,7 @@ import threading
 import time
 
 from orchestrator.workqueue import WorkQueue
+from tests.support.common import wait_until
 
 
 def test_it_holds_a_waiting_key_once():
@@ -81,9 +82,7 @@ def test_it_processes_many_keys_in_parallel_exactly_once_at_a_time():
         worker.start()
     for n in range(200):
         queue.add(f"task:{n % 20}")
-    deadline = time.monotonic() + 5
-    while (len(queue) or len(seen) < 20) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not len(queue) and len(seen) >= 20, 5, message="the queue to drain")
     queue.shutdown()
     for worker in workers:
         worker.join(timeout=2)
