@@ -65,10 +65,12 @@ def _object_arn(response):
 
 
 def _cluster(request, name):
+    """The user's cluster ``name``, or 404."""
     return get_object_or_404(Cluster.objects.select_related("account"), account=account_for(request.user), name=name)
 
 
 def _service(request, pk):
+    """The user's service ``pk``, or 404."""
     return get_object_or_404(
         Service.objects.select_related("account", "cluster", "task_definition"),
         account=account_for(request.user), pk=pk,
@@ -76,6 +78,7 @@ def _service(request, pk):
 
 
 def _task(request, task_id):
+    """The user's task ``task_id``, or 404."""
     return get_object_or_404(
         Task.objects.select_related("account", "cluster", "task_definition", "service", "container_instance"),
         account=account_for(request.user), task_id=task_id,
@@ -83,7 +86,15 @@ def _task(request, task_id):
 
 
 def _task_definitions(request):
+    """The user's ACTIVE task definitions."""
     return TaskDefinition.objects.filter(account=account_for(request.user), status=TaskDefinition.ACTIVE)
+
+
+def _submit(request, form_class, **context):
+    """Bind ``form_class`` to the POST and, if valid, run its ECS operation on ``context``:
+    (form, the response or a falsy value with the error in the form)."""
+    form = form_class(request.POST)
+    return form, form.is_valid() and run_ecs(request, form, **context)
 
 
 # --- The component map -------------------------------------------------------------------
@@ -111,6 +122,7 @@ def clusters(request):
 
 
 def _cluster_page(request, cluster, status=200, **forms_given):
+    """The cluster page, with ``forms_given`` (bound, with errors) in place of the blank forms."""
     families = [f"{td.family}:{td.revision}" for td in _task_definitions(request)]
     context = {
         "cluster": cluster,
@@ -136,8 +148,8 @@ def cluster(request, name):
 def cluster_delete(request, name):
     """DeleteCluster."""
     found = _cluster(request, name)
-    form = forms.DeleteClusterForm(request.POST)
-    if form.is_valid() and run_ecs(request, form, cluster=found):
+    form, done = _submit(request, forms.DeleteClusterForm, cluster=found)
+    if done:
         messages.success(request, f"Cluster {found.name} deleted.")
         return redirect("dashboard:clusters")
     return _cluster_page(request, found, status=400, delete_form=form)
@@ -148,8 +160,7 @@ def cluster_delete(request, name):
 def run_task(request, name):
     """RunTask in this cluster."""
     found = _cluster(request, name)
-    form = forms.RunTaskForm(request.POST)
-    response = form.is_valid() and run_ecs(request, form, cluster=found)
+    form, response = _submit(request, forms.RunTaskForm, cluster=found)
     if response:
         started = len(response.get("tasks", []))
         messages.success(request, f"RunTask started {started} task(s).")
@@ -164,8 +175,8 @@ def run_task(request, name):
 def service_create(request, name):
     """CreateService in this cluster."""
     found = _cluster(request, name)
-    form = forms.ServiceForm(request.POST)
-    if form.is_valid() and run_ecs(request, form, cluster=found):
+    form, done = _submit(request, forms.ServiceForm, cluster=found)
+    if done:
         messages.success(request, f"Service {form.cleaned_data['name']} created.")
         return redirect("dashboard:cluster", name=found.name)
     return _cluster_page(request, found, status=400, service_form=form)
@@ -174,6 +185,7 @@ def service_create(request, name):
 # --- Services ----------------------------------------------------------------------------
 
 def _service_page(request, service, status=200, **forms_given):
+    """The service page, with ``forms_given`` (bound, with errors) in place of the blank forms."""
     context = {
         "service": service,
         "live": f"/ws/service/{service.pk}/",
@@ -196,8 +208,8 @@ def service(request, pk):
 def service_scale(request, pk):
     """UpdateService desiredCount."""
     found = _service(request, pk)
-    form = forms.ScaleServiceForm(request.POST)
-    if form.is_valid() and run_ecs(request, form, service=found):
+    form, done = _submit(request, forms.ScaleServiceForm, service=found)
+    if done:
         messages.success(request, f"Service {found.name} scaled to {form.cleaned_data['desired_count']}.")
         return redirect("dashboard:service", pk=found.pk)
     return _service_page(request, found, status=400, scale_form=form)
@@ -208,8 +220,8 @@ def service_scale(request, pk):
 def service_delete(request, pk):
     """DeleteService (force optional)."""
     found = _service(request, pk)
-    form = forms.DeleteServiceForm(request.POST)
-    if form.is_valid() and run_ecs(request, form, service=found):
+    form, done = _submit(request, forms.DeleteServiceForm, service=found)
+    if done:
         messages.success(request, f"Service {found.name} is draining.")
         return redirect("dashboard:cluster", name=found.cluster.name)
     return _service_page(request, found, status=400, delete_form=form)
@@ -218,6 +230,7 @@ def service_delete(request, pk):
 # --- Tasks -------------------------------------------------------------------------------
 
 def _task_page(request, task, status=200, **forms_given):
+    """The task page, with ``forms_given`` (a bound form, a kill error) in place of the blanks."""
     context = {"task": task, "live": f"/ws/task/{task.pk}/", "stop_form": forms.StopTaskForm(), "kill_error": ""}
     context.update(forms_given)
     return render(request, "dashboard/task.html", context, status=status)
@@ -235,8 +248,8 @@ def task(request, task_id):
 def task_stop(request, task_id):
     """StopTask."""
     found = _task(request, task_id)
-    form = forms.StopTaskForm(request.POST)
-    if form.is_valid() and run_ecs(request, form, task=found):
+    form, done = _submit(request, forms.StopTaskForm, task=found)
+    if done:
         messages.success(request, f"Task {found.task_id[:8]} is stopping.")
         return redirect("dashboard:task", task_id=found.task_id)
     return _task_page(request, found, status=400, stop_form=form)
