@@ -26,7 +26,6 @@ import uuid
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 

@@ -4,8 +4,7 @@ from datetime import datetime, timedelta, timezone as tz
 import pytest
 
 from orchestrator.cluster_manager import (
-    CIRCUIT_BREAKER_REASON, THROTTLE_EVENT, AddEvent, CompleteRollout, DeploymentState, FailDeployment,
-    MarkInactive, RequeueAfter, RetireDeployment, Rollback, ServiceState, SetCounts, SetSteady, StartTasks,
+    THROTTLE_EVENT, AddEvent, CompleteRollout, DeploymentState, MarkInactive, RequeueAfter, RetireDeployment, ServiceState, SetCounts, SetSteady, StartTasks,
     StopTasks, TaskState, plan,
 )
 from orchestrator.models import Service, ServiceEvent
