@@ -11,48 +11,24 @@ It uses a temporary database and a unique lab id, runs the ControlPlane in-proce
 removes every container and network it made.
 """
 import argparse
-import os
 import subprocess
-import sys
-import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKDIR = tempfile.mkdtemp(prefix="fargatelab-bench-")
-LAB = f"bench-{uuid.uuid4().hex[:8]}"
-os.environ.update({
-    "DJANGO_SETTINGS_MODULE": "config.settings", "FARGATE_LAB_VAR": WORKDIR,
-    "FARGATE_LAB_DB": f"{WORKDIR}/bench.sqlite3", "FARGATE_LAB_ID": LAB, "FARGATE_LAB_LOG": "WARNING",
-})
-sys.path.insert(0, str(ROOT))
+from _common import demo_image, remove_lab, setup_lab, wait_for  # bench/ is on sys.path when run
 
-import django  # noqa: E402
-
-django.setup()
+WORKDIR, LAB = setup_lab()
 
 from django.core.management import call_command  # noqa: E402
 
 from orchestrator import bus  # noqa: E402
 from orchestrator.agent import kill_task_container  # noqa: E402
 from orchestrator.controlplane import ControlPlane  # noqa: E402
-from orchestrator.docker_engine import DockerEngine  # noqa: E402
 from orchestrator.models import (  # noqa: E402
     Account, Cluster, Deployment, Service, Task, TaskContainer, TaskDefinition,
 )
 
 RAW_LABEL = f"fargatelab.bench-raw={LAB}"
-
-
-def wait_for(predicate, timeout, interval=0.01):
-    """Poll until ``predicate`` is true; raise if ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not reached")
-        time.sleep(interval)
 
 
 def docker(*args):
@@ -109,8 +85,7 @@ def main():
     parser.add_argument("--parallel", type=int, default=8)
     args = parser.parse_args()
 
-    image = subprocess.run([str(ROOT / "demo" / "build.sh")], check=True, capture_output=True,
-                           text=True).stdout.strip().splitlines()[-1]
+    image = demo_image()
     call_command("migrate", verbosity=0)
     account, cluster, definition = lab_objects(image)
     plane = ControlPlane()
@@ -172,11 +147,7 @@ def main():
         plane.stop()
         raw_cleanup()
         subprocess.run(["docker", "network", "rm", f"{LAB}-raw"], capture_output=True)
-        engine = DockerEngine(lab=LAB)
-        for container in engine.list_containers():
-            engine.remove(container["id"])
-        engine.remove_unused_networks()
-        subprocess.run(["rm", "-rf", WORKDIR])
+        remove_lab(LAB, WORKDIR)
 
 
 if __name__ == "__main__":

@@ -13,43 +13,17 @@ unique lab id, runs the ControlPlane in-process, drives the ECS frontend in-proc
 removes every container and network it made.
 """
 import argparse
-import os
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKDIR = tempfile.mkdtemp(prefix="fargatelab-bench-")
-LAB = f"bench-{uuid.uuid4().hex[:8]}"
-os.environ.update({
-    "DJANGO_SETTINGS_MODULE": "config.settings", "FARGATE_LAB_VAR": WORKDIR,
-    "FARGATE_LAB_DB": f"{WORKDIR}/bench.sqlite3", "FARGATE_LAB_ID": LAB, "FARGATE_LAB_LOG": "WARNING",
-    "FARGATE_LAB_HEALTH_GRACE_SECONDS": "0", "FARGATE_LAB_STOP_TIMEOUT": "2",
-})
-sys.path.insert(0, str(ROOT))
+from _common import demo_image, remove_lab, setup_lab, wait_for  # bench/ is on sys.path when run
 
-import django  # noqa: E402
-
-django.setup()
+WORKDIR, LAB = setup_lab(FARGATE_LAB_HEALTH_GRACE_SECONDS="0", FARGATE_LAB_STOP_TIMEOUT="2")
 
 from django.core.management import call_command  # noqa: E402
 
 from orchestrator.controlplane import ControlPlane  # noqa: E402
-from orchestrator.docker_engine import DockerEngine  # noqa: E402
 from orchestrator.frontend.operations import dispatch  # noqa: E402
 from orchestrator.models import Account, Deployment, Service, Task  # noqa: E402
-
-
-def wait_for(predicate, timeout, interval=0.01):
-    """Poll until ``predicate`` is true; raise if ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not reached")
-        time.sleep(interval)
 
 
 def register(account, image, revision_note):
@@ -92,8 +66,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    image = subprocess.run([str(ROOT / "demo" / "build.sh")], check=True, capture_output=True,
-                           text=True).stdout.strip().splitlines()[-1]
+    image = demo_image()
     call_command("migrate", verbosity=0)
     account = Account.default()
     dispatch(account, "CreateCluster", {"clusterName": "bench"})
@@ -112,11 +85,7 @@ def main():
         print(f"best: fresh {fresh:6.2f} s, rolling {rolling:6.2f} s, ratio {rolling / fresh:4.2f} (target <= 1.5)")
     finally:
         plane.stop()
-        engine = DockerEngine(lab=LAB)
-        for container in engine.list_containers():
-            engine.remove(container["id"])
-        engine.remove_unused_networks()
-        subprocess.run(["rm", "-rf", WORKDIR])
+        remove_lab(LAB, WORKDIR)
 
 
 if __name__ == "__main__":

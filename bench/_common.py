@@ -1,0 +1,55 @@
+"""Set-up the control-plane benchmarks share: a throwaway state database and a unique lab id
+(made before ``django.setup()``), polling with a deadline, the demo image, and removing every
+container, network and file the run made."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_lab(**env):
+    """Point the lab at a temporary directory, database and lab id (plus ``env``), then set up
+    Django; returns (work directory, lab id)."""
+    workdir = tempfile.mkdtemp(prefix="fargatelab-bench-")
+    lab = f"bench-{uuid.uuid4().hex[:8]}"
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings", "FARGATE_LAB_VAR": workdir,
+        "FARGATE_LAB_DB": f"{workdir}/bench.sqlite3", "FARGATE_LAB_ID": lab, "FARGATE_LAB_LOG": "WARNING", **env,
+    })
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    return workdir, lab
+
+
+def wait_for(predicate, timeout, interval=0.01):
+    """Poll until ``predicate`` is true; raise if ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark condition not reached")
+        time.sleep(interval)
+
+
+def demo_image():
+    """Build the demo image (offline) with demo/build.sh; returns its name."""
+    return subprocess.run([str(ROOT / "demo" / "build.sh")], check=True, capture_output=True,
+                          text=True).stdout.strip().splitlines()[-1]
+
+
+def remove_lab(lab, workdir):
+    """Remove the lab's containers and networks (and only them), and the work directory."""
+    from orchestrator.docker_engine import DockerEngine
+
+    engine = DockerEngine(lab=lab)
+    for container in engine.list_containers():
+        engine.remove(container["id"])
+    engine.remove_unused_networks()
+    shutil.rmtree(workdir, ignore_errors=True)
