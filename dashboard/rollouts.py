@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from dashboard.state import step_plot
 from orchestrator.deployments import circuit_breaker_threshold, rolling_limits
 from orchestrator.models import Activity, ContainerInstance, Deployment, Task
 
@@ -75,22 +76,10 @@ def fleet_history(now=None):
     samples.append((now, level))
     top = max([count for _, count in samples] + [settings.FARGATE_LAB["FLEET_INSTANCES"], 1])
     span = FLEET_WINDOW.total_seconds()
-
-    def x(at):
-        return round((at - start).total_seconds() / span * PLOT_WIDTH, 1)
-
-    def y(count):
-        return round(PLOT_HEIGHT - count / top * (PLOT_HEIGHT - 10), 1)
-
-    points, previous = [], None
-    for at, count in samples:
-        if previous is not None:
-            points.append(f"{x(at)},{y(previous)}")
-        points.append(f"{x(at)},{y(count)}")
-        previous = count
+    points, y = step_plot(samples, start, span, top, width=PLOT_WIDTH, height=PLOT_HEIGHT)
     conf = settings.FARGATE_LAB
     return {
-        "points": " ".join(points), "width": PLOT_WIDTH, "height": PLOT_HEIGHT, "top": top,
+        "points": points, "width": PLOT_WIDTH, "height": PLOT_HEIGHT, "top": top,
         "pool_y": y(conf["FLEET_INSTANCES"]), "minutes": round(span / 60),
         "size": size, "warm_pool": conf["FLEET_INSTANCES"], "max_instances": conf.get("MAX_INSTANCES", 16),
         "booting": ContainerInstance.objects.filter(status=ContainerInstance.PROVISIONING).count(),

@@ -292,6 +292,25 @@ def timeline(task):
     return steps
 
 
+def step_plot(samples, start, span, top, width=PLOT_WIDTH, height=PLOT_HEIGHT):
+    """``samples`` ((time, count) in time order, from ``start`` over ``span`` seconds, counts up
+    to ``top``) as the points of an SVG step polyline; returns (points, the y of a count)."""
+
+    def x(at):
+        return round((at - start).total_seconds() / span * width, 1)
+
+    def y(count):
+        return round(height - count / top * (height - 10), 1)
+
+    points, previous = [], None
+    for at, count in samples:
+        if previous is not None:
+            points.append(f"{x(at)},{y(previous)}")  # a step: hold the old level until the change
+        points.append(f"{x(at)},{y(count)}")
+        previous = count
+    return " ".join(points), y
+
+
 def running_plot(service, now=None):
     """Running tasks of a service over the last minutes, as SVG polyline points.
 
@@ -321,21 +340,9 @@ def running_plot(service, now=None):
         samples.append((at, level))
     samples.append((now, level))
     top = max([count for _, count in samples] + [service.desired_count, 1])
-
-    def x(at):
-        return round((at - start).total_seconds() / span * PLOT_WIDTH, 1)
-
-    def y(count):
-        return round(PLOT_HEIGHT - count / top * (PLOT_HEIGHT - 10), 1)
-
-    points, previous = [], None
-    for at, count in samples:
-        if previous is not None:
-            points.append(f"{x(at)},{y(previous)}")  # a step: hold the old level until the change
-        points.append(f"{x(at)},{y(count)}")
-        previous = count
+    points, y = step_plot(samples, start, span, top)
     return {
-        "points": " ".join(points),
+        "points": points,
         "desired_y": y(service.desired_count),
         "top": top,
         "top_y": y(top),
