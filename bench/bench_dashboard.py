@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
+from dashboard.screenshot import CHROMIUM, serve  # noqa: E402
 
 
 def percentile(values, fraction):
@@ -57,22 +56,6 @@ def bench_pages(client, urls, repeat=10):
         worst = max(worst, median)
         print(f"{url:45} {median:10.1f} {max(times):8.1f}  {'ok' if median < 100 else 'SLOW'}")
     return worst
-
-
-def serve():
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config("config.asgi:application", host="127.0.0.1", port=port,
-                                           lifespan="off", log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return server, port
 
 
 async def bench_latency(port, session, cluster_pk, task_pks, pages, events):

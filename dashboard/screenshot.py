@@ -32,8 +32,9 @@ def _setup_django(workdir):
     call_command("migrate", verbosity=0)
 
 
-def _serve():
-    """uvicorn serving the lab's ASGI app (lifespan off) in a thread; returns (server, url)."""
+def serve():
+    """uvicorn serving the lab's ASGI app (lifespan off) in a thread on a free port; returns
+    (server, port). The dashboard benchmark serves its pages with it too."""
     import uvicorn
 
     with socket.socket() as sock:
@@ -47,7 +48,7 @@ def _serve():
         if time.monotonic() > deadline:
             raise SystemExit("uvicorn did not start")
         time.sleep(0.05)
-    return server, f"http://127.0.0.1:{port}"
+    return server, port
 
 
 def main(argv=None):
@@ -64,7 +65,8 @@ def main(argv=None):
 
     sample.populate(tasks=24, instances=3)
     bootstrap.ensure_admin()
-    server, url = _serve()
+    server, port = serve()
+    url = f"http://127.0.0.1:{port}"
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
