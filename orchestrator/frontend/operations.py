@@ -496,22 +496,29 @@ def stop_task(ctx, params):
     return {"task": shapes.task_shape(task, include={"TAGS"})}
 
 
+def _describe_many(ctx, params, key, limit, kind, find, shape):
+    """Shape each object ``params[key]`` names (1 to ``limit`` ids or ARNs of one cluster); the
+    unknown ones are MISSING failures. Returns (shaped objects, failures)."""
+    refs = params[key]
+    if not 1 <= len(refs) <= limit:
+        raise EcsError("InvalidParameterException", f"{key} must list between 1 and {limit} {key}.")
+    cluster = _cluster_of(ctx, params, refs[0], kind)
+    include = _include(params)
+    found, failures = [], []
+    for ref in refs:
+        obj = find(ctx, cluster, ref)
+        if obj is None:
+            arn = ref if ref.startswith("arn:") else f"arn:aws:ecs:{region()}:{ctx.account.account_id}:{kind}/{cluster.name}/{ref}"
+            failures.append(_missing(arn))
+        else:
+            found.append(shape(obj, include=include))
+    return found, failures
+
+
 @operation("DescribeTasks")
 def describe_tasks(ctx, params):
     """Describe up to 100 tasks of one cluster by id or ARN; unknown ones are MISSING failures."""
-    refs = params["tasks"]
-    if not 1 <= len(refs) <= 100:
-        raise EcsError("InvalidParameterException", "tasks must list between 1 and 100 tasks.")
-    cluster = _cluster_of(ctx, params, refs[0], "task")
-    include = _include(params)
-    tasks, failures = [], []
-    for ref in refs:
-        task = _find_task(ctx, cluster, ref)
-        if task is None:
-            arn = ref if ref.startswith("arn:") else f"arn:aws:ecs:{region()}:{ctx.account.account_id}:task/{cluster.name}/{ref}"
-            failures.append(_missing(arn))
-        else:
-            tasks.append(shapes.task_shape(task, include=include))
+    tasks, failures = _describe_many(ctx, params, "tasks", 100, "task", _find_task, shapes.task_shape)
     return {"tasks": tasks, "failures": failures}
 
 
@@ -762,19 +769,7 @@ def delete_service(ctx, params):
 @operation("DescribeServices")
 def describe_services(ctx, params):
     """Describe up to 10 services of one cluster; unknown ones are MISSING failures."""
-    refs = params["services"]
-    if not 1 <= len(refs) <= 10:
-        raise EcsError("InvalidParameterException", "services must list between 1 and 10 services.")
-    cluster = _cluster_of(ctx, params, refs[0], "service")
-    include = _include(params)
-    services, failures = [], []
-    for ref in refs:
-        service = _find_service(ctx, cluster, ref)
-        if service is None:
-            arn = ref if ref.startswith("arn:") else f"arn:aws:ecs:{region()}:{ctx.account.account_id}:service/{cluster.name}/{ref}"
-            failures.append(_missing(arn))
-        else:
-            services.append(shapes.service_shape(service, include=include))
+    services, failures = _describe_many(ctx, params, "services", 10, "service", _find_service, shapes.service_shape)
     return {"services": services, "failures": failures}
 
 
