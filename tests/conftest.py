@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.support.lab",
     "tests.support.browser",
     "tests.support.elb",
+    "tests.support.dashboard",
 ]
 
 

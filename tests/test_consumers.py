@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
 def session(alice):
     """Alice's session cookie, as a browser would send it on the WebSocket handshake."""
     client = Client()

@@ -12,17 +12,6 @@ from tests.test_consumers import connect, receive_until, run, write
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
 def web(db):
     """A service "web" behind listener :8080 of "web-lb", with one RUNNING task as a healthy target."""
     account = Account.default()

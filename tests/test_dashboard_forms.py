@@ -6,17 +6,6 @@ from orchestrator.models import Account, Activity, Cluster, Service, Task, TaskD
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
 def account(db):
     return Account.default()
 

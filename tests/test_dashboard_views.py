@@ -8,17 +8,6 @@ from orchestrator.models import (
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
 def lab(db):
     """A cluster with a service of one RUNNING task on an instance, with a published port."""
     account = Account.default()

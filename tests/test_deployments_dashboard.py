@@ -11,12 +11,6 @@ from orchestrator.models import Account, Cluster, ContainerInstance, Deployment,
 
 
 @pytest.fixture
-def alice_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("alice", password="pw"))
-    return client
-
-
-@pytest.fixture
 def rollout(db, settings):
     """A service halfway from revision 1 to 2: two old tasks RUNNING, one new RUNNING, one new PENDING."""
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "HEALTH_GRACE_SECONDS": 40}
