@@ -124,8 +124,8 @@ def lab(tmp_path, docker_client, lab_demo_image):
 
 
 def lab_containers(docker_client, lab_id, all=False):
-    """The containers carrying this lab's label."""
-    return docker_client.containers.list(all=all, filters={"label": f"fargatelab.lab={lab_id}"})
+    """The containers carrying this lab's label (one removed while listed is left out)."""
+    return docker_client.containers.list(all=all, filters={"label": f"fargatelab.lab={lab_id}"}, ignore_removed=True)
 
 
 def remove_lab_objects(docker_client, lab_id):
