@@ -265,10 +265,12 @@ def task_kill(request, task_id):
     try:
         from orchestrator.agent import kill_task_container
 
-        kill_task_container(found)  # records the "agent kill" activity itself
-    except Exception as exc:  # a container already gone, an engine down: say so on the page
+        killed = kill_task_container(found)  # records the "agent kill" activity itself
+    except Exception as exc:  # an engine down, a container gone mid-kill: say so on the page
         log.warning("kill of task %s failed: %s", found.task_id, exc)
         return _task_page(request, found, status=400, kill_error=f"Could not kill the container: {exc}")
+    if not killed:
+        return _task_page(request, found, status=400, kill_error="The task has no running container to kill.")
     messages.success(request, "Container killed: watch the agent report it and the service replace it.")
     return redirect("dashboard:task", task_id=found.task_id)
 

@@ -185,6 +185,18 @@ def test_it_kills_a_running_task_and_leaves_the_activity_row_to_the_agent(alice_
     assert not Activity.objects.filter(action="kill").exists()  # the agent records the kill, once
 
 
+def test_it_says_so_when_a_running_task_has_no_container_to_kill(alice_client, demo, monkeypatch):
+    from orchestrator import agent
+
+    alice_client.post("/clusters/demo/run-task/", {"task_definition": "web:1", "count": "1"})
+    Task.objects.update(last_status="RUNNING")
+    monkeypatch.setattr(agent, "kill_task_container", lambda task: False)
+    task = Task.objects.get()
+    response = alice_client.post(f"/tasks/{task.task_id}/kill/")
+    assert response.status_code == 400
+    assert b"no running container to kill" in response.content
+
+
 @pytest.mark.parametrize("url, data", [
     ("/clusters/", {"name": ""}),
     ("/clusters/", {"name": "x" * 5000}),
