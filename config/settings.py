@@ -92,6 +92,9 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("FARGATE_LAB_DB", str(VAR_DIR / "lab.sqlite3")),
+        # Keep connections open: the control plane's threads would otherwise reconnect (and
+        # rerun the PRAGMAs below) on every pass.
+        "CONN_MAX_AGE": None,
         "OPTIONS": {
             "timeout": 30,
             "transaction_mode": "IMMEDIATE",

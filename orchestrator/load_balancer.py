@@ -44,6 +44,8 @@ HOP_BY_HOP = {
 IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}
 # Responses up to this size are read whole; larger or unsized ones are streamed.
 BUFFER_LIMIT = 1024 * 1024
+# Least time between two syncs of the data plane from the state database, in seconds.
+MIN_SYNC_SPACING = 0.1
 
 
 # --- hooks for the control plane ----------------------------------------------------------
@@ -265,6 +267,9 @@ class DataPlane:
                     self.sync()
                 except Exception:  # a failed pass is retried on the next one
                     log.exception("load balancer sync failed")
+                # A burst of task changes (a service of 20 starting) would otherwise keep this
+                # thread syncing back to back; ten passes a second follow any change closely.
+                self._stopping.wait(MIN_SYNC_SPACING)
         finally:
             connection.close()
 
