@@ -18,6 +18,7 @@ import logging
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -79,6 +80,20 @@ def storage_root():
 # --- the registry process -----------------------------------------------------------------
 
 
+def _die_with_parent():
+    """In the registry's process before exec: ask Linux to end it when the lab's process dies,
+    so a lab that crashes (or is killed) leaves no registry behind on its port. (Linux ties this
+    to the thread that started it: the lab starts it from a thread that lives as long as the
+    server, the lifespan's executor thread or the main thread.)"""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the registry is stopped by stop() only
+        pass
+
+
 class RegistryProcess:
     """The CNCF distribution registry as a child process of the lab, on 127.0.0.1 only."""
 
@@ -112,7 +127,7 @@ class RegistryProcess:
         config.write_text(json.dumps(self.config(), indent=2))
         log_file = open(self.root / f"registry-{self.port}.log", "ab")
         self.process = subprocess.Popen([self.binary, "serve", str(config)], stdout=log_file, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         log_file.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

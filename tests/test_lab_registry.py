@@ -5,7 +5,9 @@ import logging
 
 from orchestrator import registry
 from orchestrator.management.commands.lab import Command
-from tests.support.common import free_port
+import pytest
+
+from tests.support.common import free_port, wait_until
 
 
 def test_it_runs_on_without_a_registry_binary(settings, monkeypatch, caplog, tmp_path):
@@ -37,3 +39,24 @@ def test_the_banner_names_the_registry(settings):
     command.banner("127.0.0.1", 8000)
 
     assert "ECR        127.0.0.1:5123  (docker push 127.0.0.1:5123/<repository>" in out.getvalue()
+
+
+def registry_pids(port):
+    """Pids of docker-registry processes serving the config for ``port``."""
+    import subprocess
+
+    found = subprocess.run(["pgrep", "-f", f"docker-registry serve .*config-{port}.yml"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@pytest.mark.docker
+def test_a_killed_lab_leaves_no_registry_behind(lab):
+    import os
+    import signal
+
+    port = int(lab.env["FARGATE_LAB_REGISTRY_PORT"])
+    assert registry_pids(port), "the lab started its registry"
+    os.kill(lab.proc.pid, signal.SIGKILL)  # a crash: no shutdown code runs
+    lab.proc.wait()
+    lab.proc = None
+    wait_until(lambda: not registry_pids(port), 10, message="the registry to end with the lab")
