@@ -1,22 +1,11 @@
 """``manage.py lab``: start the whole lab in one process — web server, ECS API, dashboard and
 the in-process control plane — after migrating the state database and building the demo image."""
-import ipaddress
 import subprocess
 import sys
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-
-
-def is_loopback(host):
-    """Whether ``host`` only listens on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Command(BaseCommand):
@@ -63,11 +52,10 @@ class Command(BaseCommand):
 
         Account.default()
         bootstrap.ensure_admin()
-        if not is_loopback(host):
-            try:
-                bootstrap.refuse_default_password(host)
-            except Exception as exc:
-                raise CommandError(str(exc))
+        try:
+            bootstrap.refuse_default_password(host)  # a no-op on a loopback address
+        except bootstrap.DefaultPasswordRefused as exc:
+            raise CommandError(str(exc))
 
     def ensure_demo_image(self, engine):
         """Build the demo image once; a second start finds it and skips the build."""
