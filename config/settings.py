@@ -163,8 +163,10 @@ FARGATE_LAB = {
     "DOCKER_URL": os.environ.get("FARGATE_LAB_DOCKER_URL", ""),
     # Host address that task ports are published on.
     "PUBLISH_ADDRESS": os.environ.get("FARGATE_LAB_PUBLISH_ADDRESS", "127.0.0.1"),
-    # Worker threads of the control plane (parallel container starts and stops).
+    # Worker threads of the agents (parallel container starts and stops).
     "WORKERS": _env_int("FARGATE_LAB_WORKERS", 8),
+    # Worker threads of the cluster and capacity managers (service and placement passes).
+    "SCHEDULER_WORKERS": _env_int("FARGATE_LAB_SCHEDULER_WORKERS", 2),
     # Full relist of desired and observed state, in case an event was missed.
     "RESYNC_SECONDS": _env_float("FARGATE_LAB_RESYNC_SECONDS", 10.0),
     # Leader election among several server processes (a lease in the state database).

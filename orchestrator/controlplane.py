@@ -1,4 +1,4 @@
-"""The control plane: cluster manager, capacity manager and agents on one work queue.
+"""The control plane: cluster manager, capacity manager and agents on two work queues.
 
 ``ControlPlane().start()`` starts threads; ``stop()`` ends them. How work arrives:
 1. the change bus (kinds "task", "service", "cluster") enqueues a key at once, for a frontend
@@ -7,8 +7,14 @@
    changed, for a frontend in another process;
 3. each agent enqueues the tasks that Docker events and lists concern;
 4. a full resync every RESYNC_SECONDS enqueues everything, because any of those can miss.
-N workers take keys from the queue ("task:<pk>", "service:<pk>", "placement",
-"cluster:<pk>", "container:<engine>|<id>") and run one level-triggered pass each.
+Workers take keys from two queues and run one level-triggered pass each, as Kubernetes gives
+each controller its own queue and workers:
+- the scheduler queue ("service:<pk>", "placement", "cluster:<pk>", "target:<pk>"): the cluster
+  and capacity managers' passes, which only read and write the state database, so they are
+  quick; SCHEDULER_WORKERS threads take them;
+- the agent queue ("task:<pk>", "container:<engine>|<id>"): the agents' passes, which wait on
+  Docker (create, start, stop: up to seconds each); WORKERS threads take them.
+Apart, a rollout's next step (a service key) never waits behind twenty container starts.
 
 Several processes may each run a control plane: a ``Lease`` row ("controlplane") claimed and
 renewed with conditional UPDATEs elects one leader; only the leader reconciles, and only the
@@ -51,10 +57,12 @@ class ControlPlane:
     def __init__(self, workers=None, identity=None):
         conf = settings.FARGATE_LAB
         self.workers = workers or conf["WORKERS"]
+        self.scheduler_workers = conf["SCHEDULER_WORKERS"]
         self.lease_seconds = conf["LEASE_SECONDS"]
         self.resync_seconds = conf["RESYNC_SECONDS"]
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.queue = WorkQueue()
+        self.scheduler_queue = WorkQueue()
+        self.agent_queue = WorkQueue()
         self.cluster_manager = ClusterManager(self.enqueue)
         self.capacity_manager = CapacityManager(on_placed=lambda pk: self.enqueue(f"task:{pk}"), enqueue=self.enqueue)
         self.agents = {}
@@ -79,8 +87,10 @@ class ControlPlane:
         self._cursor = timezone.now()
         self._prime_watcher()
         self._unsubscribe = bus.subscribe(self._on_bus)
+        for n in range(self.scheduler_workers):
+            self._spawn(lambda: self._work(self.scheduler_queue), f"controlplane-scheduler-{n + 1}")
         for n in range(self.workers):
-            self._spawn(self._work, f"controlplane-worker-{n + 1}")
+            self._spawn(lambda: self._work(self.agent_queue), f"controlplane-agent-{n + 1}")
         self._renew_lease()
         self._spawn(self._lease_loop, "controlplane-lease")
         self._spawn(self._watch_loop, "controlplane-db-watch")
@@ -94,7 +104,8 @@ class ControlPlane:
         self._stop.set()
         if self._unsubscribe:
             self._unsubscribe()
-        self.queue.shutdown()
+        for queue in self.queues:
+            queue.shutdown()
         for agent in self.agents.values():
             agent.stop()
         for thread in self._threads:
@@ -124,12 +135,25 @@ class ControlPlane:
                 connection.close()
         return run
 
+    @property
+    def queues(self):
+        return (self.scheduler_queue, self.agent_queue)
+
+    def queue_for(self, key):
+        """The agents' keys (tasks, containers) go to the agent queue, the rest to the scheduler's."""
+        return self.agent_queue if key.startswith(("task:", "container:")) else self.scheduler_queue
+
     def enqueue(self, key, delay=0):
         """Ask for ``key`` to be processed (after ``delay`` seconds)."""
+        queue = self.queue_for(key)
         if delay:
-            self.queue.add_after(key, delay)
+            queue.add_after(key, delay)
         else:
-            self.queue.add(key)
+            queue.add(key)
+
+    def idle(self):
+        """True when no key waits in either queue (delayed keys aside)."""
+        return all(len(queue) == 0 for queue in self.queues)
 
     # --- leader election ------------------------------------------------------------------------
 
@@ -269,25 +293,25 @@ class ControlPlane:
 
     # --- workers ----------------------------------------------------------------------------------
 
-    def _work(self):
-        """Take keys and process them; errors retry the key with backoff."""
+    def _work(self, queue):
+        """Take keys from ``queue`` and process them; errors retry the key with backoff."""
         while True:
-            key = self.queue.get()
+            key = queue.get()
             if key is None:
                 return
             try:
                 if self.is_leader:
                     self.process(key)
-                self.queue.forget(key)
+                queue.forget(key)
             except EngineUnavailable as exc:
                 log.info("%s: Docker engine unavailable, retrying: %s", key, exc)
-                self.queue.add_rate_limited(key)
+                queue.add_rate_limited(key)
             except Exception:
                 log.exception("processing %s failed; retrying", key)
                 connection.close()
-                self.queue.add_rate_limited(key)
+                queue.add_rate_limited(key)
             finally:
-                self.queue.done(key)
+                queue.done(key)
 
     def process(self, key):
         """One level-triggered pass for ``key``."""

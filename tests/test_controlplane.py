@@ -1,7 +1,10 @@
 """The control plane end to end on real Docker: replacement of killed containers without any
 API call, adoption across a control plane restart, convergence after a Docker daemon restart,
-leader election, the database watcher, and labels that keep other labs' containers safe."""
+leader election, the database watcher, and labels that keep other labs' containers safe; and
+the two work queues, which keep the scheduler's passes from waiting behind Docker's."""
 import subprocess
+import threading
+import time
 import uuid
 
 import pytest
@@ -45,7 +48,7 @@ def test_it_adopts_running_tasks_across_a_control_plane_restart(control_plane, l
     tasks_before = set(running_tasks(svc).values_list("pk", flat=True))
     control_plane.restart()
     control_plane.resync()
-    wait_until(lambda: control_plane.queue.pending_keys() == [] and len(control_plane.queue) == 0, 10,
+    wait_until(control_plane.idle, 10,
                message="the resync to be processed")
     assert {c["id"] for c in docker_engine.list_containers()} == before
     assert set(running_tasks(svc).values_list("pk", flat=True)) == tasks_before
@@ -99,6 +102,41 @@ def test_it_hears_a_frontend_in_another_process_through_the_database(
     wait_until(lambda: running_tasks(svc).count() == 1, 20, message="the service's task RUNNING")
     Task.objects.filter(pk=task.pk).update(desired_status="STOPPED", updated_at=timezone.now())
     wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "STOPPED", 20, message="task STOPPED")
+
+
+def test_a_service_pass_does_not_wait_behind_busy_agent_workers():
+    """Every agent worker is held in a (slow) task pass; a service key is processed meanwhile."""
+    plane = ControlPlane(workers=2)
+    plane._lease_until = time.monotonic() + 3600  # the leader, without a database
+    release, service_done = threading.Event(), threading.Event()
+    processed = []
+
+    def process(key):
+        if key.startswith("task:"):
+            release.wait(30)
+        else:
+            service_done.set()
+        processed.append(key)
+
+    plane.process = process
+    assert plane.queue_for("task:1") is plane.queue_for("container:unix://|abc") is plane.agent_queue
+    assert plane.queue_for("service:1") is plane.queue_for("placement") is plane.scheduler_queue
+    workers = [threading.Thread(target=plane._work, args=(queue,), daemon=True)
+               for queue in (plane.agent_queue, plane.agent_queue, plane.scheduler_queue)]
+    for worker in workers:
+        worker.start()
+    try:
+        for pk in range(5):
+            plane.enqueue(f"task:{pk}")
+        plane.enqueue("service:1")
+        assert service_done.wait(10), "the service key waited behind the task keys"
+        assert processed == ["service:1"]  # every task pass is still held
+    finally:
+        release.set()
+        for queue in plane.queues:
+            queue.shutdown()
+        for worker in workers:
+            worker.join(10)
 
 
 @pytest.mark.django_db(transaction=True)

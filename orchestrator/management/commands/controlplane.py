@@ -22,7 +22,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--workers", type=int, default=None,
-                            help="worker threads (default: settings FARGATE_LAB['WORKERS'])")
+                            help="the agents' worker threads, which start and stop containers (default: "
+                                 "FARGATE_LAB['WORKERS'], env FARGATE_LAB_WORKERS, 8)")
 
     def handle(self, *args, **options):
         from orchestrator.controlplane import ControlPlane
