@@ -210,6 +210,7 @@ class DataPlane:
         self._health_updates = queue.Queue()
         self._unsubscribe = None
         self._sync_lock = threading.Lock()
+        self._serving = True  # the last sync found listeners (until then, assume so)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -251,7 +252,9 @@ class DataPlane:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def _on_change(self, kind, pk, **info):
-        if kind in ("load_balancer", "listener", "target_group", "target", "task"):
+        # A task's change matters only to the targets of listeners; with no listener at all the
+        # periodic sync tidies up, and the control plane's task passes keep the interpreter.
+        if kind in ("load_balancer", "listener", "target_group", "target") or (kind == "task" and self._serving):
             self._wake.set()
 
     def _sync_forever(self):
@@ -283,6 +286,7 @@ class DataPlane:
             operations.forget_drained()
             Target.objects.filter(task__last_status=Task.STOPPED).delete()
             snapshot = self._snapshot()
+            self._serving = bool(snapshot["listeners"])
             bind_errors = self._call(self._apply(snapshot))
             self._write_bind_errors(snapshot, bind_errors)
 
