@@ -99,8 +99,7 @@ def drain(service):
     """Delete the service (as DeleteService --force does) and wait until its tasks are STOPPED."""
     Service.objects.filter(pk=service.pk).update(status="DRAINING", desired_count=0)
     bus.publish("service", service.pk)
-    wait_for(lambda: not Task.objects.filter(service=service).exclude(last_status="STOPPED").exists(), 120,
-             interval=0.05)
+    wait_for(lambda: not Task.objects.filter(service=service).exclude(last_status="STOPPED").exists(), 120)
 
 
 def main():
@@ -169,7 +168,7 @@ def main():
         Task.objects.exclude(last_status="STOPPED").update(desired_status="STOPPED", stop_code="UserInitiated")
         for pk in Task.objects.exclude(last_status="STOPPED").values_list("pk", flat=True):
             bus.publish("task", pk)
-        wait_for(lambda: not Task.objects.exclude(last_status="STOPPED").exists(), 120, interval=0.1)
+        wait_for(lambda: not Task.objects.exclude(last_status="STOPPED").exists(), 120)
     finally:
         plane.stop()
         raw_cleanup()

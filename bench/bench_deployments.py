@@ -56,7 +56,7 @@ def one_round(account, image, tasks, name):
     assert Task.objects.filter(service=service, last_status="RUNNING", deployment=primary).count() == tasks
 
     dispatch(account, "DeleteService", {"cluster": "bench", "service": name, "force": True})
-    wait_for(lambda: Service.objects.get(pk=service.pk).status == "INACTIVE", 120, interval=0.1)
+    wait_for(lambda: Service.objects.get(pk=service.pk).status == "INACTIVE", 120)
     return fresh, rolling
 
 
