@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 200
 DEAD_STATES = ("exited", "dead")
+STOPPING_STATES = (Task.DEACTIVATING, Task.STOPPING, Task.DEPROVISIONING)
 
 # Docker sends a container's "die" event a moment before its state reads "exited": a list
 # right after the event may still say "running". The event is the truth: keep the exit code
@@ -204,7 +205,7 @@ def plan_task(task, seen):
         return stop_sequence(task.last_status, seen, lb)
     if task.last_status == Task.PROVISIONING or not task.has_instance:
         return [RequestPlacement()]
-    if task.last_status in (Task.DEACTIVATING, Task.STOPPING, Task.DEPROVISIONING):
+    if task.last_status in STOPPING_STATES:
         return stop_sequence(task.last_status, seen, lb)
 
     essentials = [c for c in task.containers if c.essential]
@@ -351,18 +352,24 @@ class TaskSync:
         self.pull_times = {}
 
     def wanted(self):
-        service = self.task.service
+        task, service = self.task, self.task.service
+        load_balanced = bool(service and service.load_balancers)
+        if not load_balanced and (task.desired_status != Task.RUNNING or task.last_status in STOPPING_STATES):
+            # Stopping: targets registered by hand (RegisterTargets) drain too.
+            load_balanced = Target.objects.filter(task=task).exists()
         return TaskWanted(
-            self.task.desired_status, self.task.last_status,
+            task.desired_status, task.last_status,
             [ContainerWanted(c.name, c.essential) for c in self.containers.values()],
-            has_instance=self.task.container_instance_id is not None,
-            load_balanced=bool(service and service.load_balancers) or Target.objects.filter(task=self.task).exists(),
+            has_instance=task.container_instance_id is not None, load_balanced=load_balanced,
         )
 
     def run(self):
         """Plan and act until the plan is carried out (a failed start re-plans the stop)."""
         for _ in range(3):
-            needs_docker = self.task.container_instance_id is not None
+            # A STOPPED task's containers were removed before it was reported STOPPED; one left
+            # behind (a crash at the wrong moment) is the relist's to remove (a container key),
+            # so the Docker events that follow a stop cost no Docker call here.
+            needs_docker = self.task.container_instance_id is not None and self.task.last_status != Task.STOPPED
             seen = observe(self.engine, self.task) if needs_docker else []
             actions = plan_task(self.wanted(), seen)
             try:
@@ -401,7 +408,7 @@ class TaskSync:
             desired_status=Task.STOPPED, stop_code=stop_code, stopped_reason=reason[:4000],
             stopping_at=now, updated_at=now,
         )
-        self.task.refresh_from_db()
+        self.task.refresh_columns()
         if changed:
             self.record("failed", f"task {self.task.task_id}: {reason}")
             bus.publish("task", self.task.pk, origin="controlplane")
@@ -782,10 +789,11 @@ class Agent:
         """List the lab's containers and enqueue every task they (or the database) concern."""
         containers = self.engine.list_containers()
         task_ids = {c["labels"].get(LABEL_TASK_ID, "") for c in containers}
-        tasks = dict(Task.objects.filter(task_id__in=task_ids).values_list("task_id", "pk"))
+        tasks = dict(Task.objects.filter(task_id__in=task_ids).exclude(last_status=Task.STOPPED)
+                     .values_list("task_id", "pk"))
         for container in containers:
             pk = tasks.get(container["labels"].get(LABEL_TASK_ID, ""))
-            if pk is None:
+            if pk is None:  # unknown or STOPPED: ``sync_container`` removes it
                 self.enqueue(f"container:{self.engine_url}|{container['id']}")
             else:
                 self.enqueue(f"task:{pk}")

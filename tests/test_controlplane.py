@@ -94,6 +94,19 @@ def test_it_never_touches_another_labs_containers(control_plane, lab_rows, docke
 
 
 @pytest.mark.docker
+def test_the_relist_removes_a_container_left_behind_by_a_stopped_task(control_plane, lab_rows, docker_engine,
+                                                                        wait_until, lab_id):
+    task = lab_rows.run_task(publish=False)
+    Task.objects.filter(pk=task.pk).update(desired_status="STOPPED", last_status="STOPPED")
+    left = docker_engine.create_container({"name": f"fargatelab-{lab_id}-left-behind", "image": lab_rows.image,
+                                           "labels": {"fargatelab.task-id": task.task_id}})
+    assert left in {c["id"] for c in docker_engine.list_containers()}
+    control_plane.resync()
+    wait_until(lambda: docker_engine.list_containers() == [], 10, message="the stopped task's container removed")
+    assert Task.objects.get(pk=task.pk).last_status == "STOPPED"
+
+
+@pytest.mark.docker
 def test_it_hears_a_frontend_in_another_process_through_the_database(
         control_plane, lab_rows, wait_until):
     task = lab_rows.run_task(publish=False)  # no bus event: only the database says it
