@@ -482,7 +482,7 @@ class ClusterManager:
             if changed:  # else somebody stopped it first
                 stopped.append(task_id)
                 bus.publish("task", pk, origin="controlplane")
-                self.enqueue(f"task:{pk}")
+                self.enqueue(f"task:{pk}", urgent=True)  # stops go before the starts waiting
         if stopped:
             ids = " ".join(f"(task {t})" for t in stopped)
             word = "running tasks" if action.running else "tasks"

@@ -143,13 +143,14 @@ class ControlPlane:
         """The agents' keys (tasks, containers) go to the agent queue, the rest to the scheduler's."""
         return self.agent_queue if key.startswith(("task:", "container:")) else self.scheduler_queue
 
-    def enqueue(self, key, delay=0):
-        """Ask for ``key`` to be processed (after ``delay`` seconds)."""
+    def enqueue(self, key, delay=0, urgent=False):
+        """Ask for ``key`` to be processed (after ``delay`` seconds; ``urgent``: before the
+        keys already waiting, as for a task to stop)."""
         queue = self.queue_for(key)
         if delay:
             queue.add_after(key, delay)
         else:
-            queue.add(key)
+            queue.add(key, urgent=urgent)
 
     def idle(self):
         """True when no key waits in either queue (delayed keys aside)."""
@@ -230,7 +231,7 @@ class ControlPlane:
         if origin == "controlplane":
             return
         if kind in ("task", "service", "cluster"):
-            self.enqueue(f"{kind}:{pk}")
+            self.enqueue(f"{kind}:{pk}", urgent=bool(info.get("stop")))
         elif kind == "target":  # the data plane wrote a health change: the service looks at it
             self.enqueue(f"target:{pk}")
 
@@ -249,7 +250,7 @@ class ControlPlane:
             newest = max(newest, updated)
             if self._seen_tasks.get(pk) != desired:
                 self._seen_tasks[pk] = desired
-                self.enqueue(f"task:{pk}")
+                self.enqueue(f"task:{pk}", urgent=desired != Task.RUNNING)
         for pk, updated in Service.objects.filter(updated_at__gte=since).values_list("pk", "updated_at"):
             newest = max(newest, updated)
             if self._seen_services.get(pk) != updated:

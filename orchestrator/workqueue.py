@@ -6,7 +6,9 @@ key, re-read the current state for it, act, and call ``done``. Guarantees:
 2. a key is never handed to two workers at once;
 3. a key added while a worker processes it is handed out again after ``done``;
 4. ``add_after`` delays a key; ``add_rate_limited`` delays it with per-key exponential
-   backoff (for retries after errors), which ``forget`` resets.
+   backoff (for retries after errors), which ``forget`` resets;
+5. ``add(key, urgent=True)`` puts the key at the front (a task to stop must not wait behind
+   twenty container starts), or moves it there if it was already waiting.
 """
 import heapq
 import itertools
@@ -23,6 +25,7 @@ class WorkQueue:
         self._queue = deque()
         self._dirty = set()  # keys waiting to be processed (queued, or to requeue after done)
         self._processing = set()
+        self._urgent = set()  # dirty keys to hand out before the others
         self._delayed = []  # heap of (due, seq, key)
         self._seq = itertools.count()
         self._failures = {}
@@ -30,18 +33,34 @@ class WorkQueue:
         self._max_delay = max_delay
         self._shutting_down = False
 
-    def add(self, key):
-        """Queue ``key`` to be processed (once, however often it is added before a worker takes it)."""
+    def add(self, key, urgent=False):
+        """Queue ``key`` to be processed (once, however often it is added before a worker takes
+        it); an ``urgent`` key goes to the front."""
         with self._cond:
-            self._add_locked(key)
+            self._add_locked(key, urgent)
 
-    def _add_locked(self, key):
-        if self._shutting_down or key in self._dirty:
+    def _add_locked(self, key, urgent=False):
+        if self._shutting_down:
+            return
+        if key in self._dirty:
+            if urgent and key not in self._urgent:
+                self._urgent.add(key)
+                if key not in self._processing:
+                    self._queue.remove(key)
+                    self._queue.appendleft(key)
             return
         self._dirty.add(key)
+        if urgent:
+            self._urgent.add(key)
         if key not in self._processing:
+            self._enqueue_locked(key)
+
+    def _enqueue_locked(self, key):
+        if key in self._urgent:
+            self._queue.appendleft(key)
+        else:
             self._queue.append(key)
-            self._cond.notify()
+        self._cond.notify()
 
     def add_after(self, key, delay):
         """Queue ``key`` after ``delay`` seconds."""
@@ -90,6 +109,7 @@ class WorkQueue:
                 if self._queue:
                     key = self._queue.popleft()
                     self._dirty.discard(key)
+                    self._urgent.discard(key)
                     self._processing.add(key)
                     return key
                 if deadline is not None:
@@ -104,8 +124,7 @@ class WorkQueue:
         with self._cond:
             self._processing.discard(key)
             if key in self._dirty and not self._shutting_down:
-                self._queue.append(key)
-                self._cond.notify()
+                self._enqueue_locked(key)
 
     def shutdown(self):
         """Stop handing out keys: every blocked and future ``get`` returns None."""

@@ -71,7 +71,7 @@ def test_the_cluster_manager_replaces_the_unhealthy_task_in_the_same_pass(db):
     Task.objects.filter(pk=task.pk).update(deployment=service.deployments.get())
     Target.objects.filter(pk=target.pk).update(state=Target.UNHEALTHY)
 
-    ClusterManager(lambda key, delay=0: None).sync_service(service.pk)
+    ClusterManager(lambda key, delay=0, urgent=False: None).sync_service(service.pk)
 
     assert Task.objects.get(pk=task.pk).desired_status == "STOPPED"
     assert service.tasks.filter(desired_status="RUNNING", last_status="PROVISIONING").count() == 1

@@ -1,4 +1,5 @@
-"""The work queue: dedup, one worker per key, requeue after done, delays, backoff, shutdown."""
+"""The work queue: dedup, one worker per key, requeue after done, urgent keys first, delays,
+backoff, shutdown."""
 import threading
 import time
 
@@ -24,6 +25,30 @@ def test_it_never_hands_a_key_to_two_workers_and_requeues_it_after_done():
     assert queue.get(timeout=1) == "task:1"  # processed again after done
     queue.done("task:1")
     assert queue.get(timeout=0.05) is None
+
+
+def test_an_urgent_key_goes_before_the_waiting_ones():
+    queue = WorkQueue()
+    for pk in (1, 2, 3):
+        queue.add(f"task:{pk}")
+    queue.add("task:9", urgent=True)  # new: at the front
+    queue.add("task:3", urgent=True)  # already waiting: moved to the front, still held once
+    queue.add("task:3")  # a plain add leaves it there
+    assert queue.pending_keys() == ["task:3", "task:9", "task:1", "task:2"]
+
+
+def test_an_urgent_key_added_while_processed_comes_back_first():
+    queue = WorkQueue()
+    queue.add("task:1")
+    assert queue.get(timeout=1) == "task:1"
+    queue.add("task:2")
+    queue.add("task:1", urgent=True)  # asked to stop while a worker starts it
+    queue.done("task:1")
+    assert queue.pending_keys() == ["task:1", "task:2"]
+    assert queue.get(timeout=1) == "task:1"
+    queue.done("task:1")
+    queue.add("task:1")  # urgency was spent by the pass that took it
+    assert queue.pending_keys() == ["task:2", "task:1"]
 
 
 def test_it_delays_keys():

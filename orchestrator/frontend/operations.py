@@ -492,7 +492,7 @@ def stop_task(ctx, params):
             fields["stopping_at"] = now
         Task.objects.filter(pk=task.pk).update(**fields)
         task.refresh_from_db()
-        bus.publish("task", task.pk)
+        bus.publish("task", task.pk, stop=True)  # the agent takes it before waiting starts
     return {"task": shapes.task_shape(task, include={"TAGS"})}
 
 
