@@ -31,22 +31,30 @@ def setup_lab(**env):
 
 
 _changed = threading.Event()
-_subscribed = []
+_waiting_for = {"kinds": None}
 
 
-def wait_for(predicate, timeout, interval=0.25):
+def _on_change(kind, pk, **info):
+    kinds = _waiting_for["kinds"]
+    if kinds is None or kind in kinds:
+        _changed.set()
+
+
+def wait_for(predicate, timeout, interval=0.25, kinds=None):
     """Wait until ``predicate`` is true; raise if ``timeout`` seconds pass.
 
     The predicate is checked again after every change the control plane publishes on the bus
-    (every status change of a task or service is published once committed), and every
-    ``interval`` seconds besides. Polling the database every few milliseconds instead would
-    take the interpreter from the control plane being measured (a quarter of its time in a
-    rolling update of 20 tasks), a cost the raw ``docker run`` baselines do not pay.
+    (of ``kinds``, e.g. ("task",), or of any kind; every status change of a task or service is
+    published once committed), and every ``interval`` seconds besides. Polling the database
+    every few milliseconds instead would take the interpreter from the control plane being
+    measured (a quarter of its time in a rolling update of 20 tasks), a cost the raw
+    ``docker run`` baselines do not pay.
     """
     if not _subscribed:
         from orchestrator import bus
 
-        _subscribed.append(bus.subscribe(lambda kind, pk, **info: _changed.set()))
+        _subscribed.append(bus.subscribe(_on_change))
+    _waiting_for["kinds"] = kinds
     deadline = time.monotonic() + timeout
     while True:
         _changed.clear()
@@ -56,6 +64,9 @@ def wait_for(predicate, timeout, interval=0.25):
         if left <= 0:
             raise TimeoutError("benchmark condition not reached")
         _changed.wait(min(interval, left))
+
+
+_subscribed = []
 
 
 def demo_image():

@@ -15,6 +15,7 @@ It uses a temporary database and a unique lab id, runs the ControlPlane in-proce
 removes every container and network it made.
 """
 import argparse
+import statistics
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -91,7 +92,7 @@ def measure_service(account, cluster, definition, count, name):
     Deployment.objects.create(service=service, deployment_id=Deployment.new_id(), task_definition=definition,
                               desired_count=count)
     bus.publish("service", service.pk)
-    wait_for(lambda: running(service) == count, 120)
+    wait_for(lambda: running(service) == count, 120, kinds=("task",))
     return time.monotonic() - started, service
 
 
@@ -100,6 +101,14 @@ def drain(service):
     Service.objects.filter(pk=service.pk).update(status="DRAINING", desired_count=0)
     bus.publish("service", service.pk)
     wait_for(lambda: not Task.objects.filter(service=service).exclude(last_status="STOPPED").exists(), 120)
+
+
+def paired(lab, baseline):
+    """The median (and range) of each round's ratio: a round's lab run and its baseline ran back
+    to back, so the machine's drift between rounds cancels out of each pair."""
+    ratios = sorted(a / b for a, b in zip(lab, baseline))
+    return (f"  median of the {len(ratios)} rounds' own ratios: {statistics.median(ratios):4.2f} "
+            f"(range {ratios[0]:4.2f}-{ratios[-1]:4.2f})")
 
 
 def main():
@@ -137,7 +146,7 @@ def main():
             started = time.monotonic()
             kill_task_container(victim)
             wait_for(lambda: Task.objects.filter(service=service, last_status="RUNNING", desired_status="RUNNING")
-                     .exclude(pk__in=before).exists(), 30)
+                     .exclude(pk__in=before).exists(), 30, kinds=("task",))
             results["replaced"].append(time.monotonic() - started)
             drain(service)
 
@@ -145,7 +154,7 @@ def main():
             results["same1"].append(time_raw(image, 1, 1, same))
             started = time.monotonic()
             task = run_task(account, cluster, definition)
-            wait_for(lambda: Task.objects.get(pk=task.pk).last_status == "RUNNING", 30)
+            wait_for(lambda: Task.objects.get(pk=task.pk).last_status == "RUNNING", 30, kinds=("task",))
             results["lab1"].append(time.monotonic() - started)
 
         best = {key: min(values) for key, values in results.items()}
@@ -155,11 +164,13 @@ def main():
         print(f"raw docker run -d x{n} ({args.parallel} parallel), same containers: {best['same']:6.2f} s")
         print(f"service of {n} -> {n} RUNNING:                          {best['lab']:6.2f} s   "
               f"ratio {best['lab'] / best['same']:4.2f} (target <= 1.25)")
+        print(paired(results["lab"], results["same"]))
         print(f"  for information, plain docker run -d x{n} (default bridge, no port): {best['plain']:6.2f} s; "
               f"ratio {best['lab'] / best['plain']:4.2f}")
         print(f"raw docker run -d x1, same container:                {best['same1']:6.2f} s")
         print(f"RunTask -> RUNNING:                                   {best['lab1']:6.2f} s   "
               f"ratio {best['lab1'] / best['same1']:4.2f} (target <= 1.3)")
+        print(paired(results["lab1"], results["same1"]))
         print(f"  for information, plain docker run -d x1: {best['plain1']:6.2f} s; "
               f"ratio {best['lab1'] / best['plain1']:4.2f}")
         print(f"docker kill -> replacement RUNNING:                   {best['replaced']:6.2f} s   (target <= 1 s; "
