@@ -15,6 +15,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator import activity, bus, elb_health
@@ -403,11 +404,14 @@ def load(service_pk, now=None):
 def _failed_tasks(service):
     """Deployment pk -> how many of its tasks failed (stopped on their own, or failed health checks)."""
     failed = {}
-    rows = service.tasks.filter(last_status=Task.STOPPED, deployment__isnull=False).exclude(
-        stop_code__in=("UserInitiated",)).values_list("deployment_id", "stop_code", "stopped_reason")
-    for deployment_pk, code, reason in rows:
-        if code in FAILURE_CODES or "health check" in (reason or "").lower():
-            failed[deployment_pk] = failed.get(deployment_pk, 0) + 1
+    # Only the failures of live deployments are counted (an INACTIVE one keeps what was recorded),
+    # and SQLite picks them out: every pass would otherwise read the service's whole history.
+    rows = service.tasks.filter(
+        Q(stop_code__in=FAILURE_CODES) | Q(stopped_reason__icontains="health check"),
+        last_status=Task.STOPPED, deployment__status__in=(Deployment.PRIMARY, Deployment.ACTIVE),
+    ).exclude(stop_code__in=("UserInitiated",)).values_list("deployment_id", flat=True)
+    for deployment_pk in rows:
+        failed[deployment_pk] = failed.get(deployment_pk, 0) + 1
     return failed
 
 
@@ -447,7 +451,7 @@ class ClusterManager:
         with transaction.atomic():
             for _ in range(action.count):
                 task = Task.objects.create(
-                    account_id=service.account_id, cluster_id=service.cluster_id, task_definition=task_definition,
+                    account=service.account, cluster=service.cluster, task_definition=task_definition,
                     service=service, deployment=deployment, group=f"service:{service.name}",
                     started_by=action.deployment_id, launch_type=service.launch_type,
                     cpu=task_definition.cpu, memory=task_definition.memory,

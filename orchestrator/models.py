@@ -335,7 +335,13 @@ class Task(models.Model):
             last_status=new_status, version=models.F("version") + 1, **fields
         )
         if changed:
-            self.refresh_columns()
+            # What we wrote, without reading it back (one SELECT less per status change): only
+            # ``advance`` moves last_status and version. Columns others write meanwhile (a stop
+            # request) reach the next pass, which their bus event or the watcher enqueues.
+            self.last_status = new_status
+            self.version += 1
+            for name, value in fields.items():
+                setattr(self, name, value)  # a changed foreign key drops its cached object
         return bool(changed)
 
     def refresh_columns(self):
