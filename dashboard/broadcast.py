@@ -9,22 +9,34 @@ flushes at most once per ``INTERVAL``: it routes the batch to groups ("lab", "cl
 
 so a burst of 100 writes costs each open page one render, not 100. Consumers render.
 One broadcaster per event loop, started by the first consumer that connects.
+
+The bus is process-local. Writes made by another process — a control plane run apart with
+``manage.py controlplane``, or the leader among several server workers — reach the pages
+through ``DatabaseWatch``, which looks at the state database every ``WATCH_INTERVAL`` for rows
+changed since its last look that the bus did not already carry.
 """
 import asyncio
 import logging
 import threading
 import time
 from collections import defaultdict, deque
+from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from django.utils import timezone
+
 from orchestrator import bus
-from orchestrator.models import Service, Task
+from orchestrator.models import Activity, Cluster, ContainerInstance, Deployment, Service, Task, TaskDefinition
 
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.1
+WATCH_INTERVAL = 0.5
+# Rows are re-read this long before the watch's cursor: a transaction that commits late (or a
+# clock a little behind) must not be missed. What was already reported is not reported twice.
+WATCH_OVERLAP = 2.0
 MESSAGE_TYPE = "lab.changed"
 # Object kinds whose writes the state database card lists (activity rows are the cards' own log).
 WRITE_KINDS = {"task", "service", "cluster", "task_definition", "instance", "deployment"}
@@ -100,6 +112,75 @@ def route(batch):
     return {group: {kind: sorted(values, key=str) for kind, values in kinds.items()} for group, kinds in groups.items()}
 
 
+class DatabaseWatch:
+    """Finds the changes other processes wrote to the state database (the bus carries only this
+    process's). ``heard`` is told of every change the bus carried, so those are not repeated."""
+
+    def __init__(self):
+        self.cursor = None
+        self.last_activity = 0
+        self.lock = threading.Lock()  # ``heard`` runs on the event loop, ``poll`` in a worker thread
+        self.reported = {}  # (kind, pk) -> the updated_at last reported or heard
+        self.snapshots = {}  # small tables without a change time: kind -> {pk: state}
+
+    def heard(self, kind, pk):
+        """The bus carried this change now."""
+        at = timezone.now()
+        with self.lock:
+            self.reported[(kind, pk)] = at
+
+    def _snapshot(self, kind, rows):
+        """Changes of a small table (created, changed or gone rows), by comparing with the last look."""
+        now = dict(rows)
+        before = self.snapshots.get(kind)
+        self.snapshots[kind] = now
+        if before is None:
+            return []
+        changed = [pk for pk in sorted(set(now) | set(before)) if now.get(pk) != before.get(pk)]
+        with self.lock:  # those the bus carried since the last look were rendered already
+            return [(kind, pk, None) for pk in changed if self.reported.get((kind, pk), self.cursor) <= self.cursor]
+
+    def poll(self):
+        """The changes since the last poll that the bus did not carry: [(kind, pk, component)]."""
+        now = timezone.now()
+        first = self.cursor is None  # the first look only sets the starting points
+        changes = []
+        since = (now if first else self.cursor) - timedelta(seconds=WATCH_OVERLAP)
+        for kind, rows in (
+            ("task", Task.objects.filter(updated_at__gte=since).values_list("pk", "updated_at")),
+            ("service", Service.objects.filter(updated_at__gte=since).values_list("pk", "updated_at")),
+            ("service", Deployment.objects.filter(updated_at__gte=since).values_list("service_id", "updated_at")),
+        ):
+            for pk, updated in rows:
+                with self.lock:
+                    if self.reported.get((kind, pk), updated - timedelta(1)) >= updated:
+                        continue
+                    self.reported[(kind, pk)] = updated
+                changes.append((kind, pk, None))
+        if first:
+            changes = []
+            self.last_activity = Activity.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        for pk, component in Activity.objects.filter(pk__gt=self.last_activity).values_list("pk", "component"):
+            self.last_activity = max(self.last_activity, pk)
+            with self.lock:
+                if ("activity", pk) in self.reported:
+                    continue
+            changes.append(("activity", pk, component))
+        changes += self._snapshot("cluster", Cluster.objects.values_list("pk", "status"))
+        changes += self._snapshot("task_definition", TaskDefinition.objects.values_list("pk", "status"))
+        changes += self._snapshot("instance", (
+            (pk, (status, connected)) for pk, status, connected in
+            ContainerInstance.objects.values_list("pk", "status", "agent_connected")))
+        self.cursor = now
+        with self.lock:
+            if len(self.reported) > 50_000:  # forget what is long past the overlap
+                cutoff = now - timedelta(seconds=10 * WATCH_OVERLAP)
+                self.reported = {key: at for key, at in self.reported.items() if at >= cutoff}
+        for kind, pk, _ in changes:
+            note_write(kind, pk)
+        return changes
+
+
 class Broadcaster:
     """Hears the bus (any thread) and flushes coalesced group messages on one event loop."""
 
@@ -112,19 +193,23 @@ class Broadcaster:
         self.seq = 0
         self.unsubscribe = None
         self.task = None
+        self.watch = DatabaseWatch()
+        self.watch_task = None
 
     def start(self):
-        """Subscribe to the bus and start the flushing task (call on ``self.loop``)."""
+        """Subscribe to the bus and start the flushing and watching tasks (call on ``self.loop``)."""
         self.unsubscribe = bus.subscribe(self.on_bus)
         self.task = self.loop.create_task(self.run(), name="dashboard-broadcaster")
+        self.watch_task = self.loop.create_task(self.run_watch(), name="dashboard-database-watch")
 
     def stop(self):
         """Stop hearing the bus; the flushing task ends with its loop."""
         if self.unsubscribe:
             self.unsubscribe()
             self.unsubscribe = None
-        if self.task and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.task.cancel)
+        for task in (self.task, self.watch_task):
+            if task and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(task.cancel)
 
     def on_bus(self, kind, pk, **info):
         """Bus subscriber: hand the change to the loop; never blocks the writer."""
@@ -134,8 +219,22 @@ class Broadcaster:
             self.stop()
 
     def note(self, kind, pk, component):
+        self.watch.heard(kind, pk)
         self.pending.append((kind, pk, component))
         self.wake.set()
+
+    async def run_watch(self):
+        """Every ``WATCH_INTERVAL``, pass on what other processes wrote."""
+        while True:
+            try:
+                changes = await database_sync_to_async(self.watch.poll)()
+            except Exception:  # the database is busy: look again next time
+                log.exception("dashboard database watch failed")
+                changes = []
+            if changes:
+                self.pending.extend(changes)
+                self.wake.set()
+            await asyncio.sleep(WATCH_INTERVAL)
 
     async def run(self):
         """Flush whatever arrived, then rest ``interval``: a burst becomes one message per group."""

@@ -12,7 +12,8 @@ from django.utils import timezone
 from config.asgi import application
 from dashboard import consumers
 from orchestrator import activity, bus
-from orchestrator.models import Account, Cluster, Task, TaskDefinition
+from dashboard.broadcast import DatabaseWatch
+from orchestrator.models import Account, Cluster, ContainerInstance, Task, TaskDefinition
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,6 +149,46 @@ def test_it_pushes_a_new_task_to_its_cluster_page(session, lab):
         await communicator.disconnect()
 
     run(scenario())
+
+
+def test_it_pushes_a_change_another_process_wrote(session, lab):
+    """A control plane run apart (or another server worker) writes the database; this process's
+    bus never hears of it, and the page still follows."""
+    task = lab["task"]
+
+    def stop_elsewhere():
+        Task.objects.filter(pk=task.pk).update(
+            last_status=Task.STOPPED, desired_status=Task.STOPPED, stopped_reason="stopped by another process",
+            stopped_at=timezone.now(), updated_at=timezone.now(),
+        )  # no bus.publish: that process's bus is not ours
+
+    async def scenario():
+        communicator, connected, _ = await connect(f"/ws/task/{task.pk}/", session)
+        assert connected
+        await communicator.receive_from(timeout=5)
+        await write(stop_elsewhere)
+        html = await receive_until(communicator, "stopped by another process")
+        assert 'data-status="STOPPED"' in html
+        await communicator.disconnect()
+
+    run(scenario())
+
+
+def test_the_database_watch_reports_only_what_the_bus_did_not_carry(lab):
+    task = lab["task"]
+    watch = DatabaseWatch()
+    assert watch.poll() == []  # the first look sets the starting points
+    Task.objects.filter(pk=task.pk).update(last_status=Task.STOPPED, updated_at=timezone.now())
+    assert ("task", task.pk, None) in watch.poll()
+    assert watch.poll() == []  # reported once, though the overlap reads the row again
+    Task.objects.filter(pk=task.pk).update(stopped_reason="said on our bus", updated_at=timezone.now())
+    watch.heard("task", task.pk)  # this process published it: already rendered
+    assert watch.poll() == []
+    instance = ContainerInstance.objects.create(name="elsewhere", cpu_registered=4096, memory_registered=8192)
+    row = activity.record("capacity_manager", "launch-instance", message="launched by another process")
+    changes = watch.poll()
+    assert ("instance", instance.pk, None) in changes
+    assert ("activity", row.pk, "capacity_manager") in changes
 
 
 def test_it_coalesces_a_burst_into_few_messages(session, lab):
