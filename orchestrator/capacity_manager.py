@@ -2,9 +2,9 @@
 
 One pass runs at a time (the single queue key "placement"):
 1. Placement: the PROVISIONING tasks that want to run and have no instance, oldest first, go
-   each to an ACTIVE instance that fits it and meets the service's ``placementConstraints``,
-   chosen by its ``placementStrategy`` (binpack, spread, random; with none, the instance with
-   the most room). Remaining capacity is derived from the tasks placed on an instance and not
+   each to an ACTIVE instance that fits it and meets the ``placementConstraints`` of its
+   service (or of its RunTask), chosen by its ``placementStrategy`` (binpack, spread, random;
+   with none, the instance with the most room). Remaining capacity is derived from the tasks placed on an instance and not
    STOPPED — never kept in a counter that could drift. A task that fits nowhere stays
    PROVISIONING with a ``pending_reason``.
 2. The fleet (``plan_fleet``): when waiting tasks fit nowhere, launch instances (PROVISIONING,
@@ -454,7 +454,9 @@ class CapacityManager:
         }
         pending = []
         for t in waiting:
-            rule = rules.get(t.service_id, {})
+            # A service's tasks follow the service's rules; a RunTask task, its own.
+            rule = rules.get(t.service_id) or {"placement_strategy": t.placement_strategy,
+                                               "placement_constraints": t.placement_constraints}
             pending.append(PendingTask(t.pk, t.task_id, t.cpu, t.memory, t.group,
                                        list(rule.get("placement_strategy") or []),
                                        list(rule.get("placement_constraints") or [])))

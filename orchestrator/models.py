@@ -282,6 +282,9 @@ class Task(models.Model):
     memory = models.PositiveIntegerField()
     overrides = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    # RunTask's placementStrategy and placementConstraints (a service's tasks follow the service's).
+    placement_strategy = models.JSONField(default=list, blank=True)
+    placement_constraints = models.JSONField(default=list, blank=True)
     client_token = models.CharField(max_length=64, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
     # The trace of the request that created the task (RunTask, or the service's pass).

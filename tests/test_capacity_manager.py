@@ -86,3 +86,34 @@ def test_it_creates_the_warm_pool_once(db, settings):
     ensure_fleet()
     assert list(ContainerInstance.objects.values_list("name", "status")) == [
         ("fleet-1", "ACTIVE"), ("fleet-2", "ACTIVE"), ("fleet-3", "ACTIVE")]
+
+
+def test_it_places_a_run_task_by_its_own_constraints_and_strategy(db, settings):
+    """RunTask's placementConstraints and placementStrategy (a service's tasks follow the service's)."""
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "FLEET_INSTANCES": 2, "INSTANCE_CPU": 4096,
+                            "INSTANCE_MEMORY": 8192}
+    ensure_fleet()
+    first, second = ContainerInstance.objects.order_by("name")
+    account = Account.default()
+    cluster = Cluster.objects.create(account=account, name="default")
+    definition = TaskDefinition.objects.create(account=account, family="web", revision=1, cpu=256, memory=512,
+                                               body={"containerDefinitions": [{"name": "web", "image": "x"}]})
+
+    def run(**placement):
+        return Task.objects.create(account=account, cluster=cluster, task_definition=definition, cpu=256, memory=512,
+                                   group="family:web", **placement)
+
+    pinned = [run(placement_constraints=[{"type": "memberOf",
+                                          "expression": f"attribute:instanceId == {first.instance_id}"}])
+              for _ in range(2)]
+    distinct = [run(placement_constraints=[{"type": "distinctInstance"}]) for _ in range(3)]
+    CapacityManager(on_placed=lambda pk: None).place_pending()
+    for task in pinned + distinct:
+        task.refresh_from_db()
+    # Without its constraint a task goes where most room is left: the pinned pair would split.
+    assert [t.container_instance_id for t in pinned] == [first.pk, first.pk]
+    # One task of the group per instance: the pinned pair holds the first, so one more fits on
+    # the second and the rest wait, saying why.
+    assert distinct[0].container_instance_id == second.pk
+    assert [t.last_status for t in distinct[1:]] == ["PROVISIONING", "PROVISIONING"]
+    assert all("distinctInstance" in t.pending_reason for t in distinct[1:])

@@ -39,6 +39,19 @@ def test_it_creates_a_service_with_ecs_defaults(demo):
     assert row.deployments.get().deployment_id == deployment["id"]
 
 
+def test_it_refuses_placement_it_could_never_honour_on_create_and_update(demo):
+    bad = [{"type": "memberOf", "expression": "attribute:ecs.instance-type =~ t2.*"}]
+    code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:1",
+                                placementConstraints=bad)
+    assert code == "InvalidParameterException" and "cannot evaluate" in message
+    assert not Service.objects.exists()
+    create(demo, desiredCount=1)
+    code, _, _ = error_of(demo.update_service, cluster="demo", service="svc",
+                          placementStrategy=[{"type": "binpack", "field": "gpu"}])
+    assert code == "InvalidParameterException"
+    assert Service.objects.get().placement_strategy == []
+
+
 def test_it_stores_what_the_cluster_manager_needs(demo):
     lbs = [{"targetGroupArn": listened_target_group().arn, "containerName": "web", "containerPort": 80}]
     network = {"awsvpcConfiguration": {"subnets": ["subnet-1"], "assignPublicIp": "ENABLED"}}

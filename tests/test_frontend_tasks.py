@@ -92,6 +92,31 @@ def test_it_stores_overrides_and_network_configuration(demo):
     assert row.containers.get(name="web").memory == 128
 
 
+def test_it_stores_placement_for_the_capacity_manager(demo):
+    strategy = [{"type": "spread", "field": "attribute:ecs.availability-zone"}, {"type": "binpack", "field": "memory"}]
+    constraints = [{"type": "distinctInstance"},
+                   {"type": "memberOf", "expression": "attribute:ecs.availability-zone in [us-east-1a, us-east-1b]"}]
+    demo.run_task(cluster="demo", taskDefinition="web", placementStrategy=strategy, placementConstraints=constraints)
+    row = Task.objects.get()
+    assert (row.placement_strategy, row.placement_constraints) == (strategy, constraints)
+
+
+@pytest.mark.parametrize("placement, words", [
+    ({"placementStrategy": [{"type": "binpack", "field": "disk"}]}, "binpack placement strategy takes the field"),
+    ({"placementStrategy": [{"type": "spread", "field": "rack"}]}, "spread placement strategy takes the field"),
+    ({"placementStrategy": [{"type": "random", "field": "cpu"}]}, "random placement strategy takes no field"),
+    ({"placementStrategy": [{"type": "random"}] * 6}, "at most 5 placement strategies"),
+    ({"placementConstraints": [{"type": "memberOf"}]}, "needs an expression"),
+    ({"placementConstraints": [{"type": "memberOf", "expression": "task:group == web"}]}, "cannot evaluate"),
+    ({"placementConstraints": [{"type": "distinctInstance", "expression": "x"}]}, "takes no expression"),
+    ({"placementConstraints": [{"type": "distinctInstance"}] * 11}, "at most 10 placement constraints"),
+])
+def test_it_refuses_placement_it_could_never_honour(demo, placement, words):
+    code, message, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", **placement)
+    assert code == "InvalidParameterException" and words in message
+    assert not Task.objects.exists()
+
+
 def test_it_refuses_an_override_for_an_unknown_container(demo):
     overrides = {"containerOverrides": [{"name": "ghost", "command": ["true"]}]}
     assert error_of(demo.run_task, cluster="demo", taskDefinition="web", overrides=overrides)[0] == "InvalidParameterException"

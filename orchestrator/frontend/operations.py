@@ -18,6 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from orchestrator import activity, bus
+from orchestrator.capacity_manager import matches_expression
 from orchestrator.frontend import EcsError
 from orchestrator.frontend import shapes
 from orchestrator.frontend.task_definitions import fargate_size, normalize
@@ -409,13 +410,14 @@ def _task_overrides(td, overrides):
 
 
 def _create_task(ctx, cluster, td, *, cpu, memory, overrides=None, group="", started_by="", tags=(),
-                 client_token="", fingerprint=""):
+                 client_token="", fingerprint="", placement=((), ())):
     """One Task row (desired RUNNING, last PROVISIONING) and a TaskContainer per container definition."""
     now = timezone.now()
     task = Task.objects.create(
         account=ctx.account, cluster=cluster, task_definition=td, group=group or f"family:{td.family}",
         started_by=started_by, launch_type="FARGATE", cpu=cpu, memory=memory, overrides=overrides or {},
         tags=list(tags), client_token=client_token, request_fingerprint=fingerprint, trace_id=ctx.trace_id,
+        placement_strategy=list(placement[0]), placement_constraints=list(placement[1]),
         created_at=now, updated_at=now,
     )
     by_name = {o.get("name"): o for o in (overrides or {}).get("containerOverrides", [])}
@@ -458,15 +460,57 @@ def run_task(ctx, params):
     group = _check_length(params.get("group", ""), 255, "group")
     started_by = _check_length(params.get("startedBy", ""), 128, "startedBy")
     tags = _check_tags(params.get("tags", []))
+    strategies, constraints = _check_placement(params)
     tasks = [
         _create_task(
             ctx, cluster, td, cpu=cpu, memory=memory, overrides=overrides, group=group, started_by=started_by,
             tags=tags, client_token=token, fingerprint=fingerprint,
+            placement=(strategies, constraints),
         )
         for _ in range(count)
     ]
     tasks = _task_rows(Task.objects.filter(pk__in=[t.pk for t in tasks])).order_by("pk")
     return {"tasks": [shapes.task_shape(t, include={"TAGS"}) for t in tasks], "failures": []}
+
+
+MAX_PLACEMENT_STRATEGIES = 5
+MAX_PLACEMENT_CONSTRAINTS = 10
+
+
+def _check_placement(params):
+    """The request's placementStrategy and placementConstraints, refused with ECS's error type
+    if the lab could never honour them (a task would wait PROVISIONING forever)."""
+    strategies = params.get("placementStrategy", [])
+    constraints = params.get("placementConstraints", [])
+    if len(strategies) > MAX_PLACEMENT_STRATEGIES:
+        raise EcsError("InvalidParameterException",
+                       f"You may specify at most {MAX_PLACEMENT_STRATEGIES} placement strategies.")
+    if len(constraints) > MAX_PLACEMENT_CONSTRAINTS:
+        raise EcsError("InvalidParameterException",
+                       f"You may specify at most {MAX_PLACEMENT_CONSTRAINTS} placement constraints.")
+    for strategy in strategies:
+        kind, field = strategy.get("type"), strategy.get("field")
+        if kind == "binpack" and str(field).lower() not in ("cpu", "memory"):
+            raise EcsError("InvalidParameterException", "The binpack placement strategy takes the field cpu or memory.")
+        if kind == "spread" and field not in (None, "instanceId", "host") and not str(field).startswith("attribute:"):
+            raise EcsError("InvalidParameterException",
+                           "The spread placement strategy takes the field instanceId, host or attribute:<name>.")
+        if kind == "random" and field:
+            raise EcsError("InvalidParameterException", "The random placement strategy takes no field.")
+    for constraint in constraints:
+        kind, expression = constraint.get("type"), constraint.get("expression")
+        if kind == "distinctInstance" and expression:
+            raise EcsError("InvalidParameterException", "A distinctInstance placement constraint takes no expression.")
+        if kind == "memberOf":
+            if not expression:
+                raise EcsError("InvalidParameterException", "A memberOf placement constraint needs an expression.")
+            if len(expression) > 2000 or matches_expression(expression, {}) is None:
+                raise EcsError(
+                    "InvalidParameterException",
+                    f"Fargate Lab cannot evaluate the memberOf expression {expression[:200]!r}: it supports "
+                    "attribute:<name> == value, != value, in [a, b] and not_in [a, b].",
+                )
+    return strategies, constraints
 
 
 def _find_task(ctx, cluster, ref):
@@ -675,6 +719,7 @@ def create_service(ctx, params):
     if "taskDefinition" not in params:
         raise EcsError("InvalidParameterException", "TaskDefinition cannot be empty.")
     td = _runnable_task_definition(ctx, params["taskDefinition"])
+    strategies, constraints = _check_placement(params)
     now = timezone.now()
     service = Service.objects.create(
         account=ctx.account, cluster=cluster, name=name, task_definition=td,
@@ -682,8 +727,7 @@ def create_service(ctx, params):
         deployment_configuration=_deployment_configuration(params.get("deploymentConfiguration")),
         network_configuration=params.get("networkConfiguration", {}),
         load_balancers=_check_load_balancers(ctx, params.get("loadBalancers", []), td),
-        placement_strategy=params.get("placementStrategy", []),
-        placement_constraints=params.get("placementConstraints", []),
+        placement_strategy=strategies, placement_constraints=constraints,
         health_check_grace_period=params.get("healthCheckGracePeriodSeconds"),
         client_token=token, request_fingerprint=fingerprint,
         tags=_check_tags(params.get("tags", [])),
@@ -721,6 +765,7 @@ def update_service(ctx, params):
         new_deployment = True
     if "loadBalancers" in params:
         _check_load_balancers(ctx, params["loadBalancers"], service.task_definition)
+    _check_placement(params)
     for param, field in (
         ("loadBalancers", "load_balancers"),
         ("placementStrategy", "placement_strategy"),
