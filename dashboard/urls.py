@@ -1,5 +1,4 @@
 """Dashboard URLs (the map itself is "/", routed by config.urls.root)."""
-from django.contrib.staticfiles.views import serve
 from django.urls import path, re_path
 
 from dashboard import views
@@ -23,5 +22,5 @@ urlpatterns = [
     path("instances/", views.instances, name="instances"),
     path("instances/<str:name>/", views.instance, name="instance"),
     # The lab serves its own static files (htmx, CSS): one process, no separate web server.
-    re_path(r"^static/(?P<path>.*)$", serve, {"insecure": True}),
+    re_path(r"^static/(?P<path>.*)$", views.static_file),
 ]

@@ -10,7 +10,8 @@ import time
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.contrib.staticfiles.views import serve
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -327,3 +328,27 @@ def instance(request, name):
     """One instance (a node) and its tasks."""
     found = get_object_or_404(ContainerInstance, name=name)
     return render(request, "dashboard/instance.html", {"instance": found, "live": f"/ws/instance/{found.pk}/"})
+
+
+@require_safe
+def static_file(request, path):
+    """A static file (htmx, the dashboard's CSS and script), found as ``collectstatic`` would.
+
+    Django's ``serve`` answers with a FileResponse, which streams from a synchronous file: under
+    ASGI, Django must then buffer it in a thread and warns on every request. These files are a
+    few kilobytes, so the whole body is read here; ``serve`` still decides the status, the
+    content type and Last-Modified (a conditional GET gets 304).
+    """
+    response = serve(request, path, insecure=True)
+    if not response.streaming:
+        return response
+    try:
+        body = b"".join(response.streaming_content)
+    finally:
+        response.close()
+    whole = HttpResponse(body, status=response.status_code)
+    for header, value in response.items():
+        whole[header] = value
+    whole["Content-Length"] = str(len(body))
+    return whole
+

@@ -1,5 +1,8 @@
 """Dashboard pages: each renders for a user, sends strangers to the login, and never answers 500."""
+import warnings
+
 import pytest
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from orchestrator.models import (
@@ -112,4 +115,27 @@ def test_it_refuses_a_post_to_a_read_only_page(alice_client, lab):
 def test_it_serves_the_vendored_htmx(client, db):
     response = client.get("/static/vendor/htmx-2.0.11.min.js")
     assert response.status_code == 200
-    assert b"htmx" in b"".join(response.streaming_content)
+    assert b"htmx" in response.content
+    assert response["Content-Type"] in ("text/javascript", "application/javascript")
+    assert int(response["Content-Length"]) == len(response.content)
+    again = client.get("/static/vendor/htmx-2.0.11.min.js", HTTP_IF_MODIFIED_SINCE=response["Last-Modified"])
+    assert again.status_code == 304
+    assert client.get("/static/vendor/nope.js").status_code == 404
+
+
+def test_static_files_need_no_buffering_under_asgi(db):
+    """Served whole (not streamed from a file), so the ASGI handler has no synchronous iterator
+    to buffer and no warning to give on every page load."""
+    from channels.testing import HttpCommunicator
+
+    from config.asgi import application
+
+    async def fetch():
+        communicator = HttpCommunicator(application, "GET", "/static/dashboard/dashboard.css")
+        return await communicator.get_response(timeout=10)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        response = async_to_sync(fetch)()
+    assert response["status"] == 200 and response["body"]
+    assert not [w for w in caught if "StreamingHttpResponse" in str(w.message)]
