@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from dashboard import broadcast, fragments, state
-from orchestrator.models import Cluster, ContainerInstance, Service, Task, TaskContainer
+from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskContainer
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class Page:
     model: type = None
     group: str = "lab"
     triggers: dict = field(default_factory=dict)
+    per_account: bool = False  # a list of the user's account's objects: its fragments are keyed by the account
 
     def groups(self, key):
         return [self.group if key is None else f"{self.group}-{key}"]
@@ -50,8 +51,8 @@ PAGES = {
         "card-alb": {"load_balancer", "listener", "target_group", "target", "activity:load_balancer"},
         "card-ecr": {"repository", "activity:registry"},
     }),
-    "clusters": Page(fragments={"cluster-list": {"cluster", "service", "task"}}),
-    "task-definitions": Page(fragments={"taskdef-list": {"task_definition"}}),
+    "clusters": Page(fragments={"cluster-list": {"cluster", "service", "task"}}, per_account=True),
+    "task-definitions": Page(fragments={"taskdef-list": {"task_definition"}}, per_account=True),
     "instances": Page(fragments={"instance-list": {"task", "instance"},
                                  "fleet-history": {"instance", "activity:capacity_manager"}}),
     "cluster": Page(model=Cluster, group="cluster", fragments={
@@ -87,8 +88,17 @@ def triggers_of(changes):
 
 
 @database_sync_to_async
-def _exists(model, key):
-    return model.objects.filter(pk=key).exists()
+def _account_pk(user):
+    return Account.of_user(user).pk
+
+
+@database_sync_to_async
+def _visible(model, key, account_pk):
+    """Whether object ``key`` exists and the user's account may see it (instances are the lab's)."""
+    rows = model.objects.filter(pk=key)
+    if any(f.name == "account" for f in model._meta.fields):
+        rows = rows.filter(account_id=account_pk)
+    return rows.exists()
 
 
 @database_sync_to_async
@@ -121,16 +131,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.page is None or (self.page.model is None) != (self.key is None):
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        if self.page.model is not None and not await _exists(self.page.model, self.key):
+        account_pk = await _account_pk(user)
+        if self.page.model is not None and not await _visible(self.page.model, self.key, account_pk):
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        self.fragment_key = account_pk if self.page.per_account else self.key
         self.rows = {}
         self.joined = self.page.groups(self.key)
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await broadcast.ensure_started()
         await self.accept()
-        await self.send_fragments([(name, self.key) for name in self.page.fragments], seq=None)
+        await self.send_fragments([(name, self.fragment_key) for name in self.page.fragments], seq=None)
 
     async def disconnect(self, code):
         for group in getattr(self, "joined", ()):
@@ -150,7 +162,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if name in self.rows and changed_tasks and changed_tasks <= self.rows[name]:
                 items.extend(("task-row", pk) for pk in sorted(changed_tasks))
             else:
-                items.append((name, self.key))
+                items.append((name, self.fragment_key))
         if items:
             await self.send_fragments(items, seq=event["seq"])
 
@@ -200,7 +212,7 @@ class TaskLogsConsumer(AsyncWebsocketConsumer):
         self.stopping = threading.Event()
         self.key = int(self.scope["url_route"]["kwargs"]["key"])
         task, tail = await _task_with_log_tail(self.key)
-        if task is None:
+        if task is None or task.account_id != await _account_pk(user):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         await self.accept()

@@ -127,7 +127,8 @@ def _card_ecr(key):
 
 @fragment("cluster-list", "dashboard/fragments/cluster_list.html")
 def _cluster_list(key):
-    return {"clusters": state.clusters()}
+    """The clusters of account ``key`` (a user sees the account they act as)."""
+    return {"clusters": state.clusters(account_pk=key)}
 
 
 @fragment("cluster-summary", "dashboard/fragments/cluster_summary.html")
@@ -201,7 +202,8 @@ def _task(key):
 
 @fragment("taskdef-list", "dashboard/fragments/taskdef_list.html")
 def _taskdef_list(key):
-    return {"families": state.families()}
+    """The task definition families of account ``key``."""
+    return {"families": state.families(account_pk=key)}
 
 
 @fragment("instance-list", "dashboard/fragments/instance_list.html")

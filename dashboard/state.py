@@ -174,10 +174,11 @@ def instance_usage(instance):
 
 # --- Clusters, services, tasks -----------------------------------------------------------
 
-def clusters():
-    """Clusters (newest first) with their live services and tasks counted."""
+def clusters(account_pk=None):
+    """Clusters (of one account, or all) with their live services and tasks counted."""
+    rows = Cluster.objects.filter(account_id=account_pk) if account_pk is not None else Cluster.objects.all()
     return list(
-        Cluster.objects.select_related("account").annotate(
+        rows.select_related("account").annotate(
             services_live=Count("services", filter=~Q(services__status=Service.INACTIVE), distinct=True),
             tasks_running=Count("tasks", filter=Q(tasks__last_status=Task.RUNNING), distinct=True),
             tasks_pending=Count(
@@ -354,11 +355,12 @@ def running_plot(service, now=None):
 
 # --- Task definitions --------------------------------------------------------------------
 
-def families():
-    """Task definition families with their latest revision and revision count."""
+def families(account_pk=None):
+    """Task definition families (of one account, or all) with their latest revision and revision count."""
     latest = {}
     counts = {}
-    for td in TaskDefinition.objects.select_related("account").order_by("family", "revision"):
+    rows = TaskDefinition.objects.filter(account_id=account_pk) if account_pk is not None else TaskDefinition.objects
+    for td in rows.select_related("account").order_by("family", "revision"):
         latest[td.family] = td
         counts[td.family] = counts.get(td.family, 0) + 1
     return [{"latest": latest[f], "revisions": counts[f]} for f in sorted(latest)]

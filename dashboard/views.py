@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def account_for(user):
-    """The AWS account a dashboard user acts as (every user shares the default account for now)."""
-    return Account.default()
+    """The AWS account a dashboard user acts as (``Account.members``; else the default one)."""
+    return Account.of_user(user)
 
 
 def run_ecs(request, form, **context):
@@ -118,8 +118,11 @@ def clusters(request):
         if form.is_valid() and run_ecs(request, form):
             messages.success(request, f"Cluster {form.cleaned_data['name']} created.")
             return redirect("dashboard:cluster", name=form.cleaned_data["name"])
-        return render(request, "dashboard/clusters.html", {"form": form, "live": "/ws/clusters/"}, status=400)
-    return render(request, "dashboard/clusters.html", {"form": form, "live": "/ws/clusters/"})
+        status = 400
+    else:
+        status = 200
+    return render(request, "dashboard/clusters.html",
+                  {"form": form, "live": "/ws/clusters/", "account": account_for(request.user)}, status=status)
 
 
 def _cluster_page(request, cluster, status=200, **forms_given):
@@ -293,7 +296,8 @@ def task_definitions(request):
     else:
         status = 200
     return render(
-        request, "dashboard/task_definitions.html", {"form": form, "live": "/ws/task-definitions/"}, status=status
+        request, "dashboard/task_definitions.html",
+        {"form": form, "live": "/ws/task-definitions/", "account": account_for(request.user)}, status=status,
     )
 
 

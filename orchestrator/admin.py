@@ -7,6 +7,7 @@ from orchestrator import models
 @admin.register(models.Account)
 class AccountAdmin(admin.ModelAdmin):
     list_display = ("account_id", "name", "created_at")
+    filter_horizontal = ("members",)
 
 
 @admin.register(models.AccessKey)

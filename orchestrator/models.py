@@ -37,9 +37,24 @@ class Account(models.Model):
     account_id = models.CharField(max_length=12, unique=True)
     name = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Dashboard users who act as this account (a student each, say); a user in none acts as
+    # the default account.
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="aws_accounts",
+        help_text="Dashboard users who see and act as this account; users in no account use the default one.",
+    )
 
     def __str__(self):
         return f"{self.account_id} {self.name}".strip()
+
+    @classmethod
+    def of_user(cls, user):
+        """The account a dashboard user acts as: the first they are a member of, else the default."""
+        if user is not None and user.is_authenticated:
+            mine = cls.objects.filter(members=user).order_by("pk").first()
+            if mine is not None:
+                return mine
+        return cls.default()
 
     @classmethod
     def default(cls):

@@ -91,6 +91,30 @@ def test_it_refuses_a_socket_for_an_unknown_object(session):
     run(scenario())
 
 
+def test_it_keeps_another_accounts_objects_off_a_users_sockets(lab, django_user_model):
+    bob = django_user_model.objects.create_user("bob", password="pw")
+    account = Account.objects.create(account_id="111111111111")
+    account.members.add(bob)
+    Cluster.objects.create(account=account, name="bobs-cluster")
+    client = Client()
+    client.force_login(bob)
+    bobs_session = client.cookies["sessionid"].value
+
+    async def scenario():
+        for path in (f"/ws/task/{lab['task'].pk}/", f"/ws/cluster/{lab['cluster'].pk}/",
+                     f"/ws/tasks/{lab['task'].pk}/logs/"):
+            communicator, connected, code = await connect(path, bobs_session)
+            assert not connected and code == consumers.CLOSE_NOT_FOUND, path
+            await communicator.disconnect()
+        communicator, connected, _ = await connect("/ws/clusters/", bobs_session)
+        assert connected
+        html = await communicator.receive_from(timeout=5)
+        assert "bobs-cluster" in html and "/clusters/demo/" not in html
+        await communicator.disconnect()
+
+    run(scenario())
+
+
 def test_it_sends_the_current_fragment_on_connect(session, lab):
     async def scenario():
         communicator, connected, _ = await connect(f"/ws/task/{lab['task'].pk}/", session)

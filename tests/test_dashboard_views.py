@@ -3,6 +3,7 @@ import warnings
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.test import Client
 from django.utils import timezone
 
 from orchestrator.models import (
@@ -139,3 +140,34 @@ def test_static_files_need_no_buffering_under_asgi(db):
         response = async_to_sync(fetch)()
     assert response["status"] == 200 and response["body"]
     assert not [w for w in caught if "StreamingHttpResponse" in str(w.message)]
+
+
+@pytest.fixture
+def bob(django_user_model, db):
+    """Bob, a student acting as account 111111111111 (a member of it), with his own cluster."""
+    bob = django_user_model.objects.create_user("bob", password="pw")
+    account = Account.objects.create(account_id="111111111111", name="bob's")
+    account.members.add(bob)
+    Cluster.objects.create(account=account, name="bobs-cluster")
+    TaskDefinition.objects.create(account=account, family="bobs-family", revision=1, cpu=256, memory=512,
+                                  body={"family": "bobs-family", "containerDefinitions": []})
+    return bob
+
+
+def test_a_user_sees_and_acts_as_the_account_they_belong_to(alice_client, lab, bob):
+    assert Account.of_user(bob).account_id == "111111111111"
+    client = Client()
+    client.force_login(bob)
+    clusters = client.get("/clusters/").content.decode()
+    assert "bobs-cluster" in clusters and "/clusters/demo/" not in clusters
+    families = client.get("/task-definitions/").content.decode()
+    assert "bobs-family" in families and "/task-definitions/web/" not in families
+    # Another account's objects are not found, as with the API's keys.
+    for url in ["/clusters/demo/", f"/services/{lab['service'].pk}/", f"/tasks/{lab['task'].task_id}/",
+                "/task-definitions/web/1/"]:
+        assert client.get(url).status_code == 404, url
+    assert client.post("/clusters/", {"name": "bobs-second"}).status_code == 302
+    assert Cluster.objects.get(name="bobs-second").account.account_id == "111111111111"
+    # Alice belongs to no account: she acts as the default one and sees none of Bob's.
+    mine = alice_client.get("/clusters/").content.decode()
+    assert "/clusters/demo/" in mine and "bobs-cluster" not in mine
