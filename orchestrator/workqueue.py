@@ -7,8 +7,9 @@ key, re-read the current state for it, act, and call ``done``. Guarantees:
 3. a key added while a worker processes it is handed out again after ``done``;
 4. ``add_after`` delays a key; ``add_rate_limited`` delays it with per-key exponential
    backoff (for retries after errors), which ``forget`` resets;
-5. ``add(key, urgent=True)`` puts the key at the front (a task to stop must not wait behind
-   twenty container starts), or moves it there if it was already waiting.
+5. ``add(key, urgent=True)`` puts the key ahead of every plain key (a task to stop must not
+   wait behind twenty container starts), or moves it there if it was already waiting; urgent
+   keys keep their order among themselves.
 """
 import heapq
 import itertools
@@ -23,6 +24,7 @@ class WorkQueue:
     def __init__(self, base_delay=0.05, max_delay=30.0):
         self._cond = threading.Condition()
         self._queue = deque()
+        self._urgent_queue = deque()  # handed out before ``_queue``
         self._dirty = set()  # keys waiting to be processed (queued, or to requeue after done)
         self._processing = set()
         self._urgent = set()  # dirty keys to hand out before the others
@@ -47,7 +49,7 @@ class WorkQueue:
                 self._urgent.add(key)
                 if key not in self._processing:
                     self._queue.remove(key)
-                    self._queue.appendleft(key)
+                    self._urgent_queue.append(key)
             return
         self._dirty.add(key)
         if urgent:
@@ -56,10 +58,7 @@ class WorkQueue:
             self._enqueue_locked(key)
 
     def _enqueue_locked(self, key):
-        if key in self._urgent:
-            self._queue.appendleft(key)
-        else:
-            self._queue.append(key)
+        (self._urgent_queue if key in self._urgent else self._queue).append(key)
         self._cond.notify()
 
     def add_after(self, key, delay):
@@ -106,8 +105,8 @@ class WorkQueue:
                 wait = self._promote_due_locked()
                 if self._shutting_down:
                     return None
-                if self._queue:
-                    key = self._queue.popleft()
+                if self._urgent_queue or self._queue:
+                    key = (self._urgent_queue or self._queue).popleft()
                     self._dirty.discard(key)
                     self._urgent.discard(key)
                     self._processing.add(key)
@@ -138,9 +137,9 @@ class WorkQueue:
 
     def __len__(self):
         with self._cond:
-            return len(self._queue)
+            return len(self._urgent_queue) + len(self._queue)
 
     def pending_keys(self):
-        """The keys waiting now (for the dashboard and tests), in order."""
+        """The keys waiting now (for the dashboard and tests), in the order they will be handed out."""
         with self._cond:
-            return list(self._queue)
+            return list(self._urgent_queue) + list(self._queue)

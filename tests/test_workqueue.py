@@ -31,10 +31,11 @@ def test_an_urgent_key_goes_before_the_waiting_ones():
     queue = WorkQueue()
     for pk in (1, 2, 3):
         queue.add(f"task:{pk}")
-    queue.add("task:9", urgent=True)  # new: at the front
-    queue.add("task:3", urgent=True)  # already waiting: moved to the front, still held once
+    queue.add("task:9", urgent=True)  # new: ahead of the plain keys
+    queue.add("task:3", urgent=True)  # already waiting: moved ahead (after task:9), still held once
     queue.add("task:3")  # a plain add leaves it there
-    assert queue.pending_keys() == ["task:3", "task:9", "task:1", "task:2"]
+    assert queue.pending_keys() == ["task:9", "task:3", "task:1", "task:2"]
+    assert [queue.get(timeout=1) for _ in range(4)] == ["task:9", "task:3", "task:1", "task:2"]
 
 
 def test_an_urgent_key_added_while_processed_comes_back_first():
