@@ -137,6 +137,30 @@ def test_a_service_heals_scales_and_deletes_without_leaving_containers(lab, dock
     poll(lambda: service_state(ecs, "demo", "web")["status"] == "INACTIVE", message="service INACTIVE")
 
 
+def test_the_aws_waiters_that_scripts_use_see_tasks_and_services_settle(lab, docker_client):
+    """``aws ecs wait tasks-running | tasks-stopped | services-stable | services-inactive`` are
+    botocore's waiters over DescribeTasks and DescribeServices: their acceptors must be met."""
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="waiters")
+    ecs.register_task_definition(**SMALL_WEB)
+    every_second = {"Delay": 1, "MaxAttempts": 60}
+    arn = ecs.run_task(cluster="waiters", taskDefinition="web", launchType="FARGATE")["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(cluster="waiters", tasks=[arn], WaiterConfig=every_second)
+    assert ecs.describe_tasks(cluster="waiters", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING"
+    ecs.stop_task(cluster="waiters", task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster="waiters", tasks=[arn], WaiterConfig=every_second)
+    assert ecs.describe_tasks(cluster="waiters", tasks=[arn])["tasks"][0]["lastStatus"] == "STOPPED"
+
+    ecs.create_service(cluster="waiters", serviceName="web", taskDefinition="web", desiredCount=2, launchType="FARGATE")
+    ecs.get_waiter("services_stable").wait(cluster="waiters", services=["web"], WaiterConfig=every_second)
+    stable = service_state(ecs, "waiters", "web")
+    assert (stable["runningCount"], len(stable["deployments"])) == (2, 1)
+    assert len(running_containers(docker_client, lab.lab_id)) == 2
+    ecs.delete_service(cluster="waiters", service="web", force=True)
+    ecs.get_waiter("services_inactive").wait(cluster="waiters", services=["web"], WaiterConfig=every_second)
+    assert lab_containers(docker_client, lab.lab_id, all=True) == []
+
+
 def test_a_lab_restart_adopts_running_tasks_without_duplicates(lab, docker_client):
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
