@@ -296,6 +296,15 @@ def create_repository(account, params):
                 scan_on_push=bool((params.get("imageScanningConfiguration") or {}).get("scanOnPush")),
             )
     except IntegrityError:
+        owner = Repository.objects.filter(name=name).values_list("account__account_id", flat=True).first()
+        if owner is not None and owner != account.account_id:
+            # One registry serves every account of the lab, so names are shared (ECR's are not).
+            raise EcrError(
+                "RepositoryAlreadyExistsException",
+                f"The repository with name '{name}' already exists in the lab's registry, owned by another "
+                "account: Fargate Lab's accounts share one registry, so choose another name "
+                "(for example with a prefix of your own, as in 'you/" + name[:200] + "').",
+            ) from None
         raise EcrError(
             "RepositoryAlreadyExistsException",
             f"The repository with name '{name}' already exists in the registry with id '{account.account_id}'",

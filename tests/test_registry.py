@@ -3,10 +3,12 @@ import base64
 import subprocess
 import uuid
 
+import boto3
 import botocore.exceptions
 import pytest
 import requests
 
+from orchestrator.models import AccessKey, Account
 from orchestrator.registry import RegistryError, RegistryProcess
 from tests.support.elb import docker
 
@@ -37,6 +39,16 @@ def test_it_rejects_bad_repository_requests(ecr, lab_registry):
     ecr.create_repository(repositoryName="web")
 
     assert code_of(ecr.create_repository, repositoryName="web") == "RepositoryAlreadyExistsException"
+    # Another account's name: refused too (one registry serves the lab), and the message says why.
+    other = Account.objects.create(account_id="333333333333")
+    AccessKey.objects.create(account=other, access_key_id="other-key", secret_access_key="other-secret")
+    theirs = boto3.client("ecr", endpoint_url=ecr.meta.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="other-key", aws_secret_access_key="other-secret")
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        theirs.create_repository(repositoryName="web")
+    assert info.value.response["Error"]["Code"] == "RepositoryAlreadyExistsException"
+    assert "owned by another account" in info.value.response["Error"]["Message"]
+    assert theirs.describe_repositories()["repositories"] == []
     assert code_of(ecr.create_repository, repositoryName="Web_") == "InvalidParameterException"
     assert code_of(ecr.describe_repositories, repositoryNames=["nope"]) == "RepositoryNotFoundException"
     assert code_of(ecr.delete_repository, repositoryName="nope") == "RepositoryNotFoundException"
