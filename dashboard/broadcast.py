@@ -129,16 +129,30 @@ class DatabaseWatch:
         with self.lock:
             self.reported[(kind, pk)] = at
 
+    def _known_since(self, kind, pk, moment):
+        """Whether (kind, pk) was reported, or heard on the bus, at or after ``moment``."""
+        with self.lock:
+            seen = self.reported.get((kind, pk))
+        return seen is not None and seen >= moment
+
+    def _report(self, kind, pk, changed_at):
+        """True, and remembered, unless the change at ``changed_at`` is already known."""
+        if self._known_since(kind, pk, changed_at):
+            return False
+        with self.lock:
+            self.reported[(kind, pk)] = changed_at
+        return True
+
     def _snapshot(self, kind, rows):
-        """Changes of a small table (created, changed or gone rows), by comparing with the last look."""
+        """Changes of a small table (created, changed or gone rows), by comparing with the last look;
+        those the bus carried since then were rendered already."""
         now = dict(rows)
         before = self.snapshots.get(kind)
         self.snapshots[kind] = now
         if before is None:
             return []
         changed = [pk for pk in sorted(set(now) | set(before)) if now.get(pk) != before.get(pk)]
-        with self.lock:  # those the bus carried since the last look were rendered already
-            return [(kind, pk, None) for pk in changed if self.reported.get((kind, pk), self.cursor) <= self.cursor]
+        return [(kind, pk, None) for pk in changed if not self._known_since(kind, pk, self.cursor)]
 
     def poll(self):
         """The changes since the last poll that the bus did not carry: [(kind, pk, component)]."""
@@ -151,21 +165,16 @@ class DatabaseWatch:
             ("service", Service.objects.filter(updated_at__gte=since).values_list("pk", "updated_at")),
             ("service", Deployment.objects.filter(updated_at__gte=since).values_list("service_id", "updated_at")),
         ):
-            for pk, updated in rows:
-                with self.lock:
-                    if self.reported.get((kind, pk), updated - timedelta(1)) >= updated:
-                        continue
-                    self.reported[(kind, pk)] = updated
-                changes.append((kind, pk, None))
-        if first:
+            changes += [(kind, pk, None) for pk, updated in rows if self._report(kind, pk, updated)]
+        if first:  # what the overlap window held is remembered, not reported
             changes = []
             self.last_activity = Activity.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         for pk, component in Activity.objects.filter(pk__gt=self.last_activity).values_list("pk", "component"):
             self.last_activity = max(self.last_activity, pk)
             with self.lock:
-                if ("activity", pk) in self.reported:
-                    continue
-            changes.append(("activity", pk, component))
+                heard = ("activity", pk) in self.reported
+            if not heard:
+                changes.append(("activity", pk, component))
         changes += self._snapshot("cluster", Cluster.objects.values_list("pk", "status"))
         changes += self._snapshot("task_definition", TaskDefinition.objects.values_list("pk", "status"))
         changes += self._snapshot("instance", (
