@@ -32,6 +32,7 @@ def setup_lab(**env):
 
 _changed = threading.Event()
 _waiting_for = {"kinds": None}
+_subscribed = []
 
 
 def _on_change(kind, pk, **info):
@@ -65,8 +66,6 @@ def wait_for(predicate, timeout, interval=0.25, kinds=None):
             raise TimeoutError("benchmark condition not reached")
         _changed.wait(min(interval, left))
 
-
-_subscribed = []
 
 
 def demo_image():

@@ -408,7 +408,8 @@ class TaskSync:
             desired_status=Task.STOPPED, stop_code=stop_code, stopped_reason=reason[:4000],
             stopping_at=now, updated_at=now,
         )
-        self.task.refresh_columns()
+        # Only what the UPDATE may have changed: the loaded account and cluster stay cached.
+        self.task.refresh_from_db(fields=["desired_status", "stop_code", "stopped_reason", "stopping_at", "updated_at"])
         if changed:
             self.record("failed", f"task {self.task.task_id}: {reason}")
             bus.publish("task", self.task.pk, origin="controlplane")

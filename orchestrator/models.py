@@ -362,19 +362,6 @@ class Task(models.Model):
                 setattr(self, name, value)  # a changed foreign key drops its cached object
         return bool(changed)
 
-    def refresh_columns(self):
-        """Re-read the task's own columns. Unlike ``refresh_from_db``, this keeps the related
-        objects already loaded (account, cluster, task definition, …) unless their key changed:
-        an agent's pass advances a task several times and names it (its ARN) after each."""
-        names = [f.attname for f in self._meta.concrete_fields]
-        row = Task.objects.filter(pk=self.pk).values(*names).first()
-        if row is None:
-            raise Task.DoesNotExist(f"task {self.pk} is gone")
-        for field in self._meta.concrete_fields:
-            value = row[field.attname]
-            if field.is_relation and getattr(self, field.attname) != value and field.is_cached(self):
-                field.delete_cached_value(self)
-            setattr(self, field.attname, value)
 
 
 class TaskContainer(models.Model):
