@@ -29,7 +29,8 @@ from django.utils import timezone
 from orchestrator import activity, bus, load_balancer
 from orchestrator.docker_engine import (
     LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
-    Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, summarize,
+    Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, InvalidReference,
+    summarize,
 )
 from orchestrator.models import ContainerInstance, Target, Task, TaskContainer
 
@@ -304,10 +305,12 @@ def stop_timeout(definition):
 class TaskFailed(Exception):
     """The task cannot start (image missing, bad configuration): stop it with this code/reason."""
 
-    def __init__(self, stop_code, reason):
+    def __init__(self, stop_code, reason, containers=()):
         super().__init__(reason)
         self.stop_code = stop_code
         self.reason = reason
+        # The task's containers the reason is about (their own ``reason`` says it too, as on ECS).
+        self.containers = tuple(containers)
 
 
 class Interrupted(Exception):
@@ -377,6 +380,9 @@ class TaskSync:
                     getattr(self, f"do_{type(action).__name__}")(action, seen)
                 return
             except TaskFailed as failure:
+                if failure.containers:
+                    TaskContainer.objects.filter(task=self.task, name__in=failure.containers).update(
+                        reason=failure.reason[:1000])
                 self.fail(failure.stop_code, failure.reason)
             except Interrupted:
                 self.enqueue(f"task:{self.task.pk}")
@@ -438,7 +444,11 @@ class TaskSync:
     def do_EnsureImages(self, action, seen):
         started = timezone.now()
         for image in sorted({c.image for c in self.containers.values()}):
-            if not self.engine.image_present(image):
+            try:
+                present = self.engine.image_present(image)
+            except InvalidReference as exc:  # no pull could ever find it: fail now, never retry
+                raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: {exc}", self.using(image))
+            if not present:
                 self.pull(image)
         self.pull_times = {"pull_started_at": started, "pull_stopped_at": timezone.now()}
 
@@ -451,10 +461,15 @@ class TaskSync:
         try:
             self.engine.pull(image, progress=progress)
         except ImageNotFound as exc:
-            raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}")
+            raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}",
+                             self.using(image))
         self.record("pulled", f"pulled {image}: " + (progress.summary() if progress.layers
                                                       else "every layer was already on the instance"))
         bus.publish("task", self.task.pk, origin="controlplane")
+
+    def using(self, image):
+        """The names of the task's containers made from ``image``."""
+        return [name for name, c in self.containers.items() if c.image == image]
 
     def report_pull(self, message):
         """Record one line of pull progress and tell the task's page."""

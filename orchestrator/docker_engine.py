@@ -1,7 +1,7 @@
 """The Docker runtime of an instance: the only module that imports ``docker``.
 
 ``DockerEngine`` wraps the low-level Docker API with per-operation timeouts and named errors
-(``EngineUnavailable``, ``ImageNotFound``, ``ContainerNotFound``, ``Conflict``, ``NotOwned``),
+(``EngineUnavailable``, ``ImageNotFound``, ``InvalidReference``, ``ContainerNotFound``, ``Conflict``, ``NotOwned``),
 so no Docker SDK exception leaks out. Ownership is by label: every container the lab creates
 carries ``fargatelab.lab=<LAB_ID>``, listings are always filtered by it, and every operation
 on a container refuses one that lacks it. No container is ever given privileges, the host
@@ -42,6 +42,10 @@ class ImageNotFound(EngineError):
     """The image is not on the engine, or the registry does not have it."""
 
 
+class InvalidReference(ImageNotFound):
+    """Docker refuses the image reference itself (e.g. upper case in a repository name)."""
+
+
 class ContainerNotFound(EngineError):
     """No such container (it may have been removed meanwhile)."""
 
@@ -70,6 +74,8 @@ def _translate(exc, what=""):
     if isinstance(exc, docker.errors.NotFound):
         return ContainerNotFound(str(exc.explanation or exc))
     if isinstance(exc, docker.errors.APIError):
+        if exc.status_code == 400 and "invalid reference format" in str(exc.explanation or ""):
+            return InvalidReference(str(exc.explanation))
         if exc.status_code == 409:
             return Conflict(str(exc.explanation or exc))
         return EngineError(str(exc.explanation or exc))
@@ -212,11 +218,15 @@ class DockerEngine:
     # --- images ---------------------------------------------------------------------------
 
     def image_present(self, image):
-        """True if the image is on the engine (remembered once seen; see ``forget_image``)."""
+        """True if the image is on the engine (remembered once seen; see ``forget_image``).
+
+        Raises InvalidReference if Docker refuses the reference: no pull could ever find it."""
         if image in self._images:
             return True
         try:
             self._call("inspect image", lambda c: c.inspect_image(image))
+        except InvalidReference:
+            raise
         except (ImageNotFound, ContainerNotFound):
             return False
         self._images.add(image)

@@ -162,6 +162,23 @@ def test_it_stops_a_task_whose_image_cannot_be_pulled(control_plane, lab_rows, d
 
 
 @pytest.mark.docker
+def test_it_fails_a_task_whose_image_name_docker_refuses_once(control_plane, lab_rows, docker_engine, wait_until,
+                                                               caplog):
+    definition = lab_rows.task_definition(image="UPPER/Case:1")
+    task = lab_rows.run_task(definition)
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "STOPPED", 30, message="task STOPPED")
+    task.refresh_from_db()
+    assert task.stop_code == "TaskFailedToStart"
+    assert task.stopped_reason.startswith("CannotPullContainerError: ")
+    assert "repository name must be lowercase" in task.stopped_reason
+    assert task.containers.get().reason == task.stopped_reason
+    # Failed once, not retried in a loop that logs a traceback each time.
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+    assert Activity.objects.filter(object_arn=task.arn, action="failed").count() == 1
+    assert docker_engine.list_containers() == []
+
+
+@pytest.mark.docker
 def test_it_kills_and_streams_logs_through_the_dashboard_helpers(control_plane, lab_rows, wait_until):
     from orchestrator.agent import kill_task_container, stream_logs
 

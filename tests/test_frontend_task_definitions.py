@@ -140,6 +140,9 @@ REFUSED = {
     "bad container name": _with_container(name="web/1"),
     "tiny container memory": _with_container(memory=4),
     "containers over task memory": _with_container(memory=1024),
+    "image with a space": _with_container(image="demo latest"),
+    "image with a bad digest": _with_container(image="demo@sha256:abc"),
+    "image too long": _with_container(image="a" * 256),
     "mismatched awsvpc ports": _with_container(portMappings=[{"containerPort": 80, "hostPort": 8080}]),
 }
 
@@ -151,6 +154,13 @@ def test_it_refuses_and_writes_nothing(ecs, name):
     assert code in ("ClientException", "InvalidParameterException")
     assert message
     assert not TaskDefinition.objects.exists()
+
+
+@pytest.mark.parametrize("image", ["UPPER/Case:1", "127.0.0.1:5000/team/web:v1#2", "a" * 255,
+                                   "repo/web@sha256:" + "ab" * 32])
+def test_it_accepts_the_image_references_ecs_accepts(ecs, image):
+    params = _with_container(image=image)
+    assert ecs.register_task_definition(**params)["taskDefinition"]["containerDefinitions"][0]["image"] == image
 
 
 def test_it_allows_an_empty_task_volume(ecs):

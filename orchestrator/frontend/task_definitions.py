@@ -24,8 +24,10 @@ _VCPU_RE = re.compile(rf"^{_NUMBER}\s*vcpu$", re.IGNORECASE)
 _GB_RE = re.compile(rf"^{_NUMBER}\s*gb$", re.IGNORECASE)
 # ECS needs at least this much memory per container.
 MIN_CONTAINER_MEMORY = 6
-# The longest image reference the state database keeps.
-MAX_IMAGE = 1024
+# ECS's rule for an image reference: up to 255 letters, digits, "-", "_", ":", ".", "/" and "#",
+# optionally followed by "@sha256:" and 64 hex digits (the 255 apply to what precedes the "@").
+MAX_IMAGE = 255
+_IMAGE_RE = re.compile(r"[A-Za-z0-9_:./#-]{1,255}(@sha256:[0-9A-Fa-f]{64})?")
 
 
 def parse_cpu(text):
@@ -104,8 +106,13 @@ def _container(container, network_mode):
     check_name(container.get("name"), "Container name")
     if not container.get("image", "").strip():
         raise EcsError("ClientException", f"Container '{container['name']}': image must not be empty.")
-    if len(container["image"]) > MAX_IMAGE:
-        raise EcsError("ClientException", f"Container '{container['name']}': image must be at most {MAX_IMAGE} characters.")
+    if not _IMAGE_RE.fullmatch(container["image"]):
+        raise EcsError(
+            "ClientException",
+            f"Container '{container['name']}': image is not a valid image reference: up to {MAX_IMAGE} letters, "
+            "numbers, hyphens, underscores, colons, periods, forward slashes and number signs, optionally "
+            "followed by @sha256: and 64 hexadecimal digits.",
+        )
     for field in ("memory", "memoryReservation"):
         if field in container and container[field] < MIN_CONTAINER_MEMORY:
             raise EcsError(
