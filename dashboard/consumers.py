@@ -199,6 +199,13 @@ def _stream_source():
     return stream_logs
 
 
+def _close(stream):
+    """Close a log stream that can be closed (a followed one); a plain iterator needs nothing."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
 class TaskLogsConsumer(AsyncWebsocketConsumer):
     """Streams a task's container output live: the blocking iterator runs in a thread."""
 
@@ -231,7 +238,10 @@ class TaskLogsConsumer(AsyncWebsocketConsumer):
         from django.db import close_old_connections
 
         try:
-            for line in stream_logs(task, follow=True, tail=200):
+            self.stream = stream_logs(task, follow=True, tail=200)
+            if self.stopping.is_set():  # the page closed while the stream was being opened
+                _close(self.stream)
+            for line in self.stream:
                 if self.stopping.is_set():
                     break
                 loop.call_soon_threadsafe(self.lines.put_nowait, str(line).rstrip("\n"))
@@ -270,8 +280,11 @@ class TaskLogsConsumer(AsyncWebsocketConsumer):
         await send_html(self, html)
 
     async def disconnect(self, code):
+        """Stop the reader: closing its stream frees the thread and the engine connection now,
+        not when the container exits."""
         if hasattr(self, "stopping"):
             self.stopping.set()
+            _close(getattr(self, "stream", None))
         pusher = getattr(self, "pusher", None)
         if pusher:
             pusher.cancel()

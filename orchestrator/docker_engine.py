@@ -436,7 +436,28 @@ class DockerEngine:
             "logs", lambda c: c.logs(container, stdout=True, stderr=True, stream=True, follow=True, tail=tail_arg),
             timeout=None,
         )
-        return _lines(stream)
+        return LogStream(stream)
+
+
+class LogStream:
+    """A followed container log as text lines, which another thread may ``close()``.
+
+    A follow holds a thread and an engine connection until the container exits; a reader
+    that is no longer wanted (the page closed) closes the stream to free both at once.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __iter__(self):
+        return _lines(self._stream)
+
+    def close(self):
+        """End the stream (from any thread): its connection closes and the iteration stops."""
+        try:
+            self._stream.close()
+        except Exception:  # closing a dead socket is fine
+            pass
 
 
 def _lines(chunks):
