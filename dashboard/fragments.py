@@ -5,16 +5,22 @@ the very same fragment with ``oob=True`` (the root element then carries ``hx-swa
 the bus says its objects changed. Each fragment's root element has the stable id
 ``dom_id(name, key)`` so htmx swaps it in place.
 """
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 from django.template.loader import render_to_string
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from dashboard import rollouts, state
 
+log = logging.getLogger(__name__)
 _registry = {}
+# Fragments whose root element is a table row: their placeholder must be one too.
+_ROW_FRAGMENTS = {"task-row": 8}
 
 
 @dataclass(frozen=True)
@@ -42,13 +48,30 @@ def dom_id(name, key=None):
 
 
 def render(name, key=None, *, oob=False):
-    """Render fragment ``name`` for ``key`` to HTML; None when its object no longer exists."""
+    """Render fragment ``name`` for ``key`` to HTML; None when its object no longer exists.
+
+    A fragment that fails (malformed data written around the API's checks, a bug) renders a
+    placeholder with the same id: the page and its WebSocket live on, the next push retries."""
     spec = _registry[name]
-    context = spec.context(key)
-    if context is None:
-        return None
-    context.update(dom_id=dom_id(name, key), oob=oob, fragment_key=key)
-    return render_to_string(spec.template, context)
+    try:
+        context = spec.context(key)
+        if context is None:
+            return None
+        context.update(dom_id=dom_id(name, key), oob=oob, fragment_key=key)
+        return render_to_string(spec.template, context)
+    except Exception:
+        log.exception("fragment %s (%s) failed to render", name, key)
+        return _unshowable(name, key, oob)
+
+
+def _unshowable(name, key, oob):
+    """The placeholder of a fragment that could not be rendered."""
+    message = "This part could not be shown (the error is in the lab's log)."
+    swap = mark_safe(' hx-swap-oob="true"' if oob else "")
+    if name in _ROW_FRAGMENTS:
+        return format_html('<tr id="{}"{} class="unshowable"><td colspan="{}" class="status-bad">{}</td></tr>',
+                           dom_id(name, key), swap, _ROW_FRAGMENTS[name], message)
+    return format_html('<div id="{}"{} class="unshowable status-bad">{}</div>', dom_id(name, key), swap, message)
 
 
 class RenderCache:

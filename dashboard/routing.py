@@ -4,6 +4,6 @@ from django.urls import re_path
 from dashboard.consumers import LiveConsumer, TaskLogsConsumer
 
 websocket_urlpatterns = [
-    re_path(r"^ws/tasks/(?P<key>\d+)/logs/$", TaskLogsConsumer.as_asgi()),
-    re_path(r"^ws/(?P<page>[a-z-]+)/(?:(?P<key>\d+)/)?$", LiveConsumer.as_asgi()),
+    re_path(r"^ws/tasks/(?P<key>[0-9]+)/logs/\Z", TaskLogsConsumer.as_asgi()),
+    re_path(r"^ws/(?P<page>[a-z-]+)/(?:(?P<key>[0-9]+)/)?\Z", LiveConsumer.as_asgi()),
 ]

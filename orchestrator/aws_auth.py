@@ -12,7 +12,7 @@ import re
 from orchestrator.models import AccessKey
 
 _PARAM_RE = re.compile(r"\s*([A-Za-z]+)\s*=\s*([^,\s]*)\s*")
-_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
+_DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 MAX_SKEW = datetime.timedelta(minutes=15)
 
 
@@ -28,7 +28,7 @@ class AuthError(Exception):
 def credential_scope(request):
     """The credential scope's service named by the Authorization header ('' if none or garbled)."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
-    match = re.search(r"Credential=[^/,\s]*/\d{8}/[^/,\s]*/([^/,\s]+)/aws4_request", header)
+    match = re.search(r"Credential=[^/,\s]*/[0-9]{8}/[^/,\s]*/([^/,\s]+)/aws4_request", header)
     return match.group(1) if match else ""
 
 
@@ -48,12 +48,12 @@ def authenticate(request, service, now=None):
     if algorithm != "AWS4-HMAC-SHA256" or not all(params.get(k) for k in ("Credential", "SignedHeaders", "Signature")):
         raise AuthError("IncompleteSignature", "Authorization header requires Credential, SignedHeaders and Signature.")
     parts = params["Credential"].split("/")
-    if len(parts) != 5 or parts[4] != "aws4_request" or not re.fullmatch(r"\d{8}", parts[1]):
+    if len(parts) != 5 or parts[4] != "aws4_request" or not re.fullmatch(r"[0-9]{8}", parts[1]):
         raise AuthError("IncompleteSignature", "Credential should be scoped like 'AKID/20240101/us-east-1/service/aws4_request'.")
     if parts[3] != service:
         raise AuthError("InvalidSignatureException", f"Credential should be scoped to correct service: '{service}'.")
     amz_date = request.META.get("HTTP_X_AMZ_DATE", "")
-    if not _DATE_RE.match(amz_date) or amz_date[:8] != parts[1]:
+    if not _DATE_RE.fullmatch(amz_date) or amz_date[:8] != parts[1]:
         raise AuthError("IncompleteSignature", "X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z' and match the credential date.")
     signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
     if abs((now or datetime.datetime.now(datetime.timezone.utc)) - signed_at) > MAX_SKEW:

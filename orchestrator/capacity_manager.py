@@ -31,7 +31,7 @@ from orchestrator.models import ContainerInstance, Service, Task
 
 log = logging.getLogger(__name__)
 PLACEMENT_KEY = "placement"
-NAME_RE = re.compile(r"^fleet-(\d+)$")
+NAME_RE = re.compile(r"fleet-([0-9]+)")
 # How long an instance just drained stays DRAINING (visible) before the pass that retires it.
 DRAIN_SECONDS = 1.0
 # How soon a boot that found its engine down is tried again.
@@ -99,7 +99,7 @@ def no_capacity_reason(cpu, memory):
 
 
 _EXPRESSION = re.compile(
-    r"^\s*attribute:(?P<name>[\w.\-]+)\s*(?P<op>==|!=|not_in|in)\s*(?P<value>\[[^\]]*\]|\S+)\s*$")
+    r"\s*attribute:(?P<name>[\w.\-]+)\s*(?P<op>==|!=|not_in|in)\s*(?P<value>\[[^\]]*\]|\S+)\s*")
 
 
 def matches_expression(expression, attributes):
@@ -109,7 +109,7 @@ def matches_expression(expression, attributes):
     ``in [a, b]``, ``not_in [a, b]``; ``instanceId`` reads as an attribute too. None if the
     expression is outside that subset.
     """
-    found = _EXPRESSION.match(expression or "")
+    found = _EXPRESSION.fullmatch(expression or "")
     if not found:
         return None
     value = attributes.get(found["name"])
@@ -273,7 +273,7 @@ def _instances_needed(unplaced, config, empty_rooms):
 
 def _next_names(instances, count):
     """``count`` fresh names fleet-N, numbered after every name used so far."""
-    used = [int(m.group(1)) for m in (NAME_RE.match(i.name) for i in instances) if m]
+    used = [int(m.group(1)) for m in (NAME_RE.fullmatch(i.name) for i in instances) if m]
     top = max(used, default=0)
     return [f"fleet-{top + n}" for n in range(1, count + 1)]
 
@@ -319,7 +319,7 @@ def plan_fleet(instances, unplaced, config, now):
     if not unplaced:
         surplus = len(live) - config.warm_pool
         idle = [i for i in live if i.status == ContainerInstance.ACTIVE and i.live_tasks == 0]
-        number = lambda i: int(NAME_RE.match(i.name).group(1)) if NAME_RE.match(i.name) else 0  # noqa: E731
+        number = lambda i: int(NAME_RE.fullmatch(i.name).group(1)) if NAME_RE.fullmatch(i.name) else 0  # noqa: E731
         for instance in sorted(idle, key=lambda i: (-number(i), i.name)):
             if surplus <= 0:
                 break

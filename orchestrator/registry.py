@@ -13,6 +13,7 @@ the registry's HTTP API for images.
 import base64
 import datetime
 import functools
+import http.client
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -44,7 +46,7 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.index.v1+json",
 ])
-_NAME_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_NAME_RE = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
 # The password GetAuthorizationToken hands out; the registry accepts any (it runs without auth).
 PASSWORD = "fargate-lab"
 
@@ -188,8 +190,11 @@ def _answers(url):
 
 
 def _registry_get(path, accept=None, method="GET"):
-    """(status, headers, parsed JSON body or None) of one call to the registry."""
-    request = urllib.request.Request(f"http://{registry_host()}{path}", method=method)
+    """(status, headers, parsed JSON body or None) of one call to the registry.
+
+    The path is percent-encoded: a name stored before validation was strict (or written to the
+    database by hand) must give that repository a 404, not break the page listing everyone's."""
+    request = urllib.request.Request(f"http://{registry_host()}{urllib.parse.quote(path, safe='/:@')}", method=method)
     if accept:
         request.add_header("Accept", accept)
     try:
@@ -198,7 +203,7 @@ def _registry_get(path, accept=None, method="GET"):
             return response.status, response.headers, (json.loads(body) if body else None)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         raise EcrError("ServerException", f"the lab's registry at {registry_host()} does not answer: {exc}", 500) from None
 
 
@@ -280,7 +285,7 @@ def _page(rows, params):
 
 def create_repository(account, params):
     name = params.get("repositoryName")
-    if not isinstance(name, str) or not 2 <= len(name) <= 256 or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not 2 <= len(name) <= 256 or not _NAME_RE.fullmatch(name):
         raise EcrError(
             "InvalidParameterException",
             f"Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression "

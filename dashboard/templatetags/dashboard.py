@@ -1,10 +1,14 @@
-"""Template helpers: live fragments, Kubernetes names, status colours, short ids."""
+"""Template helpers: live fragments, guarded rows, Kubernetes names, status colours, short ids."""
+import logging
+
 from django import template
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from dashboard import fragments, state
 
 register = template.Library()
+log = logging.getLogger(__name__)
 
 # The Kubernetes name of each ECS object, shown beside it on every page.
 KUBERNETES_NAMES = {
@@ -29,6 +33,42 @@ _STATUS_CLASS = {
 def fragment(name, key=None):
     """Include live fragment ``name`` (the same HTML the WebSocket pushes later)."""
     return mark_safe(fragments.render(name, key) or "")
+
+
+UNSHOWABLE = "This row could not be shown (its data is malformed; the error is in the lab's log)."
+
+
+class GuardedNode(template.Node):
+    """Renders its body; a body that fails renders a placeholder of the same element instead."""
+
+    def __init__(self, nodelist, element, columns):
+        self.nodelist, self.element, self.columns = nodelist, element, columns
+
+    def render(self, context):
+        try:
+            return self.nodelist.render(context)
+        except Exception:  # one object's bad data must cost that row only, never the whole page
+            log.exception("a guarded row failed to render")
+            if self.element == "tr":
+                return format_html('<tr class="unshowable"><td colspan="{}" class="status-bad">{}</td></tr>',
+                                   self.columns, UNSHOWABLE)
+            return format_html('<{0} class="unshowable status-bad">{1}</{0}>', self.element, UNSHOWABLE)
+
+
+@register.tag
+def guarded(parser, token):
+    """``{% guarded "tr" 5 %}…{% endguarded %}``: one object's row, degraded alone when its data breaks it.
+
+    The element (``tr``, ``li``, ``span``…; ``span`` by default) and, for a table row, the
+    number of columns shape the placeholder so the table around it stays valid."""
+    bits = token.split_contents()[1:]
+    element = bits[0].strip("\"'") if bits else "span"
+    columns = int(bits[1]) if len(bits) > 1 else 1
+    if not element.isalpha() or not element.isascii():
+        raise template.TemplateSyntaxError("guarded takes an element name such as \"tr\"")
+    nodelist = parser.parse(("endguarded",))
+    parser.delete_first_token()
+    return GuardedNode(nodelist, element, columns)
 
 
 @register.filter

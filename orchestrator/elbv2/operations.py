@@ -19,11 +19,11 @@ from orchestrator.models import ContainerInstance, Listener, LoadBalancer, Targe
 
 VPC_ID = "vpc-fargatelab"
 HOSTED_ZONE_ID = "Z35SXDOTRQ7X7K"
-_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
+_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
 _ARN_RE = {
-    "loadbalancer": re.compile(r"^arn:aws:elasticloadbalancing:[^:]*:(\d{12}):loadbalancer/app/([^/]+)/([0-9a-f]+)$"),
-    "targetgroup": re.compile(r"^arn:aws:elasticloadbalancing:[^:]*:(\d{12}):targetgroup/([^/]+)/([0-9a-f]+)$"),
-    "listener": re.compile(r"^arn:aws:elasticloadbalancing:[^:]*:(\d{12}):listener/app/([^/]+)/([0-9a-f]+)/([0-9a-f]+)$"),
+    "loadbalancer": re.compile(r"arn:aws:elasticloadbalancing:[^:]*:([0-9]{12}):loadbalancer/app/([^/]+)/([0-9a-f]+)"),
+    "targetgroup": re.compile(r"arn:aws:elasticloadbalancing:[^:]*:([0-9]{12}):targetgroup/([^/]+)/([0-9a-f]+)"),
+    "listener": re.compile(r"arn:aws:elasticloadbalancing:[^:]*:([0-9]{12}):listener/app/([^/]+)/([0-9a-f]+)/([0-9a-f]+)"),
 }
 # The health check ranges ELBv2 enforces.
 HEALTH_LIMITS = {
@@ -53,7 +53,7 @@ def _required(params, name):
 
 
 def _check_name(name, what):
-    if not _NAME_RE.match(name) or name.lower().startswith("internal-"):
+    if not _NAME_RE.fullmatch(name) or name.lower().startswith("internal-"):
         raise ElbError(
             "ValidationError",
             f"{what} name '{name[:64]}' can have a maximum of 32 characters, can contain only "
@@ -62,7 +62,7 @@ def _check_name(name, what):
 
 
 def _match_arn(kind, arn):
-    match = _ARN_RE[kind].match(arn or "")
+    match = _ARN_RE[kind].fullmatch(arn or "")
     if not match:
         raise ElbError("ValidationError", f"'{str(arn)[:256]}' is not a valid {kind.replace('group', ' group')} ARN")
     return match
@@ -288,7 +288,7 @@ def _health_settings(params, defaults):
         raise ElbError("ValidationError", "Health check port must be 'traffic-port' or between 1 and 65535")
     if "Matcher" in params:
         code = (params["Matcher"] or {}).get("HttpCode", "")
-        if not re.fullmatch(r"\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*", code or ""):
+        if not re.fullmatch(r"[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*", code or ""):
             raise ElbError("ValidationError", f"Matcher HttpCode '{code[:64]}' is not valid (e.g. 200, 200-299, 200,202)")
         fields["matcher"] = code
     interval = fields.get("health_check_interval", defaults.get("health_check_interval", 30))
@@ -424,7 +424,7 @@ def _check_actions(account, actions):
                 action = {**action, "TargetGroupArn": arns[0]}
         elif kind == "fixed-response":
             config = action.get("FixedResponseConfig") or {}
-            if not re.fullmatch(r"[245]\d\d", config.get("StatusCode", "")):
+            if not re.fullmatch(r"[245][0-9][0-9]", config.get("StatusCode", "")):
                 raise ElbError("ValidationError", "FixedResponseConfig.StatusCode must be 2XX, 4XX or 5XX")
         else:
             raise error("InvalidLoadBalancerActionException", f"Fargate Lab supports forward and fixed-response actions, not '{kind}'")

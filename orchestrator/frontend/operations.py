@@ -31,8 +31,8 @@ OPERATIONS = {}
 MAX_TAGS = 50
 MAX_RUN_COUNT = 10
 MAX_DESIRED_COUNT = 5000
-_ARN_RE = re.compile(r"^arn:aws[a-z-]*:ecs:[a-z0-9-]*:(\d{12}):([a-z-]+)/(.+)$")
-_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
+_ARN_RE = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]*:([0-9]{12}):([a-z-]+)/(.+)")
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
 DEFAULT_DEPLOYMENT_CONFIGURATION = {
     "deploymentCircuitBreaker": {"enable": False, "rollback": False},
     "maximumPercent": 200,
@@ -87,7 +87,7 @@ def dispatch(account, operation_name, params, *, caller="", trace_id=""):
 
 def _parse_arn(value, kind, account):
     """The resource part of an ECS ARN of ``kind`` in ``account``, or None if it is another."""
-    match = _ARN_RE.match(value)
+    match = _ARN_RE.fullmatch(value)
     if not match or match.group(2) != kind or match.group(1) != account.account_id:
         return None
     return match.group(3)
@@ -185,7 +185,7 @@ def _merge_tags(existing, new):
 def _client_token(params, max_length):
     """The request's clientToken ("" when none), checked for length and printable ASCII."""
     token = params.get("clientToken", "")
-    if token and (len(token) > max_length or not _TOKEN_RE.match(token)):
+    if token and (len(token) > max_length or not _TOKEN_RE.fullmatch(token)):
         raise EcsError(
             "InvalidParameterException",
             f"clientToken must be 1-{max_length} printable ASCII characters (codes 33-126).",
@@ -869,7 +869,7 @@ def describe_container_instances(ctx, params):
 
 def _tagged_resource(ctx, arn):
     """The row an ARN names (cluster, task definition, task or service), for the tag operations."""
-    match = _ARN_RE.match(arn)
+    match = _ARN_RE.fullmatch(arn)
     if not match:
         raise EcsError("InvalidParameterException", "The ARN provided is not valid.")
     if match.group(1) != ctx.account.account_id:

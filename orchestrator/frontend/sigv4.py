@@ -17,7 +17,7 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 # How far X-Amz-Date may be from our clock (AWS allows 15 minutes).
 MAX_SKEW = datetime.timedelta(minutes=15)
 _PARAM_RE = re.compile(r"\s*([A-Za-z]+)\s*=\s*([^,\s]*)\s*")
-_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
+_DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 
 BAD_SIGNATURE = (
     "The request signature we calculated does not match the signature you provided. "
@@ -88,7 +88,7 @@ def _parse_authorization(header):
 def _parse_credential(credential):
     """Split 'AKID/20240101/us-east-1/ecs/aws4_request' into the key id and the scope."""
     parts = credential.split("/")
-    if len(parts) != 5 or parts[4] != "aws4_request" or not re.fullmatch(r"\d{8}", parts[1]) or not parts[0]:
+    if len(parts) != 5 or parts[4] != "aws4_request" or not re.fullmatch(r"[0-9]{8}", parts[1]) or not parts[0]:
         raise EcsError(
             "IncompleteSignatureException",
             "Credential should be scoped to a valid region, like 'AKID/20240101/us-east-1/ecs/aws4_request'.",
@@ -101,7 +101,7 @@ def _parse_credential(credential):
 def _request_date(request, scope):
     """The signing time from X-Amz-Date; it must agree with the credential scope's date."""
     amz_date = request.META.get("HTTP_X_AMZ_DATE", "")
-    if not _DATE_RE.match(amz_date):
+    if not _DATE_RE.fullmatch(amz_date):
         raise EcsError(
             "IncompleteSignatureException",
             "Authorization requires a valid X-Amz-Date header in the form YYYYMMDD'T'HHMMSS'Z'.",

@@ -19,9 +19,9 @@ FARGATE_SIZES = {
     8192: tuple(range(16384, 61440 + 1, 4096)),
     16384: tuple(range(32768, 122880 + 1, 8192)),
 }
-_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
-_VCPU_RE = re.compile(rf"^{_NUMBER}\s*vcpu$", re.IGNORECASE)
-_GB_RE = re.compile(rf"^{_NUMBER}\s*gb$", re.IGNORECASE)
+_NUMBER = r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)"
+_VCPU_RE = re.compile(rf"{_NUMBER}\s*vcpu", re.IGNORECASE)
+_GB_RE = re.compile(rf"{_NUMBER}\s*gb", re.IGNORECASE)
 # ECS needs at least this much memory per container.
 MIN_CONTAINER_MEMORY = 6
 # ECS's rule for an image reference: up to 255 letters, digits, "-", "_", ":", ".", "/" and "#",
@@ -35,7 +35,7 @@ def parse_cpu(text):
     text = text.strip()
     if text.isdigit() and len(text) < 10:
         return int(text)
-    match = _VCPU_RE.match(text)
+    match = _VCPU_RE.fullmatch(text)
     if match and len(text) < 32:
         units = float(match.group(1)) * 1024
         return int(units) if units.is_integer() else None
@@ -47,7 +47,7 @@ def parse_memory(text):
     text = text.strip()
     if text.isdigit() and len(text) < 10:
         return int(text)
-    match = _GB_RE.match(text)
+    match = _GB_RE.fullmatch(text)
     if match and len(text) < 32:
         mib = float(match.group(1)) * 1024
         return int(mib) if mib.is_integer() else None

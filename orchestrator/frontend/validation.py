@@ -21,7 +21,7 @@ INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 
 # Names of clusters, services, task definition families and containers (ECS's rule).
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,7 +38,7 @@ def operation_names():
 
 def check_name(value, what):
     """Raise InvalidParameterException unless ``value`` is a valid ECS name."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise EcsError(
             "InvalidParameterException",
             f"{what} must be 1-255 characters: letters, numbers, hyphens and underscores.",
