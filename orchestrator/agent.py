@@ -16,6 +16,7 @@ A service task behind a load balancer is registered in its target groups while A
 looks again after the deregistration delay (a requeue, never a worker kept waiting) before it
 stops the containers. Image pulls report their progress on the task (Activity rows).
 """
+import hashlib
 import logging
 import re
 import threading
@@ -28,11 +29,11 @@ from django.utils import timezone
 
 from orchestrator import activity, bus, load_balancer
 from orchestrator.docker_engine import (
-    LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
+    LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
     Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, InvalidReference,
     summarize,
 )
-from orchestrator.models import ContainerInstance, Target, Task, TaskContainer
+from orchestrator.models import ContainerInstance, Target, Task, TaskContainer, region
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ class TaskWanted:
     has_instance: bool = False
     # In a target group (its service has loadBalancers, or it still has targets).
     load_balanced: bool = False
+    # The Docker network of the task's cluster (its account's, in this region).
+    network: str = ""
 
 
 @dataclass
@@ -95,6 +98,7 @@ class ContainerSeen:
     id: str
     name: str  # the task container's name (the fargatelab.container-name label)
     state: str  # created, running, paused, restarting, removing, exited, dead
+    networks: tuple = ()  # the Docker networks it is attached to
 
 
 # --- actions ------------------------------------------------------------------------------
@@ -139,6 +143,14 @@ class ReportRunning:
     (registered in its service's target groups first, when ``register_targets``)."""
 
     register_targets: bool = False
+
+
+@dataclass
+class MoveToNetwork:
+    """Move running containers onto the task's own cluster network (they run on another, e.g.
+    a network an older lab shared between accounts), then report the new address."""
+
+    ids: list
 
 
 @dataclass
@@ -230,7 +242,9 @@ def plan_task(task, seen):
     if task.last_status == Task.ACTIVATING:
         not_running = [c.name for c in task.containers if by_name[c.name].state != "running"] if not missing else []
         return ([StartContainers(not_running)] if not_running else []) + [ReportRunning(lb)]
-    return []
+    stray = [c.id for c in seen if c.state == "running" and c.networks and task.network
+             and tuple(c.networks) != (task.network,)]
+    return [MoveToNetwork(stray)] if stray else []
 
 
 # --- what Docker is told --------------------------------------------------------------------
@@ -245,9 +259,26 @@ def container_name(lab, task_id, name):
     return _sanitize(f"fargatelab-{lab}-{task_id}-{name}")
 
 
-def network_name(lab, cluster_name):
-    """The bridge network of one cluster (a cluster's VPC subnet)."""
-    return _sanitize(f"fargatelab-{lab}-{cluster_name}")
+# Docker sets no short limit on network names, but tools print them in columns: keep them short.
+NETWORK_NAME_MAX = 96
+
+
+def network_name(lab, account_id, cluster_name, region_name=None):
+    """The bridge network of one account's cluster in one region (the cluster's VPC subnet).
+
+    Two accounts' clusters of one name never share a network; a name too long for
+    ``NETWORK_NAME_MAX`` is cut and ends with a digest of the whole, so it stays unique and
+    deterministic."""
+    name = _sanitize(f"fargatelab-{lab}-{account_id}-{region_name or region()}-{cluster_name}")
+    if len(name) > NETWORK_NAME_MAX:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        name = f"{name[:NETWORK_NAME_MAX - 13]}-{digest}"
+    return name
+
+
+def network_labels(account_id, cluster_name):
+    """The labels of a cluster network (the lab's own label is added by the engine)."""
+    return {LABEL_CLUSTER: cluster_name, LABEL_ACCOUNT: account_id}
 
 
 def container_spec(task, task_container, lab, network):
@@ -339,7 +370,8 @@ def observe(engine, task):
     """The task's containers as Docker reports them."""
     return [
         ContainerSeen(c["id"], c["labels"].get(LABEL_CONTAINER_NAME, ""),
-                      "exited" if c["state"] == "running" and died(c["id"]) is not None else c["state"])
+                      "exited" if c["state"] == "running" and died(c["id"]) is not None else c["state"],
+                      tuple(c.get("networks") or ()))
         for c in engine.list_containers(labels={LABEL_TASK_ID: task.task_id})
     ]
 
@@ -353,6 +385,8 @@ class TaskSync:
         self.engine = engine_for(task)
         self.containers = {c.name: c for c in task.containers.all()}
         self.pull_times = {}
+        self.network = network_name(self.engine.lab, task.account.account_id, task.cluster.name)
+        self.network_labels = network_labels(task.account.account_id, task.cluster.name)
 
     def wanted(self):
         task, service = self.task, self.task.service
@@ -364,6 +398,7 @@ class TaskSync:
             task.desired_status, task.last_status,
             [ContainerWanted(c.name, c.essential) for c in self.containers.values()],
             has_instance=task.container_instance_id is not None, load_balanced=load_balanced,
+            network=self.network,
         )
 
     def run(self):
@@ -477,10 +512,9 @@ class TaskSync:
         bus.publish("task", self.task.pk, origin="controlplane")
 
     def do_CreateContainers(self, action, seen):
-        lab = self.engine.lab
-        network = network_name(lab, self.task.cluster.name)
+        lab, network = self.engine.lab, self.network
         try:
-            self.engine.ensure_network(network, labels={LABEL_CLUSTER: self.task.cluster.name})
+            self.engine.ensure_network(network, labels=self.network_labels)
         except EngineUnavailable:
             raise
         except EngineError as exc:
@@ -520,7 +554,7 @@ class TaskSync:
         except EngineError as exc:
             if "network" in str(exc).lower() and "not found" in str(exc).lower():
                 self.engine.forget_network(spec["network"])
-                self.engine.ensure_network(spec["network"], labels={LABEL_CLUSTER: self.task.cluster.name})
+                self.engine.ensure_network(spec["network"], labels=self.network_labels)
                 return self.engine.create_container(spec)
             raise
 
@@ -569,6 +603,35 @@ class TaskSync:
         self.record("running", f"task {self.task.task_id} is RUNNING at {private_ip or 'no IP'}")
         if self.task.service_id:
             self.enqueue(f"service:{self.task.service_id}")
+
+    def do_MoveToNetwork(self, action, seen):
+        """Reattach the containers to the account's cluster network; rewrite the task's address,
+        port bindings and targets to the new ones; remove the networks left once unused."""
+        self.engine.ensure_network(self.network, labels=self.network_labels)
+        left = set()
+        for container_id in action.ids:
+            left.update(self.engine.move_to_network(container_id, self.network))
+        old_ip, private_ip = self.task.private_ip, ""
+        for container in seen:
+            try:
+                report = summarize(self.engine.inspect(container.id))
+            except ContainerNotFound:
+                raise Interrupted()
+            private_ip = private_ip or report["private_ip"]
+            TaskContainer.objects.filter(task=self.task, name=container.name).update(
+                network_bindings=report["network_bindings"])
+        Task.objects.filter(pk=self.task.pk).update(private_ip=private_ip, updated_at=timezone.now())
+        self.task.private_ip = private_ip
+        if old_ip and old_ip != private_ip:
+            Target.objects.filter(task=self.task, address=old_ip).update(address=private_ip)
+            Target.objects.filter(task=self.task, target_id=old_ip).update(target_id=private_ip)
+        if self.task.service_id and self.task.service.load_balancers:
+            load_balancer.register_task(self.task)  # the published ports changed with the network
+        self.record("network", f"moved task {self.task.task_id} from {', '.join(sorted(left)) or 'no network'} "
+                               f"to its cluster's network {self.network}: now at {private_ip or 'no IP'}")
+        bus.publish("task", self.task.pk, origin="controlplane")
+        for name in left:
+            self.engine.remove_network_if_unused(name)
 
     def do_DrainTargets(self, action, seen):
         """Start draining (once) and requeue the task for when the deregistration delay is over."""

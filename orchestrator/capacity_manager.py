@@ -25,8 +25,8 @@ from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from orchestrator import activity, bus
-from orchestrator.agent import network_name
-from orchestrator.docker_engine import LABEL_CLUSTER, DockerEngine, EngineError
+from orchestrator.agent import network_labels, network_name
+from orchestrator.docker_engine import DockerEngine, EngineError
 from orchestrator.models import ContainerInstance, Service, Task
 
 log = logging.getLogger(__name__)
@@ -526,9 +526,11 @@ class CapacityManager:
         engine = DockerEngine.for_url(instance.engine_url)
         try:
             engine.ping()
-            clusters = set(self._waiting().values_list("cluster__name", flat=True))
-            for cluster in sorted(clusters):
-                engine.ensure_network(network_name(engine.lab, cluster), labels={LABEL_CLUSTER: cluster})
+            networks = set(self._waiting().values_list("account__account_id", "cluster__name"))
+            for account_id, cluster in sorted(networks):
+                engine.ensure_network(network_name(engine.lab, account_id, cluster),
+                                      labels=network_labels(account_id, cluster))
+            clusters = {cluster for _, cluster in networks}
         except EngineError as exc:
             activity.record("capacity_manager", "boot-failed", message=f"{instance.name} cannot boot yet: {exc}")
             self.enqueue(PLACEMENT_KEY, delay=BOOT_RETRY_SECONDS)

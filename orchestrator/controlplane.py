@@ -280,6 +280,9 @@ class ControlPlane:
             if agent.connected.is_set():
                 try:
                     agent.relist()
+                    # Networks of an older lab's naming (one per cluster name, shared by
+                    # accounts) go once their tasks have moved to their own account's networks.
+                    agent.engine.remove_unused_networks(legacy_only=True)
                 except EngineUnavailable as exc:
                     log.info("relist failed: %s", exc)
 

@@ -21,6 +21,9 @@ LABEL_LAB = "fargatelab.lab"
 LABEL_TASK_ARN = "fargatelab.task-arn"
 LABEL_TASK_ID = "fargatelab.task-id"
 LABEL_CLUSTER = "fargatelab.cluster"
+# A cluster network's account: networks without it were named by cluster alone (shared by
+# every account with a cluster of that name) and are migrated away from.
+LABEL_ACCOUNT = "fargatelab.account"
 LABEL_INSTANCE = "fargatelab.instance"
 LABEL_CONTAINER_NAME = "fargatelab.container-name"
 
@@ -293,11 +296,38 @@ class DockerEngine:
         except (ContainerNotFound, Conflict):
             pass
 
-    def remove_unused_networks(self):
-        """Remove this lab's networks that no container uses any more; returns their names."""
+    def remove_network_if_unused(self, name):
+        """Remove one of this lab's networks if no container is attached to it; True if removed."""
+        def run(client):
+            for network in client.networks(names=[name]):
+                detail = client.inspect_network(network["Id"])
+                if (detail["Name"] == name and (detail.get("Labels") or {}).get(LABEL_LAB) == self.lab
+                        and not detail.get("Containers")):
+                    client.remove_network(network["Id"])
+                    return True
+            return False
+
+        self.forget_network(name)
+        try:
+            with self._network_lock:
+                return self._call("remove network", run)
+        except (ContainerNotFound, Conflict):
+            return False
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:  # a container joined it meanwhile: it stays, in use
+            log.info("network %s stays: %s", name, exc)
+            return False
+
+    def remove_unused_networks(self, legacy_only=False):
+        """Remove this lab's networks that no container uses any more; returns their names.
+
+        ``legacy_only``: only those of the older naming, without an account label."""
         def run(client):
             removed = []
             for network in client.networks(filters={"label": [f"{LABEL_LAB}={self.lab}"]}):
+                if legacy_only and LABEL_ACCOUNT in (network.get("Labels") or {}):
+                    continue
                 detail = client.inspect_network(network["Id"])
                 if (detail.get("Labels") or {}).get(LABEL_LAB) == self.lab and not detail.get("Containers"):
                     client.remove_network(network["Id"])
@@ -312,12 +342,28 @@ class DockerEngine:
         except (ContainerNotFound, Conflict):
             return []
 
+    def move_to_network(self, container, network):
+        """Attach one of our containers to ``network`` and detach it from every other network;
+        returns the names of the networks it left."""
+        self._check_owned(container)
+
+        def run(client):
+            attached = client.inspect_container(container)["NetworkSettings"]["Networks"] or {}
+            if network not in attached:
+                client.connect_container_to_network(container, network)
+            left = [name for name in attached if name != network]
+            for name in left:
+                client.disconnect_container_from_network(container, name)
+            return left
+
+        return self._call("move network", run)
+
     # --- containers -----------------------------------------------------------------------
 
     def list_containers(self, labels=None, all=True):
         """Summaries of this lab's containers, optionally filtered by more labels.
 
-        Each is a dict: id, name, labels, state (created, running, exited, …), status.
+        Each is a dict: id, name, labels, state (created, running, exited, …), status, networks.
         """
         wanted = [f"{LABEL_LAB}={self.lab}"] + [f"{k}={v}" for k, v in (labels or {}).items()]
         rows = self._call("list", lambda c: c.containers(all=all, filters={"label": wanted}))
@@ -333,6 +379,7 @@ class DockerEngine:
                 "labels": row_labels,
                 "state": row.get("State", ""),
                 "status": row.get("Status", ""),
+                "networks": sorted((row.get("NetworkSettings") or {}).get("Networks") or {}),
             })
         return result
 
