@@ -1,4 +1,5 @@
-"""First-run access: the admin user of a fresh lab, and the refusal to expose its default password."""
+"""First-run access: the admin user of a fresh lab, and the refusal to expose its default
+password or its default access key beyond this machine."""
 import ipaddress
 
 from django.contrib.auth import get_user_model
@@ -9,6 +10,10 @@ DEFAULT_PASSWORD = "admin"
 
 class DefaultPasswordRefused(RuntimeError):
     """The lab would listen beyond this machine while the admin still has the default password."""
+
+
+class DefaultKeyRefused(RuntimeError):
+    """The lab would listen beyond this machine while the access key test / test still works."""
 
 
 def ensure_admin():
@@ -42,3 +47,21 @@ def refuse_default_password(host):
             f"{DEFAULT_PASSWORD!r}, and anyone on the network could log in. Change it first "
             f"(python manage.py changepassword {ADMIN_USERNAME}) or listen on 127.0.0.1."
         )
+
+
+def refuse_default_key(host):
+    """Raise DefaultKeyRefused when ``host`` is not loopback and the key test / test is active.
+
+    That key is in the README: on a classroom lab anyone could use it to act as the default
+    account (the teacher's, and every user's who belongs to no account).
+    """
+    from orchestrator.models import AccessKey
+
+    if is_loopback(host) or not AccessKey.default_key_active():
+        return
+    raise DefaultKeyRefused(
+        f"Refusing to listen on {host}: the access key {AccessKey.DEFAULT_ID!r} still has the default secret "
+        f"{AccessKey.DEFAULT_SECRET!r}, and anyone on the network could use the API as the default account. "
+        f"Disable it first (python manage.py disablekey {AccessKey.DEFAULT_ID}); give the teacher a key of "
+        "their own with python manage.py addstudent, or listen on 127.0.0.1."
+    )

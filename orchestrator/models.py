@@ -58,18 +58,23 @@ class Account(models.Model):
 
     @classmethod
     def default(cls):
-        """The lab's default account 000000000000 with access key test / secret test."""
-        account, _ = cls.objects.get_or_create(
+        """The lab's default account 000000000000; its access key test / secret test comes with
+        it when the account is created, and only then: a key the admin removed stays removed."""
+        account, created = cls.objects.get_or_create(
             account_id=lab_setting("DEFAULT_ACCOUNT"), defaults={"name": "default"}
         )
-        AccessKey.objects.get_or_create(
-            access_key_id="test", defaults={"account": account, "secret_access_key": "test"}
-        )
+        if created:
+            AccessKey.objects.get_or_create(
+                access_key_id=AccessKey.DEFAULT_ID, defaults={"account": account, "secret_access_key": AccessKey.DEFAULT_SECRET}
+            )
         return account
 
 
 class AccessKey(models.Model):
     """An access key pair that SigV4 signatures are checked against."""
+
+    # The documented key of a fresh lab (the default account's): anyone who read the README has it.
+    DEFAULT_ID = DEFAULT_SECRET = "test"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="access_keys")
     access_key_id = models.CharField(max_length=128, unique=True)
@@ -79,6 +84,12 @@ class AccessKey(models.Model):
 
     def __str__(self):
         return self.access_key_id
+
+    @classmethod
+    def default_key_active(cls):
+        """Whether the documented key test / test still signs requests."""
+        key = cls.objects.filter(access_key_id=cls.DEFAULT_ID, active=True).first()
+        return key is not None and key.secret_access_key == cls.DEFAULT_SECRET
 
 
 class Cluster(models.Model):

@@ -14,7 +14,8 @@ class Command(BaseCommand):
         "test / secret test) and dashboard user (admin / admin), build the demo image if it is "
         "missing, then serve the ECS API and the dashboard on HOST:PORT (127.0.0.1:8000 by default) "
         "with the control plane running in the same process. Bound to any non-loopback address "
-        "(a classroom lab), it refuses to start while the admin user has the default password."
+        "(a classroom lab), it refuses to start while the admin user has the default password or the "
+        "access key test / test is active (manage.py disablekey test)."
     )
 
     def add_arguments(self, parser):
@@ -46,7 +47,7 @@ class Command(BaseCommand):
         uvicorn.run("config.asgi:application", host=host, port=port, lifespan="on", log_level="warning")
 
     def bootstrap(self, host):
-        """The default account and admin user; refuse a classroom lab with the default password."""
+        """The default account and admin user; refuse a classroom lab with the default password or key."""
         from dashboard import bootstrap
         from orchestrator.models import Account
 
@@ -54,7 +55,8 @@ class Command(BaseCommand):
         bootstrap.ensure_admin()
         try:
             bootstrap.refuse_default_password(host)  # a no-op on a loopback address
-        except bootstrap.DefaultPasswordRefused as exc:
+            bootstrap.refuse_default_key(host)
+        except (bootstrap.DefaultPasswordRefused, bootstrap.DefaultKeyRefused) as exc:
             raise CommandError(str(exc))
 
     def ensure_demo_image(self, engine):
