@@ -36,10 +36,9 @@ def run_ecs(request, form, **context):
     started, trace_id = time.perf_counter(), activity.new_trace_id()
     caller = f"console:{request.user.get_username()}"
     response, status, message = None, 200, f"{form.operation} → 200 (console)"
+    account, params = account_for(request.user), form.params(**context)
     try:
-        response = frontend.call(
-            account_for(request.user), form.operation, form.params(**context), caller=caller, trace_id=trace_id
-        )
+        response = frontend.call(account, form.operation, params, caller=caller, trace_id=trace_id)
     except EcsError as error:
         form.add_ecs_error(error)
         status, message = error.status, f"{form.operation} → {error.status} {error.error_type}: {error.message}"
@@ -50,6 +49,7 @@ def run_ecs(request, form, **context):
     activity.record(
         "frontend", form.operation, _object_arn(response), message[:2000], trace_id,
         caller=caller, status_code=status, latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        request=activity.api_request(account, form.operation, params),
     )
     return response
 

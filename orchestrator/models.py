@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from orchestrator import kubernetes
+
 
 def lab_setting(name):
     """One value of settings.FARGATE_LAB."""
@@ -353,6 +355,14 @@ class Task(models.Model):
     def pod_phase(self):
         return self.POD_PHASE.get(self.last_status, "Unknown")
 
+    @property
+    def pod_name(self):
+        """The name of the Pod this task would be (see ``kubernetes.pod_name``)."""
+        return kubernetes.pod_name(
+            self.task_id, self.service.name if self.service_id else None,
+            self.deployment.deployment_id if self.deployment_id else None, self.task_definition.family,
+        )
+
     def advance(self, old_status, new_status, **fields):
         """Move last_status from old to new if nobody else moved it first; True if we did.
 
@@ -428,6 +438,9 @@ class Activity(models.Model):
     caller = models.CharField(max_length=128, blank=True)
     status_code = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
+    # API calls: the safe parameters ({"params": …, "known": …}, see ``activity.api_request``),
+    # never environment values or secrets; from them the aws CLI and kubectl forms are shown.
+    request = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -436,6 +449,20 @@ class Activity(models.Model):
 
     def __str__(self):
         return f"{self.component} {self.action} {self.object_arn}"
+
+    @property
+    def aws_command(self):
+        """The call in the aws CLI's words ("" for a step that is no ECS call)."""
+        if self.component != "frontend" or not self.request:
+            return ""
+        return kubernetes.aws_cli_for(self.action, self.request.get("params") or {})
+
+    @property
+    def kubectl_command(self):
+        """The kubectl command that does what this ECS call did ("" when none)."""
+        if self.component != "frontend" or not self.request:
+            return ""
+        return kubernetes.kubectl_for(self.action, self.request.get("params") or {}, self.request.get("known") or {})
 
 
 # --- Elastic Load Balancing (ALB) and ECR -------------------------------------------------

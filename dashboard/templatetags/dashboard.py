@@ -6,20 +6,10 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from dashboard import fragments, state
+from orchestrator.kubernetes import KUBERNETES_NAMES
 
 register = template.Library()
 log = logging.getLogger(__name__)
-
-# The Kubernetes name of each ECS object, shown beside it on every page.
-KUBERNETES_NAMES = {
-    "task": "Pod",
-    "service": "Deployment",
-    "cluster": "cluster / namespace",
-    "task_definition": "Pod spec (PodTemplate)",
-    "instance": "Node",
-    "deployment": "ReplicaSet",
-    "container": "container",
-}
 
 _STATUS_CLASS = {
     "RUNNING": "ok", "ACTIVE": "ok", "PRIMARY": "ok", "COMPLETED": "ok", "HEALTHY": "ok",

@@ -30,12 +30,12 @@ def api(request):
     """Answer one ECS API call (see the module docstring for the steps)."""
     started = time.perf_counter()
     trace_id = activity.new_trace_id()
-    operation, caller, response, params = _target_name(request), "", {}, {}
+    operation, caller, response, params, account = _target_name(request), "", {}, {}, None
     try:
         operation = _operation(request)
         body = _body(request)
         key = sigv4.authenticate(request)
-        caller = key.access_key_id
+        caller, account = key.access_key_id, key.account
         params = _parse(body)
         response = call(key.account, operation, params, caller=caller, trace_id=trace_id)
         status = 200
@@ -46,7 +46,7 @@ def api(request):
         log.exception("ECS %s failed", operation)
         response, status = {"__type": "ServerException", "message": "Internal error in Fargate Lab."}, 500
     latency_ms = (time.perf_counter() - started) * 1000
-    _record(operation, params, response, status, trace_id, caller, latency_ms)
+    _record(account, operation, params, response, status, trace_id, caller, latency_ms)
     return _respond(response, status)
 
 
@@ -109,8 +109,9 @@ def _object_arn(params, response):
     return arn if isinstance(arn, str) else ""
 
 
-def _record(operation, params, response, status, trace_id, caller, latency_ms):
-    """One activity row per call; a failure to record is logged and does not fail the call."""
+def _record(account, operation, params, response, status, trace_id, caller, latency_ms):
+    """One activity row per call, with its safe parameters (for the aws CLI and kubectl forms
+    the dashboard shows); a failure to record is logged and does not fail the call."""
     if status == 200:
         message = f"{operation} → 200"
     else:
@@ -119,6 +120,7 @@ def _record(operation, params, response, status, trace_id, caller, latency_ms):
         activity.record(
             "frontend", operation, _object_arn(params, response)[:512], message[:2000], trace_id,
             caller=caller, status_code=status, latency_ms=round(latency_ms, 2),
+            request=activity.api_request(account, operation, params),
         )
     except Exception:  # the activity log is for watching, the API answer matters more
         log.exception("could not record activity for %s", operation)
