@@ -323,6 +323,24 @@ def container_spec(task, task_container, lab, network):
         "publish_address": settings.FARGATE_LAB["PUBLISH_ADDRESS"],
         "network": network,
         "stop_timeout": stop_timeout(definition),
+        **hardening(definition),
+    }
+
+
+def hardening(definition):
+    """The spec keys of the Linux settings a definition asks for (see task_definition_fields)."""
+    linux = definition.get("linuxParameters") or {}
+    capabilities = linux.get("capabilities") or {}
+    return {
+        "read_only": bool(definition.get("readonlyRootFilesystem")),
+        "cap_add": list(capabilities.get("add") or []),
+        "cap_drop": list(capabilities.get("drop") or []),
+        "init": bool(linux.get("initProcessEnabled")),
+        "ulimits": [(u["name"], u["softLimit"], u["hardLimit"]) for u in definition.get("ulimits") or []],
+        "sysctls": {c["namespace"]: str(c.get("value", "")) for c in definition.get("systemControls") or []},
+        "interactive": bool(definition.get("interactive")),
+        "tty": bool(definition.get("pseudoTerminal")),
+        "docker_labels": dict(definition.get("dockerLabels") or {}),
     }
 
 

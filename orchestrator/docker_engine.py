@@ -5,7 +5,7 @@
 so no Docker SDK exception leaks out. Ownership is by label: every container the lab creates
 carries ``fargatelab.lab=<LAB_ID>``, listings are always filtered by it, and every operation
 on a container refuses one that lacks it. No container is ever given privileges, the host
-network, bind mounts or extra capabilities.
+network, bind mounts or extra capabilities (beyond SYS_PTRACE, the one Fargate allows).
 """
 import logging
 import threading
@@ -17,6 +17,8 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
+# Every label of the lab's own starts so; a task definition's dockerLabels may not.
+LABEL_PREFIX = "fargatelab."
 LABEL_LAB = "fargatelab.lab"
 LABEL_TASK_ARN = "fargatelab.task-arn"
 LABEL_TASK_ID = "fargatelab.task-id"
@@ -26,6 +28,8 @@ LABEL_CLUSTER = "fargatelab.cluster"
 LABEL_ACCOUNT = "fargatelab.account"
 LABEL_INSTANCE = "fargatelab.instance"
 LABEL_CONTAINER_NAME = "fargatelab.container-name"
+# The only capability a task may add (as on Fargate): it reaches no further than the container.
+ADDABLE_CAPABILITIES = frozenset({"SYS_PTRACE"})
 
 # Seconds a quick call (inspect, list, create, start, remove) may take before the engine is
 # called unavailable; pulls and followed log streams are allowed to run as long as they need.
@@ -388,9 +392,16 @@ class DockerEngine:
 
         spec keys: name, image, labels, env (dict), entrypoint, command, working_dir, user,
         nano_cpus, memory (bytes), memory_reservation (bytes), ports [(port, "tcp"|"udp")],
-        publish_address, network, hostname, stop_timeout.
+        publish_address, network, hostname, stop_timeout; read_only, cap_add, cap_drop, init,
+        ulimits [(name, soft, hard)], sysctls (dict), interactive, tty, docker_labels (dict: the
+        task definition's own labels; never one of the lab's fargatelab.* labels).
         """
-        labels = dict(spec.get("labels") or {})
+        extra = sorted(set(spec.get("cap_add") or []) - ADDABLE_CAPABILITIES)
+        if extra:
+            raise EngineError(f"adding capabilities {', '.join(extra)} is not allowed")
+        labels = {k: str(v) for k, v in (spec.get("docker_labels") or {}).items()
+                  if not k.lower().startswith(LABEL_PREFIX)}
+        labels.update(spec.get("labels") or {})
         labels[LABEL_LAB] = self.lab
         ports = [(int(p), (proto or "tcp").lower()) for p, proto in spec.get("ports") or []]
         address = spec.get("publish_address") or "127.0.0.1"
@@ -402,7 +413,13 @@ class DockerEngine:
                 mem_reservation=spec.get("memory_reservation") or None,
                 port_bindings={f"{p}/{proto}": (address,) for p, proto in ports} or None,
                 network_mode=spec.get("network") or None,
-                init=False,
+                init=bool(spec.get("init")),
+                read_only=bool(spec.get("read_only")) or None,
+                cap_add=list(spec.get("cap_add") or []) or None,
+                cap_drop=list(spec.get("cap_drop") or []) or None,
+                ulimits=[docker.types.Ulimit(name=n, soft=soft, hard=hard)
+                         for n, soft, hard in spec.get("ulimits") or []] or None,
+                sysctls=dict(spec.get("sysctls") or {}) or None,
             )
             networking = None
             if spec.get("network"):
@@ -421,6 +438,8 @@ class DockerEngine:
                 hostname=spec.get("hostname") or None,
                 ports=[(p, proto) for p, proto in ports] or None,
                 stop_timeout=spec.get("stop_timeout"),
+                stdin_open=bool(spec.get("interactive")),
+                tty=bool(spec.get("tty")),
                 host_config=host_config,
                 networking_config=networking,
                 detach=True,

@@ -1,12 +1,14 @@
-"""Admission of task definitions: Fargate sizes, refused privileges, and the normalized body.
+"""Admission of task definitions: Fargate sizes, refused fields, and the normalized body.
 
 A task definition is what the lab will hand to Docker, so this is where anything that would
 let a task escape its container (privileged mode, host namespaces, host paths, added
-capabilities, devices) is refused before a row is written.
+capabilities, devices) is refused before a row is written, with every other field the lab
+cannot honour: the decision for each field is in ``task_definition_fields``.
 """
 import re
 
 from orchestrator.frontend import EcsError
+from orchestrator.frontend.task_definition_fields import check_task_definition
 from orchestrator.frontend.validation import check_name
 
 # Fargate task sizes: CPU units -> the memory values (MiB) allowed with them.
@@ -78,29 +80,6 @@ def fargate_size(cpu_text, memory_text):
     return cpu, memory
 
 
-def refuse_privileges(params):
-    """Raise ClientException for anything that would give a task power over the host."""
-    for mode in ("networkMode", "pidMode", "ipcMode"):
-        if params.get(mode) == "host":
-            raise EcsError("ClientException", f"{mode} 'host' is not supported by Fargate Lab (nor by Fargate).")
-    for volume in params.get("volumes", []):
-        if (volume.get("host") or {}).get("sourcePath") is not None:
-            raise EcsError("ClientException", f"Volume '{volume.get('name', '')}': host paths are not supported on Fargate.")
-        if "dockerVolumeConfiguration" in volume:
-            raise EcsError("ClientException", f"Volume '{volume.get('name', '')}': dockerVolumeConfiguration is not supported on Fargate.")
-    for container in params.get("containerDefinitions", []):
-        name = container.get("name", "")
-        if container.get("privileged"):
-            raise EcsError("ClientException", f"Container '{name}': privileged mode is not supported on Fargate.")
-        if container.get("dockerSecurityOptions"):
-            raise EcsError("ClientException", f"Container '{name}': dockerSecurityOptions are not supported on Fargate.")
-        linux = container.get("linuxParameters") or {}
-        if (linux.get("capabilities") or {}).get("add"):
-            raise EcsError("ClientException", f"Container '{name}': adding Linux capabilities is not supported by Fargate Lab.")
-        if linux.get("devices"):
-            raise EcsError("ClientException", f"Container '{name}': host devices are not supported on Fargate.")
-
-
 def _container(container, network_mode):
     """One container definition with ECS's defaults filled in, as Describe returns it."""
     check_name(container.get("name"), "Container name")
@@ -149,7 +128,7 @@ def normalize(params, account_id):
     Raises ClientException for anything ECS (or the lab's safety rules) refuses.
     """
     check_name(params["family"], "Family")
-    refuse_privileges(params)
+    check_task_definition(params)
     fargate = "FARGATE" in params.get("requiresCompatibilities", [])
     network_mode = params.get("networkMode")
     if fargate and network_mode != "awsvpc":

@@ -82,6 +82,22 @@ def fargate_task_definition(family="web", **overrides):
     return params
 
 
+# Container fields a student might harden a container with, all honoured on real Docker.
+HARDENED_CONTAINER = {
+    "readonlyRootFilesystem": True,
+    "user": "1000:1000",
+    "workingDirectory": "/tmp",
+    "stopTimeout": 20,
+    "interactive": True,
+    "pseudoTerminal": True,
+    "dockerLabels": {"team": "blue"},
+    "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}],
+    "systemControls": [{"namespace": "net.ipv4.tcp_keepalive_time", "value": "123"}],
+    "linuxParameters": {"capabilities": {"add": ["SYS_PTRACE"], "drop": ["NET_RAW", "MKNOD"]},
+                        "initProcessEnabled": True},
+}
+
+
 def error_of(call, *args, **kwargs):
     """Call a boto3 method that must fail; return (error code, message, HTTP status)."""
     from botocore.exceptions import ClientError

@@ -1,0 +1,339 @@
+"""What Fargate Lab does with every member of a task definition: the decisions, as data.
+
+Each member of ``RegisterTaskDefinition``'s request, of ``ContainerDefinition`` and of the
+structures inside them that the lab reads is one ``Field`` here, with one of four decisions:
+
+* honoured: the lab does what Fargate does with it (on the real Docker engine);
+* echoed: kept and returned by Describe, with no effect, and the note says why that is faithful;
+* refused: Fargate refuses it too (or it would give a task power over the host): ClientException;
+* not yet: Fargate has it but the lab cannot honour it yet: ClientException, never accepted and
+  ignored.
+
+A member of botocore's model missing from these tables is refused (a newer SDK's field is
+never silently ignored), and a test walks the model to keep the tables complete. The README's
+"Task definition fields" section is ``readme_section()``.
+"""
+import platform
+from dataclasses import dataclass
+from typing import Callable
+
+from orchestrator.docker_engine import ADDABLE_CAPABILITIES, LABEL_PREFIX
+from orchestrator.frontend import EcsError
+
+HONOURED, ECHOED, REFUSED, NOT_YET = "honoured", "echoed", "refused", "not yet"
+
+# Linux capabilities ECS knows (a task may add only ADDABLE_CAPABILITIES, as on Fargate).
+CAPABILITIES = frozenset("""
+    ALL AUDIT_CONTROL AUDIT_WRITE BLOCK_SUSPEND CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID
+    IPC_LOCK IPC_OWNER KILL LEASE LINUX_IMMUTABLE MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN
+    NET_BIND_SERVICE NET_BROADCAST NET_RAW SETFCAP SETGID SETPCAP SETUID SYS_ADMIN SYS_BOOT
+    SYS_CHROOT SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE SYS_RAWIO SYS_RESOURCE SYS_TIME
+    SYS_TTY_CONFIG SYSLOG WAKE_ALARM""".split())
+# Fargate's ceiling for the open-files limit.
+MAX_NOFILE = 1048576
+# Namespaced sysctls: each task's own network and IPC namespaces, never the host's.
+SYSCTL_PREFIXES = ("net.", "fs.mqueue.")
+SYSCTL_NAMES = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                          "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"})
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a check needs to know of the definition around a member."""
+
+    network_mode: str | None
+    fargate: bool
+
+    @property
+    def awsvpc(self):
+        return self.network_mode == "awsvpc"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One member's decision, what it means, and (optionally) the check of its value.
+
+    ``check(value, context)`` returns why the value is refused, or None. Without one, a
+    refused or not-yet member is refused whenever it is given (not empty, false or zero).
+    ``members`` are the decisions for the structure's own members (or each list item's).
+    """
+
+    decision: str
+    note: str
+    check: Callable | None = None
+    members: dict | None = None
+
+
+def _given(value):
+    return value not in (None, False, "", [], {}, 0)
+
+
+# --- checks of values a member allows only in part --------------------------------------------
+
+def _awsvpc_refuses(what):
+    def check(value, context):
+        if _given(value) and context.awsvpc:
+            return f"{what} is not supported when networkMode=awsvpc (as on Fargate)."
+        return None
+    return check
+
+
+def _network_mode(value, context):
+    return "networkMode 'host' is not supported by Fargate Lab (nor by Fargate)." if value == "host" else None
+
+
+def _pid_mode(value, context):
+    if value == "host":
+        return "pidMode 'host' is not supported by Fargate Lab (nor by Fargate)."
+    if value == "task":
+        return "pidMode 'task' (one process namespace for the task's containers) is not supported by Fargate Lab yet."
+    return None
+
+
+def _placement_constraints(value, context):
+    if value and context.fargate:
+        return ("placementConstraints in a task definition are not supported on Fargate; "
+                "give them to RunTask or CreateService.")
+    return None
+
+
+def _runtime_platform(value, context):
+    family = value.get("operatingSystemFamily")
+    if family not in (None, "LINUX"):
+        return f"runtimePlatform.operatingSystemFamily '{family}' is not supported: Fargate Lab runs Linux containers."
+    arch = value.get("cpuArchitecture")
+    if arch is not None and arch != host_architecture():
+        return (f"runtimePlatform.cpuArchitecture '{arch}' is not supported: this lab's engine runs "
+                f"{host_architecture()} containers.")
+    return None
+
+
+def host_architecture():
+    """The ECS name of the machine's CPU architecture (X86_64 or ARM64)."""
+    return "ARM64" if platform.machine().lower() in ("aarch64", "arm64") else "X86_64"
+
+
+def _capabilities(value, context):
+    for kind in ("add", "drop"):
+        unknown = sorted(set(value.get(kind) or []) - CAPABILITIES)
+        if unknown:
+            return (f"linuxParameters.capabilities.{kind}: {', '.join(unknown)} is not supported: "
+                    "not a Linux capability ECS knows.")
+    extra = sorted(set(value.get("add") or []) - ADDABLE_CAPABILITIES)
+    if extra:
+        return (f"adding Linux capabilities ({', '.join(extra)}) is not supported by Fargate Lab: "
+                f"Fargate lets a task add only {', '.join(sorted(ADDABLE_CAPABILITIES))}.")
+    return None
+
+
+def _ulimits(value, context):
+    for limit in value:
+        name, soft, hard = limit["name"], limit["softLimit"], limit["hardLimit"]
+        if soft < 0 or hard < 0:
+            return f"ulimits '{name}': limits must not be negative."
+        if soft > hard:
+            return f"ulimits '{name}': softLimit ({soft}) must not exceed hardLimit ({hard})."
+        if name == "nofile" and hard > MAX_NOFILE:
+            return f"ulimits 'nofile': hardLimit must be at most {MAX_NOFILE} on Fargate."
+    names = [limit["name"] for limit in value]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        return f"ulimits: each name may appear once ({', '.join(duplicates)})."
+    return None
+
+
+def _system_controls(value, context):
+    for control in value:
+        name = control.get("namespace") or ""
+        if not (name.startswith(SYSCTL_PREFIXES) or name in SYSCTL_NAMES):
+            return (f"systemControls namespace '{name}' is not supported on Fargate: only namespaced "
+                    "net.*, fs.mqueue.* and kernel IPC (kernel.msg*, kernel.sem, kernel.shm*) settings are.")
+        if "value" not in control:
+            return f"systemControls namespace '{name}': a value is required."
+    return None
+
+
+def _docker_labels(value, context):
+    reserved = sorted(k for k in value if k.lower().startswith(LABEL_PREFIX))
+    if reserved:
+        return (f"dockerLabels {', '.join(reserved)}: labels starting with '{LABEL_PREFIX}' are the lab's own "
+                "(they say which task a container belongs to) and cannot be set by a task definition.")
+    return None
+
+
+def _restart_policy(value, context):
+    if value.get("enabled"):
+        return "restartPolicy (restarting a container in place) is not supported by Fargate Lab yet."
+    return None
+
+
+def _fault_injection(value, context):
+    return "enableFaultInjection is not supported by Fargate Lab yet." if value else None
+
+
+def _volume_host(value, context):
+    if value.get("sourcePath") is not None:
+        return "host.sourcePath: host paths are not supported on Fargate."
+    return None
+
+
+# --- the tables ---------------------------------------------------------------------------------
+
+VOLUME = {
+    "name": Field(ECHOED, "kept and returned (a volume does nothing until a container mounts it)"),
+    "host": Field(ECHOED, "an empty host ({}) is kept and returned; a sourcePath is refused (host paths)",
+                  check=_volume_host),
+    "configuredAtLaunch": Field(NOT_YET, "EBS volumes configured at launch"),
+    "dockerVolumeConfiguration": Field(REFUSED, "Docker volume plugins are not available on Fargate"),
+    "efsVolumeConfiguration": Field(NOT_YET, "EFS volumes"),
+    "s3filesVolumeConfiguration": Field(NOT_YET, "S3 Files volumes"),
+    "fsxWindowsFileServerVolumeConfiguration": Field(REFUSED, "FSx for Windows File Server is for Windows tasks"),
+}
+
+PORT_MAPPING = {
+    "containerPort": Field(HONOURED, "published on the lab's address; with awsvpc the host port is the container port"),
+    "hostPort": Field(HONOURED, "with awsvpc it must equal containerPort (ECS fills it in)"),
+    "protocol": Field(HONOURED, "tcp or udp"),
+    "name": Field(ECHOED, "kept and returned: it names the port for Service Connect, which the lab does not have"),
+    "appProtocol": Field(ECHOED, "kept and returned: it is read by Service Connect, which the lab does not have"),
+    "containerPortRange": Field(NOT_YET, "port ranges"),
+}
+
+LINUX_PARAMETERS = {
+    "capabilities": Field(HONOURED, "drop: any capability is dropped; add: only SYS_PTRACE, as on Fargate",
+                          check=_capabilities),
+    "devices": Field(REFUSED, "host devices are not available on Fargate"),
+    "initProcessEnabled": Field(HONOURED, "the container runs under Docker's init (tini) as PID 1"),
+    "sharedMemorySize": Field(REFUSED, "Fargate does not support sharedMemorySize"),
+    "tmpfs": Field(REFUSED, "Fargate does not support tmpfs mounts"),
+    "maxSwap": Field(REFUSED, "Fargate does not support swap"),
+    "swappiness": Field(REFUSED, "Fargate does not support swap"),
+}
+
+CONTAINER_DEFINITION = {
+    "name": Field(HONOURED, "the container's name in the task"),
+    "image": Field(HONOURED, "pulled by the agent; ECS's rule for references is checked at registration"),
+    "repositoryCredentials": Field(NOT_YET, "private registry credentials (they need Secrets Manager)"),
+    "cpu": Field(HONOURED, "the container's CPU share of the task (Docker NanoCpus)"),
+    "memory": Field(HONOURED, "the container's hard memory limit"),
+    "memoryReservation": Field(HONOURED, "the container's soft memory limit"),
+    "links": Field(REFUSED, "links are for bridge networking", check=_awsvpc_refuses("links")),
+    "portMappings": Field(HONOURED, "published on the lab's address", members=PORT_MAPPING),
+    "essential": Field(HONOURED, "an essential container that exits stops the task"),
+    "restartPolicy": Field(NOT_YET, "restarting a container in place", check=_restart_policy),
+    "entryPoint": Field(HONOURED, "the container's entry point"),
+    "command": Field(HONOURED, "the container's command (RunTask overrides it)"),
+    "environment": Field(HONOURED, "the container's environment (RunTask overrides add to it)"),
+    "environmentFiles": Field(NOT_YET, "environment files from S3"),
+    "mountPoints": Field(NOT_YET, "mounting task volumes into containers"),
+    "volumesFrom": Field(NOT_YET, "mounting another container's volumes"),
+    "linuxParameters": Field(HONOURED, "see its members", members=LINUX_PARAMETERS),
+    "secrets": Field(NOT_YET, "secrets from SSM Parameter Store and Secrets Manager"),
+    "dependsOn": Field(NOT_YET, "container start order (dependsOn)"),
+    "startTimeout": Field(ECHOED, "kept and returned: it only bounds dependsOn, which is refused"),
+    "stopTimeout": Field(HONOURED, "seconds between SIGTERM and SIGKILL when the task stops"),
+    "versionConsistency": Field(ECHOED, "kept and returned: the lab resolves the image's tag on each pull"),
+    "hostname": Field(REFUSED, "Fargate does not support hostname", check=_awsvpc_refuses("hostname")),
+    "user": Field(HONOURED, "the user (name, uid or uid:gid) the container runs as"),
+    "workingDirectory": Field(HONOURED, "the container's working directory"),
+    "disableNetworking": Field(REFUSED, "Fargate does not support it",
+                               check=_awsvpc_refuses("disableNetworking")),
+    "privileged": Field(REFUSED, "privileged mode is not supported on Fargate"),
+    "readonlyRootFilesystem": Field(HONOURED, "the container's root file system is read-only"),
+    "dnsServers": Field(REFUSED, "Fargate does not support it", check=_awsvpc_refuses("dnsServers")),
+    "dnsSearchDomains": Field(REFUSED, "Fargate does not support it", check=_awsvpc_refuses("dnsSearchDomains")),
+    "extraHosts": Field(REFUSED, "Fargate does not support it", check=_awsvpc_refuses("extraHosts")),
+    "dockerSecurityOptions": Field(REFUSED, "dockerSecurityOptions are not supported on Fargate"),
+    "interactive": Field(HONOURED, "stdin stays open (docker run -i)"),
+    "pseudoTerminal": Field(HONOURED, "the container gets a TTY (docker run -t)"),
+    "dockerLabels": Field(HONOURED, "set on the container; the lab's own fargatelab.* labels are refused",
+                          check=_docker_labels),
+    "ulimits": Field(HONOURED, "set on the container; nofile up to 1048576, softLimit ≤ hardLimit", check=_ulimits),
+    "logConfiguration": Field(NOT_YET, "log drivers (awslogs and the others); the lab keeps Docker's own logs"),
+    "healthCheck": Field(NOT_YET, "container health checks"),
+    "systemControls": Field(HONOURED, "namespaced sysctls only: net.*, fs.mqueue.*, kernel IPC",
+                            check=_system_controls),
+    "resourceRequirements": Field(REFUSED, "GPUs and inference accelerators are not available on Fargate"),
+    "firelensConfiguration": Field(NOT_YET, "FireLens log routing"),
+    "credentialSpecs": Field(REFUSED, "gMSA credential specs are for Windows containers"),
+}
+
+TASK_DEFINITION = {
+    "family": Field(HONOURED, "each registration is the family's next revision"),
+    "taskRoleArn": Field(ECHOED, "kept and returned: the lab does not serve task role credentials yet"),
+    "executionRoleArn": Field(ECHOED, "kept and returned: the lab's agent pulls images without a role"),
+    "networkMode": Field(HONOURED, "awsvpc: each task gets its own address on its cluster's network; 'host' is "
+                                   "refused; other modes register as EC2-only (RunTask refuses them)",
+                         check=_network_mode),
+    "containerDefinitions": Field(HONOURED, "see the container fields", members=CONTAINER_DEFINITION),
+    "volumes": Field(ECHOED, "declared volumes are kept and returned; mounting them is not supported yet",
+                     members=VOLUME),
+    "placementConstraints": Field(ECHOED, "kept for EC2-only definitions; refused with FARGATE",
+                                  check=_placement_constraints),
+    "requiresCompatibilities": Field(HONOURED, "FARGATE checks the definition against Fargate's rules"),
+    "cpu": Field(HONOURED, "the task's Fargate size: its CPU limit"),
+    "memory": Field(HONOURED, "the task's Fargate size: its memory limit"),
+    "tags": Field(HONOURED, "kept as the task definition's tags"),
+    "pidMode": Field(REFUSED, "host is refused; task is not supported yet", check=_pid_mode),
+    "ipcMode": Field(REFUSED, "Fargate does not support ipcMode"),
+    "proxyConfiguration": Field(NOT_YET, "App Mesh proxy configuration"),
+    "inferenceAccelerators": Field(REFUSED, "Elastic Inference accelerators are not available on Fargate"),
+    "ephemeralStorage": Field(NOT_YET, "sizing a task's ephemeral storage (tasks use the engine's disk)"),
+    "runtimePlatform": Field(HONOURED, "LINUX, on the engine's own CPU architecture; other values are refused",
+                             check=_runtime_platform),
+    "enableFaultInjection": Field(NOT_YET, "fault injection", check=_fault_injection),
+}
+
+# The model's shape names of the tables, for the test that walks botocore's model.
+TABLES = {
+    "RegisterTaskDefinitionRequest": TASK_DEFINITION,
+    "ContainerDefinition": CONTAINER_DEFINITION,
+    "LinuxParameters": LINUX_PARAMETERS,
+    "PortMapping": PORT_MAPPING,
+    "Volume": VOLUME,
+}
+
+
+def _reason(member, field, value, context):
+    """Why ``value`` of ``member`` is refused, or None if the decision lets it through."""
+    if field.check is not None:
+        return field.check(value, context)
+    if field.decision == REFUSED and _given(value):
+        return f"{member} is not supported on Fargate: {field.note}."
+    if field.decision == NOT_YET and _given(value):
+        return f"{member} is not supported by Fargate Lab yet ({field.note})."
+    return None
+
+
+def check_members(value, table, context, where=""):
+    """Raise ClientException for the first member of ``value`` its decision refuses (recursively)."""
+    for member, item in value.items():
+        field = table.get(member)
+        if field is None:  # a member of a newer model, not decided on yet: never ignore it silently
+            raise EcsError("ClientException", f"{where}{member} is not supported by Fargate Lab.")
+        reason = _reason(member, field, item, context)
+        if reason:
+            raise EcsError("ClientException", f"{where}{reason}")
+        if field.members is not None:
+            for part in item if isinstance(item, list) else [item]:
+                check_members(part, field.members, context, where)
+
+
+def check_task_definition(params):
+    """Refuse what the decisions refuse in a RegisterTaskDefinition request (already model-clean)."""
+    context = Context(params.get("networkMode"), "FARGATE" in (params.get("requiresCompatibilities") or []))
+    task_level = {k: v for k, v in params.items() if k != "containerDefinitions"}
+    check_members(task_level, TASK_DEFINITION, context)
+    for container in params.get("containerDefinitions") or []:
+        check_members(container, CONTAINER_DEFINITION, context, f"Container '{container.get('name', '')}': ")
+
+
+def readme_section():
+    """The README's "Task definition fields" tables, generated from the decisions."""
+    lines = []
+    for title, table in (("Task definition", TASK_DEFINITION), ("Container definition", CONTAINER_DEFINITION),
+                         ("linuxParameters", LINUX_PARAMETERS), ("portMappings", PORT_MAPPING),
+                         ("volumes", VOLUME)):
+        lines += ["", f"| {title} field | Decision | What the lab does |", "| --- | --- | --- |"]
+        lines += [f"| `{name}` | {field.decision} | {field.note} |" for name, field in table.items()]
+    return "\n".join(lines[1:]) + "\n"
