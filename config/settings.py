@@ -108,6 +108,11 @@ DATABASES = {
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 AUTH_PASSWORD_VALIDATORS = []
+# Failed logins are counted here (dashboard/login_throttle.py); the default cache stays unused.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+    "login-throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "login-throttle"},
+}
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -183,4 +188,9 @@ FARGATE_LAB = {
     # delay (AWS: 300 s; ModifyTargetGroupAttributes changes it per group).
     "ELB_LISTEN_ADDRESS": os.environ.get("FARGATE_LAB_ELB_LISTEN_ADDRESS", "127.0.0.1"),
     "ELB_DEREGISTRATION_DELAY": _env_int("FARGATE_LAB_ELB_DEREGISTRATION_DELAY", 300),
+    # Login throttling: this many failed logins for one user name, or from one address, within
+    # the window refuse every login for it until the window ends.
+    "LOGIN_FAILURES_PER_USER": _env_int("FARGATE_LAB_LOGIN_FAILURES_PER_USER", 5),
+    "LOGIN_FAILURES_PER_ADDRESS": _env_int("FARGATE_LAB_LOGIN_FAILURES_PER_ADDRESS", 20),
+    "LOGIN_THROTTLE_SECONDS": _env_int("FARGATE_LAB_LOGIN_THROTTLE_SECONDS", 300),
 }

@@ -3,10 +3,12 @@ call (AWS JSON 1.1, told apart by the target's prefix); a POST signed for the
 ``elasticloadbalancing`` service or carrying ``Action=`` is an ELBv2 call (AWS query protocol);
 anything else at / is the dashboard's component map."""
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from dashboard import views as dashboard_views
+from dashboard.login_throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from orchestrator import registry
 from orchestrator.aws_auth import credential_scope
 from orchestrator.elbv2 import views as elbv2_views
@@ -32,9 +34,13 @@ def root(request):
     return dashboard_views.home(request)
 
 
+# Both logins are throttled per user and per address (dashboard/login_throttle.py).
+admin.site.login_form = ThrottledAdminAuthenticationForm
+
 urlpatterns = [
     path("", root, name="root"),
     path("admin/", admin.site.urls),
+    path("accounts/login/", LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -13,3 +13,13 @@ def alice_client(client, alice):
     """A Django test client logged in as alice."""
     client.force_login(alice)
     return client
+
+
+@pytest.fixture(autouse=True)
+def fresh_login_throttle():
+    """Every test starts with no failed logins counted (the throttle's cache is per process)."""
+    from django.core.cache import caches
+
+    caches["login-throttle"].clear()
+    yield
+    caches["login-throttle"].clear()
