@@ -180,6 +180,15 @@ FARGATE_LAB = {
     "HEALTH_GRACE_SECONDS": _env_float("FARGATE_LAB_HEALTH_GRACE_SECONDS", 40.0),
     # Default stopTimeout when a container definition gives none (ECS: 30 s).
     "STOP_TIMEOUT_SECONDS": _env_int("FARGATE_LAB_STOP_TIMEOUT", 30),
+    # What one task may take of the host (a classroom shares it): port mappings (each one a
+    # docker-proxy process of a few MB) per container and per task, processes per container
+    # (Docker's PidsLimit), and each container's output kept on disk (the json-file driver
+    # rotates at TASK_LOG_MAX_SIZE, keeping TASK_LOG_MAX_FILE files).
+    "MAX_CONTAINER_PORTS": _env_int("FARGATE_LAB_MAX_CONTAINER_PORTS", 10),
+    "MAX_TASK_PORTS": _env_int("FARGATE_LAB_MAX_TASK_PORTS", 20),
+    "TASK_PIDS_LIMIT": _env_int("FARGATE_LAB_TASK_PIDS_LIMIT", 1024),
+    "TASK_LOG_MAX_SIZE": os.environ.get("FARGATE_LAB_TASK_LOG_MAX_SIZE", "10m"),
+    "TASK_LOG_MAX_FILE": _env_int("FARGATE_LAB_TASK_LOG_MAX_FILE", 3),
     "DEMO_IMAGE": os.environ.get("FARGATE_LAB_DEMO_IMAGE", "fargate-lab/demo:latest"),
     # ECR: the lab's OCI registry (Debian's docker-registry) on 127.0.0.1:<REGISTRY_PORT>.
     "REGISTRY_PORT": _env_int("FARGATE_LAB_REGISTRY_PORT", 5000),

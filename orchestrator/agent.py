@@ -33,7 +33,7 @@ from orchestrator.docker_engine import (
     Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, InvalidReference,
     summarize,
 )
-from orchestrator.models import ContainerInstance, Target, Task, TaskContainer, region
+from orchestrator.models import ContainerInstance, Target, Task, TaskContainer, TaskDefinition, region
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +324,9 @@ def container_spec(task, task_container, lab, network):
         "network": network,
         "stop_timeout": stop_timeout(definition),
         **hardening(definition),
+        "pids_limit": settings.FARGATE_LAB["TASK_PIDS_LIMIT"],
+        "log_max_size": settings.FARGATE_LAB["TASK_LOG_MAX_SIZE"],
+        "log_max_file": settings.FARGATE_LAB["TASK_LOG_MAX_FILE"],
     }
 
 
@@ -345,8 +348,12 @@ def hardening(definition):
 
 
 def stop_timeout(definition):
-    """Seconds between SIGTERM and SIGKILL for a container definition."""
-    return int(definition.get("stopTimeout") or settings.FARGATE_LAB["STOP_TIMEOUT_SECONDS"])
+    """Seconds between SIGTERM and SIGKILL for a container definition (at most Fargate's 120,
+    also for a definition an older lab registered with more)."""
+    timeout = definition.get("stopTimeout")
+    if timeout is None:
+        timeout = settings.FARGATE_LAB["STOP_TIMEOUT_SECONDS"]
+    return min(max(int(timeout), 0), TaskDefinition.MAX_STOP_TIMEOUT)
 
 
 # --- the executor -----------------------------------------------------------------------------

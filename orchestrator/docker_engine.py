@@ -394,7 +394,8 @@ class DockerEngine:
         nano_cpus, memory (bytes), memory_reservation (bytes), ports [(port, "tcp"|"udp")],
         publish_address, network, hostname, stop_timeout; read_only, cap_add, cap_drop, init,
         ulimits [(name, soft, hard)], sysctls (dict), interactive, tty, docker_labels (dict: the
-        task definition's own labels; never one of the lab's fargatelab.* labels).
+        task definition's own labels; never one of the lab's fargatelab.* labels); pids_limit,
+        log_max_size (e.g. "10m") and log_max_file (the json-file driver's rotation).
         """
         extra = sorted(set(spec.get("cap_add") or []) - ADDABLE_CAPABILITIES)
         if extra:
@@ -420,6 +421,8 @@ class DockerEngine:
                 ulimits=[docker.types.Ulimit(name=n, soft=soft, hard=hard)
                          for n, soft, hard in spec.get("ulimits") or []] or None,
                 sysctls=dict(spec.get("sysctls") or {}) or None,
+                pids_limit=spec.get("pids_limit") or None,
+                log_config=_log_config(spec),
             )
             networking = None
             if spec.get("network"):
@@ -524,6 +527,14 @@ class LogStream:
             self._stream.close()
         except Exception:  # closing a dead socket is fine
             pass
+
+
+def _log_config(spec):
+    """The json-file log driver, rotated as the spec asks (None: the engine's default driver)."""
+    if not spec.get("log_max_size"):
+        return None
+    return docker.types.LogConfig(type="json-file", config={
+        "max-size": str(spec["log_max_size"]), "max-file": str(spec.get("log_max_file") or 1)})
 
 
 def _lines(chunks):

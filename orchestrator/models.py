@@ -125,6 +125,8 @@ class TaskDefinition(models.Model):
     """
 
     ACTIVE, INACTIVE, DELETE_IN_PROGRESS = "ACTIVE", "INACTIVE", "DELETE_IN_PROGRESS"
+    # Fargate's longest stopTimeout: seconds between a container's SIGTERM and its SIGKILL.
+    MAX_STOP_TIMEOUT = 120
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="task_definitions")
     family = models.CharField(max_length=255)

@@ -189,3 +189,12 @@ def test_it_lists_task_definition_families(ecs):
     assert ecs.list_task_definition_families(status="ACTIVE")["families"] == ["web", "worker"]
     assert ecs.list_task_definition_families(status="INACTIVE")["families"] == ["api"]
     assert ecs.list_task_definition_families(familyPrefix="w")["families"] == ["web", "worker"]
+
+
+@pytest.mark.parametrize("timeout", [1.5, True, "30", 121, -1, 2 ** 31])
+def test_it_refuses_a_stop_timeout_fargate_would_not_honour(raw_api, timeout):
+    params = _with_container(stopTimeout=timeout)
+    response = raw_api("RegisterTaskDefinition", params)
+    assert response.status_code == 400
+    assert response.json()["__type"] in ("ClientException", "InvalidParameterException", "SerializationException")
+    assert not TaskDefinition.objects.exists()

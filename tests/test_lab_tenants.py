@@ -77,3 +77,82 @@ def test_two_accounts_clusters_named_demo_do_not_share_a_network(lab, docker_cli
     networks = {name for task in (alices[0], bobs)
                 for name in container_of(docker_client, lab, task).attrs["NetworkSettings"]["Networks"]}
     assert len(networks) == 2
+
+
+@pytest.fixture
+def strict_lab(tmp_path, docker_client, lab_demo_image):
+    """A lab with small per-task limits, so that reaching them is cheap."""
+    import uuid
+
+    from tests.support.lab import LabProcess, remove_lab_objects
+
+    lab = LabProcess(tmp_path, f"test-{uuid.uuid4().hex[:8]}", extra_env={
+        "FARGATE_LAB_TASK_PIDS_LIMIT": "40", "FARGATE_LAB_TASK_LOG_MAX_SIZE": "1m",
+        "FARGATE_LAB_TASK_LOG_MAX_FILE": "1"})
+    lab.start()
+    yield lab
+    lab.stop()
+    remove_lab_objects(docker_client, lab.lab_id)
+
+
+def client_error(call, **params):
+    """The (code, message) of the API error ``call(**params)`` raises."""
+    import botocore.exceptions
+
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        call(**params)
+    error = raised.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+def test_a_task_definition_cannot_publish_a_thousand_ports(lab):
+    ecs = lab.client()
+    many = [{"containerPort": 1000 + n} for n in range(1000)]
+    code, message = client_error(ecs.register_task_definition, **web(portMappings=many))
+    assert code == "ClientException" and "1000 port mappings" in message and "at most 10 per container" in message
+    both = web(portMappings=[{"containerPort": 3000 + n} for n in range(10)])
+    side = {"image": "fargate-lab/demo:latest", "essential": False}
+    both["containerDefinitions"] += [
+        {**side, "name": "side", "portMappings": [{"containerPort": 2000 + n} for n in range(10)]},
+        {**side, "name": "side2", "portMappings": [{"containerPort": 4000}]},
+    ]
+    code, message = client_error(ecs.register_task_definition, **both)
+    assert code == "ClientException" and "21 port mappings" in message and "at most 20 per task" in message
+    twice = [{"containerPort": 80}, {"containerPort": 80, "protocol": "tcp"}]
+    code, message = client_error(ecs.register_task_definition, **web(portMappings=twice))
+    assert code == "ClientException" and "80/tcp" in message
+    # The same port over TCP and UDP is two mappings, as on ECS.
+    ecs.register_task_definition(**web(portMappings=[{"containerPort": 53}, {"containerPort": 53, "protocol": "udp"}]))
+    assert ecs.list_task_definitions()["taskDefinitionArns"] == [
+        "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1"]
+
+
+def test_a_stop_timeout_longer_than_fargates_is_refused(lab):
+    ecs = lab.client()
+    for timeout in (121, 2 ** 31 - 1, -1):
+        code, message = client_error(ecs.register_task_definition, **web(stopTimeout=timeout))
+        assert code == "ClientException" and "from 0 to 120" in message
+    ecs.register_task_definition(**web(stopTimeout=120))
+    assert len(ecs.list_task_definitions()["taskDefinitionArns"]) == 1
+
+
+def test_a_task_container_is_limited_in_cpu_memory_processes_and_log_size(strict_lab, docker_client):
+    import os
+
+    ecs = strict_lab.client()
+    ecs.create_cluster(clusterName="demo")
+    flood = "yes 0123456789012345678901234567890123456789 | head -c 5000000; echo flood-done; exec /demo/serve.sh"
+    ecs.register_task_definition(**web(entryPoint=["sh", "-c"], command=[flood]))
+    [task] = run_running(ecs, "demo", "web")
+    container = container_of(docker_client, strict_lab, task)
+    host = container.attrs["HostConfig"]
+    assert host["NanoCpus"] == 250_000_000 and host["Memory"] == 512 * 1024 * 1024
+    assert host["PidsLimit"] == 40
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}}
+
+    # 5 MB of output, kept to about 1 MB on disk.
+    poll(lambda: b"flood-done" in container.logs(), message="the flood written")
+    assert os.path.getsize(container.attrs["LogPath"]) <= 1.1 * 1024 * 1024
+    # A fork bomb stops at the limit (the task's own processes count too).
+    result = container.exec_run(["sh", "-c", "for i in $(seq 60); do sleep 30 & done; echo forked-all"])
+    assert b"can't fork" in result.output and b"forked-all" not in result.output

@@ -7,9 +7,12 @@ cannot honour: the decision for each field is in ``task_definition_fields``.
 """
 import re
 
+from django.conf import settings
+
 from orchestrator.frontend import EcsError
 from orchestrator.frontend.task_definition_fields import check_task_definition
 from orchestrator.frontend.validation import check_name
+from orchestrator.models import TaskDefinition
 
 # Fargate task sizes: CPU units -> the memory values (MiB) allowed with them.
 FARGATE_SIZES = {
@@ -101,6 +104,14 @@ def _container(container, network_mode):
             )
     if container.get("cpu", 0) < 0:
         raise EcsError("ClientException", f"Invalid 'cpu' setting for container '{container['name']}'.")
+    stop_timeout = container.get("stopTimeout")
+    longest = TaskDefinition.MAX_STOP_TIMEOUT
+    if stop_timeout is not None and (type(stop_timeout) is not int or not 0 <= stop_timeout <= longest):
+        raise EcsError(
+            "ClientException",
+            f"Invalid 'stopTimeout' setting for container '{container['name']}': it must be a whole number of "
+            f"seconds from 0 to {longest} on Fargate.",
+        )
     data = {"cpu": 0, "portMappings": [], "essential": True, "environment": [], "mountPoints": [], "volumesFrom": []}
     data.update(container)
     mappings = []
@@ -118,6 +129,20 @@ def _container(container, network_mode):
                 )
             mapping["hostPort"] = port
         mappings.append(mapping)
+    limit = settings.FARGATE_LAB["MAX_CONTAINER_PORTS"]
+    if len(mappings) > limit:
+        raise EcsError(
+            "ClientException",
+            f"Container '{container['name']}' has {len(mappings)} port mappings; this lab allows at most {limit} "
+            "per container (FARGATE_LAB_MAX_CONTAINER_PORTS).",
+        )
+    ports = [(m.get("containerPort"), str(m["protocol"]).lower()) for m in mappings if m.get("containerPort")]
+    repeated = sorted({f"{port}/{protocol}" for port, protocol in ports if ports.count((port, protocol)) > 1})
+    if repeated:
+        raise EcsError(
+            "ClientException",
+            f"Container '{container['name']}': port mappings must not repeat a containerPort: {', '.join(repeated)}.",
+        )
     data["portMappings"] = mappings
     return data
 
@@ -143,6 +168,13 @@ def normalize(params, account_id):
         raise EcsError("ClientException", f"Container names must be unique in a task definition: {', '.join(duplicates)}.")
     if not any(c["essential"] for c in containers):
         raise EcsError("ClientException", "A task definition must have at least one essential container.")
+    task_ports, limit = sum(len(c["portMappings"]) for c in containers), settings.FARGATE_LAB["MAX_TASK_PORTS"]
+    if task_ports > limit:
+        raise EcsError(
+            "ClientException",
+            f"The task definition has {task_ports} port mappings; this lab allows at most {limit} per task "
+            "(FARGATE_LAB_MAX_TASK_PORTS).",
+        )
 
     body = dict(params)
     body.pop("tags", None)
