@@ -20,7 +20,7 @@ from dashboard import rollouts, state
 log = logging.getLogger(__name__)
 _registry = {}
 # Fragments whose root element is a table row: their placeholder must be one too.
-_ROW_FRAGMENTS = {"task-row": 8}
+_ROW_FRAGMENTS = {"task-row": 10}
 
 
 @dataclass(frozen=True)

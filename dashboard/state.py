@@ -4,11 +4,12 @@ Pages and pushed fragments read through these functions only, so a page and its 
 never disagree. Capacity in use is derived from the tasks placed on an instance (as the
 capacity manager derives it), never read from a counter.
 """
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Prefetch, Q, Sum
+from django.db.models import Case, Count, IntegerField, Prefetch, Q, Sum, Value, When
 from django.utils import timezone
 
 from dashboard import broadcast
@@ -156,7 +157,12 @@ def instances(task_limit=24):
                 _live_tasks().filter(container_instance=usage.instance).order_by("created_at", "id")
                 .only("pk", "task_id", "last_status", "cpu", "memory", "task_definition_id")[:task_limit]
             )
-    return list(fleet.values())
+    return sorted(fleet.values(), key=lambda usage: natural_key(usage.instance.name))
+
+
+def natural_key(name):
+    """A sort key that orders the numbers inside a name as numbers: fleet-2 before fleet-10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
 
 
 def instance_or_none(pk):
@@ -218,26 +224,35 @@ def _task_rows():
     """Tasks with just what a task row shows."""
     return (
         Task.objects.select_related("task_definition", "container_instance")
-        .prefetch_related(Prefetch("containers", TaskContainer.objects.only("task_id", "network_bindings")))
+        .prefetch_related(Prefetch("containers", TaskContainer.objects.only("task_id", "last_status", "exit_code", "network_bindings")))
         .only(
             "pk", "task_id", "group", "last_status", "desired_status", "pending_reason", "started_at",
+            "stop_code", "stopped_reason",
             "cluster_id", "service_id", "created_at",
             "task_definition__family", "task_definition__revision", "container_instance__name",
         )
     )
 
 
+def _table_order(tasks):
+    """Tasks as a table lists them: those not stopped first, then the newest first; so the
+    stopped ones (hidden by default) never crowd live ones out of the table's rows."""
+    stopped = Case(When(last_status=Task.STOPPED, then=Value(1)), default=Value(0), output_field=IntegerField())
+    return tasks.annotate(is_stopped=stopped).order_by("is_stopped", "-created_at", "-id")
+
+
 def tasks_of(cluster=None, service=None, limit=TABLE_ROWS):
-    """The newest tasks of a cluster or a service, with their containers; and whether there are more."""
+    """A cluster's or a service's tasks as its table shows them (see ``_table_order``), with their
+    containers; and whether there are more."""
     tasks = _task_rows().filter(cluster=cluster) if cluster is not None else _task_rows().filter(service=service)
-    rows = list(tasks[: limit + 1])
+    rows = list(_table_order(tasks)[: limit + 1])
     return rows[:limit], len(rows) > limit
 
 
 def table_task_pks(cluster_id=None, service_id=None, limit=TABLE_ROWS):
     """The pks of the rows ``tasks_of`` shows (so a change to one of them can update just its row)."""
     tasks = Task.objects.filter(cluster_id=cluster_id) if cluster_id is not None else Task.objects.filter(service_id=service_id)
-    return set(tasks.values_list("pk", flat=True)[:limit])
+    return set(_table_order(tasks).values_list("pk", flat=True)[:limit])
 
 
 def task_row_or_none(pk):
@@ -253,7 +268,10 @@ def containers_of(task):
 
 
 def published_urls(container):
-    """Links to a container's published ports (http://127.0.0.1:<hostPort>)."""
+    """Links to a running container's published ports (http://127.0.0.1:<hostPort>); none once
+    it stopped, since nothing answers on them any more."""
+    if container.last_status != "RUNNING":
+        return []
     urls = []
     for binding in container.network_bindings or []:
         host_port = binding.get("hostPort")
@@ -278,16 +296,36 @@ _STATE_TIMESTAMP = {
 }
 
 
+def _passed_through(task, status):
+    """Whether the task's timestamps show it went through ``status`` (one before its current).
+
+    A task that never started (not placed, or its pull failed) goes straight to STOPPED: it
+    never was ACTIVATING, RUNNING or stopping, though its last status is past them."""
+    ran = task.connectivity_at is not None or task.started_at is not None
+    if status == Task.PROVISIONING:
+        return True
+    if status == Task.PENDING:
+        return task.container_instance_id is not None or task.pull_started_at is not None or ran
+    if status == Task.ACTIVATING:
+        return ran or task.pull_stopped_at is not None
+    if status == Task.RUNNING:
+        return task.started_at is not None
+    return ran
+
+
 def timeline(task):
-    """The lifecycle PROVISIONING → … → STOPPED with, per state, whether it was reached and when."""
+    """The lifecycle PROVISIONING → … → STOPPED with, per state, whether it was reached (or
+    skipped: passed without the task entering it) and when."""
     current = Task.LIFECYCLE.index(task.last_status) if task.last_status in Task.LIFECYCLE else -1
     steps = []
     for index, status in enumerate(Task.LIFECYCLE):
+        reached = index == current or (index < current and _passed_through(task, status))
         steps.append({
             "status": status,
             "pod_phase": Task.POD_PHASE[status],
-            "at": getattr(task, _STATE_TIMESTAMP[status]) if index <= current else None,
-            "reached": index <= current,
+            "at": getattr(task, _STATE_TIMESTAMP[status]) if reached else None,
+            "reached": reached,
+            "skipped": index < current and not reached,
             "current": index == current,
         })
     return steps

@@ -183,7 +183,9 @@ def stop_sequence(last_status, seen, load_balanced=False):
     one drains while DEACTIVATING, before its containers are stopped)."""
     ids = [c.id for c in seen]
     if last_status == Task.PROVISIONING or (last_status == Task.PENDING and not seen):
-        return [Advance(last_status, Task.STOPPED), RequestPlacement(), EnqueueService()]
+        # Never started (not placed, or its pull failed): its containers stop with it, as on ECS,
+        # rather than staying PENDING on a STOPPED task.
+        return [RecordExits(), Advance(last_status, Task.STOPPED), RequestPlacement(), EnqueueService()]
     steps = []
     if last_status in (Task.PENDING, Task.ACTIVATING, Task.RUNNING):
         steps.append(Advance(last_status, Task.DEACTIVATING))

@@ -58,7 +58,12 @@ def test_it_walks_a_stop_through_every_state():
 
 def test_it_stops_a_provisioning_task_at_once():
     actions = plan_task(wanted("STOPPED", "PROVISIONING", has_instance=False), [])
-    assert actions[0] == Advance("PROVISIONING", "STOPPED")
+    assert actions[:2] == [RecordExits(), Advance("PROVISIONING", "STOPPED")]
+
+
+def test_a_task_whose_pull_failed_stops_its_containers_with_it():
+    actions = plan_task(wanted("STOPPED", "PENDING"), [])
+    assert actions[:2] == [RecordExits(), Advance("PENDING", "STOPPED")]
 
 
 def test_it_removes_containers_of_a_stopped_task():
@@ -159,6 +164,9 @@ def test_it_stops_a_task_whose_image_cannot_be_pulled(control_plane, lab_rows, d
     assert task.stopped_reason.startswith("CannotPullContainerError:")
     assert task.pull_started_at is None or task.started_at is None
     assert docker_engine.list_containers() == []
+    container = task.containers.get()
+    assert (container.last_status, container.exit_code) == ("STOPPED", None)
+    assert container.reason.startswith("CannotPullContainerError:")
 
 
 @pytest.mark.docker

@@ -16,37 +16,22 @@ WEB = {
 }
 
 
-@pytest.fixture
-def tab(browser, lab):
-    """A page of the lab's dashboard, logged in with the documented default admin / admin."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(lab.url + "/accounts/login/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", "admin")
-    page.click("button[type=submit]")
-    page.wait_for_url(lab.url + "/")
-    yield page
-    context.close()
-
-
 def row_of(page, task_arn):
     """The task's row in a task table, found by the link to its page."""
     return page.locator(f"tr[id^=task-row-]:has(a[href*='{task_arn.rsplit('/', 1)[1]}'])")
 
 
-def test_a_task_run_through_the_api_then_killed_shows_live_and_its_service_heals(lab, tab, docker_client):
+def test_a_task_run_through_the_api_then_killed_shows_live_and_its_service_heals(lab, lab_tab, docker_client):
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**WEB)
-    tab.goto(lab.url + "/clusters/demo/")
-    wait_live(tab)
-    tab.evaluate("window.notReloaded = true")
+    lab_tab.goto(lab.url + "/clusters/demo/")
+    wait_live(lab_tab)
+    lab_tab.evaluate("window.notReloaded = true")
 
     # A task run with boto3 appears on the open page and turns RUNNING there.
     arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1)["tasks"][0]["taskArn"]
-    expect(row_of(tab, arn)).to_have_attribute("data-status", "RUNNING")
+    expect(row_of(lab_tab, arn)).to_have_attribute("data-status", "RUNNING")
 
     # A service of 2: kill one of its containers behind the lab's back.
     ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2)
@@ -57,17 +42,17 @@ def test_a_task_run_through_the_api_then_killed_shows_live_and_its_service_heals
 
     poll(lambda: len(service_containers()) == 2, message="the service's 2 containers")
     for task_arn in {c.labels["fargatelab.task-arn"] for c in service_containers()}:
-        expect(row_of(tab, task_arn)).to_have_attribute("data-status", "RUNNING")
+        expect(row_of(lab_tab, task_arn)).to_have_attribute("data-status", "RUNNING")
     victim = service_containers()[0]
     victim_arn = victim.labels["fargatelab.task-arn"]
     victim.kill()
 
-    expect(row_of(tab, victim_arn)).to_have_attribute("data-status", "STOPPED")
+    expect(row_of(lab_tab, victim_arn)).to_have_attribute("data-status", "STOPPED")
     replacements = poll(
         lambda: [c.labels["fargatelab.task-arn"] for c in service_containers()
                  if c.labels["fargatelab.task-arn"] != victim_arn] if len(service_containers()) == 2 else None,
         message="a replacement container",
     )
     for task_arn in replacements:
-        expect(row_of(tab, task_arn)).to_have_attribute("data-status", "RUNNING")
-    assert tab.evaluate("window.notReloaded") is True
+        expect(row_of(lab_tab, task_arn)).to_have_attribute("data-status", "RUNNING")
+    assert lab_tab.evaluate("window.notReloaded") is True

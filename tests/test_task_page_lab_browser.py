@@ -19,22 +19,7 @@ def task_definition(family, command, image="fargate-lab/demo:latest"):
     }
 
 
-@pytest.fixture
-def tab(browser, lab):
-    """A page of the lab's dashboard, logged in with the documented default admin / admin."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(lab.url + "/accounts/login/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", "admin")
-    page.click("button[type=submit]")
-    page.wait_for_url(lab.url + "/")
-    yield page
-    context.close()
-
-
-def test_a_line_printed_once_shows_once_on_the_task_page(lab, tab):
+def test_a_line_printed_once_shows_once_on_the_task_page(lab, lab_tab):
     ecs = lab.client()
     ecs.create_cluster(clusterName="logs")
     marker = f"printed-once-{uuid.uuid4().hex[:8]}"
@@ -50,12 +35,58 @@ def test_a_line_printed_once_shows_once_on_the_task_page(lab, tab):
             log_sockets.append(ws)
             ws.on("framereceived", lambda frame: delivered.add(ws) if marker in str(frame) else None)
 
-    tab.on("websocket", opened)
-    tab.goto(f"{lab.url}/tasks/{arn.rsplit('/', 1)[1]}/")
-    wait_live(tab)
-    lines = tab.locator(".log-line", has_text=marker)
+    lab_tab.on("websocket", opened)
+    lab_tab.goto(f"{lab.url}/tasks/{arn.rsplit('/', 1)[1]}/")
+    wait_live(lab_tab)
+    lines = lab_tab.locator(".log-line", has_text=marker)
     expect(lines.first).to_be_visible()
     # Every socket the page opened to the logs has delivered the line by now: the page shows it once.
     poll(lambda: delivered == set(log_sockets), message="each logs socket to deliver the line")
     assert len(log_sockets) == 1
     expect(lines).to_have_count(1)
+
+
+def test_a_task_whose_pull_failed_shows_stopped_without_running_stop_kill_or_ports(lab, lab_tab):
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="pulls")
+    ecs.register_task_definition(**task_definition("unpullable", ["/demo/serve.sh"],
+                                                   image="127.0.0.1:1/nowhere/nothing:latest"))
+    arn = ecs.run_task(cluster="pulls", taskDefinition="unpullable")["tasks"][0]["taskArn"]
+    task = poll(lambda: next((t for t in ecs.describe_tasks(cluster="pulls", tasks=[arn])["tasks"]
+                              if t["lastStatus"] == "STOPPED"), None), message="the task to stop")
+    assert "startedAt" not in task
+    [container] = task["containers"]
+    assert container["lastStatus"] == "STOPPED" and container["reason"].startswith("CannotPullContainerError")
+
+    lab_tab.goto(f"{lab.url}/tasks/{arn.rsplit('/', 1)[1]}/")
+    detail = lab_tab.locator(".task-detail")
+    expect(detail).to_have_attribute("data-status", "STOPPED")
+    row = detail.locator("tbody tr")
+    expect(row.locator("td").nth(2)).to_have_text("STOPPED")
+    expect(row).to_contain_text("CannotPullContainerError")
+    expect(detail.locator('.timeline li[data-step="RUNNING"]')).not_to_have_class("reached")
+    expect(detail.locator('.timeline li[data-step="RUNNING"]')).to_have_class("skipped")
+    expect(detail.locator('.timeline li[data-step="STOPPED"]')).to_have_class("current reached")
+    expect(lab_tab.get_by_role("button", name="Stop task")).to_have_count(0)
+    expect(lab_tab.get_by_role("button", name="Kill container")).to_have_count(0)
+    expect(detail.locator("a[href^='http://127.0.0.1:']")).to_have_count(0)
+
+
+def test_a_task_that_stops_while_its_page_is_open_loses_stop_kill_and_port_links(lab, lab_tab):
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="stops")
+    ecs.register_task_definition(**task_definition("web", ["/demo/serve.sh"]))
+    arn = ecs.run_task(cluster="stops", taskDefinition="web")["tasks"][0]["taskArn"]
+    lab_tab.goto(f"{lab.url}/tasks/{arn.rsplit('/', 1)[1]}/")
+    wait_live(lab_tab)
+    detail = lab_tab.locator(".task-detail")
+    expect(detail).to_have_attribute("data-status", "RUNNING")
+    expect(detail.locator("a[href^='http://127.0.0.1:']")).to_have_count(1)
+    expect(lab_tab.get_by_role("button", name="Kill container")).to_be_visible()
+
+    ecs.stop_task(cluster="stops", task=arn, reason="lesson over")
+    expect(detail).to_have_attribute("data-status", "STOPPED")
+    expect(detail.locator("a[href^='http://127.0.0.1:']")).to_have_count(0)
+    expect(lab_tab.get_by_role("button", name="Stop task")).to_be_hidden()
+    expect(lab_tab.get_by_role("button", name="Kill container")).to_be_hidden()
+    expect(detail.locator('.timeline li[data-step="RUNNING"]')).to_have_class("reached")

@@ -86,6 +86,13 @@ def published_urls(container):
 
 
 @register.filter
+def exit_codes(task):
+    """The exit codes its containers reported ("0", "137", "0, 1"), or "—" before any exited."""
+    codes = [str(c.exit_code) for c in task.containers.all() if c.exit_code is not None]
+    return ", ".join(codes) or "—"
+
+
+@register.filter
 def seconds_ago(seconds):
     """A short age: "0.4 s", "12 s", "3 min"."""
     if seconds < 10:

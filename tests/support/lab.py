@@ -134,3 +134,18 @@ def remove_lab_objects(docker_client, lab_id):
         container.remove(force=True)
     for network in docker_client.networks.list(filters={"label": f"fargatelab.lab={lab_id}"}):
         network.remove()
+
+
+@pytest.fixture
+def lab_tab(browser, lab):
+    """A page of the lab's dashboard, logged in with the documented default admin / admin."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(lab.url + "/accounts/login/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "admin")
+    page.click("button[type=submit]")
+    page.wait_for_url(lab.url + "/")
+    yield page
+    context.close()
