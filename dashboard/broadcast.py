@@ -41,8 +41,23 @@ MESSAGE_TYPE = "lab.changed"
 # Object kinds whose writes the state database card lists (activity rows are the cards' own log).
 WRITE_KINDS = {"task", "service", "cluster", "task_definition", "instance", "deployment"}
 
+# Per kind: the fields that name a written object on the card, and the fields whose change it tells.
+WRITE_FIELDS = {
+    "task": (("task_id",), ("last_status", "desired_status", "health_status", "container_instance__name")),
+    "service": (("cluster__name", "name"), ("status", "desired_count", "running_count", "pending_count")),
+    "cluster": (("name",), ("status",)),
+    "task_definition": (("family", "revision"), ("status",)),
+    "instance": (("name",), ("status", "agent_connected", "last_heartbeat")),
+}
+_MODELS = {"task": Task, "service": Service, "cluster": Cluster, "task_definition": TaskDefinition,
+           "instance": ContainerInstance}
+# How many of the newest writes are described at a time (older ones are never shown).
+DESCRIBE_BATCH = 500
+
 _writes = deque(maxlen=5000)
 _writes_lock = threading.Lock()
+_describe_lock = threading.Lock()
+_seen = {}  # (kind, pk) -> (label, {field: value}) as of the object's last described write
 _broadcasters = {}
 _broadcasters_lock = threading.Lock()
 
@@ -51,22 +66,80 @@ def note_write(kind, pk, **info):
     """Remember one write the bus carried, for the state database card (cheap, any thread)."""
     if kind in WRITE_KINDS:
         with _writes_lock:
-            _writes.append((time.time(), kind, pk))
+            _writes.append({"at": time.time(), "kind": kind, "pk": pk, "label": None, "changes": ()})
+
+
+def _label(kind, row):
+    """A written object's short name: task 1a2b3c4d, service demo/web, task definition web:3."""
+    if kind == "task":
+        return row["task_id"][:8]
+    if kind == "service":
+        return f"{row['cluster__name']}/{row['name']}"
+    if kind == "task_definition":
+        return f"{row['family']}:{row['revision']}"
+    return row["name"]
+
+
+def _shown(value):
+    """A field's value as the card shows it (times to the second)."""
+    if hasattr(value, "strftime"):
+        return timezone.localtime(value).strftime("%H:%M:%S")
+    return "—" if value is None or value == "" else str(value)
+
+
+def describe_writes():
+    """Name the object of each write not yet described and say what changed since that object's
+    previous write (reads the state database; call from a thread that may)."""
+    with _describe_lock:
+        with _writes_lock:
+            pending = [write for write in list(_writes)[-DESCRIBE_BATCH:] if write["label"] is None]
+        if not pending:
+            return
+        rows = {}
+        for kind, (names, fields) in WRITE_FIELDS.items():
+            pks = {write["pk"] for write in pending if write["kind"] == kind}
+            if pks:
+                for row in _MODELS[kind].objects.filter(pk__in=pks).values("pk", *names, *fields):
+                    rows[(kind, row["pk"])] = row
+        for write in pending:
+            key = (write["kind"], write["pk"])
+            if write["kind"] not in WRITE_FIELDS:
+                write["label"] = f"#{write['pk']}"
+                continue
+            row = rows.get(key)
+            if row is None:
+                write["label"], write["changes"] = _seen.pop(key, (f"#{write['pk']}", None))[0], (("deleted", "", ""),)
+                continue
+            label = _label(write["kind"], row)
+            now = {field: _shown(row[field]) for field in WRITE_FIELDS[write["kind"]][1]}
+            before_label, before = _seen.get(key, (None, None))
+            if before is None or before_label != label:  # first seen (or a new object with a reused pk)
+                changes = tuple((field.split("__")[0], "", value) for field, value in now.items() if value != "—")
+            else:
+                changes = tuple((field.split("__")[0], before[field], value)
+                                for field, value in now.items() if before[field] != value)
+            write["label"], write["changes"] = label, changes
+            _seen[key] = (label, now)
+        if len(_seen) > 20_000:  # objects long unwritten are forgotten; their next write reads as new
+            for stale in list(_seen)[:10_000]:
+                _seen.pop(stale, None)
 
 
 def recent_writes(limit):
-    """The last ``limit`` writes, newest first, as dicts with kind, pk and age in seconds."""
+    """The last ``limit`` writes, newest first, as dicts with kind, the object's label, its
+    changes ((field, before, after); before "" when first seen) and the age in seconds."""
+    describe_writes()
     now = time.time()
     with _writes_lock:
         rows = list(_writes)[-limit:]
-    return [{"kind": kind, "pk": pk, "age": max(now - at, 0.0)} for at, kind, pk in reversed(rows)]
+    return [{**write, "age": max(now - write["at"], 0.0)} for write in reversed(rows)]
 
 
 def writes_since(seconds):
     """How many writes the bus carried in the last ``seconds``."""
     cutoff = time.time() - seconds
     with _writes_lock:
-        return sum(1 for at, _, _ in _writes if at >= cutoff)
+        return sum(1 for write in _writes if write["at"] >= cutoff)
 
 
 def route(batch):
@@ -260,6 +333,8 @@ class Broadcaster:
     async def flush(self, batch):
         """Route one batch and send one message to each group it touches."""
         self.seq += 1
+        # Described as they pass, so the card tells each step (PENDING → RUNNING), not only the last.
+        await database_sync_to_async(describe_writes)()
         groups = await database_sync_to_async(route)(batch)
         for group, changes in groups.items():
             await self.channel_layer.group_send(group, {"type": MESSAGE_TYPE, "seq": self.seq, "changes": changes})

@@ -527,6 +527,8 @@ class TaskSync:
                              self.using(image))
         self.record("pulled", f"pulled {image}: " + (progress.summary() if progress.layers
                                                       else "every layer was already on the instance"))
+        activity.record("docker", "pull", self.task.arn, f"image {image} for task {self.task.task_id[:8]}",
+                        trace_id=self.task.trace_id)
         bus.publish("task", self.task.pk, origin="controlplane")
 
     def using(self, image):
@@ -798,6 +800,10 @@ class Agent:
     """Watches one Docker engine: events first, then a list; enqueues the keys they concern."""
 
     WATCHED_ACTIONS = ("die", "destroy", "oom")
+    # The container operations the Docker card lists, as the engine reports them.
+    SHOWN_ACTIONS = ("create", "start", "kill", "die", "oom", "stop", "destroy")
+    # At most one heartbeat write per engine in this many seconds, however busy the engine is.
+    HEARTBEAT_SECONDS = 5.0
 
     def __init__(self, engine_url, enqueue):
         self.engine_url = engine_url
@@ -807,6 +813,7 @@ class Agent:
         self._stream = None
         self._thread = None
         self.connected = threading.Event()
+        self._last_beat = None  # time.monotonic() of the last heartbeat written
 
     def start(self):
         self._thread = threading.Thread(target=self._watch, name=f"agent-watch-{self.engine_url or 'local'}",
@@ -872,13 +879,28 @@ class Agent:
                         message=f"agent {'connected to' if connected else 'lost'} the Docker engine at "
                                 f"{self.engine.describe()}")
 
+    def heartbeat(self):
+        """The agent reports: refresh its instances' last heartbeat, at most once per HEARTBEAT_SECONDS."""
+        now = time.monotonic()
+        if self._last_beat is not None and now - self._last_beat < self.HEARTBEAT_SECONDS:
+            return
+        self._last_beat = now
+        instances = list(ContainerInstance.objects.filter(engine_url=self.engine_url)
+                         .exclude(status=ContainerInstance.INACTIVE).values_list("pk", flat=True))
+        ContainerInstance.objects.filter(pk__in=instances).update(last_heartbeat=timezone.now())
+        for pk in instances:
+            bus.publish("instance", pk, origin="controlplane")
+
     def handle_event(self, event):
         """Enqueue the task a container event concerns (or the container, if its task is unknown)."""
         action = (event.get("Action") or event.get("status") or "").split(":")[0]
-        if action not in self.WATCHED_ACTIONS:
-            return
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         container_id = event.get("id") or (event.get("Actor") or {}).get("ID") or ""
+        if action in self.SHOWN_ACTIONS:
+            self.record_operation(action, container_id, attributes)
+            self.heartbeat()
+        if action not in self.WATCHED_ACTIONS:
+            return
         if action == "die":
             try:
                 note_died(container_id, int(attributes.get("exitCode", "")))
@@ -891,9 +913,20 @@ class Agent:
         elif action != "destroy":
             self.enqueue(f"container:{self.engine_url}|{container_id}")
 
+    def record_operation(self, action, container_id, attributes):
+        """One container operation for the Docker card: what happened to which task's container."""
+        task_id = attributes.get(LABEL_TASK_ID, "")
+        name = attributes.get(LABEL_CONTAINER_NAME) or attributes.get("name") or container_id[:12]
+        detail = f" (exit code {attributes['exitCode']})" if action == "die" and "exitCode" in attributes else ""
+        signal = f" with signal {attributes['signal']}" if action == "kill" and attributes.get("signal") else ""
+        task = f" of task {task_id[:8]}" if task_id else ""
+        activity.record("docker", action, attributes.get(LABEL_TASK_ARN, ""),
+                        f"container {name}{task}{signal}{detail} on {self.engine.describe()}")
+
     def relist(self):
         """List the lab's containers and enqueue every task they (or the database) concern."""
         containers = self.engine.list_containers()
+        self.heartbeat()
         task_ids = {c["labels"].get(LABEL_TASK_ID, "") for c in containers}
         tasks = dict(Task.objects.filter(task_id__in=task_ids).exclude(last_status=Task.STOPPED)
                      .values_list("task_id", "pk"))

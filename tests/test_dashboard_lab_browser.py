@@ -56,3 +56,17 @@ def test_a_task_run_through_the_api_then_killed_shows_live_and_its_service_heals
     for task_arn in replacements:
         expect(row_of(lab_tab, task_arn)).to_have_attribute("data-status", "RUNNING")
     assert lab_tab.evaluate("window.notReloaded") is True
+
+
+def test_the_maps_cards_tell_the_docker_operations_and_the_writes_of_a_task(lab, lab_tab):
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="cards")
+    ecs.register_task_definition(**WEB)
+    wait_live(lab_tab)
+    arn = ecs.run_task(cluster="cards", taskDefinition="web", count=1)["tasks"][0]["taskArn"]
+    short = arn.rsplit("/", 1)[1][:8]
+    docker = lab_tab.locator('.card[data-component="docker"]')
+    expect(docker.locator("li", has_text=f"of task {short}").filter(has_text="start").first).to_be_visible()
+    expect(docker).not_to_contain_text("No Docker operation yet.")
+    writes = lab_tab.locator('.card[data-component="statedb"] ul.writes')
+    expect(writes.locator("li[data-kind=task]", has_text=short).filter(has_text="→ RUNNING").first).to_be_visible()

@@ -93,6 +93,12 @@ def exit_codes(task):
 
 
 @register.filter
+def write_kind(kind):
+    """A written object's kind in words: task_definition → task definition."""
+    return str(kind).replace("_", " ")
+
+
+@register.filter
 def seconds_ago(seconds):
     """A short age: "0.4 s", "12 s", "3 min"."""
     if seconds < 10:
