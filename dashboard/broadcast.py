@@ -5,7 +5,7 @@ change over to the server's event loop with ``call_soon_threadsafe``. There a si
 flushes at most once per ``INTERVAL``: it routes the batch to groups ("lab", "cluster-<pk>",
 "service-<pk>", "task-<pk>", "instance-<pk>") and sends each group ONE message
 
-    {"type": "lab.changed", "seq": n, "changes": {"task": [pk…], "activity": ["frontend"…], …}}
+    {"type": "lab.changed", "seq": n, "changes": {"task": [pk…], "activity": ["frontend"…], "events": [pk…], …}}
 
 so a burst of 100 writes costs each open page one render, not 100. Consumers render.
 One broadcaster per event loop, started by the first consumer that connects.
@@ -163,6 +163,7 @@ def route(batch):
     for kind, pk, component in batch:
         if kind == "activity":
             add("lab", "activity", component or "")
+            add("lab", "events", pk)  # the map animates each activity row
             continue
         add("lab", kind, pk)
         if kind == "task":

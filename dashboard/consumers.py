@@ -35,6 +35,8 @@ class Page:
     group: str = "lab"
     triggers: dict = field(default_factory=dict)
     per_account: bool = False  # a list of the user's account's objects: its fragments are keyed by the account
+    viewer_fragments: frozenset = frozenset()  # keyed by the viewer: they name only the ids it may see
+    events: bool = False  # the page animates each activity row (the map)
 
     def groups(self, key):
         return [self.group if key is None else f"{self.group}-{key}"]
@@ -42,6 +44,14 @@ class Page:
 
 PAGES = {
     "map": Page(fragments={
+        "box-frontend": {"activity:frontend"},
+        "box-statedb": {"task", "service", "cluster", "task_definition", "instance", "deployment"},
+        "box-cluster-manager": {"activity:cluster_manager", "service"},
+        "box-capacity-manager": {"activity:capacity_manager", "task", "instance"},
+        "box-fleet": {"activity:agent", "task", "instance"},
+        "box-docker": {"activity:docker", "activity:agent", "task"},
+        "box-alb": {"load_balancer", "listener", "target_group", "target"},
+        "box-ecr": {"repository", "activity:registry"},
         "card-frontend": {"activity:frontend"},
         "card-statedb": {"task", "service", "cluster", "task_definition", "instance"},
         "card-cluster-manager": {"activity:cluster_manager", "service"},
@@ -50,7 +60,7 @@ PAGES = {
         "card-docker": {"activity:docker", "task"},
         "card-alb": {"load_balancer", "listener", "target_group", "target", "activity:load_balancer"},
         "card-ecr": {"repository", "activity:registry"},
-    }),
+    }, viewer_fragments=frozenset({"box-fleet"}), events=True),
     "clusters": Page(fragments={"cluster-list": {"cluster", "service", "task"}}, per_account=True),
     "task-definitions": Page(fragments={"taskdef-list": {"task_definition"}}, per_account=True),
     "instances": Page(fragments={"instance-list": {"task", "instance"},
@@ -82,7 +92,7 @@ TASK_TABLES = {
 
 def triggers_of(changes):
     """The trigger names a change message carries: its kinds, and "activity:<component>"."""
-    names = {kind for kind in changes if kind != "activity"}
+    names = {kind for kind in changes if kind not in ("activity", "events")}
     names.update(f"activity:{component}" for component in changes.get("activity", ()))
     return names
 
@@ -90,6 +100,11 @@ def triggers_of(changes):
 @database_sync_to_async
 def _account_pk(user):
     return Account.of_user(user).pk
+
+
+@database_sync_to_async
+def _viewer(user):
+    return state.viewer_of(user)
 
 
 @database_sync_to_async
@@ -136,13 +151,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.fragment_key = account_pk if self.page.per_account else self.key
+        self.viewer = await _viewer(user) if self.page.viewer_fragments or self.page.events else None
         self.rows = {}
         self.joined = self.page.groups(self.key)
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await broadcast.ensure_started()
         await self.accept()
-        await self.send_fragments([(name, self.fragment_key) for name in self.page.fragments], seq=None)
+        await self.send_fragments([(name, self.key_of(name)) for name in self.page.fragments], seq=None)
+
+    def key_of(self, name):
+        """The key fragment ``name`` renders with on this page (the viewer for viewer fragments)."""
+        return self.viewer if name in self.page.viewer_fragments else self.fragment_key
 
     async def disconnect(self, code):
         for group in getattr(self, "joined", ()):
@@ -162,7 +182,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if name in self.rows and changed_tasks and changed_tasks <= self.rows[name]:
                 items.extend(("task-row", pk) for pk in sorted(changed_tasks))
             else:
-                items.append((name, self.fragment_key))
+                items.append((name, self.key_of(name)))
+        if self.page.events and event["changes"].get("events"):
+            items.append(("map-events", (self.viewer, tuple(event["changes"]["events"]))))
         if items:
             await self.send_fragments(items, seq=event["seq"])
 

@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from dashboard import rollouts, state
+from dashboard import diagram, rollouts, state
 
 log = logging.getLogger(__name__)
 _registry = {}
@@ -144,6 +144,61 @@ def _card_alb(key):
 @fragment("card-ecr", "dashboard/cards/ecr.html")
 def _card_ecr(key):
     return state.ecr_card()
+
+
+# --- The map as a diagram: one box per component, and the events that animate it -------
+
+def _box(node_id, figures):
+    return {**figures, "node": diagram.NODES[node_id]}
+
+
+@fragment("box-frontend", "dashboard/diagram/frontend.html")
+def _box_frontend(key):
+    return _box("frontend", state.frontend_box())
+
+
+@fragment("box-statedb", "dashboard/diagram/statedb.html")
+def _box_statedb(key):
+    return _box("statedb", state.statedb_box())
+
+
+@fragment("box-cluster-manager", "dashboard/diagram/cluster_manager.html")
+def _box_cluster_manager(key):
+    return _box("cluster_manager", state.cluster_manager_box())
+
+
+@fragment("box-capacity-manager", "dashboard/diagram/capacity_manager.html")
+def _box_capacity_manager(key):
+    return _box("capacity_manager", state.capacity_manager_box())
+
+
+@fragment("box-fleet", "dashboard/diagram/fleet.html")
+def _box_fleet(key):
+    """The instances with their agents; ``key`` is the viewer (whose task ids the chips name)."""
+    return _box("agent", state.fleet_box(key))
+
+
+@fragment("box-docker", "dashboard/diagram/docker.html")
+def _box_docker(key):
+    return _box("docker", state.docker_box())
+
+
+@fragment("box-alb", "dashboard/diagram/alb.html")
+def _box_alb(key):
+    return _box("load_balancer", state.alb_box())
+
+
+@fragment("box-ecr", "dashboard/diagram/ecr.html")
+def _box_ecr(key):
+    return _box("registry", state.ecr_box())
+
+
+@fragment("map-events", "dashboard/diagram/events.html")
+def _map_events(key):
+    """New events appended to the map's event list; ``key`` is (viewer, activity pks)."""
+    viewer, pks = key
+    events = state.events_of(pks, viewer)
+    return {"events": events} if events else None
 
 
 # --- Object pages ------------------------------------------------------------------------

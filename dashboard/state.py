@@ -472,3 +472,164 @@ def service_load_balancing(service):
             "healthy": sum(1 for t in targets if t.state == Target.HEALTHY),
         })
     return rows
+
+
+# --- The map as a diagram: one small figure set per box ----------------------------------
+# Every box shows aggregates only (counts, rates, the name of the last action), never another
+# account's ids; the fleet's task chips name only the viewer's own tasks ("all" for staff).
+
+EVENT_ROWS = 30
+CHIPS_PER_INSTANCE = 18
+ALL = "all"
+
+
+def viewer_of(user):
+    """Whose ids the diagram may name for ``user``: ``"all"`` for staff, else their account's pk."""
+    if user.is_staff or user.is_superuser:
+        return ALL
+    from orchestrator.models import Account
+
+    return Account.of_user(user).pk
+
+
+def _sees(viewer, account_pk):
+    return viewer == ALL or viewer == account_pk
+
+
+def _last_action(*components, actions=None):
+    rows = Activity.objects.filter(component__in=components)
+    if actions:
+        rows = rows.filter(action__in=actions)
+    return rows.only("action", "component", "status_code", "latency_ms", "created_at").first()
+
+
+def frontend_box():
+    """Calls of the last minute, how many were refused, and the last call (its operation only)."""
+    minute_ago = timezone.now() - timedelta(minutes=1)
+    figures = Activity.objects.filter(component="frontend", created_at__gte=minute_ago).aggregate(
+        calls=Count("pk"), refused=Count("pk", filter=Q(status_code__gte=400)))
+    return {**figures, "last": _last_action("frontend")}
+
+
+def statedb_box():
+    """Objects by kind and the writes of the last minute."""
+    tasks = Task.objects.aggregate(
+        live=Count("pk", filter=~Q(last_status=Task.STOPPED)), stopped=Count("pk", filter=Q(last_status=Task.STOPPED)))
+    latest = broadcast.recent_writes(1)
+    return {
+        "clusters": Cluster.objects.filter(status=Cluster.ACTIVE).count(),
+        "services": Service.objects.exclude(status=Service.INACTIVE).count(),
+        "tasks": tasks["live"],
+        "stopped": tasks["stopped"],
+        "writes": broadcast.writes_since(60),
+        "last_write": latest[0] if latest else None,
+    }
+
+
+def cluster_manager_box():
+    """Live services, how many are short of tasks (running below desired) and by how many."""
+    from django.db.models import F
+
+    figures = Service.objects.filter(status=Service.ACTIVE).aggregate(
+        services=Count("pk"), short=Count("pk", filter=Q(running_count__lt=F("desired_count"))),
+        desired=Sum("desired_count"), running=Sum("running_count"))
+    figures["missing"] = max((figures["desired"] or 0) - (figures["running"] or 0), 0)
+    return {**figures, "last": _last_action("cluster_manager")}
+
+
+def capacity_manager_box():
+    """Tasks waiting for an instance, the fleet's free CPU and memory, the last decision."""
+    fleet = instances(task_limit=0)
+    return {
+        "pending": Task.objects.filter(last_status=Task.PROVISIONING, desired_status=Task.RUNNING).count(),
+        "instances": len(fleet),
+        "cpu_free": sum(usage.cpu_free for usage in fleet),
+        "memory_free": sum(usage.memory_free for usage in fleet),
+        "last": _last_action("capacity_manager"),
+    }
+
+
+def fleet_box(viewer):
+    """Each instance with its CPU and memory bars and its task chips; chips of other accounts'
+    tasks are anonymous (a status, no id)."""
+    fleet = instances(task_limit=0)
+    for usage in fleet:
+        rows = (_live_tasks().filter(container_instance=usage.instance).order_by("created_at", "id")
+                .values_list("task_id", "account_id", "last_status")[:CHIPS_PER_INSTANCE])
+        usage.chips = [{"task_id": task_id if _sees(viewer, account_pk) else "", "status": status}
+                       for task_id, account_pk, status in rows]
+    return {"instances": fleet, "last": _last_action("agent")}
+
+
+DOCKER_ACTIONS = ("create", "start", "stop", "kill", "remove", "died", "adopt")
+
+
+def docker_box():
+    """Containers running now and the last Docker operation the agents made or heard."""
+    last = Activity.objects.filter(Q(component="docker") | Q(component="agent", action__in=DOCKER_ACTIONS))
+    return {
+        "containers": TaskContainer.objects.filter(last_status="RUNNING").count(),
+        "last": last.only("action", "component", "created_at").first(),
+    }
+
+
+def alb_box():
+    """Load balancers, listeners, and how many of the targets are healthy."""
+    from orchestrator.models import Listener, LoadBalancer, Target
+
+    targets = Target.objects.aggregate(total=Count("pk"), healthy=Count("pk", filter=Q(state=Target.HEALTHY)))
+    return {"load_balancers": LoadBalancer.objects.count(), "listeners": Listener.objects.count(), **targets}
+
+
+def ecr_box():
+    """The registry's address and how many repositories it holds."""
+    from orchestrator import registry
+    from orchestrator.models import Repository
+
+    return {"registry": registry.registry_host(), "repositories": Repository.objects.count(),
+            "last": _last_action("registry")}
+
+
+def _arn_account(arn):
+    """The account id an ARN names ("" when it names none)."""
+    parts = (arn or "").split(":")
+    return parts[4] if len(parts) > 5 else ""
+
+
+def map_events(rows, viewer):
+    """Activity rows as the diagram's events: where each pulse runs, and what it may name."""
+    from dashboard import diagram
+    from orchestrator.models import Account
+
+    own = None if viewer == ALL else Account.objects.filter(pk=viewer).values_list("account_id", flat=True).first()
+    events = []
+    for row in rows:
+        travel = diagram.travel(row.component, row.action, row.status_code)
+        if not travel.lit:
+            continue
+        account_id = _arn_account(row.object_arn)
+        named = viewer == ALL or not account_id or account_id == own
+        events.append({
+            "seq": row.pk, "at_ms": round(row.created_at.timestamp() * 1000), "component": row.component,
+            "action": row.action, "source": travel.source, "target": travel.target or "", "what": travel.what,
+            "lit": " ".join(travel.lit), "source_name": diagram.NODES[travel.source].fargate,
+            "target_name": diagram.NODES[travel.target].fargate if travel.target else "", "refused": bool(row.status_code and row.status_code >= 400),
+            "object": row.object_arn.rsplit("/", 1)[-1][:8] if named and "/" in row.object_arn else "",
+            "others": not named, "at": row.created_at,
+        })
+    return events
+
+
+_EVENT_FIELDS = ("pk", "component", "action", "object_arn", "status_code", "created_at")
+
+
+def events_of(pks, viewer):
+    """The diagram's events for these activity pks, oldest first."""
+    rows = Activity.objects.filter(pk__in=pks).only(*_EVENT_FIELDS).order_by("created_at", "pk")
+    return map_events(rows, viewer)
+
+
+def recent_events(viewer, limit=EVENT_ROWS):
+    """The last ``limit`` events, oldest first (what slow motion replays right after a load)."""
+    rows = list(Activity.objects.only(*_EVENT_FIELDS).order_by("-created_at", "-pk")[:limit])
+    return map_events(reversed(rows), viewer)

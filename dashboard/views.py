@@ -103,8 +103,16 @@ def _submit(request, form_class, **context):
 @login_required
 @require_safe
 def home(request):
-    """The component map: each Fargate component, live, beside its Kubernetes counterpart."""
-    return render(request, "dashboard/map.html", {"live": "/ws/map/"})
+    """The component map: the article's architecture as a live diagram (``?replay=<trace id>``
+    plays a trace on it), and each component's card below."""
+    from dashboard import diagram, state
+
+    viewer = state.viewer_of(request.user)
+    return render(request, "dashboard/map.html", {
+        "live": "/ws/map/", "viewer": viewer, "nodes": diagram.NODES, "arrows": diagram.ARROWS,
+        "width": diagram.WIDTH, "height": diagram.HEIGHT, "flow": diagram.flow_table(),
+        "events": state.recent_events(viewer), "replay": request.GET.get("replay", "")[:64],
+    })
 
 
 # --- Clusters ----------------------------------------------------------------------------

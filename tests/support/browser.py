@@ -100,6 +100,20 @@ def page(browser, live_lab_server, dashboard_user):
     context.close()
 
 
+def admin_page(browser, base_url, viewport):
+    """A new page of ``base_url``'s dashboard, logged in with the documented default admin / admin
+    (close it with ``page.context.close()``)."""
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(base_url + "/accounts/login/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "admin")
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/")
+    return page
+
+
 def wait_live(tab):
     """Wait until the page's WebSocket is open (the badge says "live")."""
     tab.wait_for_selector("#live-status[data-state=open]")

@@ -15,6 +15,7 @@ import pytest
 import requests
 from botocore.config import Config
 
+from tests.support.browser import admin_page
 from tests.support.common import ROOT, build_demo_image, free_port, wait_until
 
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
@@ -139,13 +140,6 @@ def remove_lab_objects(docker_client, lab_id):
 @pytest.fixture
 def lab_tab(browser, lab):
     """A page of the lab's dashboard, logged in with the documented default admin / admin."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(lab.url + "/accounts/login/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", "admin")
-    page.click("button[type=submit]")
-    page.wait_for_url(lab.url + "/")
+    page = admin_page(browser, lab.url, {"width": 1400, "height": 1000})
     yield page
-    context.close()
+    page.context.close()
