@@ -15,7 +15,6 @@ import pytest
 import requests
 from botocore.config import Config
 
-from tests.support.browser import admin_page
 from tests.support.common import ROOT, build_demo_image, free_port, wait_until
 
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
@@ -140,6 +139,8 @@ def remove_lab_objects(docker_client, lab_id):
 @pytest.fixture
 def lab_tab(browser, lab):
     """A page of the lab's dashboard, logged in with the documented default admin / admin."""
+    from tests.support.browser import admin_page  # a plugin of its own: loaded after this one
+
     page = admin_page(browser, lab.url, {"width": 1400, "height": 1000})
     yield page
     page.context.close()
