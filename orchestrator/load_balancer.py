@@ -100,10 +100,35 @@ def register_task(task):
     return targets
 
 
+def _service_group_arns(task):
+    """The target groups the task's service registers it in (empty for a task of no service)."""
+    if task.service_id is None:
+        return set()
+    return {entry.get("targetGroupArn") for entry in task.service.load_balancers or []}
+
+
+def _service_targets(task):
+    """The task's targets in its service's target groups (not those registered by hand)."""
+    arns = _service_group_arns(task)
+    return [t for t in Target.objects.filter(task=task).select_related("target_group__account") if t.target_group.arn in arns]
+
+
 def deregister_task(task):
-    """Start draining the task's targets; returns the seconds until they are drained (0 if none)."""
+    """Start draining the task's targets; returns the seconds until they are drained (0 if none).
+
+    A target registered by hand (RegisterTargets) is removed at once: the task's address leaves
+    the VPC with it, as on ECS, where nothing drains such a target and the stop does not wait.
+    """
     delay = 0.0
-    for target in Target.objects.filter(task=task).exclude(state=Target.DRAINING).select_related("target_group"):
+    arns = _service_group_arns(task)
+    for target in Target.objects.filter(task=task).exclude(state=Target.DRAINING).select_related("target_group__account"):
+        if target.target_group.arn not in arns:
+            Target.objects.filter(pk=target.pk).delete()
+            bus.publish("target", target.pk)
+            activity.record("load_balancer", "deregister_task", task.arn,
+                            f"removed {target.target_id}:{target.port} from {target.target_group.name}: "
+                            "the task's address leaves the VPC", trace_id=task.trace_id)
+            continue
         delay = max(delay, operations.drain(target))
         activity.record("load_balancer", "deregister_task", task.arn,
                         f"draining {target.target_id}:{target.port} from {target.target_group.name} "
@@ -118,9 +143,9 @@ def is_drained(task):
 
 
 def task_health(task):
-    """The task's health as its target groups see it: any unhealthy target makes it "unhealthy",
-    all healthy make it "healthy", otherwise "initial"; None when it is in no target group."""
-    states = set(Target.objects.filter(task=task).exclude(state=Target.DRAINING).values_list("state", flat=True))
+    """The task's health as its service's target groups see it: any unhealthy target makes it
+    "unhealthy", all healthy make it "healthy", otherwise "initial"; None when it is in none."""
+    states = {t.state for t in _service_targets(task) if t.state != Target.DRAINING}
     if not states:
         return None
     if Target.UNHEALTHY in states:

@@ -5,7 +5,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from orchestrator.models import Account, ContainerInstance, Target
+from orchestrator.models import Account, Cluster, ContainerInstance, Target, Task, TaskContainer, TaskDefinition
 from tests.support.common import free_port, wait_until
 
 
@@ -29,6 +29,18 @@ def create_stack(elbv2, port, name="web"):
         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
     )["Listeners"][0]
     return lb, tg, listener
+
+
+def own_task(private_ip="", instance=None, bindings=(), account=None):
+    """A RUNNING task of the default account (a target must be one of the account's own tasks)."""
+    account = account or Account.default()
+    cluster, _ = Cluster.objects.get_or_create(account=account, name="demo")
+    td, _ = TaskDefinition.objects.get_or_create(account=account, family="web", revision=1,
+                                                 defaults={"cpu": 256, "memory": 512, "body": {}})
+    task = Task.objects.create(account=account, cluster=cluster, task_definition=td, cpu=256, memory=512,
+                               last_status=Task.RUNNING, private_ip=private_ip, container_instance=instance)
+    TaskContainer.objects.create(task=task, name="web", image="demo", network_bindings=list(bindings))
+    return task
 
 
 def test_it_creates_and_describes_load_balancers(elbv2):
@@ -169,6 +181,8 @@ def test_it_refuses_a_listener_port_that_cannot_be_bound(elbv2):
 def test_it_registers_describes_and_deregisters_targets(elbv2):
     lb, tg, _ = create_stack(elbv2, free_port())
     arn = tg["TargetGroupArn"]
+    own_task("10.0.0.5")
+    own_task("10.0.0.6")
 
     elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": "10.0.0.5", "Port": 8080}, {"Id": "10.0.0.6"}])
     health = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
@@ -190,6 +204,7 @@ def test_it_registers_describes_and_deregisters_targets(elbv2):
 def test_it_registers_instance_targets_and_reports_unused_groups(elbv2):
     instance = ContainerInstance.objects.create(name="instance-1", cpu_registered=4096, memory_registered=8192)
     tg = elbv2.create_target_group(Name="inst", Protocol="HTTP", Port=80, TargetType="instance")["TargetGroups"][0]
+    own_task("172.30.0.2", instance, [{"containerPort": 80, "hostPort": 32768, "bindIP": "127.0.0.1"}])
 
     elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": instance.instance_id, "Port": 32768}])
 
@@ -220,8 +235,12 @@ def test_it_rejects_unknown_actions_and_wrong_secrets(live_server):
 def test_it_serves_a_url_that_answers_from_registered_containers(elbv2, data_plane, demo_containers):
     port = free_port()
     lb, tg, _ = create_stack(elbv2, port)
-    host_ports = [demo_containers.start(f"task-{i}")[1] for i in range(2)]
-    elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1", "Port": p} for p in host_ports])
+    started = [demo_containers.start(f"task-{i}") for i in range(2)]
+    ips = []
+    for i, (container, host_port) in enumerate(started):
+        ips.append(f"10.0.0.{10 + i}")  # the task's address in its VPC; the proxy uses the published port
+        own_task(ips[-1], bindings=[{"containerPort": 80, "hostPort": host_port, "bindIP": "127.0.0.1"}])
+    elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": ip, "Port": 80} for ip in ips])
 
     def states():
         return {h["TargetHealth"]["State"] for h in elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]}

@@ -124,3 +124,21 @@ def test_it_turns_a_registered_task_healthy_once_its_port_answers(data_plane):
 ])
 def test_it_matches_status_codes_like_elb(matcher, status, expected):
     assert load_balancer.matches(matcher, status) is expected
+
+
+def test_a_target_registered_by_hand_neither_drains_nor_judges_the_tasks_health(db):
+    from orchestrator.elbv2 import operations
+
+    task, tg = service_task(status=Task.RUNNING)
+    load_balancer.register_task(task)
+    other = TargetGroup.objects.create(account=task.account, name="by-hand", port=80, target_type="ip",
+                                       deregistration_delay=300)
+    operations.register_targets(task.account, {"TargetGroupArn": other.arn, "Targets": [{"Id": "172.18.0.5", "Port": 80}]})
+    by_hand = Target.objects.get(target_group=other)
+    assert by_hand.task == task and (by_hand.address, by_hand.connect_port) == ("127.0.0.1", 32801)
+    Target.objects.filter(pk=by_hand.pk).update(state=Target.UNHEALTHY)
+
+    assert load_balancer.task_health(task) == "initial"  # only the service's own group counts
+    assert load_balancer.deregister_task(task) == 5.0  # the service's group drains, 300 s are not waited
+    assert not Target.objects.filter(target_group=other).exists()
+    assert Target.objects.get(target_group=tg).state == Target.DRAINING

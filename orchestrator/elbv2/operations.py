@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from orchestrator import activity, bus
 from orchestrator.elbv2.protocol import ElbError, error
-from orchestrator.models import ContainerInstance, Listener, LoadBalancer, Target, TargetGroup, region
+from orchestrator.models import ContainerInstance, Listener, LoadBalancer, Target, TargetGroup, Task, region
 
 VPC_ID = "vpc-fargatelab"
 HOSTED_ZONE_ID = "Z35SXDOTRQ7X7K"
@@ -516,23 +516,65 @@ def instance_address(instance):
 
 
 def _resolve_target(tg, target):
-    """(target_id, port, address, connect_port) for one RegisterTargets entry, or InvalidTarget."""
+    """(target_id, port, address, connect_port, task) for one RegisterTargets entry, or InvalidTarget.
+
+    A target must be inside the target group's VPC, which in the lab is its account's own
+    cluster networks: an ``ip`` target the private IP of one of the account's tasks, an
+    ``instance`` target a port one of them publishes on that instance. Anything else (the
+    host's 127.0.0.1, the registry, another account's containers) is refused, so that a
+    listener cannot become a proxy and DescribeTargetHealth a port scanner.
+    """
     target_id = str(target.get("Id", ""))
     port = target.get("Port") or tg.port
     if not 1 <= port <= 65535:
         raise error("InvalidTargetException", f"Port {port} of target '{target_id}' is not valid")
+    vpc = tg.vpc_id or VPC_ID
     if tg.target_type == "ip":
         try:
             ipaddress.ip_address(target_id)
         except ValueError:
             raise error("InvalidTargetException", f"The IP address '{target_id[:64]}' is not a valid IPv4 address") from None
-        return target_id, port, target_id, port
+        task = _own_tasks(tg).filter(private_ip=target_id).first()
+        if task is None:
+            raise error("InvalidTargetException",
+                        f"The IP address '{target_id}' is not within the VPC '{vpc}' of target group '{tg.name}': "
+                        "an ip target must be the private IP of one of this account's running tasks")
+        address, connect_port = _published(task, port) or (target_id, port)
+        return target_id, port, address, connect_port, task
     instance = ContainerInstance.objects.filter(instance_id=target_id).first() or ContainerInstance.objects.filter(
         name=target_id
     ).first()
     if instance is None:
         raise error("InvalidTargetException", f"The following targets are not valid instances: '{target_id[:64]}'")
-    return target_id, port, instance_address(instance), port
+    task = next((t for t in _own_tasks(tg).filter(container_instance=instance) if _publishes(t, port)), None)
+    if task is None:
+        raise error("InvalidTargetException",
+                    f"The following targets are not in the target group VPC '{vpc}': '{target_id}:{port}' "
+                    f"(no task of this account publishes port {port} on that instance)")
+    return target_id, port, instance_address(instance), port, task
+
+
+def _own_tasks(tg):
+    """The target group's account's tasks that still have their network (not yet STOPPED)."""
+    return Task.objects.filter(account_id=tg.account_id).exclude(last_status=Task.STOPPED)
+
+
+def _bindings(task):
+    return [b for c in task.containers.all() for b in (c.network_bindings or [])]
+
+
+def _published(task, container_port):
+    """(host address, host port) where the task publishes ``container_port``, or None."""
+    for binding in _bindings(task):
+        if int(binding.get("containerPort") or 0) == container_port and binding.get("hostPort"):
+            address = binding.get("bindIP") or "127.0.0.1"
+            return ("127.0.0.1" if address in ("0.0.0.0", "::", "") else address), int(binding["hostPort"])
+    return None
+
+
+def _publishes(task, host_port):
+    """Whether one of the task's containers publishes ``host_port`` on its instance."""
+    return any(int(b.get("hostPort") or 0) == host_port for b in _bindings(task))
 
 
 def register(tg, target_id, port, address, connect_port, task=None, availability_zone=""):
@@ -572,8 +614,11 @@ def drain(target):
 def register_targets(account, params, caller=""):
     tg = get_target_group(account, _required(params, "TargetGroupArn"))
     resolved = [(_resolve_target(tg, t), t.get("AvailabilityZone", "")) for t in _required(params, "Targets")]
-    for (target_id, port, address, connect_port), zone in resolved:
-        register(tg, target_id, port, address, connect_port, availability_zone=zone)
+    # The target is linked to its task: it follows the task's address when the task moves,
+    # drains when the task stops and is forgotten once it stopped, so it never points at an
+    # address or host port that a later container (maybe another account's) is given.
+    for (target_id, port, address, connect_port, task), zone in resolved:
+        register(tg, target_id, port, address, connect_port, task=task, availability_zone=zone)
     activity.record("load_balancer", "RegisterTargets", tg.arn,
                     ", ".join(f"{r[0][0]}:{r[0][1]}" for r in resolved), caller=caller)
     return {}
