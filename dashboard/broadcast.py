@@ -16,6 +16,7 @@ through ``DatabaseWatch``, which looks at the state database every ``WATCH_INTER
 changed since its last look that the bus did not already carry.
 """
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -63,8 +64,11 @@ _broadcasters_lock = threading.Lock()
 
 
 def note_write(kind, pk, **info):
-    """Remember one write the bus carried, for the state database card (cheap, any thread)."""
-    if kind in WRITE_KINDS:
+    """Remember one write the bus carried, for the state database card (cheap, any thread).
+
+    Heartbeats are left out: every instance renews its own every few seconds (as a node renews
+    its Lease), and listing them would push the writes a class watches off the card."""
+    if kind in WRITE_KINDS and not info.get("heartbeat"):
         with _writes_lock:
             _writes.append({"at": time.time(), "kind": kind, "pk": pk, "label": None, "changes": ()})
 
@@ -91,8 +95,9 @@ def describe_writes():
     """Name the object of each write not yet described and say what changed since that object's
     previous write (reads the state database; call from a thread that may)."""
     with _describe_lock:
-        with _writes_lock:
-            pending = [write for write in list(_writes)[-DESCRIBE_BATCH:] if write["label"] is None]
+        with _writes_lock:  # the newest first, back to the last one described
+            pending = list(itertools.takewhile(lambda write: write["label"] is None,
+                                               itertools.islice(reversed(_writes), DESCRIBE_BATCH)))[::-1]
         if not pending:
             return
         rows = {}
@@ -131,8 +136,8 @@ def recent_writes(limit):
     describe_writes()
     now = time.time()
     with _writes_lock:
-        rows = list(_writes)[-limit:]
-    return [{**write, "age": max(now - write["at"], 0.0)} for write in reversed(rows)]
+        rows = list(itertools.islice(reversed(_writes), limit))
+    return [{**write, "age": max(now - write["at"], 0.0)} for write in rows]
 
 
 def writes_since(seconds):

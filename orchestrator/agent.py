@@ -889,7 +889,7 @@ class Agent:
                          .exclude(status=ContainerInstance.INACTIVE).values_list("pk", flat=True))
         ContainerInstance.objects.filter(pk__in=instances).update(last_heartbeat=timezone.now())
         for pk in instances:
-            bus.publish("instance", pk, origin="controlplane")
+            bus.publish("instance", pk, origin="controlplane", heartbeat=True)
 
     def handle_event(self, event):
         """Enqueue the task a container event concerns (or the container, if its task is unknown)."""

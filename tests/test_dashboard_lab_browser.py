@@ -70,3 +70,13 @@ def test_the_maps_cards_tell_the_docker_operations_and_the_writes_of_a_task(lab,
     expect(docker).not_to_contain_text("No Docker operation yet.")
     writes = lab_tab.locator('.card[data-component="statedb"] ul.writes')
     expect(writes.locator("li[data-kind=task]", has_text=short).filter(has_text="→ RUNNING").first).to_be_visible()
+
+
+def test_an_instances_heartbeat_moves_on_while_its_agent_reports(lab, lab_tab):
+    lab_tab.goto(lab.url + "/instances/")
+    lab_tab.locator("#instance-list a[href^='/instances/']").first.click()
+    wait_live(lab_tab)
+    heartbeat = lab_tab.locator("[data-field=last_heartbeat]")
+    first = heartbeat.inner_text()
+    # The agent relists every resync (2 s here) and writes a heartbeat at most every 5 s.
+    expect(heartbeat).not_to_have_text(first, timeout=20_000)
