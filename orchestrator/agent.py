@@ -14,7 +14,12 @@ Two halves, as in kubelet and the ECS agent:
 A service task behind a load balancer is registered in its target groups while ACTIVATING
 (once its address is known), and drained while DEACTIVATING: the agent deregisters it and
 looks again after the deregistration delay (a requeue, never a worker kept waiting) before it
-stops the containers. Image pulls report their progress on the task (Activity rows).
+stops the containers. Stopping is the same: the agent sends each container its stop signal,
+records in the state database when it is to be killed (stopTimeout later), and ends the pass;
+the container's "die" event or the deadline (a delayed requeue) brings the task back, and a
+container still running then is SIGKILLed. So a tenant whose tasks ignore SIGTERM holds no
+worker another tenant's tasks need, and a restarted lab keeps the deadlines. Image pulls report
+their progress on the task (Activity rows).
 """
 import hashlib
 import logging
@@ -22,6 +27,8 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -75,6 +82,8 @@ class ContainerWanted:
 
     name: str
     essential: bool = True
+    stop_timeout: int = 30  # seconds from its stop signal to SIGKILL
+    stop_deadline: float = None  # when it is to be SIGKILLed (epoch seconds), once signalled
 
 
 @dataclass
@@ -159,8 +168,25 @@ class DrainTargets:
 
 
 @dataclass
-class StopContainers:
+class SignalStop:
+    """Send containers their stop signal (SIGTERM) and record when each is to be killed."""
+
+    deadlines: dict  # container id -> deadline (epoch seconds)
+
+
+@dataclass
+class KillContainers:
+    """SIGKILL containers whose stopTimeout is over."""
+
     ids: list
+
+
+@dataclass
+class AwaitExit:
+    """End the pass without holding a worker: look again at ``until`` (epoch seconds), or as
+    soon as Docker's "die" event for a container arrives."""
+
+    until: float
 
 
 @dataclass
@@ -178,9 +204,35 @@ class EnqueueService:
     """Tell the cluster manager to look at the task's service."""
 
 
-def stop_sequence(last_status, seen, load_balanced=False):
-    """The steps from ``last_status`` to STOPPED for a task that is to stop (a load-balanced
-    one drains while DEACTIVATING, before its containers are stopped)."""
+# After a SIGKILL, look again this soon if Docker's "die" event does not come first.
+KILL_RECHECK_SECONDS = 1.0
+
+
+def stop_containers(task, running, now):
+    """The steps that stop ``running`` containers, as the ECS agent does: the stop signal with a
+    deadline of stopTimeout, SIGKILL once the deadline has passed, and no waiting in between
+    (the pass ends; the deadline or the container's "die" event brings the task back)."""
+    wanted = {c.name: c for c in task.containers}
+    signal, kill, wake = {}, [], []
+    for container in running:
+        want = wanted.get(container.name) or ContainerWanted(container.name, stop_timeout=0)
+        deadline = want.stop_deadline
+        if deadline is None:
+            deadline = signal[container.id] = now + want.stop_timeout
+        if deadline <= now:
+            kill.append(container.id)
+            wake.append(now + KILL_RECHECK_SECONDS)
+        else:
+            wake.append(deadline)
+    return ([SignalStop(signal)] if signal else []) + ([KillContainers(kill)] if kill else []) + [
+        AwaitExit(min(wake))]
+
+
+def stop_sequence(task, seen, now=0.0):
+    """The steps from the task's last status to STOPPED for a task that is to stop (a
+    load-balanced one drains while DEACTIVATING, before its containers are stopped); while
+    containers still run, the steps end with ``AwaitExit``."""
+    last_status, load_balanced = task.last_status, task.load_balanced
     ids = [c.id for c in seen]
     if last_status == Task.PROVISIONING or (last_status == Task.PENDING and not seen):
         # Never started (not placed, or its pull failed): its containers stop with it, as on ECS,
@@ -196,9 +248,9 @@ def stop_sequence(last_status, seen, load_balanced=False):
         steps.append(Advance(Task.DEACTIVATING, Task.STOPPING))
         last_status = Task.STOPPING
     if last_status == Task.STOPPING:
-        running = [c.id for c in seen if c.state not in DEAD_STATES + ("created",)]
+        running = [c for c in seen if c.state not in DEAD_STATES + ("created",)]
         if running:
-            steps.append(StopContainers(running))
+            return steps + stop_containers(task, running, now)
         steps.append(Advance(Task.STOPPING, Task.DEPROVISIONING))
     steps.append(RecordExits())
     if ids:  # removed before STOPPED is reported, so a STOPPED task never has a container
@@ -206,8 +258,9 @@ def stop_sequence(last_status, seen, load_balanced=False):
     return steps + [Advance(Task.DEPROVISIONING, Task.STOPPED), RequestPlacement(), EnqueueService()]
 
 
-def plan_task(task, seen):
-    """The actions that bring the task (TaskWanted) and its containers (ContainerSeen) together.
+def plan_task(task, seen, now=0.0):
+    """The actions that bring the task (TaskWanted) and its containers (ContainerSeen) together
+    at time ``now`` (epoch seconds: stop deadlines are compared with it).
 
     Pure: no database, no Docker. The executor applies the actions in order and stops at the
     first conditional update that fails (someone else moved the task first).
@@ -215,19 +268,18 @@ def plan_task(task, seen):
     by_name = {c.name: c for c in seen}
     if task.last_status == Task.STOPPED:
         return [RemoveContainers([c.id for c in seen])] if seen else []
-    lb = task.load_balanced
     if task.desired_status != Task.RUNNING:
-        return stop_sequence(task.last_status, seen, lb)
+        return stop_sequence(task, seen, now)
     if task.last_status == Task.PROVISIONING or not task.has_instance:
         return [RequestPlacement()]
     if task.last_status in STOPPING_STATES:
-        return stop_sequence(task.last_status, seen, lb)
+        return stop_sequence(task, seen, now)
 
     essentials = [c for c in task.containers if c.essential]
     exited = [c for c in essentials if c.name in by_name and by_name[c.name].state in DEAD_STATES]
     if exited:
         return [MarkStopping("EssentialContainerExited", "Essential container in task exited")] + stop_sequence(
-            task.last_status, seen, lb)
+            task, seen, now)
     missing = [c.name for c in task.containers if c.name not in by_name]
     if task.last_status == Task.PENDING:
         steps = []
@@ -236,14 +288,14 @@ def plan_task(task, seen):
         not_running = [c.name for c in task.containers if c.name not in by_name or by_name[c.name].state != "running"]
         if not_running:
             steps.append(StartContainers(not_running))
-        return steps + [Advance(Task.PENDING, Task.ACTIVATING), ReportRunning(lb)]
+        return steps + [Advance(Task.PENDING, Task.ACTIVATING), ReportRunning(task.load_balanced)]
     lost = [c for c in essentials if c.name not in by_name]
     if lost:
         return [MarkStopping("EssentialContainerExited", "Task stopped: its container was lost")] + stop_sequence(
-            task.last_status, seen, lb)
+            task, seen, now)
     if task.last_status == Task.ACTIVATING:
         not_running = [c.name for c in task.containers if by_name[c.name].state != "running"] if not missing else []
-        return ([StartContainers(not_running)] if not_running else []) + [ReportRunning(lb)]
+        return ([StartContainers(not_running)] if not_running else []) + [ReportRunning(task.load_balanced)]
     stray = [c.id for c in seen if c.state == "running" and c.networks and task.network
              and tuple(c.networks) != (task.network,)]
     return [MoveToNetwork(stray)] if stray else []
@@ -421,9 +473,12 @@ class TaskSync:
         if not load_balanced and (task.desired_status != Task.RUNNING or task.last_status in STOPPING_STATES):
             # Stopping: targets registered by hand (RegisterTargets) drain too.
             load_balanced = Target.objects.filter(task=task).exists()
+        definitions = {c.get("name"): c for c in task.task_definition.container_definitions}
         return TaskWanted(
             task.desired_status, task.last_status,
-            [ContainerWanted(c.name, c.essential) for c in self.containers.values()],
+            [ContainerWanted(c.name, c.essential, stop_timeout(definitions.get(c.name, {})),
+                             c.stop_deadline.timestamp() if c.stop_deadline else None)
+             for c in self.containers.values()],
             has_instance=task.container_instance_id is not None, load_balanced=load_balanced,
             network=self.network,
         )
@@ -436,7 +491,7 @@ class TaskSync:
             # so the Docker events that follow a stop cost no Docker call here.
             needs_docker = self.task.container_instance_id is not None and self.task.last_status != Task.STOPPED
             seen = observe(self.engine, self.task) if needs_docker else []
-            actions = plan_task(self.wanted(), seen)
+            actions = plan_task(self.wanted(), seen, now=time.time())
             try:
                 for action in actions:
                     getattr(self, f"do_{type(action).__name__}")(action, seen)
@@ -676,27 +731,35 @@ class TaskSync:
         self.enqueue(f"task:{self.task.pk}", delay=min(max(remaining, 0.0), 5.0) + 0.05)
         raise Requeued()
 
-    def do_StopContainers(self, action, seen):
-        self.record("stop", f"stopping task {self.task.task_id}: {self.task.stopped_reason or 'stop requested'}")
-        definitions = {c.get("name"): c for c in self.task.task_definition.container_definitions}
+    def do_SignalStop(self, action, seen):
+        """Send each container its stop signal, then record its deadline (a restart keeps it)."""
         by_id = {c.id: c for c in seen}
-        threads = []
-        for container_id in action.ids:
-            timeout = stop_timeout(definitions.get(by_id[container_id].name, {}))
-            thread = threading.Thread(target=self._stop_one, args=(container_id, timeout), daemon=True)
-            thread.start()
-            threads.append(thread)
-        for thread in threads:
-            thread.join()
+        for container_id, deadline in action.deadlines.items():
+            try:
+                signal = self.engine.signal_stop(container_id)
+            except (ContainerNotFound, Conflict):  # gone or already stopped: the next pass sees it
+                signal = "no signal (it had stopped)"
+            at = datetime.fromtimestamp(deadline, tz=dt_timezone.utc)
+            TaskContainer.objects.filter(task=self.task, name=by_id[container_id].name,
+                                         stop_deadline__isnull=True).update(stop_deadline=at)
+            self.record("stop", f"stopping container {by_id[container_id].name} of task {self.task.task_id} "
+                                f"({self.task.stopped_reason or 'stop requested'}): {signal}, SIGKILL at "
+                                f"{timezone.localtime(at):%H:%M:%S} unless it exits first")
 
-    def _stop_one(self, container_id, timeout):
-        """docker stop one container; a container already gone is fine."""
-        try:
-            self.engine.stop(container_id, timeout=timeout)
-        except (ContainerNotFound, Conflict):
-            pass
-        except EngineError as exc:
-            log.warning("stopping %s: %s", container_id[:12], exc)
+    def do_KillContainers(self, action, seen):
+        """SIGKILL the containers whose stopTimeout is over (one that just exited is fine)."""
+        for container_id in action.ids:
+            try:
+                self.engine.kill(container_id, "SIGKILL")
+            except (ContainerNotFound, Conflict):
+                continue
+            self.record("sigkill", f"container {container_id[:12]} of task {self.task.task_id} did not exit within "
+                                "its stopTimeout: SIGKILL")
+
+    def do_AwaitExit(self, action, seen):
+        """Requeue the task for the earliest deadline and end the pass (the "die" event may come first)."""
+        self.enqueue(f"task:{self.task.pk}", delay=max(action.until - time.time(), 0.0) + 0.05)
+        raise Requeued()
 
     def do_RecordExits(self, action, seen):
         by_name = {c.name: c for c in seen}

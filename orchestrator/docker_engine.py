@@ -476,6 +476,13 @@ class DockerEngine:
         self._check_owned(container)
         self._call("stop", lambda c: c.stop(container, timeout=timeout), timeout=QUICK_TIMEOUT)
 
+    def signal_stop(self, container):
+        """Send one of our containers its stop signal (the image's STOPSIGNAL, else SIGTERM),
+        without waiting for it to exit; returns the signal sent."""
+        signal = (self.inspect(container).get("Config") or {}).get("StopSignal") or "SIGTERM"
+        self._call("kill", lambda c: c.kill(container, signal=signal))
+        return signal
+
     def kill(self, container, signal="SIGKILL"):
         """Send a signal to one of our containers (SIGKILL by default)."""
         self._check_owned(container)

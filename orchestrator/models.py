@@ -404,6 +404,8 @@ class TaskContainer(models.Model):
     memory = models.PositiveIntegerField(null=True, blank=True)
     # The last lines of output, kept when the container is removed after it stopped.
     log_tail = models.TextField(blank=True)
+    # When a container sent its stop signal is to be SIGKILLed (its stopTimeout after the signal).
+    stop_deadline = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

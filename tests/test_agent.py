@@ -2,8 +2,8 @@
 import pytest
 
 from orchestrator.agent import (
-    Advance, ContainerSeen, ContainerWanted, CreateContainers, EnqueueService, EnsureImages, MarkStopping,
-    RecordExits, RemoveContainers, ReportRunning, RequestPlacement, StartContainers, StopContainers, TaskWanted,
+    AwaitExit, KillContainers, SignalStop, Advance, ContainerSeen, ContainerWanted, CreateContainers, EnqueueService, EnsureImages, MarkStopping,
+    RecordExits, RemoveContainers, ReportRunning, RequestPlacement, StartContainers, TaskWanted,
     plan_task,
 )
 from orchestrator.models import Activity, Task
@@ -36,7 +36,7 @@ def test_it_stops_a_task_whose_essential_container_exited():
     actions = plan_task(wanted("RUNNING", "RUNNING"), [ContainerSeen("abc", "web", "exited")])
     assert actions[0] == MarkStopping("EssentialContainerExited", "Essential container in task exited")
     assert Advance("RUNNING", "DEACTIVATING") in actions
-    assert StopContainers(["abc"]) not in actions  # it is already dead
+    assert not [a for a in actions if isinstance(a, (SignalStop, AwaitExit))]  # it is already dead
     assert actions[-4:] == [RemoveContainers(["abc"]), Advance("DEPROVISIONING", "STOPPED"),
                             RequestPlacement(), EnqueueService()]
 
@@ -47,13 +47,39 @@ def test_it_stops_a_running_task_whose_container_was_lost():
     assert Advance("DEPROVISIONING", "STOPPED") in actions
 
 
+def stopping(deadline=None, timeout=30, last="STOPPING"):
+    return TaskWanted("STOPPED", last, [ContainerWanted("web", True, timeout, deadline)], has_instance=True)
+
+
 def test_it_walks_a_stop_through_every_state():
-    actions = plan_task(wanted("STOPPED", "RUNNING"), [ContainerSeen("abc", "web", "running")])
+    actions = plan_task(stopping(last="RUNNING"), [ContainerSeen("abc", "web", "running")], now=1000.0)
+    # SIGTERM with a deadline, then the pass ends: no worker waits while the container stops.
     assert actions == [
-        Advance("RUNNING", "DEACTIVATING"), Advance("DEACTIVATING", "STOPPING"), StopContainers(["abc"]),
+        Advance("RUNNING", "DEACTIVATING"), Advance("DEACTIVATING", "STOPPING"), SignalStop({"abc": 1030.0}),
+        AwaitExit(1030.0),
+    ]
+    # Its "die" event brings the task back: it exited, and the stop goes on to STOPPED.
+    assert plan_task(stopping(1030.0), [ContainerSeen("abc", "web", "exited")], now=1001.0) == [
         Advance("STOPPING", "DEPROVISIONING"), RecordExits(), RemoveContainers(["abc"]),
         Advance("DEPROVISIONING", "STOPPED"), RequestPlacement(), EnqueueService(),
     ]
+
+
+def test_it_waits_for_a_signalled_container_until_its_deadline_without_signalling_again():
+    assert plan_task(stopping(1030.0), [ContainerSeen("abc", "web", "running")], now=1010.0) == [AwaitExit(1030.0)]
+
+
+def test_it_kills_a_container_still_running_at_its_deadline():
+    assert plan_task(stopping(1030.0), [ContainerSeen("abc", "web", "running")], now=1030.0) == [
+        KillContainers(["abc"]), AwaitExit(1031.0)]
+
+
+def test_it_gives_each_container_its_own_stop_timeout():
+    task = TaskWanted("STOPPED", "STOPPING", [ContainerWanted("web", True, 120), ContainerWanted("log", False, 0)],
+                      has_instance=True)
+    seen = [ContainerSeen("w", "web", "running"), ContainerSeen("l", "log", "running")]
+    assert plan_task(task, seen, now=10.0) == [SignalStop({"w": 130.0, "l": 10.0}), KillContainers(["l"]),
+                                               AwaitExit(11.0)]
 
 
 def test_it_stops_a_provisioning_task_at_once():

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from orchestrator import agent
 from orchestrator.agent import (
-    Advance, ContainerSeen, ContainerWanted, DrainTargets, EnsureImages, PullProgress, ReportRunning, StopContainers,
+    Advance, ContainerSeen, ContainerWanted, DrainTargets, EnsureImages, PullProgress, ReportRunning, SignalStop,
     TaskWanted, plan_task,
 )
 from orchestrator.models import Target, Task
@@ -28,9 +28,9 @@ def test_it_registers_a_load_balanced_task_before_it_reports_running():
 
 def test_it_drains_between_deactivating_and_stopping():
     seen = [ContainerSeen("c1", "web", "running")]
-    actions = plan_task(wanted("RUNNING", desired="STOPPED"), seen)
+    actions = plan_task(wanted("RUNNING", desired="STOPPED"), seen, now=100.0)
     assert actions[:4] == [Advance("RUNNING", "DEACTIVATING"), DrainTargets(), Advance("DEACTIVATING", "STOPPING"),
-                           StopContainers(["c1"])]
+                           SignalStop({"c1": 130.0})]
     # A pass that finds the task still DEACTIVATING drains again (a no-op once drained) and goes on.
     assert plan_task(wanted("DEACTIVATING", desired="STOPPED"), seen)[:2] == [
         DrainTargets(), Advance("DEACTIVATING", "STOPPING")]

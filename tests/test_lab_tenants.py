@@ -156,3 +156,59 @@ def test_a_task_container_is_limited_in_cpu_memory_processes_and_log_size(strict
     # A fork bomb stops at the limit (the task's own processes count too).
     result = container.exec_run(["sh", "-c", "for i in $(seq 60); do sleep 30 & done; echo forked-all"])
     assert b"can't fork" in result.output and b"forked-all" not in result.output
+
+
+# A task that ignores SIGTERM (a shell that traps it), as a careless or hostile student writes.
+STUBBORN = "trap '' TERM; while true; do sleep 1; done"
+
+
+@pytest.fixture
+def small_lab(tmp_path, docker_client, lab_demo_image):
+    """A lab with two agent workers: fewer than the stubborn tasks one student stops."""
+    import uuid
+
+    from tests.support.lab import LabProcess, remove_lab_objects
+
+    lab = LabProcess(tmp_path, f"test-{uuid.uuid4().hex[:8]}", extra_env={"FARGATE_LAB_WORKERS": "2"})
+    lab.start()
+    yield lab
+    lab.stop()
+    remove_lab_objects(docker_client, lab.lab_id)
+
+
+def statuses(ecs, cluster, arns):
+    return [t["lastStatus"] for t in ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]]
+
+
+def test_one_tenants_long_stops_do_not_hold_the_agents_from_another_tenant(small_lab):
+    alice, bob = small_lab.client(), add_student(small_lab, "bob")
+    alice.create_cluster(clusterName="demo")
+    alice.register_task_definition(**web("stubborn", entryPoint=["sh", "-c"], command=[STUBBORN], stopTimeout=120,
+                                         portMappings=[]))
+    stubborn = [t["taskArn"] for t in run_running(alice, "demo", "stubborn", count=3)]
+    for arn in stubborn:
+        alice.stop_task(cluster="demo", task=arn, reason="class over")
+    poll(lambda: statuses(alice, "demo", stubborn) == ["STOPPING"] * 3, message="the stubborn tasks STOPPING")
+
+    bob.create_cluster(clusterName="demo")
+    bob.register_task_definition(**web())
+    run_running(bob, "demo", "web")
+    # Bob's task ran while every one of Alice's was still given its two minutes to stop.
+    assert statuses(alice, "demo", stubborn) == ["STOPPING"] * 3
+
+
+def test_a_task_that_ignores_sigterm_is_killed_after_its_stop_timeout(lab):
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="demo")
+    ecs.register_task_definition(**web("stubborn", entryPoint=["sh", "-c"], command=[STUBBORN], stopTimeout=2,
+                                       portMappings=[]))
+    [task] = run_running(ecs, "demo", "stubborn")
+    ecs.stop_task(cluster="demo", task=task["taskArn"])
+
+    def stopped():
+        [task_now] = ecs.describe_tasks(cluster="demo", tasks=[task["taskArn"]])["tasks"]
+        return task_now["lastStatus"] == "STOPPED" and task_now
+
+    stopped_task = poll(stopped, message="the stubborn task STOPPED")
+    assert stopped_task["containers"][0]["exitCode"] == 137  # SIGKILL
+    assert (stopped_task["executionStoppedAt"] - stopped_task["stoppingAt"]).total_seconds() >= 2
