@@ -150,9 +150,8 @@ FARGATE_LAB = {
     "DEFAULT_ACCOUNT": "000000000000",
     # Run the control plane inside the web server process (the lifespan of the ASGI app).
     "CONTROL_PLANE": os.environ.get("FARGATE_LAB_CONTROL_PLANE", "1") == "1",
-    # The warm pool: instances kept ready. 4 x (4 vCPU, 8 GiB) fits 64 of the smallest
-    # Fargate tasks (256 CPU units / 512 MiB). FARGATE_LAB_WARM_POOL (or the older name
-    # FARGATE_LAB_FLEET_INSTANCES) sets it.
+    # The warm pool: instances kept ready, each as big as its Docker engine (see INSTANCE_CPU).
+    # FARGATE_LAB_WARM_POOL (or the older name FARGATE_LAB_FLEET_INSTANCES) sets it.
     "FLEET_INSTANCES": _env_int("FARGATE_LAB_WARM_POOL", _env_int("FARGATE_LAB_FLEET_INSTANCES", 4)),
     # The fleet grows beyond the warm pool when tasks fit nowhere, up to this many instances;
     # a launched instance boots this long; one idle this long beyond the pool is recycled.
@@ -162,8 +161,10 @@ FARGATE_LAB = {
     # More Docker engines for the fleet (comma-separated URLs: unix:///…, tcp://host:2376 with
     # ?tlscacert=…&tlscert=…&tlskey=…, ssh://user@host); instances spread over DOCKER_URL and these.
     "ENGINES": [u.strip() for u in os.environ.get("FARGATE_LAB_ENGINES", "").split(",") if u.strip()],
-    "INSTANCE_CPU": _env_int("FARGATE_LAB_INSTANCE_CPU", 4096),
-    "INSTANCE_MEMORY": _env_int("FARGATE_LAB_INSTANCE_MEMORY", 8192),
+    # An instance's CPU units and MiB; None (the default): the engine's own CPUs x 1024 and
+    # memory, as `docker info` reports them. Either way no task gets more than its engine has.
+    "INSTANCE_CPU": _env_int("FARGATE_LAB_INSTANCE_CPU", None),
+    "INSTANCE_MEMORY": _env_int("FARGATE_LAB_INSTANCE_MEMORY", None),
     # Docker engine URL for the fleet ("" = DOCKER_HOST or the local socket).
     "DOCKER_URL": os.environ.get("FARGATE_LAB_DOCKER_URL", ""),
     # Host address that task ports are published on.

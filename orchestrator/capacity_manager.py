@@ -6,7 +6,8 @@ One pass runs at a time (the single queue key "placement"):
    service (or of its RunTask), chosen by its ``placementStrategy`` (binpack, spread, random;
    with none, the instance with the most room). Remaining capacity is derived from the tasks placed on an instance and not
    STOPPED — never kept in a counter that could drift. A task that fits nowhere stays
-   PROVISIONING with a ``pending_reason``.
+   PROVISIONING with a ``pending_reason``; one bigger than any instance can ever be (see
+   ``task_ceiling``: instance sizes, and each engine's own CPUs and memory) is stopped at once.
 2. The fleet (``plan_fleet``): when waiting tasks fit nowhere, launch instances (PROVISIONING,
    a short boot: ping the engine, make the cluster networks, then ACTIVE) up to the maximum
    fleet size; instances idle for a while beyond the warm pool are DRAINING, then INACTIVE.
@@ -52,6 +53,65 @@ def availability_zone(engine_url, engines=None):
     engines = fleet_engines() if engines is None else engines
     index = engines.index(engine_url) if engine_url in engines else len(engines)
     return f"{settings.FARGATE_LAB['REGION']}{chr(ord('a') + index % 26)}"
+
+
+# --- how big instances are, and the largest task the fleet can ever hold ------------------
+
+def instance_size(engine_url):
+    """(CPU units, MiB) of an instance on this engine: the settings if given, else the engine's
+    own (raises EngineUnavailable when it is needed and the engine does not answer)."""
+    conf = settings.FARGATE_LAB
+    cpu, memory = conf.get("INSTANCE_CPU"), conf.get("INSTANCE_MEMORY")
+    if cpu and memory:
+        return cpu, memory
+    engine_cpu, engine_memory = DockerEngine.for_url(engine_url).resources()
+    return cpu or engine_cpu, memory or engine_memory
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The largest task any instance the fleet can launch could hold, and why."""
+
+    cpu: int
+    memory: int
+    why: str
+    complete: bool = True  # every engine answered (else one that did not might hold more)
+
+
+def _engine_ceiling(url):
+    """(cpu, memory, why) of the largest task an instance on one engine can hold."""
+    size_cpu, size_memory = instance_size(url)
+    engine_cpu, engine_memory = DockerEngine.for_url(url).resources()
+    why = (f"instances are {size_cpu} CPU units / {size_memory} MiB, and the Docker engine has "
+           f"{engine_cpu // 1024} CPUs / {engine_memory} MiB")
+    return min(size_cpu, engine_cpu), min(size_memory, engine_memory), why
+
+
+def task_ceiling():
+    """The Ceiling of the fleet's configured engines, or None if none of them answers."""
+    found, complete = [], True
+    for url in fleet_engines():
+        try:
+            found.append(_engine_ceiling(url))
+        except EngineError:
+            complete = False
+    if not found:
+        return None
+    cpu, _, why = max(found)
+    return Ceiling(cpu, max(memory for _, memory, _ in found), why, complete)
+
+
+def too_big(cpu, memory, ceiling):
+    """(ECS's failure reason, detail) if a task of this size fits on no instance ever, else None."""
+    if ceiling is None:
+        return None
+    if cpu > ceiling.cpu:
+        return "RESOURCE:CPU", (f"No Fargate Lab instance can hold a task of {cpu} CPU units: the largest holds "
+                                f"{ceiling.cpu} ({ceiling.why}).")
+    if memory > ceiling.memory:
+        return "RESOURCE:MEMORY", (f"No Fargate Lab instance can hold a task of {memory} MiB: the largest holds "
+                                   f"{ceiling.memory} MiB ({ceiling.why}).")
+    return None
 
 
 # --- placement on plain data --------------------------------------------------------------
@@ -340,33 +400,48 @@ def plan_fleet(instances, unplaced, config, now):
 # --- the executor ---------------------------------------------------------------------------
 
 def fleet_config():
-    """The fleet's settings as a FleetConfig."""
+    """The fleet's settings as a FleetConfig (instances sized as on the first engine)."""
     conf = settings.FARGATE_LAB
+    try:
+        instance_cpu, instance_memory = instance_size(fleet_engines()[0])
+    except EngineError:  # no size to launch by: nothing is launched for waiting tasks; boots retry
+        instance_cpu, instance_memory = 0, 0
     return FleetConfig(
         warm_pool=conf["FLEET_INSTANCES"], max_instances=max(conf.get("MAX_INSTANCES", 16), conf["FLEET_INSTANCES"]),
-        instance_cpu=conf["INSTANCE_CPU"], instance_memory=conf["INSTANCE_MEMORY"], engines=fleet_engines(),
+        instance_cpu=instance_cpu, instance_memory=instance_memory, engines=fleet_engines(),
         boot_seconds=conf.get("INSTANCE_BOOT_SECONDS", 2.0), idle_seconds=conf.get("INSTANCE_IDLE_SECONDS", 30.0),
     )
 
 
 def ensure_fleet():
-    """Make sure the warm pool exists: instances fleet-1..N, ACTIVE, spread over the engines."""
+    """Make sure the warm pool exists: instances fleet-1..N, ACTIVE, spread over the engines,
+    each sized by ``instance_size`` (one whose engine does not answer yet is left PROVISIONING:
+    its boot sizes it once the engine answers)."""
     conf = settings.FARGATE_LAB
     engines = fleet_engines()
     for n in range(1, conf["FLEET_INSTANCES"] + 1):
+        engine_url = engines[(n - 1) % len(engines)]
+        try:
+            cpu, memory = instance_size(engine_url)
+            status = ContainerInstance.ACTIVE
+        except EngineError:
+            cpu, memory, status = 0, 0, ContainerInstance.PROVISIONING
         instance, created = ContainerInstance.objects.get_or_create(
             name=f"fleet-{n}",
-            defaults={
-                "engine_url": engines[(n - 1) % len(engines)],
-                "cpu_registered": conf["INSTANCE_CPU"],
-                "memory_registered": conf["INSTANCE_MEMORY"],
-                "status": ContainerInstance.ACTIVE,
-            },
+            defaults={"engine_url": engine_url, "cpu_registered": cpu, "memory_registered": memory, "status": status},
         )
         if not created and instance.status == ContainerInstance.INACTIVE:
             ContainerInstance.objects.filter(pk=instance.pk).update(
-                status=ContainerInstance.ACTIVE, registered_at=timezone.now())
+                status=status, registered_at=timezone.now(), cpu_registered=cpu, memory_registered=memory)
+            instance.refresh_from_db()
             created = True
+        elif not created and status == ContainerInstance.ACTIVE and (
+                instance.cpu_registered, instance.memory_registered) != (cpu, memory):
+            # Sized by an older setting or on another machine: an instance is as big as it is now.
+            ContainerInstance.objects.filter(pk=instance.pk).update(cpu_registered=cpu, memory_registered=memory)
+            activity.record("capacity_manager", "resize-instance", message=(
+                f"{instance.name} is now {cpu} CPU units, {memory} MiB (was {instance.cpu_registered}, "
+                f"{instance.memory_registered})"))
         if created:
             activity.record("capacity_manager", "launch-instance", message=(
                 f"{instance.name} joined the warm pool on {DockerEngine.for_url(instance.engine_url).describe()}: "
@@ -447,6 +522,7 @@ class CapacityManager:
         waiting = list(self._waiting().select_related("account", "cluster").order_by("created_at", "id"))
         if not waiting:
             return 0
+        waiting = self._refuse_too_big(waiting)
         by_pk = {t.pk: t for t in waiting}
         rules = {
             s["pk"]: s for s in Service.objects.filter(pk__in={t.service_id for t in waiting if t.service_id})
@@ -480,6 +556,30 @@ class CapacityManager:
                 bus.publish("instance", decision.instance_pk, origin="controlplane")
                 self.on_placed(task.pk)
         return placed
+
+    def _refuse_too_big(self, waiting):
+        """Stop the waiting tasks no instance could ever hold (with ECS's reason); return the others."""
+        ceiling = task_ceiling()
+        if ceiling is None or not ceiling.complete:  # an engine that does not answer might hold them
+            return waiting
+        left = []
+        for task in waiting:
+            refusal = too_big(task.cpu, task.memory, ceiling)
+            if refusal is None:
+                left.append(task)
+                continue
+            reason = f"{refusal[0]}: {refusal[1]}"
+            changed = Task.objects.filter(pk=task.pk, desired_status=Task.RUNNING).update(
+                desired_status=Task.STOPPED, stop_code="TaskFailedToStart", stopped_reason=reason,
+                pending_reason=reason, stopping_at=timezone.now(), updated_at=timezone.now())
+            if changed:
+                activity.record("capacity_manager", "no-capacity", task.arn,
+                                f"task {task.task_id} can never be placed: {reason}", trace_id=task.trace_id)
+                bus.publish("task", task.pk, origin="controlplane")
+                self.enqueue(f"task:{task.pk}")  # its agent pass reports it STOPPED
+                if task.service_id:
+                    self.enqueue(f"service:{task.service_id}")
+        return left
 
     def _wait(self, task, reason):
         """Leave a task PROVISIONING with the reason why (said once, not on every pass)."""
@@ -526,6 +626,7 @@ class CapacityManager:
         engine = DockerEngine.for_url(instance.engine_url)
         try:
             engine.ping()
+            cpu, memory = instance_size(instance.engine_url)
             networks = set(self._waiting().values_list("account__account_id", "cluster__name"))
             for account_id, cluster in sorted(networks):
                 engine.ensure_network(network_name(engine.lab, account_id, cluster),
@@ -536,7 +637,8 @@ class CapacityManager:
             self.enqueue(PLACEMENT_KEY, delay=BOOT_RETRY_SECONDS)
             return False
         changed = ContainerInstance.objects.filter(pk=instance.pk, status=ContainerInstance.PROVISIONING).update(
-            status=ContainerInstance.ACTIVE, agent_connected=True, last_heartbeat=timezone.now())
+            status=ContainerInstance.ACTIVE, agent_connected=True, last_heartbeat=timezone.now(),
+            cpu_registered=cpu, memory_registered=memory)
         if changed:
             activity.record("capacity_manager", "instance-active", message=(
                 f"{instance.name} booted on {engine.describe()} and is ACTIVE"

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from orchestrator import activity, bus, elb_health
 from orchestrator import deployments as rollout
+from orchestrator.capacity_manager import task_ceiling, too_big
 from orchestrator.models import Deployment, Service, Task, TaskContainer
 
 log = logging.getLogger(__name__)
@@ -447,6 +448,15 @@ class ClusterManager:
     def _apply_StartTasks(self, service, action):
         deployment = service.deployments.filter(deployment_id=action.deployment_id).first()
         task_definition = deployment.task_definition if deployment else service.task_definition
+        refusal = too_big(task_definition.cpu, task_definition.memory, task_ceiling())
+        if refusal:  # no instance could ever hold one: start none, and say why (once), as ECS does
+            message = ("was unable to place a task because no container instance met all of its requirements. "
+                       f"Reason: {refusal[0]}: {refusal[1]}")
+            latest = service.events.first()
+            if latest is None or latest.message != f"(service {service.name}) {message}":
+                self._apply_AddEvent(service, AddEvent(message))
+                bus.publish("service", service.pk, origin="controlplane")
+            return
         created = []
         with transaction.atomic():
             for _ in range(action.count):

@@ -151,6 +151,7 @@ class DockerEngine:
         self._networks = {}
         # Images seen on the engine: a create that finds one gone again says ImageNotFound.
         self._images = set()
+        self._resources = None
 
     @classmethod
     def for_url(cls, url="", lab=None):
@@ -210,6 +211,15 @@ class DockerEngine:
                 f"(e.g. `sudo systemctl start docker`) and try again. ({exc})"
             ) from exc
         return True
+
+    def resources(self):
+        """The engine's CPUs and memory as ``docker info`` reports them: (CPU units, MiB).
+
+        Asked once per engine object: a daemon's CPU count and memory do not change while it runs."""
+        if self._resources is None:
+            info = self._call("info", lambda c: c.info())
+            self._resources = (int(info.get("NCPU") or 0) * 1024, int(info.get("MemTotal") or 0) // (1024 * 1024))
+        return self._resources
 
     def events(self, since=None, filters=None):
         """The engine's container events for this lab, as an ``EventStream`` (blocks while quiet)."""

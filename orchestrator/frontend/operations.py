@@ -18,7 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from orchestrator import activity, bus
-from orchestrator.capacity_manager import matches_expression
+from orchestrator.capacity_manager import matches_expression, task_ceiling, too_big
 from orchestrator.frontend import EcsError
 from orchestrator.frontend import shapes
 from orchestrator.frontend.task_definitions import fargate_size, normalize
@@ -461,6 +461,9 @@ def run_task(ctx, params):
     started_by = _check_length(params.get("startedBy", ""), 128, "startedBy")
     tags = _check_tags(params.get("tags", []))
     strategies, constraints = _check_placement(params)
+    refusal = too_big(cpu, memory, task_ceiling())
+    if refusal:  # no instance could ever hold it: ECS starts none and says why in the failures
+        return {"tasks": [], "failures": [{"reason": refusal[0], "detail": refusal[1]} for _ in range(count)]}
     tasks = [
         _create_task(
             ctx, cluster, td, cpu=cpu, memory=memory, overrides=overrides, group=group, started_by=started_by,
