@@ -35,11 +35,11 @@ from django.db import IntegrityError, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus, load_balancer
+from orchestrator import activity, bus, host_firewall, load_balancer
 from orchestrator.agent import Agent, sync_container, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
-from orchestrator.docker_engine import DockerEngine, EngineError, EngineUnavailable
+from orchestrator.docker_engine import DockerEngine, EngineError, EngineUnavailable, lab_id
 from orchestrator.models import ContainerInstance, Lease, Service, Target, Task
 from orchestrator.workqueue import WorkQueue
 
@@ -97,6 +97,8 @@ class ControlPlane:
         self._spawn(self._resync_loop, "controlplane-resync")
         for agent in self.agents.values():
             agent.start()
+        if self.is_leader:
+            self._guard_host()
         log.info("control plane %s started with %d workers", self.identity, self.workers)
 
     def stop(self):
@@ -112,6 +114,7 @@ class ControlPlane:
             thread.join(timeout=60)
         self._stop_data_plane()
         if self.is_leader:
+            host_firewall.stop(lab_id())
             for url in self.agents:
                 try:
                     DockerEngine.for_url(url).remove_unused_networks()
@@ -119,6 +122,13 @@ class ControlPlane:
                     log.info("could not tidy networks: %s", exc)
         self._release_lease()
         log.info("control plane %s stopped", self.identity)
+
+    def _guard_host(self):
+        """Let this lab's tasks reach the host only on listener ports (orchestrator/host_firewall.py)."""
+        try:
+            host_firewall.start([agent.engine for agent in self.agents.values()])
+        except Exception:  # the firewall is a guard, never a reason for the control plane to stop
+            log.exception("host firewall: refresh failed")
 
     def _spawn(self, target, name):
         thread = threading.Thread(target=self._closing(target), name=name, daemon=True)
@@ -276,6 +286,7 @@ class ControlPlane:
         for pk in Task.objects.exclude(last_status=Task.STOPPED).values_list("pk", flat=True):
             self.enqueue(f"task:{pk}")
         self.enqueue(PLACEMENT_KEY)
+        self._guard_host()
         for agent in self.agents.values():
             if agent.connected.is_set():
                 try:

@@ -8,6 +8,7 @@ on a container refuses one that lacks it. No container is ever given privileges,
 network, bind mounts or extra capabilities (beyond SYS_PTRACE, the one Fargate allows).
 """
 import logging
+import os
 import threading
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -139,6 +140,9 @@ class DockerEngine:
 
     _shared = {}
     _shared_lock = threading.Lock()
+    # Called with the engine when this process first uses one of its networks, before any
+    # container joins it: the host firewall (orchestrator/host_firewall.py) guards its bridge.
+    network_hooks = []
 
     def __init__(self, url="", lab=None):
         self.url = url
@@ -290,7 +294,26 @@ class DockerEngine:
             network_id = self._call("network", run)
             with self._lock:
                 self._networks[name] = network_id
+        for hook in DockerEngine.network_hooks:
+            hook(self)
         return network_id
+
+    @property
+    def is_local(self):
+        """Whether the engine runs on this host (a unix socket): its bridges are this host's interfaces."""
+        url = self.url or os.environ.get("DOCKER_HOST", "")
+        return url == "" or url.startswith("unix://")
+
+    def bridge_interfaces(self):
+        """The host interface names of this lab's bridge networks (``br-<id12>`` unless named)."""
+        def run(client):
+            names = []
+            for network in client.networks(filters={"label": [f"{LABEL_LAB}={self.lab}"], "driver": "bridge"}):
+                options = network.get("Options") or {}
+                names.append(options.get("com.docker.network.bridge.name") or f"br-{network['Id'][:12]}")
+            return sorted(names)
+
+        return self._call("networks", run)
 
     def forget_network(self, name):
         """Drop a cached network id (e.g. after an engine restart removed it)."""

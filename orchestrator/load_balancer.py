@@ -640,7 +640,28 @@ def _forward_headers(request, listener):
     ]
     if "X-Amzn-Trace-Id" not in request.headers:
         headers.append(("X-Amzn-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"))
-    return CIMultiDict(headers)
+    return CIMultiDict(_without_lab_cookies(headers))
+
+
+def _without_lab_cookies(headers):
+    """Drop the dashboard's own cookies from the Cookie headers a target gets.
+
+    Browsers send a host's cookies to every port of it: a student who opens another
+    student's listener on the lab's host name would otherwise hand that student's task
+    their dashboard session.
+    """
+    from django.conf import settings
+
+    lab_cookies = {settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME}
+    kept = []
+    for name, value in headers:
+        if name.lower() == "cookie":
+            value = "; ".join(c for c in (p.strip() for p in value.split(";"))
+                              if c and c.split("=", 1)[0].strip() not in lab_cookies)
+            if not value:
+                continue
+        kept.append((name, value))
+    return kept
 
 
 def _plain(status, text):

@@ -217,13 +217,19 @@ def echo_upstream():
     server.server_close()
 
 
-def test_it_forwards_method_path_body_and_headers(data_plane, echo_upstream):
+def serving_echo(data_plane, echo_upstream):
+    """A listener port whose one healthy target is the echo upstream."""
     port = free_port()
     _, tg, _ = make_lb(port)
     target = add_target(tg, echo_upstream)
     data_plane.sync()
     wait_until(lambda: healthy_ids(tg) == {target.pk}, 10, message="the echo target healthy")
     data_plane.sync()
+    return port
+
+
+def test_it_forwards_method_path_body_and_headers(data_plane, echo_upstream):
+    port = serving_echo(data_plane, echo_upstream)
 
     request = urllib.request.Request(f"http://127.0.0.1:{port}/orders?id=7", data=b"hello", method="POST",
                                      headers={"Host": "web-lb-1.us-east-1.elb.localhost", "X-Forwarded-For": "10.1.1.1"})
@@ -239,6 +245,20 @@ def test_it_forwards_method_path_body_and_headers(data_plane, echo_upstream):
     assert get(port, "/missing")[0] == 404
     status, body = get(port, "/big")
     assert status == 200 and len(body) == 2 * 1024 * 1024
+
+
+def test_it_keeps_the_dashboards_cookies_from_targets(data_plane, echo_upstream):
+    port = serving_echo(data_plane, echo_upstream)
+
+    def cookie_sent(cookie):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Cookie": cookie})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())["headers"].get("Cookie")
+
+    # A logged-in student's browser sends the lab's cookies to every port of 127.0.0.1.
+    assert cookie_sent("sessionid=s3cr3t; theme=dark; csrftoken=t0ken") == "theme=dark"
+    assert cookie_sent("sessionid=s3cr3t;csrftoken=t0ken") is None
+    assert cookie_sent("app=1; sessionidx=keep") == "app=1; sessionidx=keep"
 
 
 def test_it_marks_a_target_answering_the_wrong_code_unhealthy(data_plane, echo_upstream):
