@@ -69,6 +69,7 @@ PAGES = {
         "cluster-summary": OBJECTS,
         "cluster-services": {"service", "task"},
         "cluster-tasks": {"task"},
+        "cluster-twin": {"cluster"},
     }),
     "service": Page(model=Service, group="service", fragments={
         "service-summary": {"service", "task"},
@@ -76,9 +77,12 @@ PAGES = {
         "service-events": {"service", "task"},
         "service-tasks": {"task"},
         "service-load-balancing": {"service", "task"},
+        "service-twin": {"service", "task"},
     }),
-    "task": Page(model=Task, group="task", fragments={"task": {"task"}, "task-pull-targets": {"task"}}),
-    "instance": Page(model=ContainerInstance, group="instance", fragments={"instance": {"task", "instance"}}),
+    "task": Page(model=Task, group="task", fragments={"task": {"task"}, "task-pull-targets": {"task"},
+                                                      "task-twin": {"task"}}),
+    "instance": Page(model=ContainerInstance, group="instance", fragments={"instance": {"task", "instance"},
+                                                                           "instance-twin": {"task", "instance"}}),
 }
 
 

@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from dashboard import diagram, rollouts, state
+from dashboard import diagram, rollouts, state, twins
 
 log = logging.getLogger(__name__)
 _registry = {}
@@ -241,7 +241,8 @@ def _service_summary(key):
     service = state.service_or_none(key)
     if service is None:
         return None
-    return {"service": service, "plot": state.running_plot(service), "deployments": service.deployments.all()[:5]}
+    return {"service": service, "plot": state.running_plot(service), "deployments": service.deployments.all()[:5],
+            "ready": state.ready_replicas(service)}
 
 
 @fragment("service-rollout", "dashboard/fragments/service_rollout.html")
@@ -305,3 +306,29 @@ def _task_pull_targets(key):
 def _service_load_balancing(key):
     service = state.service_or_none(key)
     return None if service is None else {"service": service, "rows": state.service_load_balancing(service)}
+
+
+# --- Kubernetes twins: each object's manifest as YAML ---------------------------------------
+
+@fragment("task-twin", "dashboard/fragments/manifest.html")
+def _task_twin(key):
+    task = state.task_or_none(key)
+    return None if task is None else twins.task_twin(task)
+
+
+@fragment("service-twin", "dashboard/fragments/manifest.html")
+def _service_twin(key):
+    service = state.service_or_none(key)
+    return None if service is None else twins.service_twin(service)
+
+
+@fragment("cluster-twin", "dashboard/fragments/manifest.html")
+def _cluster_twin(key):
+    cluster = state.cluster_or_none(key)
+    return None if cluster is None else twins.cluster_twin(cluster)
+
+
+@fragment("instance-twin", "dashboard/fragments/manifest.html")
+def _instance_twin(key):
+    instance = state.instance_or_none(key)
+    return None if instance is None else twins.instance_twin(state.instance_usage(instance))

@@ -13,6 +13,7 @@ from django.db.models import Case, Count, IntegerField, Prefetch, Q, Sum, Value,
 from django.utils import timezone
 
 from dashboard import broadcast
+from orchestrator import cluster_manager
 from orchestrator.models import (
     Activity, Cluster, ContainerInstance, Service, Task, TaskContainer, TaskDefinition,
 )
@@ -216,6 +217,12 @@ def services_of(cluster):
     )
 
 
+def ready_replicas(service):
+    """How many of a service's tasks are healthy, as the rollout judges them (Kubernetes' ready
+    replicas): RUNNING is not enough until the load balancer or the grace period says so."""
+    return len(cluster_manager.healthy_tasks(service.pk))
+
+
 def service_or_none(pk):
     return Service.objects.select_related("account", "cluster", "task_definition").filter(pk=pk).first()
 
@@ -224,7 +231,8 @@ def _task_rows():
     """Tasks with just what a task row shows."""
     return (
         Task.objects.select_related("task_definition", "container_instance")
-        .prefetch_related(Prefetch("containers", TaskContainer.objects.only("task_id", "last_status", "exit_code", "network_bindings")))
+        .prefetch_related(Prefetch("containers", TaskContainer.objects.only(
+            "task_id", "last_status", "exit_code", "network_bindings", "essential", "reason")))
         .only(
             "pk", "task_id", "group", "last_status", "desired_status", "pending_reason", "started_at",
             "stop_code", "stopped_reason",
@@ -246,7 +254,19 @@ def tasks_of(cluster=None, service=None, limit=TABLE_ROWS):
     containers; and whether there are more."""
     tasks = _task_rows().filter(cluster=cluster) if cluster is not None else _task_rows().filter(service=service)
     rows = list(_table_order(tasks)[: limit + 1])
+    _mark_restart_backoff(rows[:limit])
     return rows[:limit], len(rows) > limit
+
+
+def _mark_restart_backoff(tasks):
+    """Set each failed start's ``in_restart_backoff`` with one look per service (CrashLoopBackOff)."""
+    services = {}
+    for task in tasks:
+        if task.service_id and task.failed_to_start:
+            if task.service_id not in services:
+                service = Service.objects.filter(pk=task.service_id).first()
+                services[task.service_id] = bool(service and service.restart_backoff())
+            task.in_restart_backoff = services[task.service_id]
 
 
 def table_task_pks(cluster_id=None, service_id=None, limit=TABLE_ROWS):
@@ -322,7 +342,7 @@ def timeline(task):
         reached = index == current or (index < current and _passed_through(task, status))
         steps.append({
             "status": status,
-            "pod_phase": Task.POD_PHASE[status],
+            "pod_phase": task.pod_phase if status == Task.STOPPED and index == current else Task.POD_PHASE[status],
             "at": getattr(task, _STATE_TIMESTAMP[status]) if reached else None,
             "reached": reached,
             "skipped": index < current and not reached,

@@ -15,7 +15,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from dashboard import forms
+from dashboard import forms, twins
 from orchestrator import activity
 from orchestrator.frontend import EcsError
 from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskDefinition
@@ -321,6 +321,7 @@ def task_definition(request, family, revision):
         "td": found,
         "revisions": revisions,
         "body_json": json.dumps(found.body, indent=2, sort_keys=True, default=str),
+        "twin": twins.task_definition_twin(found),
     }
     return render(request, "dashboard/task_definition.html", context)
 

@@ -26,8 +26,7 @@ from orchestrator.models import Deployment, Service, Task, TaskContainer
 log = logging.getLogger(__name__)
 
 NOT_YET_RUNNING = (Task.PROVISIONING, Task.PENDING, Task.ACTIVATING)
-# Stop codes of tasks that failed on their own (not stopped by the scheduler or a user).
-FAILURE_CODES = ("TaskFailedToStart", "EssentialContainerExited")
+FAILURE_CODES = Task.FAILURE_CODES
 # Task.health_status (written from the targets by ``elb_health``) in the load balancer's words.
 LB_HEALTH = {"HEALTHY": "healthy", "UNHEALTHY": "unhealthy"}
 # How often a rollout waiting on load balancer health checks looks again.
@@ -392,14 +391,21 @@ def load(service_pk, now=None):
     # Restart throttling counts the primary deployment's failures only: a new deployment (a new
     # task definition, or a forced one) starts afresh.
     primary = next((d for d in rows if d.status == Deployment.PRIMARY), None)
-    recent = service.tasks.filter(last_status=Task.STOPPED, deployment=primary).order_by(
-        "-stopped_at", "-id").values("started_at", "stop_code", "stopped_at")[:12] if primary else []
-    for row in recent:
-        if row["started_at"] is not None or row["stop_code"] not in FAILURE_CODES:
-            break
-        state.failed_starts += 1
-        state.last_failed_at = state.last_failed_at or row["stopped_at"]
+    if primary is not None:
+        state.failed_starts, state.last_failed_at = service.failed_starts(primary)
     return service, (state, tasks)
+
+
+def healthy_tasks(service_pk, now=None):
+    """task id -> deployment id of the service's live tasks that count as healthy, judged as the
+    rollout judges them (what Kubernetes calls ready replicas)."""
+    service, loaded = load(service_pk)
+    if service is None:
+        return {}
+    state, tasks = loaded
+    now = now or timezone.now()
+    return {t.task_id: t.deployment_id for t in tasks
+            if t.desired_status == Task.RUNNING and health(t, state, now)[0]}
 
 
 def _failed_tasks(service):

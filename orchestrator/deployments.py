@@ -36,6 +36,12 @@ def throttle_delay(consecutive_failures, base_seconds=10.0):
     return min(base_seconds * 2 ** (consecutive_failures - 2), THROTTLE_CAP_SECONDS)
 
 
+def backing_off(consecutive_failures, last_failed_at, now):
+    """Whether launches still wait out ``throttle_delay`` after the last failed start."""
+    delay = throttle_delay(consecutive_failures)
+    return bool(delay) and last_failed_at is not None and (now - last_failed_at).total_seconds() < delay
+
+
 @dataclass(frozen=True)
 class RolloutTask:
     """What the rollout needs to know of one live (not STOPPED, desired RUNNING) task."""

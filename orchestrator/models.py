@@ -9,6 +9,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from orchestrator import kubernetes
 
@@ -239,6 +240,28 @@ class Service(models.Model):
         """Append a service event, worded as ECS words it; returns the event."""
         return self.events.create(message=f"(service {self.name}) {message}")
 
+    def failed_starts(self, primary=None):
+        """(how many tasks of the primary deployment stopped in a row without ever running, when
+        the last of them stopped): what restart throttling counts."""
+        primary = primary or self.deployments.filter(status=Deployment.PRIMARY).first()
+        count, last_failed_at = 0, None
+        if primary is None:
+            return count, last_failed_at
+        recent = self.tasks.filter(last_status=Task.STOPPED, deployment=primary).order_by(
+            "-stopped_at", "-id").values("started_at", "stop_code", "stopped_at")[:12]
+        for row in recent:
+            if row["started_at"] is not None or row["stop_code"] not in Task.FAILURE_CODES:
+                break
+            count += 1
+            last_failed_at = last_failed_at or row["stopped_at"]
+        return count, last_failed_at
+
+    def restart_backoff(self, now=None):
+        """Whether restart throttling holds this service's launches back now (CrashLoopBackOff)."""
+        from orchestrator import deployments
+
+        return deployments.backing_off(*self.failed_starts(), now or timezone.now())
+
 
 class ServiceEvent(models.Model):
     """One line of a service's event log, as DescribeServices shows it."""
@@ -290,11 +313,15 @@ class Task(models.Model):
     PROVISIONING, PENDING, ACTIVATING, RUNNING = "PROVISIONING", "PENDING", "ACTIVATING", "RUNNING"
     DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED = "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"
     LIFECYCLE = [PROVISIONING, PENDING, ACTIVATING, RUNNING, DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED]
-    # The Pod phase each state corresponds to, for the dashboard.
+    # What a Pod shows in each state, for the lifecycle timeline (kubectl says Terminating while
+    # a Pod is deleted; its phase stays Running until its containers exit).
     POD_PHASE = {
         PROVISIONING: "Pending", PENDING: "Pending", ACTIVATING: "Pending", RUNNING: "Running",
-        DEACTIVATING: "Running", STOPPING: "Running", DEPROVISIONING: "Running", STOPPED: "Succeeded / Failed",
+        DEACTIVATING: "Terminating", STOPPING: "Terminating", DEPROVISIONING: "Terminating",
+        STOPPED: "Succeeded / Failed",
     }
+    # Stop codes of tasks that failed on their own (not stopped by the scheduler or a user).
+    FAILURE_CODES = ("TaskFailedToStart", "EssentialContainerExited")
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="tasks")
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="tasks")
@@ -353,9 +380,31 @@ class Task(models.Model):
     def arn(self):
         return f"arn:aws:ecs:{region()}:{self.account.account_id}:task/{self.cluster.name}/{self.task_id}"
 
+    def _container_facts(self):
+        """Each container's essential flag, exit code and reason, as the Pod mapping reads them."""
+        return [{"essential": c.essential, "exitCode": c.exit_code, "reason": c.reason} for c in self.containers.all()]
+
     @property
     def pod_phase(self):
-        return self.POD_PHASE.get(self.last_status, "Unknown")
+        """The Pod's status.phase: Succeeded only when every essential container exited 0."""
+        return kubernetes.pod_phase(self.last_status, self._container_facts())
+
+    @property
+    def pod_status(self):
+        """What kubectl get pods shows: Terminating, Error, ErrImagePull, CrashLoopBackOff…"""
+        return kubernetes.pod_status(self.last_status, self._container_facts(), self.stopped_reason,
+                                     backoff=self.in_restart_backoff)
+
+    @property
+    def failed_to_start(self):
+        """Whether the task stopped on its own before it ever ran (what restart throttling counts)."""
+        return self.last_status == Task.STOPPED and self.started_at is None and self.stop_code in Task.FAILURE_CODES
+
+    @cached_property
+    def in_restart_backoff(self):
+        """Whether this is a failed start of a service whose restarts are throttled right now
+        (a table sets it for its rows with one look per service)."""
+        return bool(self.service_id and self.failed_to_start and self.service.restart_backoff())
 
     @property
     def pod_name(self):

@@ -43,12 +43,13 @@ def test_it_shows_a_new_task_and_its_stop_without_reload(page, live_lab_server, 
     row = page.locator(f"#task-row-{task.pk}")
     expect(row).to_have_attribute("data-status", "PROVISIONING")
 
+    task.containers.update(last_status="STOPPED", exit_code=0)
     Task.objects.filter(pk=task.pk).update(
         last_status=Task.STOPPED, desired_status=Task.STOPPED, stopped_at=timezone.now(), updated_at=timezone.now()
     )
     bus.publish("task", task.pk)
     expect(row).to_have_attribute("data-status", "STOPPED")
-    expect(row).to_contain_text("Succeeded / Failed")
+    expect(row.locator("[data-field=pod_phase]")).to_have_text("Succeeded Completed")
     assert page.evaluate("window.notReloaded") is True
 
 

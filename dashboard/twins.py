@@ -1,0 +1,99 @@
+"""What each page's Kubernetes twin is built from: the ECS API's shapes of the object (the very
+ones DescribeTasks, DescribeServices… return), handed to the pure mappings of
+``orchestrator.kubernetes``. Each function returns the manifest(s) and their YAML."""
+from django.conf import settings
+
+from orchestrator import cluster_manager, kubernetes
+from orchestrator.capacity_manager import availability_zone
+from orchestrator.elbv2.operations import lb_shape, listener_shape, target_health_shape, tg_shape
+from orchestrator.frontend import shapes
+from orchestrator.models import Target, TargetGroup, Task, TaskDefinition
+
+
+def _twin(manifests, kinds):
+    """The context a manifest fragment renders: the kinds it holds and the YAML."""
+    return {"kinds": kinds, "yaml": kubernetes.to_yaml(manifests), "manifests": manifests}
+
+
+def task_twin(task):
+    """The Pod of a task (Ready as its service judges health, CrashLoopBackOff while throttled)."""
+    ready = None
+    if task.service_id and task.last_status == Task.RUNNING:
+        ready = task.task_id in cluster_manager.healthy_tasks(task.service_id)
+    pod = kubernetes.pod_for(
+        shapes.task_shape(task), shapes.task_definition_shape(task.task_definition),
+        node_name=kubernetes.dns_label(task.container_instance.name, 253) if task.container_instance else None,
+        backoff=task.in_restart_backoff, ready=ready,
+    )
+    return _twin([pod], "Pod")
+
+
+def service_twin(service):
+    """A service's Deployment, a ReplicaSet per ECS deployment and its Service; then, for each
+    of its load balancers, the target group's Service and EndpointSlice and the Ingresses."""
+    shape = shapes.service_shape(service)
+    arns = {shape["taskDefinition"], *(d["taskDefinition"] for d in shape["deployments"])}
+    definitions = {td.arn: shapes.task_definition_shape(td) for td in _task_definitions(service.account, arns)}
+    ready = {}
+    for deployment_id in cluster_manager.healthy_tasks(service.pk).values():
+        ready[deployment_id] = ready.get(deployment_id, 0) + 1
+    manifests = kubernetes.deployment_for(shape, definitions, ready,
+                                          min_ready_seconds=settings.FARGATE_LAB["HEALTH_GRACE_SECONDS"])
+    kinds = "Deployment, ReplicaSet, Service"
+    balancing = _load_balancing(service)
+    if balancing:
+        kinds += ", Service + EndpointSlice (target group), Ingress (listener)"
+    return _twin(manifests + balancing, kinds)
+
+
+def _task_definitions(account, arns):
+    """The account's task definitions with these ARNs."""
+    wanted = {kubernetes.last_part(arn) for arn in arns}
+    return [td for td in TaskDefinition.objects.filter(account=account, family__in={w.split(":")[0] for w in wanted})
+            if f"{td.family}:{td.revision}" in wanted]
+
+
+def _load_balancing(service):
+    """The target groups a service registers in (Service + EndpointSlice) and the listeners that
+    forward to them (an Ingress each)."""
+    namespace = kubernetes.namespace_of(service.cluster.name)
+    manifests, ingresses = [], {}
+    for entry in service.load_balancers or []:
+        tg_id = str(entry.get("targetGroupArn", "")).rsplit("/", 1)[-1]
+        group = TargetGroup.objects.filter(account=service.account, tg_id=tg_id).first()
+        if group is None:
+            continue
+        targets = list(Target.objects.filter(target_group=group).select_related("target_group", "task__service",
+                                                                                 "task__deployment", "task__task_definition"))
+        listeners = list(group.listeners.select_related("load_balancer__account"))
+        health = [target_health_shape(t, bool(listeners)) for t in targets]
+        pods = {t.target_id: t.task.pod_name for t in targets if t.task_id}
+        manifests += kubernetes.target_group_for(tg_shape(group), health, namespace, pods)
+        for listener in listeners:
+            groups = {g.arn: tg_shape(g) for g in listener.target_groups.select_related("account")}
+            ingresses[listener.pk] = kubernetes.ingress_for(lb_shape(listener.load_balancer), listener_shape(listener),
+                                                            groups, namespace)
+    return manifests + list(ingresses.values())
+
+
+def cluster_twin(cluster):
+    """The Namespace of a cluster."""
+    return _twin([kubernetes.namespace_for(shapes.cluster_shape(cluster))], "Namespace")
+
+
+def instance_twin(usage):
+    """The Node of an instance (``state.InstanceUsage``: the instance and what its tasks hold)."""
+    instance = usage.instance
+    node = kubernetes.node_for({
+        "name": instance.name, "instance_id": instance.instance_id, "status": instance.status,
+        "cpu": instance.cpu_registered, "memory": instance.memory_registered,
+        "cpu_used": usage.cpu_used, "memory_used": usage.memory_used,
+        "agent_connected": instance.agent_connected, "last_heartbeat": instance.last_heartbeat,
+        "registered_at": instance.registered_at, "availability_zone": availability_zone(instance.engine_url),
+    })
+    return _twin([node], "Node")
+
+
+def task_definition_twin(task_definition):
+    """The PodTemplate of a task definition revision."""
+    return _twin([kubernetes.pod_template_for(shapes.task_definition_shape(task_definition))], "PodTemplate")
