@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -175,7 +176,12 @@ def _box_capacity_manager(key):
 @fragment("box-fleet", "dashboard/diagram/fleet.html")
 def _box_fleet(key):
     """The instances with their agents; ``key`` is the viewer (whose task ids the chips name)."""
-    return _box("agent", state.fleet_box(key))
+    return {**_box("agent", state.fleet_box(key)), "task_path": _task_path()}
+
+
+def _task_path():
+    """The task pages' path before the id ("/tasks/"): reversed once, not once per chip."""
+    return reverse("dashboard:task", args=["0"])[:-len("0/")]
 
 
 @fragment("box-docker", "dashboard/diagram/docker.html")

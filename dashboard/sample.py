@@ -19,7 +19,6 @@ STATUSES = [Task.RUNNING] * 8 + [Task.PENDING, Task.ACTIVATING, Task.PROVISIONIN
 
 def populate(tasks=40, instances=4, seed=7):
     """Write a lab with ``tasks`` tasks over two services and ``instances`` instances; returns the services."""
-    rng = random.Random(seed)
     account = Account.default()
     call(account, "CreateCluster", {"clusterName": "demo"})
     for family, port in (("web", 80), ("worker", None)):
@@ -43,9 +42,21 @@ def populate(tasks=40, instances=4, seed=7):
             "cluster": "demo", "serviceName": name, "taskDefinition": f"{name}:1", "desiredCount": tasks // 2,
         })
         services.append(Service.objects.get(name=name, cluster__name="demo"))
+    add_tasks(tasks, seed)
+    _activities(services, fleet)
+    return services
+
+
+def add_tasks(count, seed=7):
+    """Add ``count`` tasks, in turn to the services of ``populate``, with their containers."""
+    rng = random.Random(seed)
+    account = Account.default()
+    services = list(Service.objects.filter(cluster__name="demo", cluster__account=account).order_by("name"))
+    fleet = list(ContainerInstance.objects.order_by("name"))
+    known = set(Task.objects.values_list("pk", flat=True))
     now = timezone.now()
     rows = []
-    for index in range(tasks):
+    for index in range(count):
         service = services[index % 2]
         status = rng.choice(STATUSES)
         started = now - timedelta(seconds=rng.randint(30, 600))
@@ -69,10 +80,10 @@ def populate(tasks=40, instances=4, seed=7):
             task=task, name=task.task_definition.family, image="fargate-lab/demo:latest",
             last_status="RUNNING" if task.last_status == Task.RUNNING else "PENDING",
             exit_code=137 if task.last_status == Task.STOPPED else None,
-            network_bindings=[{"bindIP": "127.0.0.1", "containerPort": 80, "hostPort": 32768 + n, "protocol": "tcp"}]
+            network_bindings=[{"bindIP": "127.0.0.1", "containerPort": 80, "hostPort": 32768 + len(known) + n, "protocol": "tcp"}]
             if task.last_status == Task.RUNNING and task.task_definition.family == "web" else [],
         )
-        for n, task in enumerate(Task.objects.select_related("task_definition"))
+        for n, task in enumerate(Task.objects.exclude(pk__in=known).select_related("task_definition"))
     ]
     TaskContainer.objects.bulk_create(containers, batch_size=500)
     for service in services:
@@ -80,8 +91,6 @@ def populate(tasks=40, instances=4, seed=7):
         pending = service.tasks.exclude(last_status__in=[Task.RUNNING, Task.STOPPED]).count()
         Service.objects.filter(pk=service.pk).update(running_count=running, pending_count=pending)
         ServiceEvent.objects.create(service=service, message=f"(service {service.name}) has started {running} tasks.")
-    _activities(services, fleet)
-    return services
 
 
 def _activities(services, fleet):
@@ -109,3 +118,11 @@ def _activities(services, fleet):
     for component, action, message, caller, status, latency in steps:
         activity.record(component, action, arn, message, caller=caller, status_code=status, latency_ms=latency)
 
+
+
+def run_task_steps():
+    """A RunTask's steps as its components record them: the call, the placement, the container."""
+    task = Task.objects.filter(last_status=Task.RUNNING).select_related("account", "cluster").first()
+    activity.record("frontend", "RunTask", task.arn, "RunTask → 200", caller="test", status_code=200, latency_ms=6.2)
+    activity.record("capacity_manager", "place", task.arn, f"placed task {task.task_id} on fleet-1")
+    activity.record("docker", "create", task.arn, f"created container web of task {task.task_id[:8]}")

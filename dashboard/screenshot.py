@@ -1,9 +1,10 @@
 """Screenshot the component map of a sample lab into docs/map.png (run by hand, no Docker needed).
 
-    .venv/bin/python -m dashboard.screenshot [docs/map.png] [--width 1600]
+    .venv/bin/python -m dashboard.screenshot [docs/map.png] [--width 1280] [--height 720] [--full-page]
 
 Uses a throwaway database filled by ``dashboard.sample``, serves the ASGI app with uvicorn on a
-free port, logs in as admin in Debian's Chromium and waits for the live socket before shooting.
+free port, logs in as admin in Debian's Chromium and waits for the live socket; then records a
+RunTask's steps, as the control plane would, and shoots the first screen mid-animation.
 """
 import argparse
 import os
@@ -54,7 +55,9 @@ def serve():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", nargs="?", default="docs/map.png")
-    parser.add_argument("--width", type=int, default=1600)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--full-page", action="store_true", help="the whole page, the cards below the map too")
     args = parser.parse_args(argv)
     if not os.path.exists(CHROMIUM):
         raise SystemExit(f"Chromium is missing at {CHROMIUM} (apt-get install chromium)")
@@ -70,13 +73,15 @@ def main(argv=None):
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": args.width, "height": 1000})
+            page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.goto(url + "/accounts/login/")
             page.fill("input[name=username]", "admin")
             page.fill("input[name=password]", "admin")
             page.click("button[type=submit]")
             page.wait_for_selector("#live-status[data-state=open]")
-            page.screenshot(path=args.output, full_page=True)
+            sample.run_task_steps()
+            page.wait_for_selector("#map-diagram .node[data-component=docker].lit")
+            page.screenshot(path=args.output, full_page=args.full_page)
             browser.close()
     finally:
         server.should_exit = True

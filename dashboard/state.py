@@ -499,7 +499,7 @@ def service_load_balancing(service):
 # account's ids; the fleet's task chips name only the viewer's own tasks ("all" for staff).
 
 EVENT_ROWS = 30
-CHIPS_PER_INSTANCE = 18
+CHIPS_PER_INSTANCE = 12  # what two rows of a box hold at 1280 px; the box says how many in all
 ALL = "all"
 
 
@@ -576,8 +576,8 @@ def fleet_box(viewer):
     for usage in fleet:
         rows = (_live_tasks().filter(container_instance=usage.instance).order_by("created_at", "id")
                 .values_list("task_id", "account_id", "last_status")[:CHIPS_PER_INSTANCE])
-        usage.chips = [{"task_id": task_id if _sees(viewer, account_pk) else "", "status": status}
-                       for task_id, account_pk, status in rows]
+        usage.chips = [{"task_id": task_id, "short": task_id[:8], "status": status} if _sees(viewer, account_pk)
+                       else {"task_id": "", "status": status} for task_id, account_pk, status in rows]
     return {"instances": fleet, "last": _last_action("agent")}
 
 

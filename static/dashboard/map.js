@@ -96,7 +96,7 @@
     }
     if (reducedMotion) { setTimeout(done, duration); return; }
     var dot = document.createElementNS(SVG_NS, "circle");
-    dot.setAttribute("r", "8");
+    dot.setAttribute("r", "10");
     dot.setAttribute("class", "pulse" + (event.refused ? " refused" : ""));
     dot.setAttribute("cx", x1);
     dot.setAttribute("cy", y1);

@@ -1,0 +1,189 @@
+"""The map as a diagram: its server render with 1,000 tasks, and event → animation in Chromium
+with 50 pages open.
+
+    /work/venv/bin/python bench/bench_map.py [--tasks 1000] [--pages 50] [--browsers 10] [--events 30]
+
+1. Render: ``GET /`` (the diagram and the cards below it) through Django's test client, median
+   and max of 20, with ``--tasks`` tasks in a throwaway SQLite database, and its SQL statements
+   (the same count with 10 tasks: no query per row). Target: ≤ 50 ms.
+2. Event → animation: ``--pages`` pages hold the map open against uvicorn (lifespan off):
+   ``--browsers`` of them are real Chromium pages, the rest WebSocket clients that read every
+   push as a page would. Each event is the row the agent writes when Docker reports a
+   container's ``die`` (component docker, action die, as ``Agent.record_operation`` does); the
+   clock starts just before that write and stops when each Chromium page starts the animation
+   (the lit log's ``data-at``, ``Date.now()`` on the same machine's clock). Target: p95 ≤ 150 ms.
+   The Docker engine's own delay from the kill to its event (a few ms) is not part of it.
+"""
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+WORKDIR = tempfile.mkdtemp(prefix="fargate-lab-bench-map-")
+os.environ["FARGATE_LAB_DB"] = os.path.join(WORKDIR, "lab.sqlite3")
+os.environ["FARGATE_LAB_VAR"] = WORKDIR
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the bench's ORM calls are plain sync code
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+
+from bench.bench_dashboard import percentile  # noqa: E402
+from dashboard.screenshot import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
+
+PASSWORD = "bench-password"
+
+
+def render_times(client, url="/", repeat=20):
+    """Wall and CPU milliseconds of ``repeat`` renders of ``url`` (the request runs in this thread)."""
+    wall, cpu = [], []
+    for _ in range(repeat):
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        response = client.get(url)
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.thread_time() - started_cpu) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return wall, cpu
+
+
+def queries(client):
+    with CaptureQueriesContext(connection) as captured:
+        client.get("/")
+    return len(captured)
+
+
+def bench_render(client, tasks):
+    """Median / max render of the map with few tasks and with ``tasks`` tasks, and their queries."""
+    from dashboard import sample
+
+    sample.populate(tasks=10, instances=4)
+    few_queries = queries(client)
+    few, few_cpu = render_times(client)
+    sample.add_tasks(tasks - 10)
+    many_queries = queries(client)
+    many, many_cpu = render_times(client)
+    login, login_cpu = render_times(Client(), "/accounts/login/")
+    from orchestrator.models import Task
+
+    print(f"== GET / (the map) with {Task.objects.count()} tasks: median {statistics.median(many):.1f} ms wall, "
+          f"{statistics.median(many_cpu):.1f} ms CPU (max {max(many):.1f} ms wall), {many_queries} SQL statements "
+          f"(target ≤ 50 ms)")
+    print(f"   with 10 tasks: median {statistics.median(few):.1f} ms wall, {statistics.median(few_cpu):.1f} ms CPU, "
+          f"{few_queries} SQL statements")
+    print(f"   the login page, for scale on this machine now: {statistics.median(login):.1f} ms wall, "
+          f"{statistics.median(login_cpu):.1f} ms CPU; load average {os.getloadavg()[0]:.1f}")
+
+
+async def hold_sockets(port, session, count, stop):
+    """``count`` WebSocket clients on the map, reading every push until ``stop`` is set."""
+    import websockets
+
+    url = f"ws://127.0.0.1:{port}/ws/map/"
+    headers = {"Cookie": f"sessionid={session}", "Origin": f"http://127.0.0.1:{port}"}
+    sockets = [await websockets.connect(url, additional_headers=headers, max_size=None) for _ in range(count)]
+
+    async def read(ws):
+        try:
+            while True:
+                await ws.recv()
+        except websockets.ConnectionClosed:
+            pass
+
+    readers = [asyncio.create_task(read(ws)) for ws in sockets]
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    for ws in sockets:
+        await ws.close()
+    await asyncio.gather(*readers, return_exceptions=True)
+
+
+def docker_die(arn):
+    """The row the agent writes when Docker reports a container's die event; (pk, ms since epoch just before)."""
+    from orchestrator import activity
+
+    started = time.time() * 1000
+    row = activity.record("docker", "die", arn, "container web of task bench died (exit code 137)")
+    return row.pk, started
+
+
+def bench_animation(port, session, pages, browsers, events):
+    from playwright.sync_api import sync_playwright
+
+    from orchestrator.models import Task
+
+    arn = Task.objects.filter(last_status=Task.RUNNING).select_related("account", "cluster").first().arn
+    stop = threading.Event()
+    holder = threading.Thread(target=asyncio.run, args=(hold_sockets(port, session, pages - browsers, stop),), daemon=True)
+    holder.start()
+    latencies = []
+    base = f"http://127.0.0.1:{port}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 720})
+        login = context.new_page()
+        login.goto(base + "/accounts/login/")
+        login.fill("input[name=username]", "bench")
+        login.fill("input[name=password]", PASSWORD)
+        login.click("button[type=submit]")
+        login.wait_for_url(base + "/")
+        tabs = [login] + [context.new_page() for _ in range(browsers - 1)]
+        for tab in tabs[1:]:
+            tab.goto(base + "/")
+        for tab in tabs:
+            tab.wait_for_selector("#live-status[data-state=open]")
+        time.sleep(1.0)  # let the sockets' first pushes settle before measuring
+        for _ in range(events):
+            pk, started = docker_die(arn)
+            for tab in tabs:
+                handle = tab.wait_for_function(
+                    "(pk) => { const e = document.querySelector(`#map-lit-log li[data-event='${pk}']`);"
+                    " return e && Number(e.dataset.at); }", arg=str(pk), timeout=10_000)
+                latencies.append(handle.json_value() - started)
+            time.sleep(0.3)  # events apart, as a kill and its replacement are
+        browser.close()
+    stop.set()
+    holder.join(timeout=10)
+    print(f"== Docker die → animation started, {pages} pages open ({browsers} Chromium, "
+          f"{pages - browsers} WebSocket clients), {events} events: p50 {percentile(latencies, 0.5):.0f} ms, "
+          f"p95 {percentile(latencies, 0.95):.0f} ms, max {max(latencies):.0f} ms (target p95 ≤ 150 ms)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--pages", type=int, default=50)
+    parser.add_argument("--browsers", type=int, default=10)
+    parser.add_argument("--events", type=int, default=30)
+    args = parser.parse_args()
+
+    call_command("migrate", verbosity=0)
+    setup_test_environment()
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("bench", password=PASSWORD, is_staff=True)
+    client = Client()
+    client.force_login(user)
+    bench_render(client, args.tasks)
+    if not os.path.exists(CHROMIUM):
+        raise SystemExit(f"Chromium is missing at {CHROMIUM}: the animation is measured in a real browser")
+    server, port = serve()
+    try:
+        bench_animation(port, client.cookies["sessionid"].value, args.pages, args.browsers, args.events)
+    finally:
+        server.should_exit = True
+
+
+if __name__ == "__main__":
+    main()
