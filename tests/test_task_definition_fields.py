@@ -144,6 +144,30 @@ def test_it_keeps_bridge_only_fields_on_a_definition_fargate_cannot_run(ecs):
     assert (container["links"], container["hostname"], container["dnsServers"]) == (["db"], "a", ["1.1.1.1"])
 
 
+REFUSED_OVERRIDES = {
+    "environmentFiles": {"containerOverrides": [
+        {"name": "web", "environmentFiles": [{"value": "arn:aws:s3:::b/x.env", "type": "s3"}]}]},
+    "resourceRequirements": {"containerOverrides": [
+        {"name": "web", "resourceRequirements": [{"type": "GPU", "value": "1"}]}]},
+    "inferenceAcceleratorOverrides": {"inferenceAcceleratorOverrides": [{"deviceName": "d", "deviceType": "t"}]},
+    "ephemeralStorage": {"ephemeralStorage": {"sizeInGiB": 30}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_OVERRIDES))
+def test_run_task_refuses_the_overrides_it_cannot_honour(ecs, name):
+    from orchestrator.models import Task
+
+    ecs.create_cluster(clusterName="demo")
+    ecs.register_task_definition(**fargate_task_definition())
+    code, message, status = error_of(
+        ecs.run_task, cluster="demo", taskDefinition="web", overrides=REFUSED_OVERRIDES[name],
+        networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-a"]}})
+    assert (status, code) == (400, "ClientException")
+    assert message.startswith("overrides: ") and name in message and "not supported" in message
+    assert not Task.objects.exists()
+
+
 @pytest.mark.parametrize("shape_name", sorted(TABLES))
 def test_every_member_of_botocores_model_has_a_decision(shape_name):
     """A member botocore adds later fails this test until it is decided on."""

@@ -21,6 +21,7 @@ from orchestrator import activity, bus
 from orchestrator.capacity_manager import matches_expression, task_ceiling, too_big
 from orchestrator.frontend import EcsError
 from orchestrator.frontend import shapes
+from orchestrator.frontend.task_definition_fields import check_overrides
 from orchestrator.frontend.task_definitions import fargate_size, normalize
 from orchestrator.frontend.validation import check_name, clean
 from orchestrator.models import (
@@ -394,6 +395,7 @@ def deregister_task_definition(ctx, params):
 
 def _task_overrides(td, overrides):
     """Check a RunTask overrides object against the task definition; return (cpu, memory) to use."""
+    check_overrides(overrides)
     names = {c["name"] for c in td.container_definitions}
     for override in overrides.get("containerOverrides", []):
         if override.get("name") not in names:

@@ -1,7 +1,8 @@
 """What Fargate Lab does with every member of a task definition: the decisions, as data.
 
-Each member of ``RegisterTaskDefinition``'s request, of ``ContainerDefinition`` and of the
-structures inside them that the lab reads is one ``Field`` here, with one of four decisions:
+Each member of ``RegisterTaskDefinition``'s request, of ``ContainerDefinition``, of the
+structures inside them and of RunTask's ``overrides`` is one ``Field`` here, with one of four
+decisions:
 
 * honoured: the lab does what Fargate does with it (on the real Docker engine);
 * echoed: kept and returned by Describe, with no effect, and the note says why that is faithful;
@@ -103,13 +104,14 @@ def _runtime_platform(value, context):
         return f"runtimePlatform.operatingSystemFamily '{family}' is not supported: Fargate Lab runs Linux containers."
     arch = value.get("cpuArchitecture")
     if arch is not None and arch != host_architecture():
-        return (f"runtimePlatform.cpuArchitecture '{arch}' is not supported: this lab's engine runs "
-                f"{host_architecture()} containers.")
+        return (f"runtimePlatform.cpuArchitecture '{arch}' is not supported: this lab runs on "
+                f"{host_architecture()}.")
     return None
 
 
 def host_architecture():
-    """The ECS name of the machine's CPU architecture (X86_64 or ARM64)."""
+    """The ECS name of this machine's CPU architecture (X86_64 or ARM64); a remote engine is
+    taken to share it."""
     return "ARM64" if platform.machine().lower() in ("aarch64", "arm64") else "X86_64"
 
 
@@ -279,9 +281,31 @@ TASK_DEFINITION = {
     "proxyConfiguration": Field(NOT_YET, "App Mesh proxy configuration"),
     "inferenceAccelerators": Field(REFUSED, "Elastic Inference accelerators are not available on Fargate"),
     "ephemeralStorage": Field(NOT_YET, "sizing a task's ephemeral storage (tasks use the engine's disk)"),
-    "runtimePlatform": Field(HONOURED, "LINUX, on the engine's own CPU architecture; other values are refused",
+    "runtimePlatform": Field(HONOURED, "LINUX, on this machine's CPU architecture; other values are refused",
                              check=_runtime_platform),
     "enableFaultInjection": Field(NOT_YET, "fault injection", check=_fault_injection),
+}
+
+# RunTask's overrides: the same decisions for what a task may change at launch.
+CONTAINER_OVERRIDE = {
+    "name": Field(HONOURED, "the container the override is for"),
+    "command": Field(HONOURED, "replaces the definition's command"),
+    "environment": Field(HONOURED, "added to the definition's environment"),
+    "environmentFiles": Field(NOT_YET, "environment files from S3"),
+    "cpu": Field(HONOURED, "replaces the container's CPU share"),
+    "memory": Field(HONOURED, "replaces the container's hard memory limit"),
+    "memoryReservation": Field(HONOURED, "replaces the container's soft memory limit"),
+    "resourceRequirements": Field(REFUSED, "GPUs and inference accelerators are not available on Fargate"),
+}
+
+TASK_OVERRIDE = {
+    "containerOverrides": Field(HONOURED, "see the container override fields", members=CONTAINER_OVERRIDE),
+    "cpu": Field(HONOURED, "the task's Fargate size for this launch"),
+    "memory": Field(HONOURED, "the task's Fargate size for this launch"),
+    "inferenceAcceleratorOverrides": Field(REFUSED, "Elastic Inference accelerators are not available on Fargate"),
+    "executionRoleArn": Field(ECHOED, "kept and returned: the lab's agent pulls images without a role"),
+    "taskRoleArn": Field(ECHOED, "kept and returned: the lab does not serve task role credentials yet"),
+    "ephemeralStorage": Field(NOT_YET, "sizing a task's ephemeral storage (tasks use the engine's disk)"),
 }
 
 # The model's shape names of the tables, for the test that walks botocore's model.
@@ -291,6 +315,8 @@ TABLES = {
     "LinuxParameters": LINUX_PARAMETERS,
     "PortMapping": PORT_MAPPING,
     "Volume": VOLUME,
+    "TaskOverride": TASK_OVERRIDE,
+    "ContainerOverride": CONTAINER_OVERRIDE,
 }
 
 
@@ -328,12 +354,18 @@ def check_task_definition(params):
         check_members(container, CONTAINER_DEFINITION, context, f"Container '{container.get('name', '')}': ")
 
 
+def check_overrides(overrides):
+    """Refuse what the decisions refuse in RunTask's overrides (already model-clean)."""
+    check_members(overrides, TASK_OVERRIDE, Context("awsvpc", True), "overrides: ")
+
+
 def readme_section():
     """The README's "Task definition fields" tables, generated from the decisions."""
     lines = []
     for title, table in (("Task definition", TASK_DEFINITION), ("Container definition", CONTAINER_DEFINITION),
                          ("linuxParameters", LINUX_PARAMETERS), ("portMappings", PORT_MAPPING),
-                         ("volumes", VOLUME)):
+                         ("volumes", VOLUME), ("RunTask overrides", TASK_OVERRIDE),
+                         ("containerOverrides", CONTAINER_OVERRIDE)):
         lines += ["", f"| {title} field | Decision | What the lab does |", "| --- | --- | --- |"]
         lines += [f"| `{name}` | {field.decision} | {field.note} |" for name, field in table.items()]
     return "\n".join(lines[1:]) + "\n"
