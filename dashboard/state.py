@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, Sum, Value, When
 from django.utils import timezone
 
-from dashboard import broadcast
+from dashboard import broadcast, twins
 from orchestrator import cluster_manager
 from orchestrator.models import (
     Activity, Cluster, ContainerInstance, Service, Task, TaskContainer, TaskDefinition,
@@ -436,9 +436,14 @@ def alb_card():
         Prefetch("listeners", listeners))[:CARD_ROWS]
     groups = TargetGroup.objects.select_related("account").prefetch_related(
         Prefetch("targets", Target.objects.select_related("task")), "listeners")[:CARD_ROWS]
+    load_balancers, groups = list(load_balancers), list(groups)
+    for lb in load_balancers:
+        lb.twin = twins.load_balancer_twin(lb)
+    for tg in groups:
+        tg.twin = twins.target_group_twin(tg)
     return {
-        "load_balancers": list(load_balancers),
-        "target_groups": list(groups),
+        "load_balancers": load_balancers,
+        "target_groups": groups,
         "steps": _activities("load_balancer", 6),
     }
 

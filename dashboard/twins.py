@@ -53,6 +53,43 @@ def _task_definitions(account, arns):
             if f"{td.family}:{td.revision}" in wanted]
 
 
+def _group_manifests(group, namespace, listeners):
+    """A target group's Service and EndpointSlice (its targets' health, their Pods named)."""
+    targets = list(Target.objects.filter(target_group=group).select_related(
+        "target_group", "task__service", "task__deployment", "task__task_definition"))
+    health = [target_health_shape(t, bool(listeners)) for t in targets]
+    pods = {t.target_id: t.task.pod_name for t in targets if t.task_id}
+    return kubernetes.target_group_for(tg_shape(group), health, namespace, pods)
+
+
+def _listener_ingress(listener, namespace):
+    """The Ingress of one listener, its backends named by the target groups it forwards to."""
+    groups = {g.arn: tg_shape(g) for g in listener.target_groups.select_related("account")}
+    return kubernetes.ingress_for(lb_shape(listener.load_balancer), listener_shape(listener), groups, namespace)
+
+
+def _namespace_of_group(group):
+    """The namespace a target group's manifests go in: its tasks' cluster ("default" when none)."""
+    task = Task.objects.filter(targets__target_group=group).select_related("cluster").first()
+    return kubernetes.namespace_of(task.cluster.name if task else "default")
+
+
+def target_group_twin(group):
+    """A target group as the map's load balancer card shows it: a Service with an EndpointSlice."""
+    listeners = list(group.listeners.all())
+    twin = _twin(_group_manifests(group, _namespace_of_group(group), listeners), "Service + EndpointSlice")
+    return {**twin, "dom_id": f"target-group-twin-{group.pk}"}
+
+
+def load_balancer_twin(load_balancer):
+    """A load balancer as the Ingresses of its listeners (one ALB: one Ingress group)."""
+    listeners = list(load_balancer.listeners.select_related("load_balancer__account"))
+    groups = [g for listener in listeners for g in listener.target_groups.all()]
+    namespace = _namespace_of_group(groups[0]) if groups else "default"
+    twin = _twin([_listener_ingress(listener, namespace) for listener in listeners], "Ingress")
+    return {**twin, "dom_id": f"load-balancer-twin-{load_balancer.pk}"}
+
+
 def _load_balancing(service):
     """The target groups a service registers in (Service + EndpointSlice) and the listeners that
     forward to them (an Ingress each)."""
@@ -63,16 +100,10 @@ def _load_balancing(service):
         group = TargetGroup.objects.filter(account=service.account, tg_id=tg_id).first()
         if group is None:
             continue
-        targets = list(Target.objects.filter(target_group=group).select_related("target_group", "task__service",
-                                                                                 "task__deployment", "task__task_definition"))
         listeners = list(group.listeners.select_related("load_balancer__account"))
-        health = [target_health_shape(t, bool(listeners)) for t in targets]
-        pods = {t.target_id: t.task.pod_name for t in targets if t.task_id}
-        manifests += kubernetes.target_group_for(tg_shape(group), health, namespace, pods)
+        manifests += _group_manifests(group, namespace, listeners)
         for listener in listeners:
-            groups = {g.arn: tg_shape(g) for g in listener.target_groups.select_related("account")}
-            ingresses[listener.pk] = kubernetes.ingress_for(lb_shape(listener.load_balancer), listener_shape(listener),
-                                                            groups, namespace)
+            ingresses[listener.pk] = _listener_ingress(listener, namespace)
     return manifests + list(ingresses.values())
 
 

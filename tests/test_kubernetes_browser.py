@@ -4,6 +4,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from orchestrator import bus
 from orchestrator.frontend import call
 from orchestrator.models import Account, ContainerInstance, Service, Task
 from tests.support.api import signed_request
@@ -81,3 +82,23 @@ def test_the_copy_button_falls_back_where_the_clipboard_api_is_missing(page, liv
     expect(page.locator("section.twin .copy-status")).to_have_text("Copied")
     namespace, = parse_and_validate(page.evaluate("window.copiedText"))["Namespace"]
     assert namespace["metadata"]["name"] == "demo"
+
+
+def test_the_pod_manifest_follows_the_task_live(page, live_lab_server, demo):
+    task = demo["task"]
+    page.goto(f"{live_lab_server.url}/tasks/{task.task_id}/")
+    wait_live(page)
+    page.evaluate("window.notReloaded = true")
+    manifest = page.locator("section.twin pre.yaml")
+    expect(manifest).to_contain_text("phase: Pending")
+
+    task.containers.update(last_status="STOPPED", exit_code=1)
+    Task.objects.filter(pk=task.pk).update(last_status=Task.STOPPED, desired_status=Task.STOPPED,
+                                           stop_code="EssentialContainerExited",
+                                           stopped_reason="Essential container in task exited")
+    bus.publish("task", task.pk)
+    expect(manifest).to_contain_text("phase: Failed")
+    pod, = parse_and_validate(manifest.text_content())["Pod"]
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 1
+    expect(page.locator("[data-field=pod_status]")).to_have_text("Error")
+    assert page.evaluate("window.notReloaded") is True

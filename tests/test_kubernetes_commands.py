@@ -101,3 +101,14 @@ def test_a_refused_call_is_logged_with_its_forms_too(raw_api):
     assert response.status_code == 400
     row = Activity.objects.get(component="frontend", action="UpdateService")
     assert row.kubectl_command == "kubectl scale deployment/web --replicas=1 -n nowhere"
+
+
+@pytest.mark.django_db
+def test_a_call_from_the_dashboard_is_logged_with_its_kubectl_form(alice_client):
+    Account.default()
+    response = alice_client.post("/clusters/", {"name": "class-b"})
+    assert response.status_code == 302
+    row = Activity.objects.get(component="frontend", action="CreateCluster")
+    assert row.caller == "console:alice"
+    assert row.aws_command == "aws ecs create-cluster --cluster-name class-b"
+    assert row.kubectl_command == "kubectl create namespace class-b"

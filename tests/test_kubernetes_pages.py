@@ -65,15 +65,21 @@ def test_the_task_page_shows_its_pod(alice_client, demo):
     assert "<hello" not in response.content.decode()  # the page escaped it
 
 
-def test_the_service_page_shows_its_deployment_replica_sets_and_services(alice_client, demo):
-    service = demo["service"]
+def load_balanced(demo, health):
+    """Target group web-tg with the demo task as its target (in ``health``), behind demo-lb:8080."""
     group = TargetGroup.objects.create(account=demo["account"], name="web-tg", port=80, target_type="ip")
     balancer = LoadBalancer.objects.create(account=demo["account"], name="demo-lb")
     listener = Listener.objects.create(load_balancer=balancer, port=8080,
                                        default_actions=[{"Type": "forward", "TargetGroupArn": group.arn}])
     listener.target_groups.add(group)
     Target.objects.create(target_group=group, target_id="10.0.1.5", port=80, address="127.0.0.1", connect_port=32000,
-                          task=demo["task"], state=Target.HEALTHY)
+                          task=demo["task"], state=health)
+    return group, balancer
+
+
+def test_the_service_page_shows_its_deployment_replica_sets_and_services(alice_client, demo):
+    service = demo["service"]
+    group, _ = load_balanced(demo, Target.HEALTHY)
     Service.objects.filter(pk=service.pk).update(load_balancers=[
         {"targetGroupArn": group.arn, "containerName": "web", "containerPort": 80}])
 
@@ -166,3 +172,17 @@ def test_ready_replicas_count_healthy_tasks_only(alice_client, demo, settings):
     assert re.search(r'data-count="ready"[^>]*>1<', page.content.decode())
     deployment, = parse_and_validate(yaml_of(page, f"service-twin-{service.pk}"))["Deployment"]
     assert deployment["status"]["readyReplicas"] == 1
+
+
+def test_the_map_s_load_balancer_card_shows_target_groups_and_listeners_as_kubernetes_objects(alice_client, demo):
+    group, balancer = load_balanced(demo, Target.UNHEALTHY)
+    page = alice_client.get("/")
+    by_kind = parse_and_validate(yaml_of(page, f"target-group-twin-{group.pk}"))
+    metadata = by_kind["Service"][0]["metadata"]
+    assert (metadata["name"], metadata["namespace"]) == ("web-tg", "demo")
+    endpoint, = by_kind["EndpointSlice"][0]["endpoints"]
+    assert endpoint["conditions"]["ready"] is False  # unhealthy: not ready
+    assert endpoint["targetRef"]["name"] == demo["task"].pod_name
+    ingress, = parse_and_validate(yaml_of(page, f"load-balancer-twin-{balancer.pk}"))["Ingress"]
+    assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/listen-ports"] == '[{"HTTP": 8080}]'
+    assert ingress["spec"]["defaultBackend"]["service"] == {"name": "web-tg", "port": {"number": 80}}
