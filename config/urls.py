@@ -4,6 +4,7 @@ call (AWS JSON 1.1, told apart by the target's prefix); a POST signed for the
 anything else at / is the dashboard's component map."""
 from django.contrib import admin
 from django.contrib.auth.views import LoginView
+from django.core.exceptions import RequestDataTooBig
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -16,10 +17,16 @@ from orchestrator.frontend import views as frontend_views
 
 
 def _is_elbv2(request):
-    """True for an ELBv2 query-protocol call: signed for elasticloadbalancing, or a form with Action=."""
+    """True for an ELBv2 query-protocol call: signed for elasticloadbalancing, or a form with Action=
+    (a form too large to read is taken for one too, so it gets ELBv2's error, not an HTML page)."""
     if credential_scope(request) == "elasticloadbalancing":
         return True
-    return request.content_type == "application/x-www-form-urlencoded" and b"Action=" in request.body[:65536]
+    if request.content_type != "application/x-www-form-urlencoded":
+        return False
+    try:
+        return b"Action=" in request.body[:65536]
+    except RequestDataTooBig:
+        return True
 
 
 @csrf_exempt

@@ -3,10 +3,11 @@
 Forms check only what they must to build the request (numbers are numbers, JSON parses); the
 ECS frontend validates the rest, so the console shows the same errors as the API.
 """
-import json
 import shlex
 
 from django import forms
+
+from orchestrator.frontend import wire
 
 # Generous bounds: the frontend enforces the real limits and says so in ECS's words.
 LONG_TEXT = 256 * 1024
@@ -144,12 +145,9 @@ class TaskDefinitionForm(EcsForm):
         if not text:
             return None
         try:
-            body = json.loads(text)
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc}")
-        if not isinstance(body, dict):
-            raise forms.ValidationError("The JSON must be an object, as register-task-definition takes.")
-        return body
+            return wire.json_object(text)
+        except wire.Malformed as exc:
+            raise forms.ValidationError(f"{exc} register-task-definition takes one JSON object.") from None
 
     def clean(self):
         data = super().clean()

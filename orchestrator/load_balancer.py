@@ -32,6 +32,7 @@ from django.utils import timezone
 from orchestrator import activity, bus
 from orchestrator.elbv2 import operations
 from orchestrator.elbv2.protocol import ElbError
+from orchestrator.frontend import wire
 from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup, Task
 
 log = logging.getLogger(__name__)
@@ -672,6 +673,7 @@ def matches(matcher, status):
     """True if HTTP ``status`` is one of the matcher's codes ("200", "200-299", "200,202")."""
     for part in matcher.split(","):
         low, _, high = part.partition("-")
-        if low.strip().isdigit() and int(low) <= status <= int(high or low):
+        low, high = wire.ascii_int(low.strip(), max_digits=3), wire.ascii_int((high or low).strip(), max_digits=3)
+        if low is not None and high is not None and low <= status <= high:
             return True
     return False

@@ -35,6 +35,7 @@ from django.http import JsonResponse
 
 from orchestrator import activity, bus
 from orchestrator.aws_auth import AuthError, authenticate
+from orchestrator.frontend import wire
 from orchestrator.models import Repository
 
 log = logging.getLogger(__name__)
@@ -276,10 +277,9 @@ def _page(rows, params):
     size = params.get("maxResults", 1000)
     if not isinstance(size, int) or not 1 <= size <= 1000:
         raise EcrError("InvalidParameterException", "maxResults must be between 1 and 1000")
-    token = params.get("nextToken") or "0"
-    if not str(token).isdigit():
+    start = wire.ascii_int(params.get("nextToken") or "0")
+    if start is None:
         raise EcrError("InvalidParameterException", "Invalid parameter at 'nextToken'")
-    start = int(token)
     return rows[start:start + size], (str(start + size) if start + size < len(rows) else None)
 
 
@@ -448,15 +448,19 @@ def api(request):
     """HTTP face of ECR: POST / with X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Op>."""
     operation = request.META.get("HTTP_X_AMZ_TARGET", "").removeprefix(TARGET_PREFIX)
     try:
+        raw = wire.body(request)
+    except wire.Malformed as exc:
+        return _answer({"__type": "InvalidParameterException", "message": str(exc)}, 400)
+    try:
         key = authenticate(request, "ecr")
     except AuthError as exc:
-        return JsonResponse({"__type": exc.code, "message": exc.message}, status=403)
+        return _answer({"__type": exc.code, "message": exc.message}, 403)
     started = time.monotonic()
     try:
-        params = json.loads(request.body or b"{}")
-        result, status = call(key.account, operation, params), 200
-    except ValueError:
-        result, status = {"__type": "SerializationException", "message": "The request body is not valid JSON"}, 400
+        result, status = call(key.account, operation, wire.json_object(raw)), 200
+    except wire.Malformed as exc:
+        kind = "InvalidParameterException" if isinstance(exc, wire.BadText) else "SerializationException"
+        result, status = {"__type": kind, "message": str(exc)}, 400
     except EcrError as exc:
         result, status = {"__type": exc.error_type, "message": exc.message}, exc.status
     except Exception:  # a bug must still answer in ECR's shape, never as a Django error page
@@ -464,4 +468,9 @@ def api(request):
         result, status = {"__type": "ServerException", "message": "internal error"}, 500
     activity.record("registry", f"api.{operation[:48] or 'unknown'}", message=f"ecr {operation} → {status}",
                     caller=key.access_key_id, status_code=status, latency_ms=(time.monotonic() - started) * 1000)
-    return JsonResponse(result, status=status, content_type="application/x-amz-json-1.1")
+    return _answer(result, status)
+
+
+def _answer(data, status):
+    """An AWS JSON 1.1 answer (errors carry their type in ``__type``)."""
+    return JsonResponse(data, status=status, content_type="application/x-amz-json-1.1")

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from orchestrator import activity, bus
 from orchestrator.elbv2.protocol import ElbError, error
+from orchestrator.frontend import wire
 from orchestrator.models import ContainerInstance, Listener, LoadBalancer, Target, TargetGroup, Task, region
 
 VPC_ID = "vpc-fargatelab"
@@ -102,10 +103,9 @@ def _page(rows, params):
     size = params.get("PageSize", 400)
     if not 1 <= size <= 400:
         raise ElbError("ValidationError", "PageSize must be between 1 and 400")
-    try:
-        start = int(params.get("Marker") or 0)
-    except ValueError:
-        raise ElbError("ValidationError", "Invalid Marker") from None
+    start = wire.ascii_int(params.get("Marker") or "0")
+    if start is None:
+        raise ElbError("ValidationError", "Invalid Marker")
     rows = list(rows)
     chunk = rows[start:start + size]
     return chunk, (str(start + size) if start + size < len(rows) else None)
@@ -209,6 +209,10 @@ def create_load_balancer(account, params, caller=""):
     scheme = params.get("Scheme", "internet-facing")
     if scheme not in ("internet-facing", "internal"):
         raise error("InvalidSchemeException", f"Scheme '{scheme}' is not valid")
+    if params.get("IpAddressType", "ipv4") != "ipv4":
+        # Task networks are IPv4 only: a dual-stack load balancer would promise what none has.
+        raise error("InvalidConfigurationRequestException",
+                    f"Fargate Lab load balancers are IPv4 only, not '{params['IpAddressType']}'")
     subnets = list(params.get("Subnets") or []) + [m.get("SubnetId", "") for m in params.get("SubnetMappings") or []]
     existing = LoadBalancer.objects.filter(account=account, name=name).first()
     if existing is not None:
@@ -284,7 +288,7 @@ def _health_settings(params, defaults):
     if fields.get("health_check_protocol", "HTTP") != "HTTP":
         raise error("UnsupportedProtocolException", "Fargate Lab health checks speak HTTP only")
     port = str(fields.get("health_check_port", "traffic-port"))
-    if port != "traffic-port" and not (port.isdigit() and 1 <= int(port) <= 65535):
+    if port != "traffic-port" and not 1 <= (wire.ascii_int(port, max_digits=5) or 0) <= 65535:
         raise ElbError("ValidationError", "Health check port must be 'traffic-port' or between 1 and 65535")
     if "Matcher" in params:
         code = (params["Matcher"] or {}).get("HttpCode", "")
@@ -396,9 +400,10 @@ def modify_target_group_attributes(account, params, caller=""):
     for attribute in _required(params, "Attributes"):
         key, value = attribute.get("Key"), attribute.get("Value", "")
         if key == "deregistration_delay.timeout_seconds":
-            if not value.isdigit() or int(value) > 3600:
+            seconds = wire.ascii_int(value, max_digits=4)
+            if seconds is None or seconds > 3600:
                 raise ElbError("ValidationError", "deregistration_delay.timeout_seconds must be between 0 and 3600")
-            tg.deregistration_delay = int(value)
+            tg.deregistration_delay = seconds
         elif (key, value) not in (("load_balancing.algorithm.type", "round_robin"), ("stickiness.enabled", "false")):
             raise error("InvalidConfigurationRequestException", f"Fargate Lab does not support attribute '{key}' = '{value}'")
     tg.save(update_fields=["deregistration_delay"])

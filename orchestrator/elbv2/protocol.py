@@ -11,8 +11,12 @@ from xml.etree import ElementTree
 
 import botocore.session
 
+from orchestrator.frontend import wire
+
 API_VERSION = "2015-12-01"
 XMLNS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+# The longest string a member the model leaves unbounded may carry.
+MAX_STRING = 8 * 1024
 
 
 class ElbError(Exception):
@@ -68,13 +72,29 @@ def _parse(shape, form, prefix):
     if prefix not in form:
         return None
     raw = form[prefix]
+    if wire.has_control_characters(raw):
+        # ELBv2's patterns admit no control character, and XML could not echo one back.
+        raise ElbError("ValidationError", f"Value at '{prefix}' must not contain control characters")
     if shape.type_name in ("integer", "long"):
-        try:
-            return int(raw)
-        except ValueError:
-            raise ElbError("ValidationError", f"Value '{raw[:64]}' at '{prefix}' is not an integer") from None
+        number = wire.ascii_int(raw, signed=True)
+        if number is None:
+            raise ElbError("ValidationError", f"Value '{raw[:64]}' at '{prefix}' is not an integer")
+        return number
     if shape.type_name == "boolean":
         return raw.lower() == "true"
+    return _string(shape, raw, prefix)
+
+
+def _string(shape, raw, prefix):
+    """A string member checked against the model's enum and length, in ELBv2's words."""
+    enum = shape.metadata.get("enum")
+    if enum and raw not in enum:
+        raise ElbError("ValidationError", f"1 validation error detected: Value '{raw[:64]}' at '{prefix}' failed to "
+                                          f"satisfy constraint: Member must satisfy enum value set: [{', '.join(enum)}]")
+    low, high = shape.metadata.get("min", 0), shape.metadata.get("max", MAX_STRING)
+    if not low <= len(raw) <= high:
+        raise ElbError("ValidationError", f"1 validation error detected: Value at '{prefix}' failed to satisfy "
+                                          f"constraint: Member must have length between {low} and {high}")
     return raw
 
 
@@ -109,14 +129,14 @@ def _write(element, shape, value):
     elif shape.type_name == "map":
         for key, item in value.items():
             entry = ElementTree.SubElement(element, "entry")
-            ElementTree.SubElement(entry, "key").text = str(key)
+            ElementTree.SubElement(entry, "key").text = wire.xml_text(key)
             _write(ElementTree.SubElement(entry, "value"), shape.value, item)
     elif shape.type_name == "timestamp":
         element.text = value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     elif shape.type_name == "boolean":
         element.text = "true" if value else "false"
     else:
-        element.text = str(value)
+        element.text = wire.xml_text(value)
 
 
 def render_error(exc, request_id):
@@ -124,8 +144,8 @@ def render_error(exc, request_id):
     root = ElementTree.Element("ErrorResponse", xmlns=XMLNS)
     err = ElementTree.SubElement(root, "Error")
     ElementTree.SubElement(err, "Type").text = "Sender" if exc.sender else "Receiver"
-    ElementTree.SubElement(err, "Code").text = exc.code
-    ElementTree.SubElement(err, "Message").text = exc.message
+    ElementTree.SubElement(err, "Code").text = wire.xml_text(exc.code)
+    ElementTree.SubElement(err, "Message").text = wire.xml_text(exc.message)
     ElementTree.SubElement(root, "RequestId").text = request_id
     return ElementTree.tostring(root, encoding="utf-8")
 

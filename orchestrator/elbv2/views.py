@@ -10,6 +10,7 @@ from orchestrator.aws_auth import AuthError, authenticate
 from orchestrator.elbv2 import protocol
 from orchestrator.elbv2.operations import OPERATIONS
 from orchestrator.elbv2.protocol import ElbError
+from orchestrator.frontend import wire
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +24,17 @@ def api(request):
     request_id = protocol.new_request_id()
     started = time.monotonic()
     try:
-        form = dict(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
-    except UnicodeDecodeError:
-        form = {}
-    action = form.get("Action", "")
+        form = _form(wire.body(request))
+    except wire.Malformed as exc:
+        return _xml(protocol.render_error(ElbError("ValidationError", str(exc)), request_id), 400)
+    action = (form or {}).get("Action", "")
     try:
         key = authenticate(request, "elasticloadbalancing")
     except AuthError as exc:
         return _xml(protocol.render_error(ElbError(exc.code, exc.message, 403), request_id), 403)
     try:
+        if form is None:
+            raise ElbError("MalformedQueryString", "The request body is not a UTF-8 form (application/x-www-form-urlencoded)")
         result, status = _run(key, action, form, request_id), 200
     except ElbError as exc:
         result, status = protocol.render_error(exc, request_id), exc.status
@@ -39,10 +42,18 @@ def api(request):
         log.exception("ELBv2 %s failed", action)
         result, status = protocol.render_error(ElbError("InternalFailure", "internal error", 500, sender=False), request_id), 500
     activity.record(
-        "load_balancer", f"api.{action[:48] or 'unknown'}", message=f"elbv2 {action} → {status}",
+        "load_balancer", f"api.{action[:48] or 'unknown'}", message=f"elbv2 {action[:64]} → {status}",
         caller=key.access_key_id, status_code=status, latency_ms=(time.monotonic() - started) * 1000,
     )
     return _xml(result, status)
+
+
+def _form(raw):
+    """The form's fields (the last of a repeated name wins), or None when it is not UTF-8."""
+    try:
+        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return None
 
 
 def _run(key, action, form, request_id):

@@ -20,7 +20,7 @@ from django.utils import timezone
 from orchestrator import activity, bus
 from orchestrator.capacity_manager import matches_expression, task_ceiling, too_big
 from orchestrator.frontend import EcsError
-from orchestrator.frontend import shapes
+from orchestrator.frontend import shapes, wire
 from orchestrator.frontend.task_definition_fields import check_overrides
 from orchestrator.frontend.task_definitions import fargate_size, normalize
 from orchestrator.frontend.validation import check_name, clean
@@ -126,7 +126,8 @@ def _get_task_definition(ctx, ref, *, not_found=("ClientException", "Unable to d
     family, _, revision = ref.partition(":")
     rows = TaskDefinition.objects.filter(account=ctx.account, family=family)
     if revision:
-        found = rows.filter(revision=int(revision)).first() if revision.isdigit() and len(revision) < 10 else None
+        number = wire.ascii_int(revision, max_digits=9)
+        found = rows.filter(revision=number).first() if number is not None else None
     else:
         found = rows.filter(status=TaskDefinition.ACTIVE).order_by("-revision").first()
     if found is None:
@@ -888,8 +889,9 @@ def _tagged_resource(ctx, arn):
         return resource, publish_kind
     if kind == "task-definition":
         family, _, revision = rest.partition(":")
-        if revision.isdigit() and len(revision) < 10:
-            resource = TaskDefinition.objects.filter(account=ctx.account, family=family, revision=int(revision)).first()
+        number = wire.ascii_int(revision, max_digits=9)
+        if number is not None:
+            resource = TaskDefinition.objects.filter(account=ctx.account, family=family, revision=number).first()
     elif kind == "task":
         resource = Task.objects.filter(account=ctx.account, task_id=rest.rsplit("/", 1)[-1]).first()
     elif kind == "service":

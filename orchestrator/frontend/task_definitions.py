@@ -9,7 +9,7 @@ import re
 
 from django.conf import settings
 
-from orchestrator.frontend import EcsError
+from orchestrator.frontend import EcsError, wire
 from orchestrator.frontend.task_definition_fields import check_task_definition
 from orchestrator.frontend.validation import check_name
 from orchestrator.models import TaskDefinition
@@ -38,7 +38,7 @@ _IMAGE_RE = re.compile(r"[A-Za-z0-9_:./#-]{1,255}(@sha256:[0-9A-Fa-f]{64})?")
 def parse_cpu(text):
     """CPU units from "256", "0.25 vCPU" or "1 vCPU"; None when it is not a CPU value."""
     text = text.strip()
-    if text.isdigit() and len(text) < 10:
+    if wire.ascii_int(text, max_digits=9) is not None:
         return int(text)
     match = _VCPU_RE.fullmatch(text)
     if match and len(text) < 32:
@@ -50,7 +50,7 @@ def parse_cpu(text):
 def parse_memory(text):
     """Memory in MiB from "512", "1GB" or "1 GB"; None when it is not a memory value."""
     text = text.strip()
-    if text.isdigit() and len(text) < 10:
+    if wire.ascii_int(text, max_digits=9) is not None:
         return int(text)
     match = _GB_RE.fullmatch(text)
     if match and len(text) < 32:

@@ -9,11 +9,10 @@ import logging
 import time
 import uuid
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 
 from orchestrator import activity
-from orchestrator.frontend import EcsError, call, sigv4
+from orchestrator.frontend import EcsError, call, sigv4, wire
 from orchestrator.frontend.operations import supported
 
 log = logging.getLogger(__name__)
@@ -72,22 +71,19 @@ def _operation(request):
 def _body(request):
     """The raw request body; InvalidParameterException when it exceeds the upload limit."""
     try:
-        return request.body
-    except RequestDataTooBig:
-        raise EcsError("InvalidParameterException", "The request body is too large.") from None
+        return wire.body(request)
+    except wire.Malformed as error:
+        raise EcsError("InvalidParameterException", str(error)) from None
 
 
 def _parse(body):
     """The request's JSON object ("" is an empty object, as the SDKs send for no parameters)."""
-    if not body.strip():
-        return {}
     try:
-        params = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise EcsError("SerializationException", "The request body is not valid JSON.") from None
-    if not isinstance(params, dict):
-        raise EcsError("SerializationException", "The request body must be a JSON object.")
-    return params
+        return wire.json_object(body)
+    except wire.BadText as error:
+        raise EcsError("InvalidParameterException", str(error)) from None
+    except wire.Malformed as error:
+        raise EcsError("SerializationException", str(error)) from None
 
 
 def _claimed_key(request):
