@@ -170,7 +170,7 @@ def travel(component, action, status_code=None):
     """The row of ``FLOW`` an activity matches (a component without a row lights itself)."""
     action = "refused" if component == "frontend" and status_code and status_code >= 400 else action
     for row_component, pattern, source, target, what in _COMPILED:
-        if row_component == component and pattern.match(action or ""):
+        if row_component == component and pattern.fullmatch(action or ""):
             return Travel(source, target, what)
     return Travel(component if component in NODES else None, None, action or "")
 

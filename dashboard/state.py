@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from dashboard import broadcast, twins
 from orchestrator import cluster_manager
+from orchestrator.frontend import wire
 from orchestrator.models import (
     Activity, Cluster, ContainerInstance, Service, Task, TaskContainer, TaskDefinition,
 )
@@ -163,7 +164,8 @@ def instances(task_limit=24):
 
 def natural_key(name):
     """A sort key that orders the numbers inside a name as numbers: fleet-2 before fleet-10."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
+    return [(0, int(part), "") if wire.ascii_int(part, max_digits=30) is not None else (1, 0, part)
+            for part in re.split(r"([0-9]+)", name) if part]
 
 
 def instance_or_none(pk):

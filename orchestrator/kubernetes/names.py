@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 
 import yaml
 
+from orchestrator.frontend import wire
+
 # The Kubernetes counterpart of each ECS object kind, as every page names it.
 KUBERNETES_NAMES = {
     "task": "Pod",
@@ -62,7 +64,7 @@ def family_revision(ref):
     """(family, revision or None) of "family", "family:3" or a task definition ARN."""
     name = last_part(ref)
     family, _, revision = name.partition(":")
-    return family, int(revision) if revision.isdigit() else None
+    return family, wire.ascii_int(revision, max_digits=9)
 
 
 def app_label(service_name=None, family=None):
