@@ -50,6 +50,8 @@ WRITE_FIELDS = {
     "task_definition": (("family", "revision"), ("status",)),
     "instance": (("name",), ("status", "agent_connected", "last_heartbeat")),
 }
+# Kinds whose objects belong to an account (the card names them to that account only).
+OWNED_KINDS = {"task", "service", "cluster", "task_definition"}
 _MODELS = {"task": Task, "service": Service, "cluster": Cluster, "task_definition": TaskDefinition,
            "instance": ContainerInstance}
 # How many of the newest writes are described at a time (older ones are never shown).
@@ -59,6 +61,7 @@ _writes = deque(maxlen=5000)
 _writes_lock = threading.Lock()
 _describe_lock = threading.Lock()
 _seen = {}  # (kind, pk) -> (label, {field: value}) as of the object's last described write
+_owners = {}  # (kind, pk) -> the account pk of the object (None for the lab's own, instances)
 _broadcasters = {}
 _broadcasters_lock = threading.Lock()
 
@@ -104,7 +107,8 @@ def describe_writes():
         for kind, (names, fields) in WRITE_FIELDS.items():
             pks = {write["pk"] for write in pending if write["kind"] == kind}
             if pks:
-                for row in _MODELS[kind].objects.filter(pk__in=pks).values("pk", *names, *fields):
+                owner = ("account_id",) if kind in OWNED_KINDS else ()
+                for row in _MODELS[kind].objects.filter(pk__in=pks).values("pk", *owner, *names, *fields):
                     rows[(kind, row["pk"])] = row
         for write in pending:
             key = (write["kind"], write["pk"])
@@ -114,6 +118,7 @@ def describe_writes():
             row = rows.get(key)
             if row is None:
                 write["label"], write["changes"] = _seen.pop(key, (f"#{write['pk']}", None))[0], (("deleted", "", ""),)
+                write["account"] = _owners.pop(key, "unknown" if write["kind"] in OWNED_KINDS else None)
                 continue
             label = _label(write["kind"], row)
             now = {field: _shown(row[field]) for field in WRITE_FIELDS[write["kind"]][1]}
@@ -123,11 +128,13 @@ def describe_writes():
             else:
                 changes = tuple((field.split("__")[0], before[field], value)
                                 for field, value in now.items() if before[field] != value)
-            write["label"], write["changes"] = label, changes
+            write["label"], write["changes"], write["account"] = label, changes, row.get("account_id")
             _seen[key] = (label, now)
+            _owners[key] = row.get("account_id")
         if len(_seen) > 20_000:  # objects long unwritten are forgotten; their next write reads as new
             for stale in list(_seen)[:10_000]:
                 _seen.pop(stale, None)
+                _owners.pop(stale, None)
 
 
 def recent_writes(limit):

@@ -155,7 +155,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.fragment_key = account_pk if self.page.per_account else self.key
-        self.viewer = await _viewer(user) if self.page.viewer_fragments or self.page.events else None
+        viewed = any(fragments.is_viewed(name) for name in self.page.fragments)
+        self.viewer = await _viewer(user) if self.page.viewer_fragments or self.page.events or viewed else None
         self.rows = {}
         self.joined = self.page.groups(self.key)
         for group in self.joined:
@@ -165,8 +166,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.send_fragments([(name, self.key_of(name)) for name in self.page.fragments], seq=None)
 
     def key_of(self, name):
-        """The key fragment ``name`` renders with on this page (the viewer for viewer fragments)."""
-        return self.viewer if name in self.page.viewer_fragments else self.fragment_key
+        """The key fragment ``name`` renders with on this page (the viewer for viewer fragments,
+        the page's key with the viewer for viewed ones)."""
+        if name in self.page.viewer_fragments:
+            return self.viewer
+        if fragments.is_viewed(name):
+            return fragments.Viewed(self.fragment_key, self.viewer)
+        return self.fragment_key
 
     async def disconnect(self, code):
         for group in getattr(self, "joined", ()):

@@ -26,25 +26,45 @@ _ROW_FRAGMENTS = {"task-row": 10}
 
 @dataclass(frozen=True)
 class Fragment:
-    """A template and the function that builds its context from a key (a pk or None)."""
+    """A template and the function that builds its context from a key (a pk or None).
+
+    A ``viewed`` fragment is shared by every user but names only the ids its viewer may see
+    (their account's; all for staff): it is rendered per viewer, with a ``Viewed`` key."""
 
     name: str
     template: str
     context: Callable
+    viewed: bool = False
 
 
-def fragment(name, template):
+@dataclass(frozen=True)
+class Viewed:
+    """The key of a viewed fragment: the object's key (or None) and the viewer (``state.ALL``
+    or an account pk), which decides whose ids it names. The DOM id ignores the viewer."""
+
+    key: object
+    viewer: object
+
+
+def fragment(name, template, viewed=False):
     """Register ``func(key) -> dict`` as the context builder of fragment ``name``."""
 
     def register(func):
-        _registry[name] = Fragment(name, template, func)
+        _registry[name] = Fragment(name, template, func, viewed)
         return func
 
     return register
 
 
+def is_viewed(name):
+    """Whether fragment ``name`` is rendered per viewer."""
+    return _registry[name].viewed
+
+
 def dom_id(name, key=None):
     """The stable DOM id of a fragment: its name, and its key when it has one."""
+    if isinstance(key, Viewed):
+        key = key.key
     return name if key is None else f"{name}-{key}"
 
 
@@ -54,6 +74,8 @@ def render(name, key=None, *, oob=False):
     A fragment that fails (malformed data written around the API's checks, a bug) renders a
     placeholder with the same id: the page and its WebSocket live on, the next push retries."""
     spec = _registry[name]
+    if spec.viewed and not isinstance(key, Viewed):  # no viewer given (a tool, a test): as staff see it
+        key = Viewed(key, state.ALL)
     try:
         context = spec.context(key)
         if context is None:
@@ -107,44 +129,44 @@ cache = RenderCache()
 
 # --- The component map's cards -----------------------------------------------------------
 
-@fragment("card-frontend", "dashboard/cards/frontend.html")
+@fragment("card-frontend", "dashboard/cards/frontend.html", viewed=True)
 def _card_frontend(key):
-    return state.frontend_card()
+    return state.frontend_card(key.viewer)
 
 
-@fragment("card-statedb", "dashboard/cards/statedb.html")
+@fragment("card-statedb", "dashboard/cards/statedb.html", viewed=True)
 def _card_statedb(key):
-    return state.statedb_card()
+    return state.statedb_card(key.viewer)
 
 
-@fragment("card-cluster-manager", "dashboard/cards/cluster_manager.html")
+@fragment("card-cluster-manager", "dashboard/cards/cluster_manager.html", viewed=True)
 def _card_cluster_manager(key):
-    return state.cluster_manager_card()
+    return state.cluster_manager_card(key.viewer)
 
 
-@fragment("card-capacity-manager", "dashboard/cards/capacity_manager.html")
+@fragment("card-capacity-manager", "dashboard/cards/capacity_manager.html", viewed=True)
 def _card_capacity_manager(key):
-    return state.capacity_manager_card()
+    return state.capacity_manager_card(key.viewer)
 
 
-@fragment("card-agents", "dashboard/cards/agents.html")
+@fragment("card-agents", "dashboard/cards/agents.html", viewed=True)
 def _card_agents(key):
-    return state.agents_card()
+    return state.agents_card(key.viewer)
 
 
-@fragment("card-docker", "dashboard/cards/docker.html")
+@fragment("card-docker", "dashboard/cards/docker.html", viewed=True)
 def _card_docker(key):
-    return state.docker_card()
+    return state.docker_card(key.viewer)
 
 
-@fragment("card-alb", "dashboard/cards/alb.html")
+@fragment("card-alb", "dashboard/cards/alb.html", viewed=True)
 def _card_alb(key):
-    return state.alb_card()
+    return state.alb_card(key.viewer)
 
 
-@fragment("card-ecr", "dashboard/cards/ecr.html")
+@fragment("card-ecr", "dashboard/cards/ecr.html", viewed=True)
 def _card_ecr(key):
-    return state.ecr_card()
+    return state.ecr_card(key.viewer)
 
 
 # --- The map as a diagram: one box per component, and the events that animate it -------
@@ -291,15 +313,15 @@ def _taskdef_list(key):
     return {"families": state.families(account_pk=key)}
 
 
-@fragment("instance-list", "dashboard/fragments/instance_list.html")
+@fragment("instance-list", "dashboard/fragments/instance_list.html", viewed=True)
 def _instance_list(key):
-    return {"instances": state.instances()}
+    return {"instances": state.instances(viewer=key.viewer)}
 
 
-@fragment("instance", "dashboard/fragments/instance_detail.html")
+@fragment("instance", "dashboard/fragments/instance_detail.html", viewed=True)
 def _instance(key):
-    instance = state.instance_or_none(key)
-    return None if instance is None else {"instance": state.instance_usage(instance)}
+    instance = state.instance_or_none(key.key)
+    return None if instance is None else {"instance": state.instance_usage(instance, key.viewer)}
 
 
 @fragment("task-pull-targets", "dashboard/fragments/task_pull_targets.html")

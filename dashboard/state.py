@@ -27,8 +27,10 @@ PLOT_WIDTH, PLOT_HEIGHT = 600, 120
 _TASK_RELATED = ("account", "cluster", "task_definition", "service", "container_instance")
 
 
-def _activities(component, limit=CARD_ROWS):
-    return list(Activity.objects.filter(component=component)[:limit])
+def _activities(component, limit=CARD_ROWS, viewer=None):
+    """The component's last steps; those of other accounts than the viewer's say only their action."""
+    rows = list(Activity.objects.filter(component=component)[:limit])
+    return rows if viewer is None else mask_others(rows, viewer)
 
 
 def _live_tasks():
@@ -37,19 +39,19 @@ def _live_tasks():
 
 # --- The component map's cards -----------------------------------------------------------
 
-def frontend_card():
+def frontend_card(viewer=None):
     """The last API calls (operation, caller, status, latency) and the error rate of the last minute."""
     minute_ago = timezone.now() - timedelta(minutes=1)
     recent = Activity.objects.filter(component="frontend", created_at__gte=minute_ago)
     return {
-        "calls": _activities("frontend"),
+        "calls": _activities("frontend", viewer=viewer),
         "calls_last_minute": recent.count(),
         "errors_last_minute": recent.filter(status_code__gte=400).count(),
     }
 
 
-def statedb_card():
-    """Object counts per kind and the latest writes the bus carried."""
+def statedb_card(viewer=None):
+    """Object counts per kind and the latest writes the bus carried (other accounts' unnamed)."""
     tasks = Task.objects.aggregate(
         live=Count("pk", filter=~Q(last_status=Task.STOPPED)),
         running=Count("pk", filter=Q(last_status=Task.RUNNING)),
@@ -65,26 +67,35 @@ def statedb_card():
             ("Tasks stopped", tasks["stopped"], "Pods Succeeded / Failed"),
             ("Instances", ContainerInstance.objects.exclude(status=ContainerInstance.INACTIVE).count(), "Nodes"),
         ],
-        "writes": broadcast.recent_writes(CARD_ROWS),
+        "writes": _writes_seen_by(broadcast.recent_writes(CARD_ROWS), viewer),
         "writes_last_minute": broadcast.writes_since(60),
     }
 
 
-def cluster_manager_card():
-    """Reconcile actions of the cluster manager and each live service's desired / running / pending."""
-    services = (
-        Service.objects.filter(status__in=[Service.ACTIVE, Service.DRAINING])
-        .select_related("cluster").order_by("cluster__name", "name")[:CARD_ROWS]
-    )
-    return {"actions": _activities("cluster_manager"), "services": list(services)}
+def _writes_seen_by(writes, viewer):
+    """The state database's writes as ``viewer`` may see them: another account's object unnamed."""
+    if viewer is None or viewer == ALL:
+        return writes
+    return [write if write.get("account") in (None, viewer) else {**write, "label": "another account's", "changes": ()}
+            for write in writes]
 
 
-def capacity_manager_card():
+def cluster_manager_card(viewer=None):
+    """Reconcile actions of the cluster manager and each live service's desired / running /
+    pending (the viewer's services; others' counted)."""
+    live = Service.objects.filter(status__in=[Service.ACTIVE, Service.DRAINING])
+    own, others = _own_and_others(live, viewer)
+    services = own.select_related("cluster").order_by("cluster__name", "name")[:CARD_ROWS]
+    return {"actions": _activities("cluster_manager", viewer=viewer), "services": list(services),
+            "others": others}
+
+
+def capacity_manager_card(viewer=None):
     """Placement decisions (which instance, and why), tasks waiting for room, free capacity."""
     fleet = instances(task_limit=0)
     waiting = Task.objects.filter(last_status=Task.PROVISIONING, desired_status=Task.RUNNING)
     return {
-        "decisions": _activities("capacity_manager"),
+        "decisions": _activities("capacity_manager", viewer=viewer),
         "waiting": waiting.count(),
         "waiting_reason": waiting.exclude(pending_reason="").values_list("pending_reason", flat=True).first(),
         "cpu_free": sum(i.cpu_free for i in fleet),
@@ -93,15 +104,15 @@ def capacity_manager_card():
     }
 
 
-def agents_card():
+def agents_card(viewer=None):
     """Per instance: CPU and memory in use, its tasks; and the agents' last reports."""
-    return {"instances": instances(), "reports": _activities("agent", 6)}
+    return {"instances": instances(viewer=viewer), "reports": _activities("agent", 6, viewer)}
 
 
-def docker_card():
+def docker_card(viewer=None):
     """Containers the runtime runs now and the last Docker operations."""
     return {
-        "operations": _activities("docker"),
+        "operations": _activities("docker", viewer=viewer),
         "containers": TaskContainer.objects.filter(last_status="RUNNING").count(),
         "engine": settings.FARGATE_LAB["DOCKER_URL"] or "local engine (DOCKER_HOST or /var/run/docker.sock)",
         "lab_id": settings.FARGATE_LAB["LAB_ID"],
@@ -141,8 +152,9 @@ def _percent(used, total):
     return min(100, round(100 * used / total)) if total else 0
 
 
-def instances(task_limit=24):
-    """Every instance of the fleet with its usage and (up to ``task_limit``) tasks."""
+def instances(task_limit=24, viewer=None):
+    """Every instance of the fleet with its usage and (up to ``task_limit``) tasks: the viewer's
+    own tasks only, when a viewer is given (``task_count`` counts everyone's)."""
     # Recycled (INACTIVE) instances have left the fleet; their history is on the instances page.
     fleet = {i.pk: InstanceUsage(i) for i in ContainerInstance.objects.exclude(status=ContainerInstance.INACTIVE)}
     sums = (
@@ -156,7 +168,7 @@ def instances(task_limit=24):
     for usage in fleet.values():
         if task_limit and usage.task_count:
             usage.tasks = list(
-                _live_tasks().filter(container_instance=usage.instance).order_by("created_at", "id")
+                _seen_by(_live_tasks().filter(container_instance=usage.instance), viewer).order_by("created_at", "id")
                 .only("pk", "task_id", "last_status", "cpu", "memory", "task_definition_id")[:task_limit]
             )
     return sorted(fleet.values(), key=lambda usage: natural_key(usage.instance.name))
@@ -172,12 +184,15 @@ def instance_or_none(pk):
     return ContainerInstance.objects.filter(pk=pk).first()
 
 
-def instance_usage(instance):
-    """One instance with its usage and all its tasks that are not stopped."""
+def instance_usage(instance, viewer=None):
+    """One instance with its usage and all its tasks that are not stopped (the viewer's own,
+    when a viewer is given; ``others`` counts the rest)."""
     usage = next(u for u in instances(task_limit=0) if u.instance.pk == instance.pk)
     usage.tasks = list(
-        _live_tasks().filter(container_instance=instance).select_related("task_definition").order_by("created_at", "id")
+        _seen_by(_live_tasks().filter(container_instance=instance), viewer)
+        .select_related("task_definition").order_by("created_at", "id")
     )
+    usage.others = usage.task_count - len(usage.tasks)
     return usage
 
 
@@ -428,15 +443,16 @@ def families(account_pk=None):
 
 # --- Traffic and images: the load balancer (ALB) and the registry (ECR) ------------------
 
-def alb_card():
+def alb_card(viewer=None):
     """Load balancers with their listeners' URLs, target groups with their targets' health,
-    and the load balancer's last steps."""
+    and the load balancer's last steps (the viewer's load balancers; others' counted)."""
     from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup
 
     listeners = Listener.objects.prefetch_related("target_groups")
-    load_balancers = LoadBalancer.objects.select_related("account").prefetch_related(
-        Prefetch("listeners", listeners))[:CARD_ROWS]
-    groups = TargetGroup.objects.select_related("account").prefetch_related(
+    own_lbs, other_lbs = _own_and_others(LoadBalancer.objects.all(), viewer)
+    own_groups, _ = _own_and_others(TargetGroup.objects.all(), viewer)
+    load_balancers = own_lbs.select_related("account").prefetch_related(Prefetch("listeners", listeners))[:CARD_ROWS]
+    groups = own_groups.select_related("account").prefetch_related(
         Prefetch("targets", Target.objects.select_related("task")), "listeners")[:CARD_ROWS]
     load_balancers, groups = list(load_balancers), list(groups)
     for lb in load_balancers:
@@ -446,24 +462,26 @@ def alb_card():
     return {
         "load_balancers": load_balancers,
         "target_groups": groups,
-        "steps": _activities("load_balancer", 6),
+        "others": other_lbs,
+        "steps": _activities("load_balancer", 6, viewer),
     }
 
 
-def ecr_card():
-    """The registry's address, its repositories with their image tags, and the last ECR calls."""
+def ecr_card(viewer=None):
+    """The registry's address, its repositories with their image tags (the viewer's; all are
+    counted), and the last ECR calls."""
     from orchestrator import registry
     from orchestrator.models import Repository
 
     repositories = []
-    for repository in Repository.objects.all()[:CARD_ROWS]:
+    for repository in _own_and_others(Repository.objects.all(), viewer)[0][:CARD_ROWS]:
         repositories.append({"name": repository.name, "uri": f"{registry.registry_host()}/{repository.name}",
                              "tags": registry.tags(repository)})
     return {
         "registry": registry.registry_host(),
         "repositories": repositories,
         "repository_count": Repository.objects.count(),
-        "calls": _activities("registry", 6),
+        "calls": _activities("registry", 6, viewer),
     }
 
 
@@ -660,3 +678,49 @@ def recent_events(viewer, limit=EVENT_ROWS):
     """The last ``limit`` events, oldest first (what slow motion replays right after a load)."""
     rows = list(Activity.objects.only(*_EVENT_FIELDS).order_by("-created_at", "-pk")[:limit])
     return map_events(reversed(rows), viewer)
+
+
+# --- What a viewer may see of shared pages -----------------------------------------------
+# The map's cards and the instance pages are shared by every user; a student sees their own
+# account's ids there and only counts of the rest; staff (viewer ALL) see everything.
+
+def _seen_by(rows, viewer):
+    """Rows (of a model with an account) the viewer may name: all for staff or no viewer."""
+    return rows if viewer is None or viewer == ALL else rows.filter(account_id=viewer)
+
+
+def _own_and_others(rows, viewer):
+    """(the viewer's rows, how many rows of other accounts there are)."""
+    own = _seen_by(rows, viewer)
+    return own, (0 if own is rows else rows.exclude(account_id=viewer).count())
+
+
+def _callers_of(viewer):
+    """The callers that act as account ``viewer``: its access keys, and its users on the console."""
+    from django.contrib.auth import get_user_model
+
+    from orchestrator.models import AccessKey, Account
+
+    account = Account.objects.filter(pk=viewer).first()
+    if account is None:
+        return "", set()
+    callers = set(AccessKey.objects.filter(account=account).values_list("access_key_id", flat=True))
+    users = get_user_model().objects.filter(aws_accounts=account)
+    if account.account_id == settings.FARGATE_LAB["DEFAULT_ACCOUNT"]:
+        users = users | get_user_model().objects.filter(aws_accounts=None)
+    callers |= {f"console:{name}" for name in users.values_list("username", flat=True)}
+    return account.account_id, callers
+
+
+def mask_others(rows, viewer):
+    """Activity rows as ``viewer`` may see them: another account's step keeps its component,
+    action, time and status, but not its message, caller, parameters or object."""
+    if viewer is None or viewer == ALL:
+        return rows
+    own_account, own_callers = _callers_of(viewer)
+    for row in rows:
+        account = _arn_account(row.object_arn)
+        mine = row.caller in own_callers if row.caller else account in ("", own_account)
+        if not mine:
+            row.message, row.caller, row.object_arn, row.request = "(another account)", "another account", "", {}
+    return rows

@@ -19,9 +19,14 @@ _STATUS_CLASS = {
 }
 
 
-@register.simple_tag
-def fragment(name, key=None):
-    """Include live fragment ``name`` (the same HTML the WebSocket pushes later)."""
+@register.simple_tag(takes_context=True)
+def fragment(context, name, key=None):
+    """Include live fragment ``name`` (the same HTML the WebSocket pushes later); a viewed
+    fragment is rendered for the page's user."""
+    if fragments.is_viewed(name):
+        from dashboard.state import viewer_of
+
+        key = fragments.Viewed(key, viewer_of(context["request"].user))
     return mark_safe(fragments.render(name, key) or "")
 
 
