@@ -32,9 +32,24 @@ def credential_scope(request):
     return match.group(1) if match else ""
 
 
+# AWS words the same failure differently in its two protocols: (query, JSON) codes.
+_CODES = {
+    "bad-scope": ("SignatureDoesNotMatch", "InvalidSignatureException"),
+    "bad-signature": ("SignatureDoesNotMatch", "InvalidSignatureException"),
+    "bad-token": ("InvalidClientTokenId", "UnrecognizedClientException"),
+}
+# The services of the lab that speak the query protocol (the others speak AWS JSON 1.1).
+QUERY_SERVICES = {"elasticloadbalancing"}
+
+
+def _code(failure, service):
+    query, json = _CODES[failure]
+    return query if service in QUERY_SERVICES else json
+
+
 def authenticate(request, service, now=None):
     """Verify the request's SigV4 signature for ``service``; return the AccessKey that signed it."""
-    from orchestrator.frontend.sigv4 import canonical_request, sign
+    from orchestrator.frontend.sigv4 import BAD_TOKEN, canonical_request, served_regions, sign, token_refused
 
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header:
@@ -50,22 +65,24 @@ def authenticate(request, service, now=None):
     parts = params["Credential"].split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not re.fullmatch(r"[0-9]{8}", parts[1]):
         raise AuthError("IncompleteSignature", "Credential should be scoped like 'AKID/20240101/us-east-1/service/aws4_request'.")
+    if parts[2] not in served_regions():
+        raise AuthError(_code("bad-scope", service), f"Credential should be scoped to a valid region, not '{parts[2][:32]}'.")
     if parts[3] != service:
-        raise AuthError("InvalidSignatureException", f"Credential should be scoped to correct service: '{service}'.")
+        raise AuthError(_code("bad-scope", service), f"Credential should be scoped to correct service: '{service}'.")
     amz_date = request.META.get("HTTP_X_AMZ_DATE", "")
     if not _DATE_RE.fullmatch(amz_date) or amz_date[:8] != parts[1]:
         raise AuthError("IncompleteSignature", "X-Amz-Date must be YYYYMMDD'T'HHMMSS'Z' and match the credential date.")
     signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
     if abs((now or datetime.datetime.now(datetime.timezone.utc)) - signed_at) > MAX_SKEW:
-        raise AuthError("SignatureDoesNotMatch", f"Signature expired: {amz_date} is outside the allowed 15 minutes.")
+        raise AuthError(_code("bad-signature", service), f"Signature expired: {amz_date} is outside the allowed 15 minutes.")
     key = AccessKey.objects.select_related("account").filter(access_key_id=parts[0], active=True).first()
-    if key is None:
-        raise AuthError("InvalidClientTokenId", "The security token included in the request is invalid.")
+    if key is None or token_refused(request, key):
+        raise AuthError(_code("bad-token", service), BAD_TOKEN)
     signed_headers = params["SignedHeaders"].lower().split(";")
     expected = sign(key.secret_access_key, amz_date, "/".join(parts[1:]), canonical_request(request, signed_headers))
     if not hmac.compare_digest(expected, params["Signature"].lower()):
         raise AuthError(
-            "SignatureDoesNotMatch",
+            _code("bad-signature", service),
             "The request signature we calculated does not match the signature you provided.",
         )
     return key

@@ -75,7 +75,9 @@ def fuzz(fuzzer, client, count):
         except Hang as exc:
             problems.append(f"#{number}: {exc}\n  {request.describe()}")
             continue
-        if request.identifiable:
+        if request.refused and response.status_code < 400:
+            problem = f"HTTP {response.status_code} to a request that must be refused"
+        elif request.identifiable:
             problem = check_answer(request, response)
         else:
             problem = f"HTTP {response.status_code}" if response.status_code >= 500 else None

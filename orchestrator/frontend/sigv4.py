@@ -10,6 +10,8 @@ import hmac
 import re
 from urllib.parse import quote, unquote
 
+from django.conf import settings
+
 from orchestrator.frontend import EcsError
 from orchestrator.models import AccessKey, Account
 
@@ -23,6 +25,32 @@ BAD_SIGNATURE = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method."
 )
+BAD_TOKEN = "The security token included in the request is invalid."
+# Checks ``check(token, access_key) -> bool`` of session tokens the lab issued (see accept_tokens).
+_token_checks = []
+
+
+def served_regions():
+    """The regions whose credential scope the lab accepts: one today (FARGATE_LAB["REGION"]),
+    a set so that serving several regions only widens it."""
+    return frozenset({settings.FARGATE_LAB["REGION"]})
+
+
+def accept_tokens(check):
+    """Register ``check(token, access_key) -> bool``, a source of session tokens the lab issued
+    (task role credentials will be one); a request carrying any other X-Amz-Security-Token is
+    refused as AWS refuses it. Usable as a decorator."""
+    _token_checks.append(check)
+    return check
+
+
+def token_refused(request, key):
+    """Whether the request carries an X-Amz-Security-Token the lab did not issue for ``key``.
+
+    AWS refuses an unknown token even when the signature is good; ignoring it would let a
+    script that works here fail on AWS, and would hide a leaked or stale credential."""
+    token = request.META.get("HTTP_X_AMZ_SECURITY_TOKEN")
+    return token is not None and not any(check(token, key) for check in _token_checks)
 
 
 def authenticate(request, now=None):
@@ -38,8 +66,8 @@ def authenticate(request, now=None):
     amz_date = _request_date(request, scope)
     _check_clock(amz_date, now or datetime.datetime.now(datetime.timezone.utc))
     key = _find_key(key_id)
-    if key is None:
-        raise EcsError("UnrecognizedClientException", "The security token included in the request is invalid.")
+    if key is None or token_refused(request, key):
+        raise EcsError("UnrecognizedClientException", BAD_TOKEN)
     canonical = canonical_request(request, signed_headers)
     expected = sign(key.secret_access_key, amz_date, scope, canonical)
     if not hmac.compare_digest(expected, signature.lower()):
@@ -93,6 +121,8 @@ def _parse_credential(credential):
             "IncompleteSignatureException",
             "Credential should be scoped to a valid region, like 'AKID/20240101/us-east-1/ecs/aws4_request'.",
         )
+    if parts[2] not in served_regions():
+        raise EcsError("InvalidSignatureException", f"Credential should be scoped to a valid region, not '{parts[2][:32]}'.")
     if parts[3] != "ecs":
         raise EcsError("InvalidSignatureException", f"Credential should be scoped to correct service: 'ecs', not '{parts[3][:32]}'.")
     return parts[0], "/".join(parts[1:])

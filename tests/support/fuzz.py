@@ -86,6 +86,8 @@ class Request:
     mutation: str
     # False when nothing in the request says which API it is for (the dashboard shares "/").
     identifiable: bool = True
+    # True when the lab must refuse it (a 4xx): its signature or credentials are wrong.
+    refused: bool = False
 
     def describe(self):
         shown = self.body[:600] + (b"..." if len(self.body) > 600 else b"")
@@ -473,6 +475,7 @@ class Fuzzer:
                            "no-auth", "garbled-auth"])
         if kind == "no-auth" or kind == "garbled-auth":
             request = self.build(api, operation, params, kind)
+            request.refused = True
             if kind == "no-auth":
                 request.headers.pop("Authorization", None)
             else:
@@ -487,6 +490,11 @@ class Fuzzer:
             "wrong-secret": {"secret": "not-the-secret"},
         }[kind]
         request = self.build(api, operation, params, kind, **signing)
+        request.refused = {
+            "wrong-service": signing.get("service") != api.signing_name,
+            # botocore sends no header for an empty token.
+            "junk-security-token": "X-Amz-Security-Token" in request.headers,
+        }.get(kind, True)
         # An ELBv2 call signed for another service that says no Action is not recognisably ELBv2.
         request.identifiable = not (kind == "wrong-service" and api.protocol == "query" and signing["service"] != "elasticloadbalancing"
                                     and b"Action=" not in request.body)
