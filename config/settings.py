@@ -171,6 +171,9 @@ FARGATE_LAB = {
     "PUBLISH_ADDRESS": os.environ.get("FARGATE_LAB_PUBLISH_ADDRESS", "127.0.0.1"),
     # Worker threads of the agents (parallel container starts and stops).
     "WORKERS": _env_int("FARGATE_LAB_WORKERS", 8),
+    # The most of those workers one account's tasks take at once (the rest stay free for the
+    # other accounts' tasks); default three quarters of them.
+    "TENANT_WORKERS": _env_int("FARGATE_LAB_TENANT_WORKERS", max(1, _env_int("FARGATE_LAB_WORKERS", 8) * 3 // 4)),
     # Worker threads of the cluster and capacity managers (service and placement passes).
     "SCHEDULER_WORKERS": _env_int("FARGATE_LAB_SCHEDULER_WORKERS", 2),
     # Full relist of desired and observed state, in case an event was missed.

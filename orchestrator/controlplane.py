@@ -62,9 +62,13 @@ class ControlPlane:
         self.resync_seconds = conf["RESYNC_SECONDS"]
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.scheduler_queue = WorkQueue()
-        self.agent_queue = WorkQueue()
+        # The agents' keys are served account by account in turn, and one account's tasks hold
+        # at most TENANT_WORKERS of the workers: a student's burst never takes them all.
+        self._tenants = {}  # "task:<pk>" -> the task's account id
+        self.agent_queue = WorkQueue(group_of=lambda key: self._tenants.get(key, ""),
+                                     group_limit=conf["TENANT_WORKERS"])
         self.cluster_manager = ClusterManager(self.enqueue)
-        self.capacity_manager = CapacityManager(on_placed=lambda pk: self.enqueue(f"task:{pk}"), enqueue=self.enqueue)
+        self.capacity_manager = CapacityManager(on_placed=self._on_placed, enqueue=self.enqueue)
         self.agents = {}
         self._stop = threading.Event()
         self._lease_until = 0.0  # monotonic time until which we hold the lease
@@ -165,6 +169,18 @@ class ControlPlane:
     def idle(self):
         """True when no key waits in either queue (delayed keys aside)."""
         return all(len(queue) == 0 for queue in self.queues)
+
+    def _on_placed(self, pk):
+        """A task was placed (in a scheduler worker): learn its account, then look at it."""
+        self._learn_tenants(Task.objects.filter(pk=pk))
+        self.enqueue(f"task:{pk}")
+
+    def _learn_tenants(self, tasks):
+        """Remember the account of each of ``tasks`` (a queryset), for the agent queue's turns."""
+        if len(self._tenants) > 100_000:  # forget old tasks; a key's group is kept while it waits
+            self._tenants.clear()
+        for pk, account_id in tasks.values_list("pk", "account_id"):
+            self._tenants[f"task:{pk}"] = account_id
 
     # --- leader election ------------------------------------------------------------------------
 
@@ -283,7 +299,9 @@ class ControlPlane:
         """Enqueue every live service and task, a placement pass, and relist every engine."""
         for pk in Service.objects.exclude(status=Service.INACTIVE).values_list("pk", flat=True):
             self.enqueue(f"service:{pk}")
-        for pk in Task.objects.exclude(last_status=Task.STOPPED).values_list("pk", flat=True):
+        live = Task.objects.exclude(last_status=Task.STOPPED)
+        self._learn_tenants(live)
+        for pk in live.values_list("pk", flat=True):
             self.enqueue(f"task:{pk}")
         self.enqueue(PLACEMENT_KEY)
         self._guard_host()

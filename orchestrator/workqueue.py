@@ -9,22 +9,89 @@ key, re-read the current state for it, act, and call ``done``. Guarantees:
    backoff (for retries after errors), which ``forget`` resets;
 5. ``add(key, urgent=True)`` puts the key ahead of every plain key (a task to stop must not
    wait behind twenty container starts), or moves it there if it was already waiting; urgent
-   keys keep their order among themselves.
+   keys keep their order among themselves;
+6. with ``group_of`` (a key's tenant, e.g. its account), keys of different groups are handed
+   out in turn, each group's in its own order, and with ``group_limit`` no group has more than
+   that many keys processed at once: one tenant's burst of work leaves workers free for the
+   others' (kube-apiserver's API Priority and Fairness does the same for requests).
 """
 import heapq
 import itertools
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
+
+
+class FairQueue:
+    """Keys in one FIFO per group, handed out in turn: the group served longest ago goes next."""
+
+    def __init__(self, group_of):
+        self._group_of = group_of
+        self._fifos = {}  # group -> deque of its keys
+        self._turns = deque()  # the groups with keys, the next to serve first
+        self._group_at = {}  # key -> its group when it was appended (``group_of`` may learn more later)
+
+    def append(self, key):
+        group = self._group_at[key] = self._group_of(key)
+        fifo = self._fifos.get(group)
+        if fifo is None:
+            fifo = self._fifos[group] = deque()
+            self._turns.append(group)
+        fifo.append(key)
+
+    def popleft(self, allowed=None):
+        """The next key, from the first group in turn that ``allowed(group)`` lets through (None if none)."""
+        for group in self._turns:
+            if allowed is None or allowed(group):
+                break
+        else:
+            return None
+        self._turns.remove(group)
+        fifo = self._fifos[group]
+        key = fifo.popleft()
+        del self._group_at[key]
+        if fifo:
+            self._turns.append(group)
+        else:
+            del self._fifos[group]
+        return key
+
+    def remove(self, key):
+        group = self._group_at.pop(key)
+        fifo = self._fifos[group]
+        fifo.remove(key)
+        if not fifo:
+            del self._fifos[group]
+            self._turns.remove(group)
+
+    def __len__(self):
+        return sum(len(fifo) for fifo in self._fifos.values())
+
+    def __bool__(self):
+        return bool(self._turns)
+
+    def __iter__(self):
+        """The keys in the order they would be handed out (no group held back)."""
+        fifos = {group: list(self._fifos[group]) for group in self._turns}
+        while fifos:
+            for group in list(fifos):
+                yield fifos[group].pop(0)
+                if not fifos[group]:
+                    del fifos[group]
 
 
 class WorkQueue:
     """Keys to process, deduplicated, each processed by one worker at a time."""
 
-    def __init__(self, base_delay=0.05, max_delay=30.0):
+    def __init__(self, base_delay=0.05, max_delay=30.0, group_of=None, group_limit=None):
         self._cond = threading.Condition()
-        self._queue = deque()
-        self._urgent_queue = deque()  # handed out before ``_queue``
+        # ``group_of`` is called with the lock held: it must be quick (a dictionary lookup).
+        self._group_of = group_of or (lambda key: "")
+        self._group_limit = group_limit
+        self._queue = FairQueue(self._group_of)
+        self._urgent_queue = FairQueue(self._group_of)  # handed out before ``_queue``
+        self._in_flight = Counter()  # group -> keys being processed
+        self._processing_group = {}  # key -> the group it was counted in
         self._dirty = set()  # keys waiting to be processed (queued, or to requeue after done)
         self._processing = set()
         self._urgent = set()  # dirty keys to hand out before the others
@@ -105,11 +172,13 @@ class WorkQueue:
                 wait = self._promote_due_locked()
                 if self._shutting_down:
                     return None
-                if self._urgent_queue or self._queue:
-                    key = (self._urgent_queue or self._queue).popleft()
+                key = self._take_locked()
+                if key is not None:
                     self._dirty.discard(key)
                     self._urgent.discard(key)
                     self._processing.add(key)
+                    group = self._processing_group[key] = self._group_of(key)
+                    self._in_flight[group] += 1
                     return key
                 if deadline is not None:
                     left = deadline - time.monotonic()
@@ -118,10 +187,29 @@ class WorkQueue:
                     wait = left if wait is None else min(wait, left)
                 self._cond.wait(wait)
 
+    def _take_locked(self):
+        """The next key to hand out (urgent first), skipping groups at their limit; None if none."""
+        allowed = None
+        if self._group_limit:
+            allowed = lambda group: self._in_flight[group] < self._group_limit  # noqa: E731
+        for queue in (self._urgent_queue, self._queue):
+            if queue:
+                key = queue.popleft(allowed)
+                if key is not None:
+                    return key
+        return None
+
     def done(self, key):
         """Mark ``key`` processed; if it was added meanwhile, it goes back in the queue."""
         with self._cond:
             self._processing.discard(key)
+            group = self._processing_group.pop(key, None)
+            if group is not None:
+                self._in_flight[group] -= 1
+                if not self._in_flight[group]:
+                    del self._in_flight[group]
+                if self._group_limit:
+                    self._cond.notify_all()  # a key of this group held back may go now
             if key in self._dirty and not self._shutting_down:
                 self._enqueue_locked(key)
 

@@ -114,3 +114,31 @@ def test_it_processes_many_keys_in_parallel_exactly_once_at_a_time():
         worker.join(timeout=2)
     assert overlaps == []
     assert set(seen) == {f"task:{n}" for n in range(20)}
+
+
+def tenant(key):
+    return key.split(":")[1][0]  # "task:a1" belongs to tenant "a"
+
+
+def test_it_serves_the_groups_in_turn():
+    queue = WorkQueue(group_of=tenant)
+    for key in ("task:a1", "task:a2", "task:a3", "task:b1"):
+        queue.add(key)
+    assert queue.pending_keys() == ["task:a1", "task:b1", "task:a2", "task:a3"]
+    assert [queue.get(timeout=1) for _ in range(4)] == ["task:a1", "task:b1", "task:a2", "task:a3"]
+
+
+def test_no_group_takes_more_workers_than_its_limit():
+    queue = WorkQueue(group_of=tenant, group_limit=2)
+    for key in ("task:a1", "task:a2", "task:a3"):
+        queue.add(key)
+    assert [queue.get(timeout=1), queue.get(timeout=1)] == ["task:a1", "task:a2"]
+    assert queue.get(timeout=0.05) is None  # a3 waits: tenant a holds two workers
+    queue.add("task:b1")
+    assert queue.get(timeout=1) == "task:b1"  # another tenant's key goes at once
+    got = []
+    worker = threading.Thread(target=lambda: got.append(queue.get(timeout=5)))
+    worker.start()
+    queue.done("task:a1")  # a worker of tenant a is free: a3 goes
+    worker.join()
+    assert got == ["task:a3"]

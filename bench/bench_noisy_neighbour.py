@@ -1,0 +1,202 @@
+"""Benchmark: one tenant's RunTask -> RUNNING while another tenant does its worst, against a quiet lab.
+
+Run: .venv/bin/python bench/bench_noisy_neighbour.py [--rounds 5] [--stubborn 10] [--burst 10] [--floods 2]
+
+Starts `manage.py lab` (a temporary state database, a unique lab id, its own ports) and two
+accounts: the quiet student (the default key) and the noisy one (`addstudent`). The quiet
+student's RunTask is measured through the API as a user sees it: boto3 `run_task`, then
+`describe_tasks` every 20 ms until the task is RUNNING. It is measured on the quiet lab, then
+while the noisy student, within the lab's quotas:
+  1. stops --stubborn tasks that ignore SIGTERM, with stopTimeout 120 (the lab's agents must not
+     wait for them: they stay STOPPING for two minutes);
+  2. keeps --floods tasks writing to stdout as fast as they can (a log flood);
+  3. runs a burst of --burst tasks just before each of the quiet student's RunTasks.
+Prints the median of each (target: the noisy figure within 2x the quiet one), and removes
+every container, network and file it made.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import requests
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+POLL = 0.02
+STUBBORN = "trap '' TERM; while true; do sleep 1; done"
+FLOOD = "yes 'a log line as long as a log line tends to be, over and over again' "
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Lab:
+    """``manage.py lab`` in a subprocess, with the default account's client and a student's."""
+
+    def __init__(self):
+        self.workdir = tempfile.mkdtemp(prefix="fargatelab-bench-")
+        self.lab_id = f"bench-{uuid.uuid4().hex[:8]}"
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.env = {**os.environ, "FARGATE_LAB_VAR": self.workdir, "FARGATE_LAB_DB": f"{self.workdir}/lab.sqlite3",
+                    "FARGATE_LAB_ID": self.lab_id, "PORT": self.url.rsplit(":", 1)[1], "HOST": "127.0.0.1",
+                    "FARGATE_LAB_REGISTRY_PORT": str(free_port()), "FARGATE_LAB_LOG": "WARNING"}
+        self.proc = None
+
+    def start(self):
+        log = open(Path(self.workdir) / "lab.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "manage.py", "lab", "--skip-demo-image"], cwd=ROOT,
+                                     env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the lab exited; see {self.workdir}/lab.log")
+            try:
+                if requests.get(self.url + "/accounts/login/", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("the lab did not answer")
+
+    def client(self, key="test", secret="test"):
+        return boto3.client("ecs", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id=key,
+                            aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}))
+
+    def student(self, name):
+        out = subprocess.run([sys.executable, "manage.py", "addstudent", name], cwd=ROOT, env=self.env,
+                             capture_output=True, text=True, check=True).stdout
+        return self.client(re.search(r"AWS_ACCESS_KEY_ID=(\S+)", out).group(1),
+                           re.search(r"AWS_SECRET_ACCESS_KEY=(\S+)", out).group(1))
+
+    def stop(self):
+        """Stop the lab, then remove its containers and networks (and only them) and its files."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        label = f"label=fargatelab.lab={self.lab_id}"
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        networks = subprocess.run(["docker", "network", "ls", "-q", "--filter", label], capture_output=True,
+                                  text=True).stdout.split()
+        if networks:
+            subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def definition(family, command=None, **container):
+    spec = {"name": "web", "image": "fargate-lab/demo:latest", "essential": True, **container}
+    if command:
+        spec.update(entryPoint=["sh", "-c"], command=[command])
+    return {"family": family, "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256",
+            "memory": "512", "containerDefinitions": [spec]}
+
+
+def wait_status(ecs, arns, status, timeout=120):
+    """Poll describe_tasks until every task of ``arns`` has ``status``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tasks = []
+        for start in range(0, len(arns), 100):
+            tasks += ecs.describe_tasks(cluster="demo", tasks=arns[start:start + 100])["tasks"]
+        if all(t["lastStatus"] == status for t in tasks):
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"tasks not {status}")
+
+
+def run(ecs, family, count):
+    arns = []
+    while count > 0:  # RunTask starts at most 10 tasks per call
+        arns += [t["taskArn"] for t in ecs.run_task(cluster="demo", taskDefinition=family, count=min(count, 10),
+                                                     launchType="FARGATE")["tasks"]]
+        count -= 10
+    return arns
+
+
+def time_run_task(ecs):
+    """Seconds from run_task to a describe_tasks that says RUNNING (polled every 20 ms), as a user sees it."""
+    started = time.monotonic()
+    [arn] = run(ecs, "web", 1)
+    while ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]["lastStatus"] != "RUNNING":
+        time.sleep(POLL)
+    elapsed = time.monotonic() - started
+    ecs.stop_task(cluster="demo", task=arn)
+    wait_status(ecs, [arn], "STOPPED")
+    return elapsed
+
+
+def report(what, times, calm):
+    """One line: the median of ``times`` and its ratio to the quiet lab's median."""
+    median = statistics.median(times)
+    print(f"{what:<64} median {median:5.2f} s  x{median / statistics.median(calm):4.2f}  "
+          f"(runs {', '.join(f'{t:.2f}' for t in times)})", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--stubborn", type=int, default=10, help="SIGTERM-ignoring tasks stopped (stopTimeout 120)")
+    parser.add_argument("--burst", type=int, default=10, help="tasks the noisy tenant runs before each measurement")
+    parser.add_argument("--floods", type=int, default=2, help="tasks flooding stdout")
+    args = parser.parse_args()
+    subprocess.run([str(ROOT / "demo" / "build.sh")], check=True, capture_output=True)
+    lab = Lab()
+    try:
+        lab.start()
+        quiet, noisy = lab.client(), lab.student("noisy")
+        for ecs in (quiet, noisy):
+            ecs.create_cluster(clusterName="demo")
+            ecs.register_task_definition(**definition("web", portMappings=[{"containerPort": 80}]))
+        noisy.register_task_definition(**definition("stubborn", STUBBORN, stopTimeout=120))
+        noisy.register_task_definition(**definition("flood", FLOOD))
+        time_run_task(quiet)  # warm: the image and the network are there for both phases
+
+        calm = [time_run_task(quiet) for _ in range(args.rounds)]
+        report("quiet lab", calm, calm)
+
+        stubborn = run(noisy, "stubborn", args.stubborn)
+        wait_status(noisy, stubborn, "RUNNING")
+        for arn in stubborn:
+            noisy.stop_task(cluster="demo", task=arn, reason="the worst a tenant can do")
+        wait_status(noisy, stubborn, "STOPPING")
+        report(f"+ {args.stubborn} SIGTERM-ignoring tasks STOPPING (stopTimeout 120)",
+               [time_run_task(quiet) for _ in range(args.rounds)], calm)
+
+        wait_status(noisy, run(noisy, "flood", args.floods), "RUNNING")
+        report(f"+ {args.floods} tasks flooding stdout", [time_run_task(quiet) for _ in range(args.rounds)], calm)
+
+        loud = []
+        for _ in range(args.rounds):
+            burst = run(noisy, "web", args.burst)
+            loud.append(time_run_task(quiet))
+            for arn in burst:
+                noisy.stop_task(cluster="demo", task=arn)
+        report(f"+ a burst of {args.burst} RunTasks just before each", loud, calm)
+        still = all(t["lastStatus"] == "STOPPING"
+                    for t in noisy.describe_tasks(cluster="demo", tasks=stubborn)["tasks"])
+        print(f"ratio, all of it against the quiet lab: {statistics.median(loud) / statistics.median(calm):.2f}  "
+              f"(target <= 2){'' if still else '  [the stubborn tasks did not stay STOPPING throughout]'}")
+    finally:
+        lab.stop()
+
+
+if __name__ == "__main__":
+    main()
