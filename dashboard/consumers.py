@@ -8,6 +8,7 @@ whose triggers the change touches and sends them as raw HTML (``hx-swap-oob``), 
 import asyncio
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -120,8 +121,14 @@ def _visible(model, key, account_pk):
     return rows.exists()
 
 
-@database_sync_to_async
 def _render_all(items, seq):
+    """``render_all`` in the database thread, or, for the map's events alone, in a thread of
+    their own: the animation must not wait behind the boxes' renders and the database watch."""
+    events_only = all(name == "map-events" for name, _ in items)
+    return database_sync_to_async(render_all, thread_sensitive=not events_only)(items, seq)
+
+
+def render_all(items, seq):
     """Render (fragment, key) pairs into WebSocket messages; also the rows each task table shows.
 
     Table rows travel in a message of their own: an HTML parser drops a ``<tr>`` that follows
@@ -134,6 +141,31 @@ def _render_all(items, seq):
             (rows if name == "task-row" else others).append(html)
     shown = {name: TASK_TABLES[name](key) for name, key in items if name in TASK_TABLES}
     return [message for message in ("".join(rows), "".join(others)) if message], shown
+
+
+# Renders of one broadcast shared by the consumers of one event loop: fifty pages hearing one
+# change wait for one render instead of queueing fifty trips to the database thread.
+SHARED_RENDERS = 256
+_shared = {}
+
+
+async def _render_shared(items, seq):
+    """``_render_all(items, seq)``, once per (items, seq) on this event loop."""
+    if seq is None:  # a page that just connected: its own current state
+        return await _render_all(items, seq)
+    loop = asyncio.get_running_loop()
+    renders = _shared.get(loop)
+    if renders is None:
+        for old in [old for old in _shared if old.is_closed()]:
+            del _shared[old]
+        renders = _shared[loop] = OrderedDict()
+    key = (tuple(items), seq)
+    render = renders.get(key)
+    if render is None:
+        render = renders[key] = loop.create_task(_render_all(items, seq))
+        while len(renders) > SHARED_RENDERS:
+            renders.popitem(last=False)
+    return await asyncio.shield(render)
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -194,12 +226,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
             else:
                 items.append((name, self.key_of(name)))
         if self.page.events and event["changes"].get("events"):
-            items.append(("map-events", (self.viewer, tuple(event["changes"]["events"]))))
+            # The events go first, in a message of their own: the animation starts before the
+            # boxes' figures are rendered.
+            await self.send_fragments([("map-events", (self.viewer, tuple(event["changes"]["events"])))], event["seq"])
         if items:
             await self.send_fragments(items, seq=event["seq"])
 
     async def send_fragments(self, items, seq):
-        messages, shown = await _render_all(items, seq)
+        messages, shown = await _render_shared(items, seq)
         self.rows.update(shown)
         for html in messages:
             await send_html(self, html)

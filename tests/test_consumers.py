@@ -250,7 +250,8 @@ def test_it_pushes_the_frontend_card_when_an_api_call_is_recorded(session):
         for card in ("card-frontend", "card-statedb", "card-cluster-manager", "card-capacity-manager", "card-agents", "card-docker"):
             assert f'id="{card}"' in first
         await write(api_call)
-        html = await receive_until(communicator, "RunTask")
+        html = await receive_until(communicator, 'id="card-frontend"')  # after the map's events, sent first
+        assert "RunTask" in html
         assert 'id="card-frontend" class="card" data-component="frontend" hx-swap-oob="true"' in html
         assert 'id="card-docker"' not in html  # only the touched card is re-rendered
         await communicator.disconnect()

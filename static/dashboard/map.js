@@ -7,7 +7,6 @@
   "use strict";
   var diagram = document.getElementById("map-diagram");
   if (!diagram) { return; }
-  var SVG_NS = "http://www.w3.org/2000/svg";
   var PULSE_MS = 700;        // one pulse along an arrow at normal speed
   var LIT_MS = 1100;         // how long a component stays lit
   var LIVE_GAP_MS = 400;     // live: a long quiet spell is not replayed as a wait
@@ -19,7 +18,6 @@
   var rows = flow.rows.map(function (r) {
     return { component: r[0], action: new RegExp(r[1]), source: r[2], target: r[3], what: r[4] };
   });
-  var svg = diagram.querySelector("svg");
   var list = document.getElementById("map-events");
   var litLog = document.getElementById("map-lit-log");
   var nowLine = document.getElementById("map-now");
@@ -95,20 +93,18 @@
       if (!arrow.pulses) { arrow.classList.remove("active"); }
     }
     if (reducedMotion) { setTimeout(done, duration); return; }
-    var dot = document.createElementNS(SVG_NS, "circle");
-    dot.setAttribute("r", "10");
-    dot.setAttribute("class", "pulse" + (event.refused ? " refused" : ""));
-    dot.setAttribute("cx", x1);
-    dot.setAttribute("cy", y1);
-    svg.appendChild(dot);
-    var start = performance.now();
-    function step(t) {
-      var f = Math.min(Math.max((t - start) / duration, 0), 1);
-      dot.setAttribute("cx", x1 + (x2 - x1) * f);
-      dot.setAttribute("cy", y1 + (y2 - y1) * f);
-      if (f < 1) { requestAnimationFrame(step); } else { dot.remove(); done(); }
-    }
-    requestAnimationFrame(step);
+    // An HTML dot moved by a transform: the compositor animates it, no layout or SVG repaint per frame.
+    var width = Number(diagram.dataset.width), height = Number(diagram.dataset.height);
+    var dot = document.createElement("span");
+    dot.className = "pulse" + (event.refused ? " refused" : "");
+    dot.style.left = (x1 / width * 100) + "%";
+    dot.style.top = (y1 / height * 100) + "%";
+    diagram.appendChild(dot);
+    var dx = (x2 - x1) / width * diagram.clientWidth, dy = (y2 - y1) / height * diagram.clientHeight;
+    var motion = dot.animate(
+      [{ transform: "translate(-50%, -50%)" }, { transform: "translate(calc(" + dx + "px - 50%), calc(" + dy + "px - 50%))" }],
+      { duration: duration, easing: "linear" });
+    motion.onfinish = motion.oncancel = function () { dot.remove(); done(); };
   }
 
   function lightChip(event, rate) {
