@@ -36,7 +36,6 @@ class Page:
     group: str = "lab"
     triggers: dict = field(default_factory=dict)
     per_account: bool = False  # a list of the user's account's objects: its fragments are keyed by the account
-    viewer_fragments: frozenset = frozenset()  # keyed by the viewer: they name only the ids it may see
     events: bool = False  # the page animates each activity row (the map)
 
     def groups(self, key):
@@ -61,7 +60,7 @@ PAGES = {
         "card-docker": {"activity:docker", "task"},
         "card-alb": {"load_balancer", "listener", "target_group", "target", "activity:load_balancer"},
         "card-ecr": {"repository", "activity:registry"},
-    }, viewer_fragments=frozenset({"box-fleet"}), events=True),
+    }, events=True),
     "clusters": Page(fragments={"cluster-list": {"cluster", "service", "task"}}, per_account=True),
     "task-definitions": Page(fragments={"taskdef-list": {"task_definition"}}, per_account=True),
     "instances": Page(fragments={"instance-list": {"task", "instance"},
@@ -188,7 +187,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.fragment_key = account_pk if self.page.per_account else self.key
         viewed = any(fragments.is_viewed(name) for name in self.page.fragments)
-        self.viewer = await _viewer(user) if self.page.viewer_fragments or self.page.events or viewed else None
+        self.viewer = await _viewer(user) if self.page.events or viewed else None
         self.rows = {}
         self.joined = self.page.groups(self.key)
         for group in self.joined:
@@ -198,10 +197,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.send_fragments([(name, self.key_of(name)) for name in self.page.fragments], seq=None)
 
     def key_of(self, name):
-        """The key fragment ``name`` renders with on this page (the viewer for viewer fragments,
-        the page's key with the viewer for viewed ones)."""
-        if name in self.page.viewer_fragments:
-            return self.viewer
+        """The key fragment ``name`` renders with on this page (with the viewer for viewed ones)."""
         if fragments.is_viewed(name):
             return fragments.Viewed(self.fragment_key, self.viewer)
         return self.fragment_key

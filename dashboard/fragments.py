@@ -180,9 +180,9 @@ def _box_frontend(key):
     return _box("frontend", state.frontend_box())
 
 
-@fragment("box-statedb", "dashboard/diagram/statedb.html")
+@fragment("box-statedb", "dashboard/diagram/statedb.html", viewed=True)
 def _box_statedb(key):
-    return _box("statedb", state.statedb_box())
+    return _box("statedb", state.statedb_box(key.viewer))
 
 
 @fragment("box-cluster-manager", "dashboard/diagram/cluster_manager.html")
@@ -195,10 +195,10 @@ def _box_capacity_manager(key):
     return _box("capacity_manager", state.capacity_manager_box())
 
 
-@fragment("box-fleet", "dashboard/diagram/fleet.html")
+@fragment("box-fleet", "dashboard/diagram/fleet.html", viewed=True)
 def _box_fleet(key):
-    """The instances with their agents; ``key`` is the viewer (whose task ids the chips name)."""
-    return {**_box("agent", state.fleet_box(key)), "task_path": _task_path()}
+    """The instances with their agents; the chips name the viewer's own tasks only."""
+    return {**_box("agent", state.fleet_box(key.viewer)), "task_path": _task_path()}
 
 
 def _task_path():

@@ -556,11 +556,11 @@ def frontend_box():
     return {**figures, "last": _last_action("frontend")}
 
 
-def statedb_box():
-    """Objects by kind and the writes of the last minute."""
+def statedb_box(viewer):
+    """Objects by kind, the writes of the last minute, and the last write (another account's unnamed)."""
     tasks = Task.objects.aggregate(
         live=Count("pk", filter=~Q(last_status=Task.STOPPED)), stopped=Count("pk", filter=Q(last_status=Task.STOPPED)))
-    latest = broadcast.recent_writes(1)
+    latest = _writes_seen_by(broadcast.recent_writes(1), viewer)
     return {
         "clusters": Cluster.objects.filter(status=Cluster.ACTIVE).count(),
         "services": Service.objects.exclude(status=Service.INACTIVE).count(),
