@@ -206,4 +206,10 @@ FARGATE_LAB = {
     "LOGIN_FAILURES_PER_USER": _env_int("FARGATE_LAB_LOGIN_FAILURES_PER_USER", 5),
     "LOGIN_FAILURES_PER_ADDRESS": _env_int("FARGATE_LAB_LOGIN_FAILURES_PER_ADDRESS", 20),
     "LOGIN_THROTTLE_SECONDS": _env_int("FARGATE_LAB_LOGIN_THROTTLE_SECONDS", 300),
+    # Traces (a request's steps through the control plane) are pruned when older than this
+    # many seconds or beyond this many, the oldest first.
+    "TRACE_RETENTION_SECONDS": _env_float("FARGATE_LAB_TRACE_RETENTION_SECONDS", 86400.0),
+    "TRACE_RETENTION_COUNT": _env_int("FARGATE_LAB_TRACE_RETENTION_COUNT", 5000),
+    # The cluster manager's passes kept per service (the service page's reconcile loop).
+    "RECONCILE_PASSES_KEPT": _env_int("FARGATE_LAB_RECONCILE_PASSES_KEPT", 20),
 }

@@ -78,9 +78,10 @@ PAGES = {
         "service-tasks": {"task"},
         "service-load-balancing": {"service", "task"},
         "service-twin": {"service", "task"},
+        "service-passes": {"service"},
     }),
     "task": Page(model=Task, group="task", fragments={"task": {"task"}, "task-pull-targets": {"task"},
-                                                      "task-twin": {"task"}}),
+                                                      "task-twin": {"task"}, "task-traces": {"task"}}),
     "instance": Page(model=ContainerInstance, group="instance", fragments={"instance": {"task", "instance"},
                                                                            "instance-twin": {"task", "instance"}}),
 }

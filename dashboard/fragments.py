@@ -360,3 +360,15 @@ def _cluster_twin(key):
 def _instance_twin(key):
     instance = state.instance_or_none(key)
     return None if instance is None else twins.instance_twin(state.instance_usage(instance))
+
+
+@fragment("task-traces", "dashboard/fragments/task_traces.html")
+def _task_traces(key):
+    task = state.task_or_none(key)
+    return None if task is None else {"task": task, **state.task_traces_and_placement(task)}
+
+
+@fragment("service-passes", "dashboard/fragments/service_passes.html")
+def _service_passes(key):
+    service = state.service_or_none(key)
+    return None if service is None else {"service": service, "passes": state.reconcile_passes(service)}

@@ -723,4 +723,27 @@ def mask_others(rows, viewer):
         mine = row.caller in own_callers if row.caller else account in ("", own_account)
         if not mine:
             row.message, row.caller, row.object_arn, row.request = "(another account)", "another account", "", {}
+            row.trace_id, row.details = "", {}  # no link to a trace the viewer may not open
     return rows
+
+
+# --- Traces and decisions ------------------------------------------------------------------
+
+PLACEMENT_ACTIONS = ("place", "no-capacity")
+
+
+def task_traces_and_placement(task):
+    """The traces that touched a task (the one that started it first) and its last placement
+    decision as the capacity manager recorded it (every instance considered, never recomputed)."""
+    from orchestrator import traces
+
+    touched = traces.traces_of(task.arn)
+    ordered = ([task.trace_id] if task.trace_id else []) + [t for t in reversed(touched) if t != task.trace_id]
+    decision = (Activity.objects.filter(object_arn=task.arn, component="capacity_manager",
+                                        action__in=PLACEMENT_ACTIONS).order_by("-id").first())
+    return {"trace_ids": ordered, "decision": decision}
+
+
+def reconcile_passes(service):
+    """The cluster manager's last passes over a service (desired, observed, what it chose)."""
+    return list(service.reconcile_passes.all()[:settings.FARGATE_LAB["RECONCILE_PASSES_KEPT"]])

@@ -21,6 +21,8 @@ urlpatterns = [
     path("task-definitions/<str:family>/<int:revision>/", views.task_definition, name="task_definition"),
     path("instances/", views.instances, name="instances"),
     path("instances/<str:name>/", views.instance, name="instance"),
+    path("traces/<str:trace_id>.json", views.trace_json, name="trace_json"),
+    path("traces/<str:trace_id>/", views.trace, name="trace"),
     # The lab serves its own static files (htmx, CSS): one process, no separate web server.
     re_path(r"^static/(?P<path>.*)$", views.static_file),
 ]

@@ -11,12 +11,13 @@ import time
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles.views import serve
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from dashboard import forms, twins
-from orchestrator import activity
+from orchestrator import activity, traces
 from orchestrator.frontend import EcsError
 from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskDefinition
 
@@ -33,12 +34,13 @@ def run_ecs(request, form, **context):
     the error in the form. The call is logged for the frontend card like an API call."""
     from orchestrator import frontend
 
-    started, trace_id = time.perf_counter(), activity.new_trace_id()
+    started, started_at, trace_id = time.perf_counter(), timezone.now(), traces.new_trace_id()
     caller = f"console:{request.user.get_username()}"
     response, status, message = None, 200, f"{form.operation} → 200 (console)"
     account, params = account_for(request.user), form.params(**context)
     try:
-        response = frontend.call(account, form.operation, params, caller=caller, trace_id=trace_id)
+        with traces.continuing(trace_id):
+            response = frontend.call(account, form.operation, params, caller=caller, trace_id=trace_id)
     except EcsError as error:
         form.add_ecs_error(error)
         status, message = error.status, f"{form.operation} → {error.status} {error.error_type}: {error.message}"
@@ -46,11 +48,10 @@ def run_ecs(request, form, **context):
         log.exception("ECS frontend unavailable")
         form.add_error(None, "ServerException: the ECS frontend is not available in this lab.")
         status, message = 503, f"{form.operation} → 503 frontend unavailable"
-    activity.record(
-        "frontend", form.operation, _object_arn(response), message[:2000], trace_id,
-        caller=caller, status_code=status, latency_ms=round((time.perf_counter() - started) * 1000, 2),
-        request=activity.api_request(account, form.operation, params),
-    )
+    traces.record_call("frontend", form.operation, trace_id, account, started_at,
+                       (time.perf_counter() - started) * 1000, _object_arn(response), message,
+                       caller=caller, status_code=status,
+                       request=activity.api_request(account, form.operation, params))
     return response
 
 
@@ -365,3 +366,42 @@ def static_file(request, path):
     whole["Content-Length"] = str(len(body))
     return whole
 
+
+
+# --- Traces ------------------------------------------------------------------------------
+
+WATERFALL_WIDTH = 1000  # the SVG user units a trace's span is drawn across
+
+
+def _trace(request, trace_id):
+    """The trace ``trace_id`` if the user may see it (their account's; staff see all), or 404."""
+    found = traces.visible_to(trace_id, account_for(request.user), staff=request.user.is_staff)
+    if found is None:
+        raise Http404("No such trace")
+    return found
+
+
+@login_required
+@require_safe
+def trace(request, trace_id):
+    """A trace as a waterfall: each step where and how long it ran, beside its Kubernetes twin."""
+    found = _trace(request, trace_id)
+    steps = traces.steps(trace_id)
+    span = traces.span_ms(steps)
+    for step in steps:
+        step["x"] = round(step["start_ms"] / span * WATERFALL_WIDTH, 2) if span else 0
+        step["width"] = max(round(step["duration_ms"] / span * WATERFALL_WIDTH, 2), 2) if span else 2
+        step["end_ms"] = step["start_ms"] + step["duration_ms"]
+    context = {"trace": found, "steps": steps, "span_ms": span, "waterfall_width": WATERFALL_WIDTH}
+    return render(request, "dashboard/trace.html", context)
+
+
+@login_required
+@require_safe
+def trace_json(request, trace_id):
+    """A trace's steps as JSON, ordered by start (what the map's replay plays)."""
+    try:
+        _trace(request, trace_id)
+    except Http404:
+        return JsonResponse({"message": "Trace not found."}, status=404)
+    return JsonResponse({"trace_id": trace_id, "steps": traces.steps(trace_id)})

@@ -1,12 +1,12 @@
-"""Activity records: every step a component takes, for the dashboard's cards and replay.
+"""Activity records: every step a component takes, for the dashboard's cards and traces.
 
 ``record`` writes one Activity row and publishes it on the bus, so an open dashboard shows
-it at once. ``new_trace_id`` starts a trace; pass it along so a request's steps tie together.
+it at once. A row belongs to the current trace (see ``orchestrator.traces``) unless given
+another; ``traces.step`` records a timed one.
 """
 import logging
-import uuid
 
-from orchestrator import bus, kubernetes
+from orchestrator import bus, kubernetes, traces
 from orchestrator.models import Activity, Task, TaskDefinition
 
 log = logging.getLogger(__name__)
@@ -14,16 +14,17 @@ log = logging.getLogger(__name__)
 
 def new_trace_id():
     """A fresh trace id (16 hex digits)."""
-    return uuid.uuid4().hex[:16]
+    return traces.new_trace_id()
 
 
-def record(component, action, object_arn="", message="", trace_id="", **fields):
-    """Write one activity row (component is frontend, cluster_manager, capacity_manager,
-    agent or docker) and publish it; returns the row. Extra fields: caller, status_code,
-    latency_ms."""
+def record(component, action, object_arn="", message="", trace_id=None, **fields):
+    """Write one activity row (component is frontend, state_database, cluster_manager,
+    capacity_manager, agent, docker…) and publish it; returns the row. ``trace_id`` None means
+    the current trace, "" none. Extra fields: caller, status_code, latency_ms, request,
+    started_at, duration_ms, details."""
     row = Activity.objects.create(
         component=component, action=action, object_arn=object_arn, message=message,
-        trace_id=trace_id or "", **fields
+        trace_id=traces.current() if trace_id is None else trace_id, **fields
     )
     bus.publish("activity", row.pk, component=component)
     return row

@@ -76,9 +76,23 @@ class LeaseAdmin(admin.ModelAdmin):
 
 @admin.register(models.Activity)
 class ActivityAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "component", "action", "object_arn", "trace_id", "status_code", "latency_ms")
+    list_display = ("created_at", "component", "action", "object_arn", "trace_id", "duration_ms", "status_code",
+                    "latency_ms")
     list_filter = ("component", "action")
     search_fields = ("object_arn", "trace_id", "message")
+
+
+@admin.register(models.Trace)
+class TraceAdmin(admin.ModelAdmin):
+    list_display = ("started_at", "trace_id", "account", "component", "action", "object_arn")
+    list_filter = ("component",)
+    search_fields = ("trace_id", "object_arn")
+
+
+@admin.register(models.ReconcilePass)
+class ReconcilePassAdmin(admin.ModelAdmin):
+    list_display = ("started_at", "service", "summary", "repeats", "duration_ms", "trace_id")
+    search_fields = ("summary", "trace_id")
 
 
 # --- Elastic Load Balancing and ECR --------------------------------------------------------

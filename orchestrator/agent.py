@@ -21,6 +21,7 @@ container still running then is SIGKILLed. So a tenant whose tasks ignore SIGTER
 worker another tenant's tasks need, and a restarted lab keeps the deadlines. Image pulls report
 their progress on the task (Activity rows).
 """
+import contextlib
 import hashlib
 import logging
 import re
@@ -34,7 +35,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from orchestrator import activity, bus, load_balancer
+from orchestrator import activity, bus, load_balancer, traces
 from orchestrator.docker_engine import (
     LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
     Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, InvalidReference,
@@ -493,8 +494,9 @@ class TaskSync:
             seen = observe(self.engine, self.task) if needs_docker else []
             actions = plan_task(self.wanted(), seen, now=time.time())
             try:
-                for action in actions:
-                    getattr(self, f"do_{type(action).__name__}")(action, seen)
+                with self.sync_step(actions):
+                    for action in actions:
+                        getattr(self, f"do_{type(action).__name__}")(action, seen)
                 return
             except TaskFailed as failure:
                 if failure.containers:
@@ -517,12 +519,39 @@ class TaskSync:
             fields.setdefault("pending_reason", "")
         if new == Task.DEACTIVATING and not self.task.stopping_at:
             fields.setdefault("stopping_at", now)
+        if new == Task.DEACTIVATING:
+            fields.setdefault("stop_trace_id", self.trace)
         if not self.task.advance(old, new, **fields):
             raise Interrupted()
         bus.publish("task", self.task.pk, origin="controlplane")
 
-    def record(self, action, message):
-        activity.record("agent", action, self.task.arn, message, trace_id=self.task.trace_id)
+    @property
+    def trace(self):
+        """The trace this pass works for: its key's, else the one that stopped the task, else the
+        one that created it."""
+        return traces.current() or self.task.stop_trace_id or self.task.trace_id
+
+    def record(self, action, message, since=None):
+        """Record a step of this pass in its trace; ``since`` (from ``clock()``) times it."""
+        timing = {}
+        if since is not None:
+            timing = {"started_at": since[0], "duration_ms": round((time.perf_counter() - since[1]) * 1000, 3)}
+        activity.record("agent", action, self.task.arn, message, trace_id=self.trace, **timing)
+
+    @staticmethod
+    def clock():
+        """When a step begins, for ``record(…, since=…)``."""
+        return timezone.now(), time.perf_counter()
+
+    def sync_step(self, actions):
+        """The whole pass as one step (kubelet's SyncPod), when it has work beyond asking others."""
+        work = [a for a in actions if not isinstance(a, (RequestPlacement, EnqueueService))]
+        if not work:
+            return contextlib.nullcontext()
+        words = ", ".join(
+            f"{type(a).__name__} {a.old}→{a.new}" if isinstance(a, Advance) else type(a).__name__ for a in work)
+        return traces.step("agent", "sync", self.task, f"task {self.task.task_id} ({self.task.last_status}): {words}",
+                           trace_id=self.trace)
 
     def fail(self, stop_code, reason):
         """Mark the task to stop with a code and reason (if it is still meant to run)."""
@@ -574,6 +603,7 @@ class TaskSync:
 
         The pull's progress is recorded on the task as it streams (see ``PullProgress``)."""
         self.record("pull", f"pulling {image} for task {self.task.task_id}")
+        began = self.clock()
         progress = PullProgress(image, self.report_pull)
         try:
             self.engine.pull(image, progress=progress)
@@ -581,9 +611,10 @@ class TaskSync:
             raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}",
                              self.using(image))
         self.record("pulled", f"pulled {image}: " + (progress.summary() if progress.layers
-                                                      else "every layer was already on the instance"))
+                                                      else "every layer was already on the instance"), since=began)
         activity.record("docker", "pull", self.task.arn, f"image {image} for task {self.task.task_id[:8]}",
-                        trace_id=self.task.trace_id)
+                        trace_id=self.trace, started_at=began[0],
+                        duration_ms=round((time.perf_counter() - began[1]) * 1000, 3))
         bus.publish("task", self.task.pk, origin="controlplane")
 
     def using(self, image):
@@ -604,6 +635,7 @@ class TaskSync:
         except EngineError as exc:
             raise TaskFailed("TaskFailedToStart", f"ResourceInitializationError: network {network}: {exc}")
         for name in action.names:
+            began = self.clock()
             task_container = self.containers[name]
             spec = container_spec(self.task, task_container, lab, network)
             try:
@@ -623,7 +655,7 @@ class TaskSync:
             task_container.docker_id = docker_id
             seen.append(ContainerSeen(docker_id, name, "created"))
             self.record("create", f"created container {spec['name']} ({docker_id[:12]}) from {spec['image']}: "
-                                  f"{spec['nano_cpus'] / 1e9:g} CPU, {spec['memory'] // 1048576} MiB")
+                                  f"{spec['nano_cpus'] / 1e9:g} CPU, {spec['memory'] // 1048576} MiB", since=began)
 
     def create(self, spec):
         """Create the container; if one of that name exists (a crash after create), adopt it."""
@@ -643,6 +675,7 @@ class TaskSync:
             raise
 
     def do_StartContainers(self, action, seen):
+        began = self.clock()
         by_name = {c.name: c for c in seen}
         for name in action.names:
             container = by_name[name]
@@ -655,9 +688,10 @@ class TaskSync:
             except EngineError as exc:
                 raise TaskFailed("TaskFailedToStart", f"CannotStartContainerError: {exc}")
             container.state = "running"
-        self.record("start", f"started {len(action.names)} container(s) of task {self.task.task_id}")
+        self.record("start", f"started {len(action.names)} container(s) of task {self.task.task_id}", since=began)
 
     def do_ReportRunning(self, action, seen):
+        began = self.clock()
         private_ip = ""
         reports = {}
         for container in seen:
@@ -684,7 +718,7 @@ class TaskSync:
                                         f"{target.target_group.name} as {target.target_id}:{target.port}")
         now = timezone.now()
         self.advance(Task.ACTIVATING, Task.RUNNING, started_at=now, private_ip=private_ip)
-        self.record("running", f"task {self.task.task_id} is RUNNING at {private_ip or 'no IP'}")
+        self.record("running", f"task {self.task.task_id} is RUNNING at {private_ip or 'no IP'}", since=began)
         if self.task.service_id:
             self.enqueue(f"service:{self.task.service_id}")
 
@@ -733,6 +767,7 @@ class TaskSync:
 
     def do_SignalStop(self, action, seen):
         """Send each container its stop signal, then record its deadline (a restart keeps it)."""
+        began = self.clock()
         by_id = {c.id: c for c in seen}
         for container_id, deadline in action.deadlines.items():
             try:
@@ -744,7 +779,7 @@ class TaskSync:
                                          stop_deadline__isnull=True).update(stop_deadline=at)
             self.record("stop", f"stopping container {by_id[container_id].name} of task {self.task.task_id} "
                                 f"({self.task.stopped_reason or 'stop requested'}): {signal}, SIGKILL at "
-                                f"{timezone.localtime(at):%H:%M:%S} unless it exits first")
+                                f"{timezone.localtime(at):%H:%M:%S} unless it exits first", since=began)
 
     def do_KillContainers(self, action, seen):
         """SIGKILL the containers whose stopTimeout is over (one that just exited is fine)."""
@@ -786,10 +821,11 @@ class TaskSync:
         self.record("stopped", f"task {self.task.task_id} stopped: {self.task.stopped_reason} (exit codes {codes})")
 
     def do_RemoveContainers(self, action, seen):
+        began = self.clock()
         for container_id in action.ids:
             self.engine.remove(container_id)
             forget_died(container_id)
-        self.record("remove", f"removed {len(action.ids)} container(s) of task {self.task.task_id}")
+        self.record("remove", f"removed {len(action.ids)} container(s) of task {self.task.task_id}", since=began)
 
 
 class PullProgress:
@@ -959,8 +995,10 @@ class Agent:
         action = (event.get("Action") or event.get("status") or "").split(":")[0]
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         container_id = event.get("id") or (event.get("Actor") or {}).get("ID") or ""
+        # An unexpected death starts a trace, which the die event itself opens.
+        trace = self.died_unexpectedly(attributes.get(LABEL_TASK_ID, "")) if action == "die" else ""
         if action in self.SHOWN_ACTIONS:
-            self.record_operation(action, container_id, attributes)
+            self.record_operation(action, container_id, attributes, trace)
             self.heartbeat()
         if action not in self.WATCHED_ACTIONS:
             return
@@ -972,25 +1010,45 @@ class Agent:
         task_id = attributes.get(LABEL_TASK_ID, "")
         pk = Task.objects.filter(task_id=task_id).values_list("pk", flat=True).first() if task_id else None
         if pk is not None:
-            self.enqueue(f"task:{pk}")
+            with traces.continuing(trace):
+                self.enqueue(f"task:{pk}")
         elif action != "destroy":
             self.enqueue(f"container:{self.engine_url}|{container_id}")
 
-    def record_operation(self, action, container_id, attributes):
-        """One container operation for the Docker card: what happened to which task's container."""
+    def record_operation(self, action, container_id, attributes, trace=""):
+        """One container operation for the Docker card: what happened to which task's container
+        (a step of ``trace`` when it starts one)."""
         task_id = attributes.get(LABEL_TASK_ID, "")
         name = attributes.get(LABEL_CONTAINER_NAME) or attributes.get("name") or container_id[:12]
         detail = f" (exit code {attributes['exitCode']})" if action == "die" and "exitCode" in attributes else ""
         signal = f" with signal {attributes['signal']}" if action == "kill" and attributes.get("signal") else ""
         task = f" of task {task_id[:8]}" if task_id else ""
+        step = {"started_at": timezone.now(), "duration_ms": 0} if trace else {}
         activity.record("docker", action, attributes.get(LABEL_TASK_ARN, ""),
-                        f"container {name}{task}{signal}{detail} on {self.engine.describe()}")
+                        f"container {name}{task}{signal}{detail} on {self.engine.describe()}", trace_id=trace, **step)
+
+    @staticmethod
+    def died_unexpectedly(task_id):
+        """Start the trace of a RUNNING task's container that died on its own (a crash, a
+        ``docker kill``): the die, STOPPED and the replacement are its steps. "" for a container
+        that dies because its task is stopping (that stop's trace goes on)."""
+        task = Task.objects.select_related("account", "cluster").filter(task_id=task_id).first() if task_id else None
+        if task is None or task.desired_status != Task.RUNNING or task.last_status != Task.RUNNING:
+            return ""
+        return traces.begin("docker", "die", task.arn, task.account)
 
     def relist(self):
         """List the lab's containers and enqueue every task they (or the database) concern."""
+        # Read before the list: a task RUNNING then whose container the list lacks was lost.
+        running = dict(Task.objects.filter(container_instance__engine_url=self.engine_url, last_status=Task.RUNNING,
+                                           desired_status=Task.RUNNING).values_list("task_id", "pk"))
         containers = self.engine.list_containers()
         self.heartbeat()
         task_ids = {c["labels"].get(LABEL_TASK_ID, "") for c in containers}
+        for task_id, pk in running.items():
+            if task_id not in task_ids:
+                with traces.continuing(self.found_lost(pk)):
+                    self.enqueue(f"task:{pk}")
         tasks = dict(Task.objects.filter(task_id__in=task_ids).exclude(last_status=Task.STOPPED)
                      .values_list("task_id", "pk"))
         for container in containers:
@@ -1004,6 +1062,17 @@ class Agent:
                 last_status__in=(Task.STOPPED, Task.PROVISIONING)).values_list("pk", flat=True):
             self.enqueue(f"task:{pk}")
         return len(containers)
+
+    def found_lost(self, pk):
+        """Start the trace of a RUNNING task whose containers a relist did not find."""
+        task = Task.objects.select_related("account", "cluster").filter(pk=pk).first()
+        if task is None:
+            return ""
+        trace = traces.begin("agent", "relist", task.arn, task.account)
+        activity.record("agent", "relist", task.arn,
+                        f"a relist of {self.engine.describe()} found no container of RUNNING task {task.task_id}",
+                        trace_id=trace, started_at=timezone.now(), duration_ms=0)
+        return trace
 
 
 # --- the dashboard's helpers ------------------------------------------------------------------
@@ -1022,8 +1091,9 @@ def kill_task_container(task):
     for container in containers:
         if container["state"] == "running":
             engine.kill(container["id"], "SIGKILL")
+            # No trace of its own: the "die" event that follows starts the self-heal's.
             activity.record("agent", "kill", task.arn, f"container {container['name']} killed with SIGKILL",
-                            trace_id=task.trace_id)
+                            trace_id="")
             return True
     return False
 

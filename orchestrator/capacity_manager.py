@@ -14,9 +14,10 @@ One pass runs at a time (the single queue key "placement"):
    Instances are spread over the configured Docker engines (``fleet_engines``).
 ``place`` and ``plan_fleet`` are pure functions of plain data; the executor is thin.
 """
+import hashlib
 import logging
 import re
-import hashlib
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
-from orchestrator import activity, bus
+from orchestrator import activity, bus, traces
 from orchestrator.agent import network_labels, network_name
 from orchestrator.docker_engine import DockerEngine, EngineError
 from orchestrator.models import ContainerInstance, Service, Task
@@ -127,6 +128,7 @@ class InstanceRoom:
     # instanceId, ecs.availability-zone, fargatelab.engine (what constraints and spread read)
     attributes: dict = field(default_factory=dict)
     groups: Counter = field(default_factory=Counter)  # task group -> live tasks of it here
+    status: str = ContainerInstance.ACTIVE  # only ACTIVE instances take tasks
 
 
 @dataclass
@@ -151,6 +153,10 @@ class Placement:
     instance_name: str = ""
     reason: str = ""
     extra: dict = field(default_factory=dict)
+    # Every instance considered, as kube-scheduler-simulator shows a decision: each a dict of
+    # instance, status, cpu_free, memory_free, verdict (rejected / scored / chosen), reason
+    # (why rejected) or score (what the strategy weighed) and rank among the scored.
+    considered: list = field(default_factory=list, compare=False)
 
 
 def no_capacity_reason(cpu, memory):
@@ -216,6 +222,35 @@ def _strategy_key(task, room, rooms):
     return tuple(key)
 
 
+def _shortfall(task, room):
+    """Why ``room`` cannot hold the task ("" when it can): not ACTIVE, CPU or memory short."""
+    if room.status != ContainerInstance.ACTIVE:
+        return f"not ACTIVE ({room.status})"
+    short = []
+    if room.cpu_free < task.cpu:
+        short.append(f"CPU short by {task.cpu - room.cpu_free} units (needs {task.cpu}, {room.cpu_free} free)")
+    if room.memory_free < task.memory:
+        short.append(f"memory short by {task.memory - room.memory_free} MiB "
+                     f"(needs {task.memory}, {room.memory_free} free)")
+    return "; ".join(short)
+
+
+def _score_words(task, room, rooms):
+    """What the task's strategy weighed for ``room``, in words (smaller numbers are better)."""
+    words = []
+    for strategy, value in zip(task.strategy, _strategy_key(task, room, rooms)):
+        kind, field_ = strategy.get("type"), strategy.get("field") or ""
+        if kind == "binpack":
+            unit = "MiB" if field_.lower() == "memory" else "CPU units"
+            words.append(f"binpack({field_ or 'cpu'}): {value} {unit} left")
+        elif kind == "spread":
+            words.append(f"spread({field_ or 'instanceId'}): {value} task(s) of the group")
+        elif kind == "random":
+            words.append(f"random: {value.hex()}")
+    words.append(f"most room: {room.cpu_free} CPU units, {room.memory_free} MiB free")
+    return "; ".join(words)
+
+
 def describe_strategy(task):
     """The task's strategy in words, for the placement's reason."""
     if not task.strategy:
@@ -231,26 +266,44 @@ def place(pending, instances):
     by its strategies in turn, then by most CPU left (then memory, then name); the task's
     CPU, memory and group are booked on the chosen one before the next task is placed.
     """
-    rooms = {i.pk: InstanceRoom(i.pk, i.name, i.cpu_free, i.memory_free, dict(i.attributes), Counter(i.groups))
-             for i in instances}
+    rooms = {i.pk: InstanceRoom(i.pk, i.name, i.cpu_free, i.memory_free, dict(i.attributes), Counter(i.groups),
+                                i.status) for i in instances}
+    active = [r for r in rooms.values() if r.status == ContainerInstance.ACTIVE]
     decisions = []
     for task in pending:
-        fitting = [r for r in rooms.values() if r.cpu_free >= task.cpu and r.memory_free >= task.memory]
+        # Filter: room (and ACTIVE), then the constraints; every verdict is kept with its reason.
+        verdicts = {r.pk: _shortfall(task, r) for r in rooms.values()}
+        fitting = [r for r in rooms.values() if not verdicts[r.pk]]
+        for room in fitting:
+            verdicts[room.pk] = _allowed(task, room)
+        allowed = [r for r in fitting if not verdicts[r.pk]]
+        # Score: the strategy's order, then the most room left, then the name.
+        ranked = sorted(allowed, key=lambda r: (_strategy_key(task, r, active), -r.cpu_free, -r.memory_free, r.name))
+        considered = [
+            {"instance": r.name, "status": r.status, "cpu_free": r.cpu_free, "memory_free": r.memory_free,
+             "verdict": "rejected", "reason": verdicts[r.pk]}
+            for r in sorted(rooms.values(), key=lambda r: r.name) if verdicts[r.pk]
+        ]
+        for rank, room in enumerate(ranked, start=1):
+            considered.append({"instance": room.name, "status": room.status, "cpu_free": room.cpu_free,
+                               "memory_free": room.memory_free, "verdict": "chosen" if rank == 1 else "scored",
+                               "score": _score_words(task, room, active), "rank": rank})
+        considered.sort(key=lambda c: (c.get("rank") or len(rooms) + 1, c["instance"]))
         if not fitting:
-            decisions.append(Placement(task.pk, None, reason=no_capacity_reason(task.cpu, task.memory)))
+            decisions.append(Placement(task.pk, None, reason=no_capacity_reason(task.cpu, task.memory),
+                                       considered=considered))
             continue
-        refusals = {r.pk: _allowed(task, r) for r in fitting}
-        allowed = [r for r in fitting if not refusals[r.pk]]
         if not allowed:
-            why = sorted(set(refusals.values()))[0]
-            decisions.append(Placement(task.pk, None, reason=f"No instance meets the placement constraints ({why})"))
+            why = sorted(set(verdicts[r.pk] for r in fitting))[0]
+            decisions.append(Placement(task.pk, None, reason=f"No instance meets the placement constraints ({why})",
+                                       considered=considered))
             continue
-        best = min(allowed, key=lambda r: (_strategy_key(task, r, rooms.values()), -r.cpu_free, -r.memory_free, r.name))
+        best = ranked[0]
         reason = f"{best.name} has {best.cpu_free} CPU / {best.memory_free} MiB free ({describe_strategy(task)})"
         best.cpu_free -= task.cpu
         best.memory_free -= task.memory
         best.groups[task.group] += 1
-        decisions.append(Placement(task.pk, best.pk, best.name, reason))
+        decisions.append(Placement(task.pk, best.pk, best.name, reason, considered=considered))
     return decisions
 
 
@@ -399,6 +452,15 @@ def plan_fleet(instances, unplaced, config, now):
 
 # --- the executor ---------------------------------------------------------------------------
 
+def _decision_fields(decision, began):
+    """The timing and the record of a placement decision, for its Activity row."""
+    started_at, started = began
+    return {
+        "started_at": started_at, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "details": {"chosen": decision.instance_name, "reason": decision.reason, "considered": decision.considered},
+    }
+
+
 def fleet_config():
     """The fleet's settings as a FleetConfig (instances sized as on the first engine)."""
     conf = settings.FARGATE_LAB
@@ -464,7 +526,8 @@ def instance_rooms():
         groups.setdefault(row["container_instance"], Counter())[row["group"]] = row["n"]
     engines = fleet_engines()
     rooms = []
-    for instance in ContainerInstance.objects.filter(status=ContainerInstance.ACTIVE):
+    # Instances not ACTIVE (booting, draining) are listed too: a decision says why they were passed over.
+    for instance in ContainerInstance.objects.exclude(status=ContainerInstance.INACTIVE):
         use = used.get(instance.pk, {})
         rooms.append(InstanceRoom(
             instance.pk, instance.name,
@@ -477,6 +540,7 @@ def instance_rooms():
                 "fargatelab.instance-name": instance.name,
             },
             groups=groups.get(instance.pk, Counter()),
+            status=instance.status,
         ))
     return rooms
 
@@ -518,7 +582,11 @@ class CapacityManager:
         )
 
     def place_pending(self):
-        """One placement pass over the waiting tasks; returns the number of tasks placed."""
+        """One placement pass over the waiting tasks; returns the number of tasks placed.
+
+        Each decision is a step of its task's trace, timed from the pass's start to the bind
+        (the conditional update), with every instance considered kept as data."""
+        began = timezone.now(), time.perf_counter()
         waiting = list(self._waiting().select_related("account", "cluster").order_by("created_at", "id"))
         if not waiting:
             return 0
@@ -539,22 +607,24 @@ class CapacityManager:
         placed = 0
         for decision in place(pending, instance_rooms()):
             task = by_pk[decision.task_pk]
-            if decision.instance_pk is None:
-                self._wait(task, decision.reason)
-                continue
-            # The conditional update is the claim: a task already placed or stopped is skipped.
-            if task.advance(Task.PROVISIONING, Task.PENDING,
-                            container_instance_id=decision.instance_pk, pending_reason=""):
-                placed += 1
-                activity.record(
-                    "capacity_manager", "place", task.arn,
-                    f"placed task {task.task_id} ({task.cpu} CPU / {task.memory} MiB) on "
-                    f"{decision.instance_name}: {decision.reason}",
-                    trace_id=task.trace_id,
-                )
-                bus.publish("task", task.pk, origin="controlplane")
-                bus.publish("instance", decision.instance_pk, origin="controlplane")
-                self.on_placed(task.pk)
+            # The task's own trace, also for the agent's key that ``on_placed`` enqueues.
+            with traces.continuing(task.trace_id or traces.current()):
+                if decision.instance_pk is None:
+                    self._wait(task, decision, began)
+                    continue
+                # The conditional update is the claim: a task already placed or stopped is skipped.
+                if task.advance(Task.PROVISIONING, Task.PENDING,
+                                container_instance_id=decision.instance_pk, pending_reason=""):
+                    placed += 1
+                    activity.record(
+                        "capacity_manager", "place", task.arn,
+                        f"placed task {task.task_id} ({task.cpu} CPU / {task.memory} MiB) on "
+                        f"{decision.instance_name}: {decision.reason}",
+                        **_decision_fields(decision, began),
+                    )
+                    bus.publish("task", task.pk, origin="controlplane")
+                    bus.publish("instance", decision.instance_pk, origin="controlplane")
+                    self.on_placed(task.pk)
         return placed
 
     def _refuse_too_big(self, waiting):
@@ -581,8 +651,9 @@ class CapacityManager:
                     self.enqueue(f"service:{task.service_id}")
         return left
 
-    def _wait(self, task, reason):
+    def _wait(self, task, decision, began):
         """Leave a task PROVISIONING with the reason why (said once, not on every pass)."""
+        reason = decision.reason
         if task.pending_reason == reason:
             return
         changed = Task.objects.filter(pk=task.pk, last_status=Task.PROVISIONING).update(
@@ -590,7 +661,7 @@ class CapacityManager:
         )
         if changed:
             activity.record("capacity_manager", "no-capacity", task.arn, f"task {task.task_id} waits: {reason}",
-                            trace_id=task.trace_id)
+                            **_decision_fields(decision, began))
             bus.publish("task", task.pk, origin="controlplane")
 
     # -- the fleet

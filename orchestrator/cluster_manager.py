@@ -10,18 +10,19 @@ service's and deployments' counts, and write service events worded as ECS words 
 tasks are written PROVISIONING; the capacity manager places them.
 """
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus, elb_health
+from orchestrator import activity, bus, elb_health, traces
 from orchestrator import deployments as rollout
 from orchestrator.capacity_manager import task_ceiling, too_big
-from orchestrator.models import Deployment, Service, Task, TaskContainer
+from orchestrator.models import Deployment, ReconcilePass, Service, Task, TaskContainer
 
 log = logging.getLogger(__name__)
 
@@ -353,6 +354,52 @@ def _counts(service, unstopped, primary_id):
     return SetCounts(running, pending, per_deployment)
 
 
+# --- a pass in words ----------------------------------------------------------------------
+
+# Actions that change what runs: a pass that chose one acts on its own, so it starts a trace
+# when no request or reaction asked for it.
+ACTING = (StartTasks, StopTasks, FailDeployment, Rollback)
+
+
+def describe_action(action):
+    """One action of the plan in a few words ("start 1", "stop 2: …"); "" for bookkeeping."""
+    if isinstance(action, StartTasks):
+        return f"start {action.count}"
+    if isinstance(action, StopTasks):
+        return f"stop {len(action.task_pks)}" + (" running" if action.running else "")
+    if isinstance(action, FailDeployment):
+        return f"fail deployment {action.deployment_id} ({action.failed_tasks} failed tasks)"
+    if isinstance(action, Rollback):
+        return f"roll back to {action.to_id}"
+    if isinstance(action, CompleteRollout):
+        return "complete the rollout"
+    if isinstance(action, RetireDeployment):
+        return f"retire deployment {action.deployment_id}"
+    if isinstance(action, MarkInactive):
+        return "mark INACTIVE"
+    if isinstance(action, SetThrottled):
+        return "throttle starts" if action.throttled else "stop throttling"
+    if isinstance(action, RequeueAfter):
+        return f"look again in {action.seconds:.1f} s"
+    if isinstance(action, SetSteady) and action.steady:
+        return "steady state"
+    return ""
+
+
+def describe_pass(service, tasks, actions):
+    """(desired, running, pending, the actions in words, the pass in one line) of one pass:
+    "desired 3, running 2, pending 0 → start 1". Pure, like ``plan``."""
+    live = [t for t in tasks if t.last_status != Task.STOPPED and t.desired_status == Task.RUNNING]
+    running = sum(1 for t in live if t.last_status == Task.RUNNING)
+    pending = sum(1 for t in live if t.last_status in NOT_YET_RUNNING)
+    words = [w for w in (describe_action(a) for a in actions) if w]
+    desired = service.desired_count if service.status == Service.ACTIVE else 0
+    observed = f"desired {desired}, running {running}, pending {pending}"
+    if service.status != Service.ACTIVE:
+        observed = f"{service.status}: {observed}"
+    return desired, running, pending, words, f"{observed} → {', '.join(words) if words else 'nothing to do'}"
+
+
 # --- the executor -------------------------------------------------------------------------
 
 def load(service_pk, now=None):
@@ -431,18 +478,31 @@ class ClusterManager:
         self._throttled = set()
 
     def sync_service(self, service_pk):
-        """One level-triggered pass over a service; returns the actions applied."""
-        # Health step: tasks that failed their ELB health checks are stopped first, so that
-        # the plan below replaces them in this very pass.
-        elb_health.check_service(service_pk, self.enqueue)
-        service, loaded = load(service_pk)
-        if service is None:
-            return []
-        state, tasks = loaded
-        state.throttled = service.pk in self._throttled
-        actions = plan(state, tasks)
-        for action in actions:
-            self.apply(service, action)
+        """One level-triggered pass over a service; returns the actions applied.
+
+        The pass is kept (``ReconcilePass``) and, when it works for a trace or acts on its own
+        (then starting a trace), recorded as a step of it."""
+        started_at, started = timezone.now(), time.perf_counter()
+        with traces.continuing(traces.current()):  # a trace begun in this pass ends with it
+            # Health step: tasks that failed their ELB health checks are stopped first, so that
+            # the plan below replaces them in this very pass (in the trace the failure began).
+            elb_health.check_service(service_pk, self.enqueue)
+            service, loaded = load(service_pk)
+            if service is None:
+                return []
+            state, tasks = loaded
+            state.throttled = service.pk in self._throttled
+            actions = plan(state, tasks)
+            if any(isinstance(a, ACTING) for a in actions):
+                traces.adopt("cluster_manager", "reconcile", service.arn, service.account)
+            for action in actions:
+                self.apply(service, action)
+            duration_ms = (time.perf_counter() - started) * 1000
+            desired, running, pending, words, summary = describe_pass(state, tasks, actions)
+            keep_pass(service, traces.current(), started_at, duration_ms, desired, running, pending, words, summary)
+            if traces.current():
+                activity.record("cluster_manager", "reconcile", service.arn, f"service {service.name}: {summary}",
+                                started_at=started_at, duration_ms=round(duration_ms, 3))
         return actions
 
     def apply(self, service, action):
@@ -471,7 +531,7 @@ class ClusterManager:
                     service=service, deployment=deployment, group=f"service:{service.name}",
                     started_by=action.deployment_id, launch_type=service.launch_type,
                     cpu=task_definition.cpu, memory=task_definition.memory,
-                    trace_id=activity.new_trace_id(),
+                    trace_id=traces.current() or activity.new_trace_id(),
                 )
                 TaskContainer.objects.bulk_create([
                     TaskContainer(
@@ -597,3 +657,22 @@ class ClusterManager:
         bus.publish("service", service.pk, origin="controlplane")
         self.enqueue(f"service:{service.pk}")
 
+
+
+def keep_pass(service, trace_id, started_at, duration_ms, desired, running, pending, words, summary):
+    """Keep one pass of the service (the last RECONCILE_PASSES_KEPT): a pass that repeats the
+    last one with nothing to do counts up its ``repeats`` instead of pushing older ones out."""
+    last = service.reconcile_passes.order_by("-started_at", "-id").first()
+    if last is not None and not words and not last.actions and last.summary == summary:
+        ReconcilePass.objects.filter(pk=last.pk).update(repeats=models.F("repeats") + 1, last_at=timezone.now())
+        return
+    ReconcilePass.objects.create(
+        service=service, trace_id=trace_id or "", started_at=started_at, last_at=started_at,
+        duration_ms=round(duration_ms, 3), desired=desired, running=running, pending=pending,
+        actions=words, summary=summary,
+    )
+    keep = settings.FARGATE_LAB["RECONCILE_PASSES_KEPT"]
+    old = list(service.reconcile_passes.order_by("-started_at", "-id").values_list("pk", flat=True)[keep:])
+    if old:
+        ReconcilePass.objects.filter(pk__in=old).delete()
+    bus.publish("service", service.pk, origin="controlplane")

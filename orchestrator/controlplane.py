@@ -21,6 +21,10 @@ renewed with conditional UPDATEs elects one leader; only the leader reconciles, 
 leader runs the load balancers' data plane (binds the listener ports and health-checks).
 A target's health change (bus kind "target") enqueues "target:<pk>", which enqueues the
 service of the target's task: the cluster manager's health step acts on it.
+
+Traces travel with the keys: ``enqueue`` passes the current trace (the API call whose write
+the bus reports, the pass that asks for more work) to the queue, and a worker continues the
+trace its key was handed out with (``orchestrator.traces``).
 """
 import logging
 import os
@@ -35,7 +39,7 @@ from django.db import IntegrityError, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus, host_firewall, load_balancer
+from orchestrator import activity, bus, host_firewall, load_balancer, traces
 from orchestrator.agent import Agent, sync_container, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
@@ -49,6 +53,8 @@ WATCH_INTERVAL = 0.25
 # The watcher re-reads rows changed this long before its cursor: a transaction that commits
 # late (or a clock a little behind) must not be missed.
 WATCH_OVERLAP = timedelta(seconds=2)
+# How often the leader prunes old traces (on its resync loop).
+PRUNE_SECONDS = 30.0
 
 
 class ControlPlane:
@@ -78,6 +84,7 @@ class ControlPlane:
         self._seen_services = {}
         self._cursor = None
         self.data_plane = None  # the load balancers' listeners, served while we lead
+        self._pruned_at = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -157,14 +164,15 @@ class ControlPlane:
         """The agents' keys (tasks, containers) go to the agent queue, the rest to the scheduler's."""
         return self.agent_queue if key.startswith(("task:", "container:")) else self.scheduler_queue
 
-    def enqueue(self, key, delay=0, urgent=False):
+    def enqueue(self, key, delay=0, urgent=False, trace=None):
         """Ask for ``key`` to be processed (after ``delay`` seconds; ``urgent``: before the
-        keys already waiting, as for a task to stop)."""
+        keys already waiting, as for a task to stop) for ``trace`` (default: the current one)."""
         queue = self.queue_for(key)
+        trace = traces.current() if trace is None else trace
         if delay:
-            queue.add_after(key, delay)
+            queue.add_after(key, delay, trace=trace)
         else:
-            queue.add(key, urgent=urgent)
+            queue.add(key, urgent=urgent, trace=trace)
 
     def idle(self):
         """True when no key waits in either queue (delayed keys aside)."""
@@ -320,6 +328,9 @@ class ControlPlane:
             try:
                 if self.is_leader:
                     self.resync()
+                    if time.monotonic() - self._pruned_at >= PRUNE_SECONDS:
+                        self._pruned_at = time.monotonic()
+                        traces.prune()
             except Exception:
                 log.exception("resync failed")
                 connection.close()
@@ -332,17 +343,19 @@ class ControlPlane:
             key = queue.get()
             if key is None:
                 return
+            trace = queue.trace_of(key)
             try:
                 if self.is_leader:
-                    self.process(key)
+                    with traces.continuing(trace):
+                        self.process(key)
                 queue.forget(key)
             except EngineUnavailable as exc:
                 log.info("%s: Docker engine unavailable, retrying: %s", key, exc)
-                queue.add_rate_limited(key)
+                queue.add_rate_limited(key, trace=trace)
             except Exception:
                 log.exception("processing %s failed; retrying", key)
                 connection.close()
-                queue.add_rate_limited(key)
+                queue.add_rate_limited(key, trace=trace)
             finally:
                 queue.done(key)
 

@@ -12,7 +12,7 @@ import logging
 
 from django.utils import timezone
 
-from orchestrator import activity, bus, load_balancer
+from orchestrator import activity, bus, load_balancer, traces
 from orchestrator.models import Service, Target, Task
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,18 @@ def _stop_unhealthy(service, task, now):
     if not changed:  # somebody stopped it first
         return False
     why = target.description or target.reason or "Health checks failed"
+    # The failure starts a trace (unless a request is being worked on): the stop, the
+    # replacement this very pass starts and its placement continue it.
+    trace = traces.adopt("load_balancer", "health-check-failed", task.arn, service.account)
+    activity.record("load_balancer", "health-check-failed", task.arn,
+                    f"{target.target_id}:{target.port} failed the health checks of {target.target_group.name}: {why}",
+                    trace_id=trace)
     service.add_event(f"(task {task.task_id}) (port {target.port}) is unhealthy in (target-group {arn}) "
                       f"due to (reason {why}).")
     service.add_event(f"has stopped 1 running tasks: (task {task.task_id}).")
     activity.record("cluster_manager", "stop-unhealthy", task.arn,
                     f"service {service.name}: task {task.task_id} failed ELB health checks in "
-                    f"{target.target_group.name} ({why}); stopping it", trace_id=task.trace_id)
+                    f"{target.target_group.name} ({why}); stopping it", trace_id=trace)
     bus.publish("task", task.pk, origin="controlplane")
     bus.publish("service", service.pk, origin="controlplane")
     return True

@@ -29,7 +29,7 @@ from multidict import CIMultiDict
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from orchestrator import activity, bus
+from orchestrator import activity, bus, traces
 from orchestrator.elbv2 import operations
 from orchestrator.elbv2.protocol import ElbError
 from orchestrator.frontend import wire
@@ -97,7 +97,7 @@ def register_task(task):
     for tg, target_id, port, address, connect_port in _task_targets(task):
         targets.append(operations.register(tg, target_id, port, address, connect_port, task=task))
         activity.record("load_balancer", "register_task", task.arn,
-                        f"registered {target_id}:{port} in {tg.name}", trace_id=task.trace_id)
+                        f"registered {target_id}:{port} in {tg.name}", trace_id=traces.current() or task.trace_id)
     return targets
 
 
@@ -133,7 +133,8 @@ def deregister_task(task):
         delay = max(delay, operations.drain(target))
         activity.record("load_balancer", "deregister_task", task.arn,
                         f"draining {target.target_id}:{target.port} from {target.target_group.name} "
-                        f"for {target.target_group.deregistration_delay:g} s", trace_id=task.trace_id)
+                        f"for {target.target_group.deregistration_delay:g} s",
+                        trace_id=traces.current() or task.trace_id)
     return delay
 
 
@@ -390,7 +391,9 @@ class DataPlane:
                         "load_balancer", f"target.{state}", target.task.arn if target.task else target.target_group.arn,
                         f"{target.target_id}:{target.port} in {target.target_group.name} is {state}"
                         + (f" ({description})" if description else ""),
-                        trace_id=target.task.trace_id if target.task else "",
+                        # Turning healthy ends the task's start; a failure starts a trace of its own
+                        # when the service acts on it (elb_health).
+                        trace_id=target.task.trace_id if target.task and state == Target.HEALTHY else "",
                     )
 
     # --- on the loop ----------------------------------------------------------------------

@@ -236,9 +236,14 @@ class Service(models.Model):
     def arn(self):
         return f"arn:aws:ecs:{region()}:{self.account.account_id}:service/{self.cluster.name}/{self.name}"
 
-    def add_event(self, message):
-        """Append a service event, worded as ECS words it; returns the event."""
-        return self.events.create(message=f"(service {self.name}) {message}")
+    def add_event(self, message, trace_id=None):
+        """Append a service event, worded as ECS words it, tied to the trace that caused it
+        (by default the trace being worked on); returns the event."""
+        if trace_id is None:
+            from orchestrator import traces
+
+            trace_id = traces.current()
+        return self.events.create(message=f"(service {self.name}) {message}", trace_id=trace_id or "")
 
     def failed_starts(self, primary=None):
         """(how many tasks of the primary deployment stopped in a row without ever running, when
@@ -269,6 +274,8 @@ class ServiceEvent(models.Model):
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="events")
     event_id = models.CharField(max_length=36, default=new_uuid)
     message = models.TextField()
+    # The trace of the request or reaction that caused the event (a dead container, a scale).
+    trace_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -346,6 +353,9 @@ class Task(models.Model):
     request_fingerprint = models.CharField(max_length=64, blank=True)
     # The trace of the request that created the task (RunTask, or the service's pass).
     trace_id = models.CharField(max_length=64, blank=True)
+    # The trace that stopped it (a StopTask, a scale-in, a container that died): the agent's
+    # later passes over the stopping task (after the stop signal, on the die event) continue it.
+    stop_trace_id = models.CharField(max_length=64, blank=True)
     desired_status = models.CharField(max_length=16, default=RUNNING)
     last_status = models.CharField(max_length=16, default=PROVISIONING)
     # Why a task waits (e.g. no instance has room) — shown while PROVISIONING.
@@ -494,6 +504,12 @@ class Activity(models.Model):
     # API calls: the safe parameters ({"params": …, "known": …}, see ``activity.api_request``),
     # never environment values or secrets; from them the aws CLI and kubectl forms are shown.
     request = models.JSONField(default=dict, blank=True)
+    # A trace step: when the component began the work and how long it took (an instant
+    # record has no start, and counts as starting when it was written, taking no time).
+    started_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    # What a decision weighed, kept as data when it was made (a placement's instances).
+    details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -516,6 +532,56 @@ class Activity(models.Model):
         if self.component != "frontend" or not self.request:
             return ""
         return kubernetes.kubectl_for(self.action, self.request.get("params") or {}, self.request.get("known") or {})
+
+    @property
+    def step_start(self):
+        """When the step began (an instant record: when it was written)."""
+        return self.started_at or self.created_at
+
+
+class Trace(models.Model):
+    """One request or reaction followed through the control plane: its steps are the Activity
+    rows carrying its ``trace_id``. Started by an API call, a Docker event, a relist that found
+    a gap, a failed health check or a scheduler pass of its own; ``account`` is whose it is
+    (None: the lab's own, such as the fleet's)."""
+
+    trace_id = models.CharField(max_length=64, unique=True)
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.CASCADE, related_name="traces")
+    component = models.CharField(max_length=32)
+    action = models.CharField(max_length=64)
+    object_arn = models.CharField(max_length=512, blank=True)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self):
+        return f"{self.trace_id} {self.component} {self.action}"
+
+
+class ReconcilePass(models.Model):
+    """One pass of the cluster manager over a service: desired against observed, and what the
+    plan chose ("desired 3, running 2, pending 0 → start 1"). Passes that repeat the last one
+    with nothing to do only count up ``repeats``; the last N are kept per service."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="reconcile_passes")
+    trace_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.FloatField(default=0)
+    desired = models.PositiveIntegerField(default=0)
+    running = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(default=0)
+    actions = models.JSONField(default=list, blank=True)
+    summary = models.TextField()
+    repeats = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["service", "-started_at"])]
+
+    def __str__(self):
+        return self.summary
 
 
 # --- Elastic Load Balancing (ALB) and ECR -------------------------------------------------

@@ -32,8 +32,9 @@ from botocore.validate import ParamValidator
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import JsonResponse
+from django.utils import timezone
 
-from orchestrator import activity, bus
+from orchestrator import activity, bus, traces
 from orchestrator.aws_auth import AuthError, authenticate
 from orchestrator.frontend import wire
 from orchestrator.models import Repository
@@ -455,9 +456,10 @@ def api(request):
         key = authenticate(request, "ecr")
     except AuthError as exc:
         return _answer({"__type": exc.code, "message": exc.message}, 403)
-    started = time.monotonic()
+    started, started_at, trace_id = time.monotonic(), timezone.now(), traces.new_trace_id()
     try:
-        result, status = call(key.account, operation, wire.json_object(raw)), 200
+        with traces.continuing(trace_id):
+            result, status = call(key.account, operation, wire.json_object(raw)), 200
     except wire.Malformed as exc:
         kind = "InvalidParameterException" if isinstance(exc, wire.BadText) else "SerializationException"
         result, status = {"__type": kind, "message": str(exc)}, 400
@@ -466,8 +468,9 @@ def api(request):
     except Exception:  # a bug must still answer in ECR's shape, never as a Django error page
         log.exception("ECR %s failed", operation)
         result, status = {"__type": "ServerException", "message": "internal error"}, 500
-    activity.record("registry", f"api.{operation[:48] or 'unknown'}", message=f"ecr {operation} → {status}",
-                    caller=key.access_key_id, status_code=status, latency_ms=(time.monotonic() - started) * 1000)
+    traces.record_call("registry", f"api.{operation[:48] or 'unknown'}", trace_id, key.account, started_at,
+                       (time.monotonic() - started) * 1000, message=f"ecr {operation} → {status}",
+                       caller=key.access_key_id, status_code=status)
     return _answer(result, status)
 
 

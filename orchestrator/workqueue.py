@@ -14,6 +14,8 @@ key, re-read the current state for it, act, and call ``done``. Guarantees:
    out in turn, each group's in its own order, and with ``group_limit`` no group has more than
    that many keys processed at once: one tenant's burst of work leaves workers free for the
    others' (kube-apiserver's API Priority and Fairness does the same for requests).
+7. ``add(key, trace=…)`` remembers the trace of whoever asked for the key (the first that gave
+   one, while the key waits): ``trace_of(key)`` tells the worker that took it, until ``done``.
 """
 import heapq
 import itertools
@@ -95,22 +97,26 @@ class WorkQueue:
         self._dirty = set()  # keys waiting to be processed (queued, or to requeue after done)
         self._processing = set()
         self._urgent = set()  # dirty keys to hand out before the others
-        self._delayed = []  # heap of (due, seq, key)
+        self._delayed = []  # heap of (due, seq, key, trace)
         self._seq = itertools.count()
         self._failures = {}
+        self._traces = {}  # waiting key -> the trace of whoever asked for it
+        self._handed_traces = {}  # key being processed -> the trace it was handed out with
         self._base_delay = base_delay
         self._max_delay = max_delay
         self._shutting_down = False
 
-    def add(self, key, urgent=False):
+    def add(self, key, urgent=False, trace=""):
         """Queue ``key`` to be processed (once, however often it is added before a worker takes
-        it); an ``urgent`` key goes to the front."""
+        it); an ``urgent`` key goes to the front; ``trace`` is the asker's trace id."""
         with self._cond:
-            self._add_locked(key, urgent)
+            self._add_locked(key, urgent, trace)
 
-    def _add_locked(self, key, urgent=False):
+    def _add_locked(self, key, urgent=False, trace=""):
         if self._shutting_down:
             return
+        if trace and not self._traces.get(key):
+            self._traces[key] = trace
         if key in self._dirty:
             if urgent and key not in self._urgent:
                 self._urgent.add(key)
@@ -128,23 +134,23 @@ class WorkQueue:
         (self._urgent_queue if key in self._urgent else self._queue).append(key)
         self._cond.notify()
 
-    def add_after(self, key, delay):
-        """Queue ``key`` after ``delay`` seconds."""
+    def add_after(self, key, delay, trace=""):
+        """Queue ``key`` after ``delay`` seconds (for the trace ``trace``)."""
         if delay <= 0:
-            self.add(key)
+            self.add(key, trace=trace)
             return
         with self._cond:
             if self._shutting_down:
                 return
-            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), key))
+            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), key, trace))
             self._cond.notify_all()
 
-    def add_rate_limited(self, key):
+    def add_rate_limited(self, key, trace=""):
         """Queue ``key`` again after a delay that doubles with each failure (a retry)."""
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
-        self.add_after(key, min(self._base_delay * (2 ** failures), self._max_delay))
+        self.add_after(key, min(self._base_delay * (2 ** failures), self._max_delay), trace=trace)
 
     def forget(self, key):
         """Reset the backoff of ``key`` (after it was processed successfully)."""
@@ -160,8 +166,8 @@ class WorkQueue:
         """Move delayed keys whose time has come into the queue; returns seconds to the next one."""
         now = time.monotonic()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, key = heapq.heappop(self._delayed)
-            self._add_locked(key)
+            _, _, key, trace = heapq.heappop(self._delayed)
+            self._add_locked(key, trace=trace)
         return self._delayed[0][0] - now if self._delayed else None
 
     def get(self, timeout=None):
@@ -179,6 +185,7 @@ class WorkQueue:
                     self._processing.add(key)
                     group = self._processing_group[key] = self._group_of(key)
                     self._in_flight[group] += 1
+                    self._handed_traces[key] = self._traces.pop(key, "")
                     return key
                 if deadline is not None:
                     left = deadline - time.monotonic()
@@ -203,6 +210,7 @@ class WorkQueue:
         """Mark ``key`` processed; if it was added meanwhile, it goes back in the queue."""
         with self._cond:
             self._processing.discard(key)
+            self._handed_traces.pop(key, None)
             group = self._processing_group.pop(key, None)
             if group is not None:
                 self._in_flight[group] -= 1
@@ -212,6 +220,11 @@ class WorkQueue:
                     self._cond.notify_all()  # a key of this group held back may go now
             if key in self._dirty and not self._shutting_down:
                 self._enqueue_locked(key)
+
+    def trace_of(self, key):
+        """The trace ``key`` was handed out with ("" when whoever asked gave none)."""
+        with self._cond:
+            return self._handed_traces.get(key, "")
 
     def shutdown(self):
         """Stop handing out keys: every blocked and future ``get`` returns None."""

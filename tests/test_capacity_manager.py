@@ -27,6 +27,38 @@ def test_it_checks_memory_as_well_as_cpu():
     assert decision.reason == no_capacity_reason(256, 2048)
 
 
+def test_a_decision_lists_every_instance_considered_rejected_with_why_or_scored():
+    from collections import Counter
+
+    rooms = [
+        InstanceRoom(1, "fleet-1", 128, 4096),
+        InstanceRoom(2, "fleet-2", 4096, 8192, status="PROVISIONING"),
+        InstanceRoom(3, "fleet-3", 2048, 4096, groups=Counter({"service:web": 1})),
+        InstanceRoom(4, "fleet-4", 1024, 2048),
+        InstanceRoom(5, "fleet-5", 3072, 6144),
+    ]
+    task = PendingTask(1, "a", 512, 1024, group="service:web", strategy=[{"type": "binpack", "field": "cpu"}],
+                       constraints=[{"type": "distinctInstance"}])
+    [decision] = place([task], rooms)
+    assert decision.instance_name == "fleet-4"
+    verdicts = {c["instance"]: c for c in decision.considered}
+    assert verdicts["fleet-1"]["verdict"] == "rejected"
+    assert verdicts["fleet-1"]["reason"] == "CPU short by 384 units (needs 512, 128 free)"
+    assert verdicts["fleet-2"]["reason"] == "not ACTIVE (PROVISIONING)"
+    assert verdicts["fleet-3"]["reason"].startswith("distinctInstance")
+    assert verdicts["fleet-4"]["verdict"] == "chosen" and verdicts["fleet-4"]["rank"] == 1
+    assert verdicts["fleet-4"]["score"].startswith("binpack(cpu): 1024 CPU units left")
+    assert verdicts["fleet-5"]["verdict"] == "scored" and verdicts["fleet-5"]["rank"] == 2
+    assert [c["instance"] for c in decision.considered][:2] == ["fleet-4", "fleet-5"]
+
+
+def test_a_task_that_fits_nowhere_keeps_each_instances_shortfall():
+    [decision] = place([PendingTask(1, "a", 256, 2048)], [InstanceRoom(1, "fleet-1", 4096, 1024)])
+    assert decision.considered == [{"instance": "fleet-1", "status": "ACTIVE", "cpu_free": 4096, "memory_free": 1024,
+                                    "verdict": "rejected",
+                                    "reason": "memory short by 1024 MiB (needs 2048, 1024 free)"}]
+
+
 @pytest.fixture
 def small_fleet(db, settings):
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "FLEET_INSTANCES": 1, "INSTANCE_CPU": 512,

@@ -4,8 +4,9 @@ import time
 from urllib.parse import parse_qsl
 
 from django.http import HttpResponse
+from django.utils import timezone
 
-from orchestrator import activity
+from orchestrator import traces
 from orchestrator.aws_auth import AuthError, authenticate
 from orchestrator.elbv2 import protocol
 from orchestrator.elbv2.operations import OPERATIONS
@@ -22,7 +23,7 @@ def _xml(body, status):
 def api(request):
     """Authenticate, parse, run one ELBv2 operation and answer in XML (errors included)."""
     request_id = protocol.new_request_id()
-    started = time.monotonic()
+    started, started_at, trace_id = time.monotonic(), timezone.now(), traces.new_trace_id()
     try:
         form = _form(wire.body(request))
     except wire.Malformed as exc:
@@ -35,16 +36,16 @@ def api(request):
     try:
         if form is None:
             raise ElbError("MalformedQueryString", "The request body is not a UTF-8 form (application/x-www-form-urlencoded)")
-        result, status = _run(key, action, form, request_id), 200
+        with traces.continuing(trace_id):
+            result, status = _run(key, action, form, request_id), 200
     except ElbError as exc:
         result, status = protocol.render_error(exc, request_id), exc.status
     except Exception:  # a bug must still answer as ELBv2 does, never as a Django 500 page
         log.exception("ELBv2 %s failed", action)
         result, status = protocol.render_error(ElbError("InternalFailure", "internal error", 500, sender=False), request_id), 500
-    activity.record(
-        "load_balancer", f"api.{action[:48] or 'unknown'}", message=f"elbv2 {action[:64]} → {status}",
-        caller=key.access_key_id, status_code=status, latency_ms=(time.monotonic() - started) * 1000,
-    )
+    traces.record_call("load_balancer", f"api.{action[:48] or 'unknown'}", trace_id, key.account, started_at,
+                       (time.monotonic() - started) * 1000, message=f"elbv2 {action[:64]} → {status}",
+                       caller=key.access_key_id, status_code=status)
     return _xml(result, status)
 
 

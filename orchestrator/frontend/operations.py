@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from orchestrator import activity, bus
+from orchestrator import activity, bus, traces
 from orchestrator.capacity_manager import matches_expression, task_ceiling, too_big
 from orchestrator.frontend import EcsError
 from orchestrator.frontend import shapes, wire
@@ -29,6 +29,8 @@ from orchestrator.models import (
 )
 
 OPERATIONS = {}
+# Operations that read only; every other one writes desired state (a trace step of its own).
+READ_ONLY = ("Describe", "List")
 MAX_TAGS = 50
 MAX_RUN_COUNT = 10
 MAX_DESIRED_COUNT = 5000
@@ -76,8 +78,18 @@ def dispatch(account, operation_name, params, *, caller="", trace_id=""):
     params = clean(operation_name, params)
     context = Context(account, caller, trace_id or activity.new_trace_id())
     try:
-        with transaction.atomic():
-            return handler(context, params)
+        if operation_name.startswith(READ_ONLY):
+            with transaction.atomic():
+                return handler(context, params)
+        # Validation and the write share one transaction, as admission and the etcd write share
+        # one request in the kube-apiserver: the step lasts until the commit.
+        with traces.step("state_database", "write", message=f"{operation_name}: desired state written",
+                         trace_id=context.trace_id) as write:
+            write.skip = True  # a refused request writes nothing: no step
+            with transaction.atomic():
+                response = handler(context, params)
+            write.skip = False
+        return response
     except IntegrityError:
         # Two requests raced on a unique name or revision; the loser may simply retry.
         raise EcsError("ConflictException", "A concurrent request changed the same resource. Retry the request.") from None

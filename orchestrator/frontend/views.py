@@ -10,8 +10,9 @@ import time
 import uuid
 
 from django.http import HttpResponse
+from django.utils import timezone
 
-from orchestrator import activity
+from orchestrator import activity, traces
 from orchestrator.frontend import EcsError, call, sigv4, wire
 from orchestrator.frontend.operations import supported
 
@@ -27,8 +28,8 @@ _ARN_FIELDS = (
 
 def api(request):
     """Answer one ECS API call (see the module docstring for the steps)."""
-    started = time.perf_counter()
-    trace_id = activity.new_trace_id()
+    started, started_at = time.perf_counter(), timezone.now()
+    trace_id = traces.new_trace_id()
     operation, caller, response, params, account = _target_name(request), "", {}, {}, None
     try:
         operation = _operation(request)
@@ -36,7 +37,8 @@ def api(request):
         key = sigv4.authenticate(request)
         caller, account = key.access_key_id, key.account
         params = _parse(body)
-        response = call(key.account, operation, params, caller=caller, trace_id=trace_id)
+        with traces.continuing(trace_id):
+            response = call(key.account, operation, params, caller=caller, trace_id=trace_id)
         status = 200
     except EcsError as error:
         response, status = error.as_json(), error.status
@@ -45,7 +47,7 @@ def api(request):
         log.exception("ECS %s failed", operation)
         response, status = {"__type": "ServerException", "message": "Internal error in Fargate Lab."}, 500
     latency_ms = (time.perf_counter() - started) * 1000
-    _record(account, operation, params, response, status, trace_id, caller, latency_ms)
+    _record(account, operation, params, response, status, trace_id, caller, latency_ms, started_at)
     return _respond(response, status)
 
 
@@ -105,19 +107,18 @@ def _object_arn(params, response):
     return arn if isinstance(arn, str) else ""
 
 
-def _record(account, operation, params, response, status, trace_id, caller, latency_ms):
-    """One activity row per call, with its safe parameters (for the aws CLI and kubectl forms
-    the dashboard shows); a failure to record is logged and does not fail the call."""
+def _record(account, operation, params, response, status, trace_id, caller, latency_ms, started_at):
+    """One activity row per call, the first step of its trace, with its safe parameters (for the
+    aws CLI and kubectl forms the dashboard shows); a failure to record is logged and does not
+    fail the call."""
     if status == 200:
         message = f"{operation} → 200"
     else:
         message = f"{operation} → {status} {response.get('__type')}: {response.get('message', '')}"
     try:
-        activity.record(
-            "frontend", operation, _object_arn(params, response)[:512], message[:2000], trace_id,
-            caller=caller, status_code=status, latency_ms=round(latency_ms, 2),
-            request=activity.api_request(account, operation, params),
-        )
+        traces.record_call("frontend", operation, trace_id, account, started_at, latency_ms,
+                           _object_arn(params, response), message, caller=caller, status_code=status,
+                           request=activity.api_request(account, operation, params))
     except Exception:  # the activity log is for watching, the API answer matters more
         log.exception("could not record activity for %s", operation)
 

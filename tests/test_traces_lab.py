@@ -1,0 +1,201 @@
+"""Traces and decisions on a real lab (``manage.py lab``, real Docker) seen in a real Chromium:
+a RunTask's trace spans the request to RUNNING; a killed container heals in one trace linked
+from the service event that started the replacement; a placement lists every instance."""
+import time
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support.browser import admin_page
+from tests.support.common import wait_until
+from tests.support.lab import LabProcess, lab_containers, poll, remove_lab_objects
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser]
+
+
+def task_definition(family, cpu=256, memory=512):
+    return {
+        "family": family, "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
+        "cpu": str(cpu), "memory": str(memory),
+        "containerDefinitions": [{"name": "web", "image": "fargate-lab/demo:latest", "essential": True,
+                                  "portMappings": [{"containerPort": 80}]}],
+    }
+
+
+@pytest.fixture
+def tab(browser, lab):
+    page = admin_page(browser, lab.url, {"width": 1400, "height": 1000})
+    yield page
+    page.context.close()
+
+
+def last_status(ecs, arn):
+    return ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]["lastStatus"]
+
+
+def started_by(tab, lab, task_arn):
+    """The trace that started a task, as its page links it."""
+    tab.goto(f"{lab.url}/tasks/{task_arn.rsplit('/', 1)[1]}/")
+    return tab.locator(".task-traces a[data-trace]").first.get_attribute("data-trace")
+
+
+def test_a_run_tasks_trace_lists_its_steps_in_order_and_spans_the_request_to_running(lab, tab):
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="demo")
+    ecs.register_task_definition(**task_definition("web"))
+
+    # The wall time from the call to RUNNING, bracketed by the polls: RUNNING was written after
+    # the last poll that did not see it began, and before the first that saw it ended.
+    polls = {}
+
+    def running():
+        asked = time.perf_counter()
+        seen = last_status(ecs, arn) == "RUNNING"
+        polls["seen" if seen else "not_yet"] = (asked, time.perf_counter())
+        return seen
+
+    began = time.perf_counter()
+    arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1)["tasks"][0]["taskArn"]
+    polls["not_yet"] = (began, began)
+    wait_until(running, timeout=30, interval=0.005, message="RUNNING")
+    wall_min_ms = (polls["not_yet"][0] - began) * 1000
+    wall_max_ms = (polls["seen"][1] - began) * 1000
+
+    trace_id = started_by(tab, lab, arn)
+    body = tab.request.get(f"{lab.url}/traces/{trace_id}.json").json()
+    steps = body["steps"]
+    assert body["trace_id"] == trace_id
+    starts = [s["start_ms"] for s in steps]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert all(s["duration_ms"] >= 0 and s["kubernetes"] for s in steps)
+    done = [(s["component"], s["action"]) for s in steps]
+    for expected in [("frontend", "RunTask"), ("state_database", "write"), ("capacity_manager", "place"),
+                     ("agent", "create"), ("agent", "start"), ("agent", "running")]:
+        assert expected in done, expected
+    assert done.index(("frontend", "RunTask")) < done.index(("capacity_manager", "place")) \
+        < done.index(("agent", "create")) < done.index(("agent", "start")) < done.index(("agent", "running"))
+    span_ms = max(s["start_ms"] + s["duration_ms"] for s in steps)
+    assert 0.9 * wall_min_ms <= span_ms <= 1.1 * wall_max_ms, (span_ms, wall_min_ms, wall_max_ms, steps)
+
+    # The page: one row per step, in order, each with its duration and Kubernetes counterpart.
+    tab.goto(f"{lab.url}/traces/{trace_id}/")
+    rows = tab.locator("tr.trace-step")
+    expect(rows).to_have_count(len(steps))
+    for n, step in enumerate(steps):
+        row = rows.nth(n)
+        expect(row).to_have_attribute("data-action", step["action"])
+        expect(row.locator("td.k8s")).to_have_text(step["kubernetes"])
+        expect(row.locator("[data-field=duration_ms]")).not_to_be_empty()
+        expect(row.locator("svg rect")).to_have_count(1)
+    expect(tab.locator("tr.trace-step[data-action=create] td.k8s")).to_contain_text("CreateContainer")
+    replay = tab.locator("#replay")
+    assert replay.get_attribute("href") == f"/?replay={trace_id}"
+
+
+def test_a_killed_service_container_heals_in_one_trace_linked_from_the_service_event(lab, tab, docker_client):
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="demo")
+    ecs.register_task_definition(**task_definition("web"))
+    service_arn = ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web",
+                                     desiredCount=3)["service"]["serviceArn"]
+    poll(lambda: ecs.describe_services(cluster="demo", services=["web"])["services"][0]["runningCount"] == 3,
+         message="3 running")
+    running_before = [c.labels["fargatelab.task-arn"] for c in lab_containers(docker_client, lab.lab_id)]
+    victim = lab_containers(docker_client, lab.lab_id)[0]
+    victim_arn = victim.labels["fargatelab.task-arn"]
+    victim.kill()
+
+    def replacement():
+        arns = ecs.list_tasks(cluster="demo", serviceName="web", desiredStatus="RUNNING")["taskArns"]
+        tasks = ecs.describe_tasks(cluster="demo", tasks=arns)["tasks"] if arns else []
+        running = [t["taskArn"] for t in tasks if t["lastStatus"] == "RUNNING" and t["taskArn"] != victim_arn]
+        return running if len(running) == 3 else None
+
+    [new_arn] = set(poll(replacement, message="3 running tasks again")) - set(running_before)
+
+    # The service event that started the replacement links its trace; the browser follows it.
+    tab.goto(f"{lab.url}/clusters/demo/")
+    tab.click("a:text-is('web')")
+    event = tab.locator(".events li", has_text=f"has started 1 tasks: (task {new_arn.rsplit('/', 1)[1]})")
+    event.locator("a.trace-link").click()
+    expect(tab.locator("h1")).to_contain_text("Trace")
+    trace_id = tab.url.rstrip("/").rsplit("/", 1)[1]
+
+    steps = tab.request.get(f"{lab.url}/traces/{trace_id}.json").json()["steps"]
+    done = [(s["component"], s["action"], s["object_arn"]) for s in steps]
+    assert done[0] == ("docker", "die", victim_arn)
+    # One trace from the death to the replacement RUNNING, in the order things happened.
+    chain = [("agent", "died", victim_arn), ("agent", "stopped", victim_arn),
+             ("cluster_manager", "start-task", new_arn), ("capacity_manager", "place", new_arn),
+             ("agent", "create", new_arn), ("agent", "start", new_arn), ("agent", "running", new_arn)]
+    for expected in chain:
+        assert expected in done, (expected, done)
+    assert done.index(chain[0]) < done.index(chain[2]) < done.index(chain[3]) < done.index(chain[4]) \
+        < done.index(chain[5]) < done.index(chain[6])
+    reconciles = [s["message"] for s in steps if s["action"] == "reconcile"]
+    assert any("desired 3, running 2" in m and "start 1" in m for m in reconciles), reconciles
+    expect(tab.locator("tr.trace-step").first).to_have_attribute("data-component", "docker")
+    expect(tab.locator("tr.trace-step[data-action=place]")).to_contain_text("kube-scheduler")
+
+    # The service page shows the reconcile loop, the pass that started the replacement among it.
+    tab.go_back()
+    expect(tab.locator("tr.reconcile-pass", has_text="start 1")).not_to_have_count(0)
+
+
+@pytest.fixture
+def small_fleet_lab(tmp_path, docker_client, lab_demo_image):
+    """A lab whose fleet is three instances of 1024 CPU units and 2048 MiB that never grows."""
+    lab = LabProcess(tmp_path, f"test-{uuid.uuid4().hex[:8]}", extra_env={
+        "FARGATE_LAB_WARM_POOL": "3", "FARGATE_LAB_MAX_INSTANCES": "3",
+        "FARGATE_LAB_INSTANCE_CPU": "1024", "FARGATE_LAB_INSTANCE_MEMORY": "2048",
+    })
+    lab.start()
+    yield lab
+    lab.stop()
+    remove_lab_objects(docker_client, lab.lab_id)
+
+
+def test_a_placement_decision_lists_each_instance_considered_with_its_reason(small_fleet_lab, browser):
+    lab = small_fleet_lab
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="demo")
+    for family, cpu, memory in (("big", 1024, 2048), ("small", 512, 1024), ("huge", 2048, 4096)):
+        ecs.register_task_definition(**task_definition(family, cpu, memory))
+    big = ecs.run_task(cluster="demo", taskDefinition="big")["tasks"][0]["taskArn"]
+    poll(lambda: last_status(ecs, big) == "RUNNING", message="the big task RUNNING")
+    small = ecs.run_task(cluster="demo", taskDefinition="small")["tasks"][0]["taskArn"]
+    poll(lambda: last_status(ecs, small) == "RUNNING", message="the small task RUNNING")
+    huge = ecs.run_task(cluster="demo", taskDefinition="huge")["tasks"][0]["taskArn"]
+
+    page = admin_page(browser, lab.url, {"width": 1400, "height": 1000})
+    try:
+        # The small task: fleet-1 is full (the big task has all of it), fleet-2 and fleet-3 scored.
+        page.goto(f"{lab.url}/tasks/{small.rsplit('/', 1)[1]}/")
+        decision = page.locator("#placement-decision")
+        full = decision.locator("tr[data-instance=fleet-1]")
+        expect(full).to_have_attribute("data-verdict", "rejected")
+        expect(full).to_contain_text("CPU short by 512 units")
+        expect(full).to_contain_text("memory short by 1024 MiB")
+        expect(decision.locator("tr[data-verdict=chosen]")).to_have_count(1)
+        expect(decision.locator("tr[data-verdict=chosen]")).to_contain_text("most room")
+        expect(decision.locator("tr[data-verdict=scored]")).to_have_count(1)
+        chosen = decision.locator("tr[data-verdict=chosen]").get_attribute("data-instance")
+        assert chosen in ("fleet-2", "fleet-3")
+        assert ecs.describe_tasks(cluster="demo", tasks=[small])["tasks"][0]["lastStatus"] == "RUNNING"
+
+        # The huge task fits nowhere: every instance is rejected, each with its own shortfall.
+        page.goto(f"{lab.url}/tasks/{huge.rsplit('/', 1)[1]}/")
+        decision = page.locator("#placement-decision")
+        expect(decision.locator("tr[data-verdict=rejected]")).to_have_count(3)
+        expect(decision.locator("tr[data-instance=fleet-1]")).to_contain_text("CPU short by 2048 units")
+        expect(decision.locator(f"tr[data-instance={chosen}]")).to_contain_text("CPU short by 1536 units")
+        expect(decision.locator("tr[data-verdict=chosen]")).to_have_count(0)
+
+        # The same record is the placement step of the small task's trace.
+        page.goto(f"{lab.url}/tasks/{small.rsplit('/', 1)[1]}/")
+        page.locator(".task-traces a[data-trace]").first.click()
+        step = page.locator("tr.trace-step[data-action=place]")
+        expect(step.locator("tr.verdict-rejected")).to_contain_text("CPU short by 512 units")
+    finally:
+        page.context.close()
