@@ -160,37 +160,50 @@ def test_a_placement_decision_lists_each_instance_considered_with_its_reason(sma
     lab = small_fleet_lab
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
-    for family, cpu, memory in (("big", 1024, 2048), ("small", 512, 1024), ("huge", 2048, 4096)):
+    for family, cpu, memory in (("big", 1024, 2048), ("small", 512, 1024)):
         ecs.register_task_definition(**task_definition(family, cpu, memory))
-    big = ecs.run_task(cluster="demo", taskDefinition="big")["tasks"][0]["taskArn"]
-    poll(lambda: last_status(ecs, big) == "RUNNING", message="the big task RUNNING")
-    small = ecs.run_task(cluster="demo", taskDefinition="small")["tasks"][0]["taskArn"]
-    poll(lambda: last_status(ecs, small) == "RUNNING", message="the small task RUNNING")
-    huge = ecs.run_task(cluster="demo", taskDefinition="huge")["tasks"][0]["taskArn"]
+
+    def run(family):
+        arn = ecs.run_task(cluster="demo", taskDefinition=family)["tasks"][0]["taskArn"]
+        poll(lambda: last_status(ecs, arn) == "RUNNING", message=f"the {family} task RUNNING")
+        return arn
+
+    run("big")  # fills one instance
+    small = run("small")
+    second_big = run("big")
+    waiting = ecs.run_task(cluster="demo", taskDefinition="big")["tasks"][0]["taskArn"]
+
+    def decision_of(page, arn):
+        page.goto(f"{lab.url}/tasks/{arn.rsplit('/', 1)[1]}/")
+        return page.locator("#placement-decision")
 
     page = admin_page(browser, lab.url, {"width": 1400, "height": 1000})
     try:
-        # The small task: fleet-1 is full (the big task has all of it), fleet-2 and fleet-3 scored.
-        page.goto(f"{lab.url}/tasks/{small.rsplit('/', 1)[1]}/")
-        decision = page.locator("#placement-decision")
-        full = decision.locator("tr[data-instance=fleet-1]")
-        expect(full).to_have_attribute("data-verdict", "rejected")
+        # The small task: one instance is full (the big task has all of it), the two others scored.
+        decision = decision_of(page, small)
+        full = decision.locator("tr[data-verdict=rejected]")
+        expect(full).to_have_count(1)
         expect(full).to_contain_text("CPU short by 512 units")
         expect(full).to_contain_text("memory short by 1024 MiB")
+        first = full.get_attribute("data-instance")
         expect(decision.locator("tr[data-verdict=chosen]")).to_have_count(1)
         expect(decision.locator("tr[data-verdict=chosen]")).to_contain_text("most room")
         expect(decision.locator("tr[data-verdict=scored]")).to_have_count(1)
         chosen = decision.locator("tr[data-verdict=chosen]").get_attribute("data-instance")
-        assert chosen in ("fleet-2", "fleet-3")
-        assert ecs.describe_tasks(cluster="demo", tasks=[small])["tasks"][0]["lastStatus"] == "RUNNING"
 
-        # The huge task fits nowhere: every instance is rejected, each with its own shortfall.
-        page.goto(f"{lab.url}/tasks/{huge.rsplit('/', 1)[1]}/")
-        decision = page.locator("#placement-decision")
+        # The second big task: the full one and the one half used are rejected, each with its shortfall.
+        decision = decision_of(page, second_big)
+        expect(decision.locator("tr[data-verdict=rejected]")).to_have_count(2)
+        expect(decision.locator(f"tr[data-instance={first}]")).to_contain_text("CPU short by 1024 units")
+        expect(decision.locator(f"tr[data-instance={chosen}]")).to_contain_text("CPU short by 512 units")
+        expect(decision.locator("tr[data-verdict=chosen]")).to_have_count(1)
+
+        # The last fits nowhere now: every instance rejected, the task waits.
+        decision = decision_of(page, waiting)
         expect(decision.locator("tr[data-verdict=rejected]")).to_have_count(3)
-        expect(decision.locator("tr[data-instance=fleet-1]")).to_contain_text("CPU short by 2048 units")
-        expect(decision.locator(f"tr[data-instance={chosen}]")).to_contain_text("CPU short by 1536 units")
         expect(decision.locator("tr[data-verdict=chosen]")).to_have_count(0)
+        expect(decision.locator(f"tr[data-instance={chosen}]")).to_contain_text("CPU short by 512 units")
+        assert last_status(ecs, waiting) == "PROVISIONING"
 
         # The same record is the placement step of the small task's trace.
         page.goto(f"{lab.url}/tasks/{small.rsplit('/', 1)[1]}/")
