@@ -94,6 +94,22 @@ def test_container_cpu_and_memory_win_over_the_task_s():
     assert spec["containers"][1]["resources"]["limits"] == {"cpu": "1", "memory": "2048Mi"}
 
 
+def test_a_container_s_user_capabilities_and_terminal_carry_over():
+    spec = kubernetes.pod_spec({**TASK_DEFINITION, "containerDefinitions": [{
+        "name": "app", "image": "app", "user": "1000:1000", "readonlyRootFilesystem": True,
+        "linuxParameters": {"capabilities": {"add": ["SYS_PTRACE"], "drop": ["ALL"]}},
+        "interactive": True, "pseudoTerminal": True,
+    }]})
+    validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"}, "spec": spec})
+    container = spec["containers"][0]
+    assert container["securityContext"] == {"readOnlyRootFilesystem": True, "runAsUser": 1000, "runAsGroup": 1000,
+                                            "capabilities": {"add": ["SYS_PTRACE"], "drop": ["ALL"]}}
+    assert container["stdin"] is True and container["tty"] is True
+    named = kubernetes.pod_spec({**TASK_DEFINITION, "containerDefinitions": [{"name": "app", "image": "app",
+                                                                               "user": "nginx"}]})
+    assert "securityContext" not in named["containers"][0]
+
+
 @pytest.mark.parametrize("units, quantity", [(256, "250m"), (512, "500m"), (1024, "1"), (4096, "4"), (100, "98m")])
 def test_cpu_units_are_millicores(units, quantity):
     assert kubernetes.cpu_quantity(units) == quantity

@@ -143,6 +143,19 @@ def ports_of(definition):
     return ports
 
 
+def security_context_for(definition):
+    """readonlyRootFilesystem, a numeric user ("uid" or "uid:gid") and linuxParameters'
+    capabilities as a container's securityContext (a user by name has no Kubernetes field)."""
+    uid, _, gid = str(definition.get("user") or "").partition(":")
+    capabilities = (definition.get("linuxParameters") or {}).get("capabilities") or {}
+    return compact({
+        "readOnlyRootFilesystem": definition.get("readonlyRootFilesystem"),
+        "runAsUser": int(uid) if uid.isdigit() else None,
+        "runAsGroup": int(gid) if gid.isdigit() else None,
+        "capabilities": compact({"add": capabilities.get("add"), "drop": capabilities.get("drop")}),
+    })
+
+
 def container_for(definition, override=None, task_cpu=256, task_memory=512):
     """One ECS container definition (with a task's override) as a Pod's container: entryPoint is
     ``command``, ECS's command is ``args``."""
@@ -159,6 +172,9 @@ def container_for(definition, override=None, task_cpu=256, task_memory=512):
         "resources": _resources(definition, override, task_cpu, task_memory),
         "livenessProbe": probe,
         "readinessProbe": probe,
+        "securityContext": security_context_for(definition),
+        "stdin": definition.get("interactive"),
+        "tty": definition.get("pseudoTerminal"),
     })
 
 
