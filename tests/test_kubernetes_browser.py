@@ -78,6 +78,7 @@ def test_the_copy_button_falls_back_where_the_clipboard_api_is_missing(page, liv
         };
     """)
     page.goto(f"{live_lab_server.url}/clusters/demo/")
+    wait_live(page)  # the page's socket re-sends its fragments on connect, the manifest's too
     page.click("section.twin button.copy-yaml")
     expect(page.locator("section.twin .copy-status")).to_have_text("Copied")
     namespace, = parse_and_validate(page.evaluate("window.copiedText"))["Namespace"]
