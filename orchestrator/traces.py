@@ -204,7 +204,8 @@ def visible_to(trace_id, account, staff=False):
 def steps(trace_id):
     """The steps of a trace ordered by start, as the JSON endpoint gives them: component,
     action, object_arn, message, start_ms (from the first step's start), duration_ms,
-    kubernetes, and details (what a decision weighed)."""
+    kubernetes, details (what a decision weighed), and for an ECS call its aws CLI form and the
+    kubectl command that does the same ("" for other steps)."""
     rows = sorted(Activity.objects.filter(trace_id=trace_id), key=lambda a: (a.step_start, a.pk))
     if not rows:
         return []
@@ -219,6 +220,8 @@ def steps(trace_id):
             "duration_ms": round(row.duration_ms or 0.0, 3),
             "kubernetes": kubernetes_counterpart(row.component, row.action),
             "details": row.details or {},
+            "aws_command": row.aws_command,
+            "kubectl_command": row.kubectl_command,
         }
         for row in rows
     ]

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from orchestrator import bus
 from orchestrator.frontend import call
-from orchestrator.models import Account, ContainerInstance, Service, Task
+from orchestrator.models import Account, Activity, ContainerInstance, Service, Task
 from tests.support.api import signed_request
 from tests.support.browser import wait_live
 from tests.support.kubernetes import parse_and_validate
@@ -103,3 +103,16 @@ def test_the_pod_manifest_follows_the_task_live(page, live_lab_server, demo):
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 1
     expect(page.locator("[data-field=pod_status]")).to_have_text("Error")
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_trace_page_shows_the_call_beside_its_kubectl_command(page, live_lab_server):
+    Account.default()
+    headers, data = signed_request(live_lab_server.url, "CreateCluster", {"clusterName": "class-c"})
+    assert requests.post(live_lab_server.url + "/", data=data, headers=headers, timeout=30).status_code == 200
+    trace_id = Activity.objects.get(component="frontend", action="CreateCluster").trace_id
+
+    page.goto(f"{live_lab_server.url}/traces/{trace_id}/")
+    expect(page.locator(".trace-call .aws-command")).to_have_text("aws ecs create-cluster --cluster-name class-c")
+    expect(page.locator(".trace-call .kubectl-command")).to_have_text("kubectl create namespace class-c")
+    first = page.locator("tr.trace-step").first
+    expect(first.locator(".kubectl-command")).to_have_text("kubectl create namespace class-c")

@@ -4,7 +4,7 @@ import pytest
 
 from orchestrator import kubernetes
 from orchestrator.frontend import call
-from orchestrator.models import Account, Activity
+from orchestrator.models import Account, Activity, Service
 from tests.support.api import fargate_task_definition
 
 WEB = [{"name": "web", "image": "fargate-lab/demo:latest"}]
@@ -112,3 +112,22 @@ def test_a_call_from_the_dashboard_is_logged_with_its_kubectl_form(alice_client)
     assert row.caller == "console:alice"
     assert row.aws_command == "aws ecs create-cluster --cluster-name class-b"
     assert row.kubectl_command == "kubectl create namespace class-b"
+
+
+@pytest.mark.django_db
+def test_a_trace_shows_its_call_beside_the_kubectl_command(alice_client, alice):
+    account = Account.default()
+    account.members.add(alice)
+    call(account, "CreateCluster", {"clusterName": "demo"})
+    call(account, "RegisterTaskDefinition", fargate_task_definition())
+    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web", "desiredCount": 1})
+    assert alice_client.post(f"/services/{Service.objects.get(name='web').pk}/scale/",
+                             {"desired_count": 5}).status_code == 302
+    row = Activity.objects.get(component="frontend", action="UpdateService")
+
+    steps = alice_client.get(f"/traces/{row.trace_id}.json").json()["steps"]
+    assert steps[0]["aws_command"] == "aws ecs update-service --cluster demo --service web --desired-count 5"
+    assert steps[0]["kubectl_command"] == "kubectl scale deployment/web --replicas=5 -n demo"
+    page = alice_client.get(f"/traces/{row.trace_id}/").content.decode()
+    assert '<code class="kubectl-command">kubectl scale deployment/web --replicas=5 -n demo</code>' in page
+    assert '<code class="aws-command">aws ecs update-service --cluster demo --service web --desired-count 5</code>' in page
