@@ -5,9 +5,14 @@ change over to the server's event loop with ``call_soon_threadsafe``. There a si
 flushes at most once per ``INTERVAL``: it routes the batch to groups ("lab", "cluster-<pk>",
 "service-<pk>", "task-<pk>", "instance-<pk>") and sends each group ONE message
 
-    {"type": "lab.changed", "seq": n, "changes": {"task": [pk…], "activity": ["frontend"…], "events": [pk…], …}}
+    {"type": "lab.changed", "seq": n, "changes": {"task": [pk…], "activity": ["frontend"…], …}}
 
-so a burst of 100 writes costs each open page one render, not 100. Consumers render.
+so a burst of 100 writes costs each open page one render, not 100. Consumers render. The map
+animates each activity row: those go to "lab" in a lane of their own, at once (at most one
+message per ``EVENTS_INTERVAL``), never waiting behind the coalescing of the figures:
+
+    {"type": "lab.events", "seq": n, "events": [activity pk…]}
+
 One broadcaster per event loop, started by the first consumer that connects.
 
 The bus is process-local. Writes made by another process — a control plane run apart with
@@ -34,6 +39,8 @@ from orchestrator.models import Activity, Cluster, ContainerInstance, Deployment
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.1
+EVENTS_INTERVAL = 0.01
+EVENTS_MESSAGE_TYPE = "lab.events"
 WATCH_INTERVAL = 0.5
 # Rows are re-read this long before the watch's cursor: a transaction that commits late (or a
 # clock a little behind) must not be missed. What was already reported is not reported twice.
@@ -175,7 +182,6 @@ def route(batch):
     for kind, pk, component in batch:
         if kind == "activity":
             add("lab", "activity", component or "")
-            add("lab", "events", pk)  # the map animates each activity row
             continue
         add("lab", kind, pk)
         if kind == "task":
@@ -290,19 +296,24 @@ class Broadcaster:
         self.task = None
         self.watch = DatabaseWatch()
         self.watch_task = None
+        self.pending_events = []
+        self.events_wake = asyncio.Event()
+        self.events_seq = 0
+        self.events_task = None
 
     def start(self):
         """Subscribe to the bus and start the flushing and watching tasks (call on ``self.loop``)."""
         self.unsubscribe = bus.subscribe(self.on_bus)
         self.task = self.loop.create_task(self.run(), name="dashboard-broadcaster")
         self.watch_task = self.loop.create_task(self.run_watch(), name="dashboard-database-watch")
+        self.events_task = self.loop.create_task(self.run_events(), name="dashboard-map-events")
 
     def stop(self):
         """Stop hearing the bus; the flushing task ends with its loop."""
         if self.unsubscribe:
             self.unsubscribe()
             self.unsubscribe = None
-        for task in (self.task, self.watch_task):
+        for task in (self.task, self.watch_task, self.events_task):
             if task and not self.loop.is_closed():
                 self.loop.call_soon_threadsafe(task.cancel)
 
@@ -317,6 +328,26 @@ class Broadcaster:
         self.watch.heard(kind, pk)
         self.pending.append((kind, pk, component))
         self.wake.set()
+        if kind == "activity":
+            self.note_event(pk)
+
+    def note_event(self, pk):
+        self.pending_events.append(pk)
+        self.events_wake.set()
+
+    async def run_events(self):
+        """Send the activity rows that arrived to the map's pages at once, then rest ``EVENTS_INTERVAL``."""
+        while True:
+            await self.events_wake.wait()
+            self.events_wake.clear()
+            batch, self.pending_events = self.pending_events, []
+            self.events_seq += 1
+            try:
+                await self.channel_layer.group_send(
+                    "lab", {"type": EVENTS_MESSAGE_TYPE, "seq": self.events_seq, "events": batch})
+            except Exception:  # a failed send must not end the animation; the next event retries
+                log.exception("dashboard map events failed")
+            await asyncio.sleep(EVENTS_INTERVAL)
 
     async def run_watch(self):
         """Every ``WATCH_INTERVAL``, pass on what other processes wrote."""
@@ -329,6 +360,9 @@ class Broadcaster:
             if changes:
                 self.pending.extend(changes)
                 self.wake.set()
+                for kind, pk, _ in changes:
+                    if kind == "activity":
+                        self.note_event(pk)
             await asyncio.sleep(WATCH_INTERVAL)
 
     async def run(self):

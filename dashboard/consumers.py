@@ -97,7 +97,7 @@ TASK_TABLES = {
 
 def triggers_of(changes):
     """The trigger names a change message carries: its kinds, and "activity:<component>"."""
-    names = {kind for kind in changes if kind not in ("activity", "events")}
+    names = {kind for kind in changes if kind != "activity"}
     names.update(f"activity:{component}" for component in changes.get("activity", ()))
     return names
 
@@ -222,12 +222,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 items.extend(("task-row", pk) for pk in sorted(changed_tasks))
             else:
                 items.append((name, self.key_of(name)))
-        if self.page.events and event["changes"].get("events"):
-            # The events go first, in a message of their own: the animation starts before the
-            # boxes' figures are rendered.
-            await self.send_fragments([("map-events", (self.viewer, tuple(event["changes"]["events"])))], event["seq"])
         if items:
             await self.send_fragments(items, seq=event["seq"])
+
+    async def lab_events(self, event):
+        """Activity rows for the map to animate (their own lane, ahead of the figures)."""
+        if self.page.events:
+            await self.send_fragments([("map-events", (self.viewer, tuple(event["events"])))], ("events", event["seq"]))
 
     async def send_fragments(self, items, seq):
         messages, shown = await _render_shared(items, seq)
