@@ -72,3 +72,30 @@ def test_a_run_task_lights_frontend_state_database_capacity_manager_agent_and_do
     expect(projector.locator(f'#map-diagram .mini-chip[data-task="{task_id}"]')).to_be_visible()
     expect(projector.locator('#box-statedb [data-figure="tasks"]')).to_have_text("1")
     assert projector.evaluate("window.notReloaded") is True
+
+
+def test_a_run_tasks_trace_replays_on_the_map_from_its_trace_page(lab, projector):
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="demo")
+    ecs.register_task_definition(**WEB)
+    task_arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1)["tasks"][0]["taskArn"]
+    task_id = task_arn.rsplit("/", 1)[1]
+    projector.wait_for_function(f"(id) => ({LIT_ORDER})(id).includes('docker')", arg=task_id)
+
+    # The task's page → the trace that started it → Replay on the map.
+    projector.goto(f"{lab.url}/tasks/{task_id}/")
+    projector.locator("p.explain a[href^=\"/traces/\"]").click()
+    projector.click("#replay")
+    projector.wait_for_url(f"{lab.url}/?replay=*")
+    expect(projector.locator("#map-mode")).to_contain_text("Replaying trace")
+    # The RunTask's own steps first, then the placement and the agent's work, as they happened.
+    projector.wait_for_function(
+        "() => [...document.querySelectorAll('#map-lit-log li[data-replay=trace]')].some(li => li.dataset.component === 'docker')")
+    replayed = []
+    for entry in projector.evaluate(
+            "() => [...document.querySelectorAll('#map-lit-log li[data-replay=trace]')].map(li => li.dataset.component)"):
+        if entry not in replayed:
+            replayed.append(entry)
+    expected = ["frontend", "statedb", "capacity_manager", "agent", "docker"]
+    assert [component for component in replayed if component in expected] == expected, replayed
+    expect(projector.locator("#map-replay")).to_be_visible()
