@@ -155,6 +155,15 @@ def test_a_failed_pod_says_why_as_kubernetes_would():
         "exitCode": 0, "reason": "Completed", "startedAt": "2026-05-28T20:28:25Z"}
 
 
+def test_a_task_that_never_got_an_instance_was_never_scheduled():
+    waiting = validate(kubernetes.pod_for(task("PROVISIONING"), TASK_DEFINITION))
+    assert {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"} in waiting["status"]["conditions"]
+    gave_up = validate(kubernetes.pod_for(task("STOPPED", stopped_reason="no room"), TASK_DEFINITION))
+    assert {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"} in gave_up["status"]["conditions"]
+    placed = validate(kubernetes.pod_for(task("STOPPED", exit_code=0), TASK_DEFINITION, node_name="fleet-1"))
+    assert {"type": "PodScheduled", "status": "True"} in placed["status"]["conditions"]
+
+
 def test_a_stopping_task_is_a_terminating_pod():
     pod = validate(kubernetes.pod_for(task("DEACTIVATING", stoppingAt=1_780_000_200.0), TASK_DEFINITION))
     assert pod["metadata"]["deletionTimestamp"] == "2026-05-28T20:30:00Z"

@@ -226,12 +226,15 @@ def _container_state(task, status, container, backoff):
     return {"waiting": {"reason": "ContainerCreating"}}, None
 
 
-def pod_status_block(task, backoff=False, ready=None):
-    """A Pod's ``status``: phase, conditions, pod IP, start time and containerStatuses."""
+def pod_status_block(task, backoff=False, ready=None, placed=None):
+    """A Pod's ``status``: phase, conditions, pod IP, start time and containerStatuses.
+    ``placed``: whether the task got an instance (None: judged from its lifecycle)."""
     status = task.get("lastStatus", "")
     containers = task.get("containers") or []
     phase = pod_phase(status, containers)
-    placed = status != "PROVISIONING"
+    if placed is None:
+        # A stopped task was placed if its instance began pulling for it.
+        placed = bool(task.get("pullStartedAt")) or status not in ("PROVISIONING", "STOPPED")
     running = status == "RUNNING"
     if ready is None:
         ready = running and all(c.get("healthStatus", "UNKNOWN") != "UNHEALTHY" for c in containers)
@@ -258,13 +261,13 @@ def pod_status_block(task, backoff=False, ready=None):
         "message": task.get("stoppedReason"),
         "conditions": [
             condition("PodScheduled", placed, None if placed else "Unschedulable"),
-            condition("Initialized", placed and status not in ("PROVISIONING", "PENDING")),
+            condition("Initialized", placed),
             condition("ContainersReady", ready),
             condition("Ready", ready),
         ],
         "podIP": ip,
         "podIPs": [{"ip": ip}] if ip else None,
-        "startTime": timestamp(task.get("startedAt") or task.get("pullStartedAt")),
+        "startTime": timestamp(task.get("pullStartedAt") or task.get("startedAt")),
         "containerStatuses": statuses,
     })
 
@@ -299,7 +302,7 @@ def pod_for(task, task_definition, node_name=None, backoff=False, ready=None):
             task.get("taskArn"), labels, {ANNOTATION_TASK_DEFINITION: task.get("taskDefinitionArn")}, **extra,
         ),
         "spec": spec,
-        "status": pod_status_block(task, backoff, ready),
+        "status": pod_status_block(task, backoff, ready, placed=True if node_name else None),
     }
 
 
