@@ -89,6 +89,13 @@ def test_a_running_task_s_pod_says_what_docker_runs(lab, dashboard, docker_clien
     assert pod["status"]["podIP"] == ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]["containers"][0][
         "networkInterfaces"][0]["privateIpv4Address"]
 
+    # Its namespace and node, from their own pages.
+    namespace, = manifests_on(dashboard, f"{lab.url}/clusters/demo/")["Namespace"]
+    assert namespace["metadata"]["name"] == pod["metadata"]["namespace"] and namespace["status"]["phase"] == "Active"
+    node, = manifests_on(dashboard, f"{lab.url}/instances/{pod['spec']['nodeName']}/")["Node"]
+    assert node["status"]["allocatable"] == node["status"]["capacity"]
+    assert node["metadata"]["annotations"]["fargate-lab/cpu-units-in-use"] == "256"  # this task's 0.25 vCPU
+
 
 def test_a_service_mid_rollout_is_a_deployment_with_a_replica_set_per_deployment(lab, dashboard):
     ecs = lab.client()
