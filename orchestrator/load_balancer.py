@@ -29,7 +29,8 @@ from multidict import CIMultiDict
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from orchestrator import activity, bus, traces
+from orchestrator import activity, bus, host_firewall, traces
+from orchestrator.docker_engine import lab_id
 from orchestrator.elbv2 import operations
 from orchestrator.elbv2.protocol import ElbError
 from orchestrator.frontend import wire
@@ -238,6 +239,7 @@ class DataPlane:
         self._unsubscribe = None
         self._sync_lock = threading.Lock()
         self._serving = True  # the last sync found listeners (until then, assume so)
+        self._guarded_ports = None  # the listener ports the host firewall last let tasks reach
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -314,8 +316,16 @@ class DataPlane:
             Target.objects.filter(task__last_status=Task.STOPPED).delete()
             snapshot = self._snapshot()
             self._serving = bool(snapshot["listeners"])
+            self._open_listener_ports(snapshot)
             bind_errors = self._call(self._apply(snapshot))
             self._write_bind_errors(snapshot, bind_errors)
+
+    def _open_listener_ports(self, snapshot):
+        """Let tasks reach a new listener port at once (the host firewall allows listener ports)."""
+        ports = {spec["port"] for spec in snapshot["listeners"].values()}
+        if ports != self._guarded_ports:
+            self._guarded_ports = ports
+            host_firewall.refresh(lab_id())
 
     def _snapshot(self):
         """Plain data of every listener and every target group a listener forwards to."""

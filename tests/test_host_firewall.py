@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from orchestrator import host_firewall
+from orchestrator import bus, host_firewall
 from orchestrator.models import Listener, LoadBalancer, Task
 from tests.support.common import free_port
 
@@ -66,11 +66,8 @@ def iptables_rules():
 def test_a_task_reaches_the_host_only_on_listener_ports(control_plane, lab_rows, docker_client, host_servers,
                                                         lab_id, wait_until):
     lab_port, listener_port = host_servers[0].port, host_servers[1].port
-    lb = LoadBalancer.objects.create(account=lab_rows.account, name="web-lb")
-    Listener.objects.create(load_balancer=lb, port=listener_port, default_actions=[])
     task = lab_rows.run_task()
     wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "RUNNING", 30, message="task RUNNING")
-    control_plane.resync()  # the listener made above, behind the control plane's back
     (container,) = docker_client.containers.list(filters={"label": f"fargatelab.task-id={Task.objects.get(pk=task.pk).task_id}"})
     gateway = next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["Gateway"]
     docker0 = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True).stdout.split()[3].split("/")[0]
@@ -83,7 +80,12 @@ def test_a_task_reaches_the_host_only_on_listener_ports(control_plane, lab_rows,
     assert f"-A INPUT -m comment --comment \"fargatelab {lab_id}" in iptables_rules()
     assert not reaches(gateway, lab_port)  # a classroom lab's API and dashboard
     assert not reaches(docker0, lab_port)  # the host's other addresses too
-    assert reaches(gateway, listener_port)  # students' tasks call each other through listeners
+    assert not reaches(gateway, listener_port)  # no listener there yet
+    # A listener opens its port to tasks at once: students' tasks call each other through listeners.
+    lb = LoadBalancer.objects.create(account=lab_rows.account, name="web-lb")
+    listener = Listener.objects.create(load_balancer=lb, port=listener_port, default_actions=[])
+    bus.publish("listener", listener.pk)
+    wait_until(lambda: reaches(gateway, listener_port), 10, interval=0.2, message="the listener port open to the task")
     assert Task.objects.get(pk=task.pk).last_status == "RUNNING"
 
     control_plane.stop()
