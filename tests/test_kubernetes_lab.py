@@ -150,3 +150,30 @@ def service_page_pk(session, lab):
     """The dashboard pk of service web, from the cluster page's link."""
     page = session.get(f"{lab.url}/clusters/demo/", timeout=10).text
     return int(re.search(r'href="/services/(\d+)/"', page).group(1))
+
+
+def test_a_service_whose_image_cannot_be_pulled_backs_off_as_image_pull_back_off(lab, dashboard):
+    ecs = lab.client()
+    ecs.create_cluster(clusterName="demo")
+    definition = web("never")
+    definition["containerDefinitions"][0]["image"] = "fargate-lab/missing:nowhere"
+    ecs.register_task_definition(**definition)
+    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=1)
+
+    def stopped_statuses():
+        arns = ecs.list_tasks(cluster="demo", desiredStatus="STOPPED")["taskArns"]
+        return [manifests_on(dashboard, f"{lab.url}/tasks/{arn.rsplit('/', 1)[1]}/")["Pod"][0] for arn in arns]
+
+    # Each failed start is a Failed Pod whose container could not pull its image; once the
+    # service's restarts are throttled (two failures in a row), Kubernetes' word is ImagePullBackOff.
+    pods = poll(lambda: [p for p in stopped_statuses() if p["status"].get("reason") == "ImagePullBackOff"],
+                timeout=60, message="a stopped task in ImagePullBackOff")
+    assert pods[0]["status"]["phase"] == "Failed"
+    waiting = pods[0]["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] == "ImagePullBackOff" and "CannotPullContainerError" in pods[0]["status"]["message"]
+
+    def throttle_event():
+        events = ecs.describe_services(cluster="demo", services=["web"])["services"][0]["events"]
+        return any("unable to consistently start tasks successfully" in e["message"] for e in events)
+
+    poll(throttle_event, message="the service event that says its restarts are throttled")
