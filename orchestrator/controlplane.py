@@ -44,6 +44,7 @@ from orchestrator.agent import Agent, sync_container, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
 from orchestrator.docker_engine import DockerEngine, EngineError, EngineUnavailable, lab_id
+from orchestrator.elbv2.operations import forget_unowned_targets
 from orchestrator.models import ContainerInstance, Lease, Service, Target, Task
 from orchestrator.workqueue import WorkQueue
 
@@ -91,6 +92,9 @@ class ControlPlane:
     def start(self):
         """Ensure the fleet, claim the lease, and start the threads."""
         ensure_fleet()
+        forgotten = forget_unowned_targets()
+        if forgotten:
+            log.info("removed %d load balancer target(s) tied to no task of their account", forgotten)
         urls = set(ContainerInstance.objects.filter(status=ContainerInstance.ACTIVE).values_list("engine_url", flat=True))
         urls |= set(fleet_engines())  # instances launched later may land on any configured engine
         for url in sorted(urls):

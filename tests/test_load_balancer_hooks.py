@@ -142,3 +142,15 @@ def test_a_target_registered_by_hand_neither_drains_nor_judges_the_tasks_health(
     assert load_balancer.deregister_task(task) == 5.0  # the service's group drains, 300 s are not waited
     assert not Target.objects.filter(target_group=other).exists()
     assert Target.objects.get(target_group=tg).state == Target.DRAINING
+
+
+def test_a_target_tied_to_no_task_is_forgotten(db):
+    from orchestrator.elbv2 import operations
+
+    task, tg = service_task()
+    (kept,) = load_balancer.register_task(task)
+    # Registered by an older lab, before targets had to be the account's own tasks: the lab itself.
+    Target.objects.create(target_group=tg, target_id="127.0.0.1", port=8000, address="127.0.0.1", connect_port=8000)
+
+    assert operations.forget_unowned_targets() == 1
+    assert list(Target.objects.all()) == [kept]

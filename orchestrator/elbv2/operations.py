@@ -645,6 +645,21 @@ def deregister_targets(account, params, caller=""):
     return {}
 
 
+def forget_unowned_targets():
+    """Delete targets tied to no task; returns how many.
+
+    Every target is registered for one of its account's own tasks (by the agent or through
+    RegisterTargets); one without a task was registered before that rule, or outlived its
+    task's row, and could point at any address of the host: it is not kept.
+    """
+    gone = Target.objects.filter(task__isnull=True)
+    pks = list(gone.values_list("pk", flat=True))
+    gone.delete()
+    for pk in pks:
+        bus.publish("target", pk)
+    return len(pks)
+
+
 def forget_drained(queryset=None):
     """Delete targets whose draining time is over; returns how many."""
     rows = (queryset if queryset is not None else Target.objects).filter(
