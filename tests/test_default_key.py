@@ -1,8 +1,6 @@
 """The documented key test / test: a removed key stays removed, and a classroom lab refuses
 to start while it works (issue 10, finding 7)."""
 import re
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -11,7 +9,6 @@ from django.core.management import call_command
 
 from dashboard.bootstrap import DefaultKeyRefused, refuse_default_key
 from orchestrator.models import AccessKey, Account
-from tests.support.common import ROOT
 from tests.support.lab import LabProcess, remove_lab_objects
 
 
@@ -40,11 +37,6 @@ def test_a_disabled_or_changed_default_key_is_allowed():
     refuse_default_key("0.0.0.0")
     AccessKey.objects.filter(access_key_id="test").update(active=True, secret_access_key="only-the-teacher-knows")
     refuse_default_key("0.0.0.0")
-
-
-def manage(lab, *args):
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=lab.env, capture_output=True,
-                          text=True, timeout=60)
 
 
 def admin_session(lab, password="admin"):
@@ -90,12 +82,12 @@ def test_a_classroom_lab_does_not_start_while_test_test_works(tmp_path, docker_c
     try:
         with pytest.raises(AssertionError, match="default password"):
             lab.start()
-        result = manage(lab, "shell", "-c", "from django.contrib.auth.models import User; "
+        result = lab.manage("shell", "-c", "from django.contrib.auth.models import User; "
                         "u = User.objects.get(username='admin'); u.set_password('a long classroom password'); u.save()")
         assert result.returncode == 0, result.stderr
         with pytest.raises(AssertionError, match="access key 'test' still has the default secret"):
             lab.start()
-        result = manage(lab, "disablekey", "test")
+        result = lab.manage("disablekey", "test")
         assert result.returncode == 0 and "access key test disabled" in result.stdout, result.stderr
         lab.start()
         assert refused(lab.client()) == "UnrecognizedClientException"

@@ -3,6 +3,7 @@
 The probe reached the host through its bridge's gateway. Services on 127.0.0.1 are out of
 reach anyway; here the host serves on 0.0.0.0, as a classroom lab (HOST=0.0.0.0) does.
 """
+import re
 import socket
 import subprocess
 import threading
@@ -91,3 +92,50 @@ def test_a_task_reaches_the_host_only_on_listener_ports(control_plane, lab_rows,
     control_plane.stop()
     assert chain not in iptables_rules()  # nothing of the lab's is left in the host's firewall
     assert reaches(gateway, lab_port)  # the rules were what kept the task out
+
+
+@pytest.mark.docker
+def test_a_classroom_labs_tasks_cannot_reach_its_api_through_their_gateway(tmp_path, docker_client, lab_demo_image):
+    """A real classroom lab (HOST=0.0.0.0): its API answers on every address of the machine,
+    but not to its own tasks; its chain goes when it stops."""
+    import uuid
+
+    from tests.support.lab import LabProcess, poll, remove_lab_objects
+
+    lab = LabProcess(tmp_path, f"test-{uuid.uuid4().hex[:8]}", extra_env={"HOST": "0.0.0.0"})
+    for args in (["disablekey", "test"], ["shell", "-c", "from django.contrib.auth.models import User; "
+                                          "User.objects.create_superuser('admin', password='a long classroom password')"]):
+        result = lab.manage(*args)
+        assert result.returncode == 0, result.stderr
+    student = lab.manage("addstudent", "teacher", "--password", "pw").stdout
+    key = dict(re.findall(r"AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)=(\S+)", student))
+    try:
+        lab.start()
+        ecs = lab.client(aws_access_key_id=key["ACCESS_KEY_ID"], aws_secret_access_key=key["SECRET_ACCESS_KEY"])
+        ecs.create_cluster(clusterName="demo")
+        ecs.register_task_definition(family="web", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+                                     cpu="256", memory="512", containerDefinitions=[
+                                         {"name": "web", "image": "fargate-lab/demo:latest", "essential": True}])
+        arn = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE")["tasks"][0]["taskArn"]
+        poll(lambda: ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
+             message="the task RUNNING")
+        (container,) = docker_client.containers.list(filters={"label": f"fargatelab.task-arn={arn}"})
+        gateway = next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["Gateway"]
+
+        def answers_from_task(port):
+            request = f"printf 'GET /accounts/login/ HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {gateway} {port}"
+            return b"HTTP/1.1 200" in container.exec_run(["sh", "-c", request]).output
+
+        import requests
+
+        # The lab answers at the gateway's address (it listens on 0.0.0.0) — only not to its tasks.
+        assert requests.get(f"http://{gateway}:{lab.port}/accounts/login/", timeout=5).status_code == 200
+        assert not answers_from_task(lab.port)  # the probe's way in: the lab's API and dashboard
+        assert host_firewall.chain_name(lab.lab_id) in iptables_rules()
+    finally:
+        lab.stop()
+    assert host_firewall.chain_name(lab.lab_id) not in iptables_rules()
+    try:
+        assert container.exec_run(["true"]).exit_code == 0  # the task outlived the lab, as it should
+    finally:
+        remove_lab_objects(docker_client, lab.lab_id)

@@ -7,8 +7,6 @@ accepted, answers through his listener, and its target goes when the task stops.
 """
 import re
 import sqlite3
-import subprocess
-import sys
 
 import boto3
 import pytest
@@ -16,7 +14,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support.common import ROOT, free_port
+from tests.support.common import free_port
 from tests.support.lab import poll
 
 pytestmark = pytest.mark.docker
@@ -30,8 +28,7 @@ TASK_DEFINITION = {
 
 def add_student(lab, name):
     """``manage.py addstudent NAME`` on the lab's database; returns the student's boto3 credentials."""
-    result = subprocess.run([sys.executable, "manage.py", "addstudent", name], cwd=ROOT, env=lab.env,
-                            capture_output=True, text=True, timeout=60)
+    result = lab.manage("addstudent", name)
     assert result.returncode == 0, result.stderr
     key = re.search(r"AWS_ACCESS_KEY_ID=(\S+)", result.stdout).group(1)
     secret = re.search(r"AWS_SECRET_ACCESS_KEY=(\S+)", result.stdout).group(1)

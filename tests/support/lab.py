@@ -86,6 +86,11 @@ class LabProcess:
     def log(self):
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
 
+    def manage(self, *args):
+        """Run ``manage.py ARGS`` on this lab's database and settings; the CompletedProcess."""
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
+                              text=True, timeout=60)
+
     def client(self, service="ecs", **overrides):
         """A boto3 client pointed at the lab, with the default account's key."""
         kwargs = {**CREDENTIALS, **overrides}
