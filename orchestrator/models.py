@@ -95,6 +95,24 @@ class AccessKey(models.Model):
         return key is not None and key.secret_access_key == cls.DEFAULT_SECRET
 
 
+class AccountSetting(models.Model):
+    """One ECS account setting a principal (the root user, an IAM user or role) set explicitly."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="ecs_settings")
+    principal_arn = models.CharField(max_length=2048)
+    name = models.CharField(max_length=64)
+    value = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "principal_arn", "name"], name="uniq_account_setting")
+        ]
+
+    def __str__(self):
+        return f"{self.name}={self.value}"
+
+
 class Cluster(models.Model):
     """An ECS cluster (a Kubernetes cluster, for tenancy a namespace)."""
 
@@ -105,6 +123,11 @@ class Cluster(models.Model):
     status = models.CharField(max_length=16, default=ACTIVE)
     tags = models.JSONField(default=list, blank=True)
     settings = models.JSONField(default=list, blank=True)
+    # What CreateCluster, UpdateCluster and PutClusterCapacityProviders set, echoed as given.
+    capacity_providers = models.JSONField(default=list, blank=True)
+    default_capacity_provider_strategy = models.JSONField(default=list, blank=True)
+    configuration = models.JSONField(default=dict, blank=True)
+    service_connect_defaults = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

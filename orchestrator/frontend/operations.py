@@ -275,20 +275,19 @@ def create_cluster(ctx, params):
     """Create a cluster (or return the existing ACTIVE one, as ECS does); reactivate an INACTIVE one."""
     name = params.get("clusterName", "default")
     check_name(name, "Cluster name")
-    tags = _check_tags(params.get("tags", []))
-    cluster, created = Cluster.objects.get_or_create(
-        account=ctx.account, name=name, defaults={"tags": tags, "settings": params.get("settings", [])}
-    )
+    fields = clusters.create_fields(ctx, params)
+    fields["tags"] = _check_tags(params.get("tags", []))
+    cluster, created = Cluster.objects.get_or_create(account=ctx.account, name=name, defaults=fields)
     if not created and cluster.status == Cluster.INACTIVE:
+        for field, value in fields.items():
+            setattr(cluster, field, value)
         cluster.status = Cluster.ACTIVE
-        cluster.tags = tags
-        cluster.settings = params.get("settings", [])
         cluster.created_at = timezone.now()
-        cluster.save(update_fields=("status", "tags", "settings", "created_at"))
+        cluster.save(update_fields=("status", "created_at", *fields))
         created = True
     if created:
         bus.publish("cluster", cluster.pk)
-    return {"cluster": shapes.cluster_shape(cluster, include={"TAGS", "SETTINGS"})}
+    return {"cluster": shapes.cluster_shape(cluster, include=clusters.CLUSTER_INCLUDE)}
 
 
 @operation("DescribeClusters")
@@ -953,3 +952,7 @@ def list_tags_for_resource(ctx, params):
     """The tags of a cluster, task definition, task or service."""
     resource, _ = _tagged_resource(ctx, params["resourceArn"])
     return {"tags": list(resource.tags)}
+
+
+# Operations of the resource families that have a module of their own register on import.
+from orchestrator.frontend import account_settings, capacity_providers, clusters, not_applicable  # noqa: E402,F401,I001

@@ -30,7 +30,7 @@ def availability_zone():
 
 
 def cluster_shape(c, include=()):
-    """A Cluster as DescribeClusters returns it; ``include`` may name TAGS and SETTINGS."""
+    """A Cluster as DescribeClusters returns it; ``include`` may name TAGS, SETTINGS and CONFIGURATIONS."""
     tasks = c.tasks.exclude(last_status=Task.STOPPED)
     data = {
         "clusterArn": c.arn,
@@ -41,13 +41,17 @@ def cluster_shape(c, include=()):
         "pendingTasksCount": tasks.filter(last_status__in=PENDING_STATES).count(),
         "activeServicesCount": c.services.filter(status="ACTIVE").count(),
         "statistics": [],
-        "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
-        "defaultCapacityProviderStrategy": [],
+        "capacityProviders": list(c.capacity_providers),
+        "defaultCapacityProviderStrategy": list(c.default_capacity_provider_strategy),
     }
+    if c.service_connect_defaults:
+        data["serviceConnectDefaults"] = dict(c.service_connect_defaults)
     if "TAGS" in include:
         data["tags"] = list(c.tags)
     if "SETTINGS" in include:
         data["settings"] = list(c.settings) or [{"name": "containerInsights", "value": "disabled"}]
+    if "CONFIGURATIONS" in include and c.configuration:
+        data["configuration"] = dict(c.configuration)
     return data
 
 

@@ -106,3 +106,28 @@ def error_of(call, *args, **kwargs):
         call(*args, **kwargs)
     error = info.value.response
     return error["Error"]["Code"], error["Error"]["Message"], error["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def assert_model_shape(operation, response):
+    """Assert that a parsed boto3 response carries every member botocore's ECS model requires."""
+    from orchestrator.frontend.validation import service_model
+
+    def walk(shape, value, path):
+        if shape.type_name == "structure":
+            assert isinstance(value, dict), path
+            for name in shape.required_members:
+                assert name in value, f"{path}.{name} is required by the model"
+            for name, item in value.items():
+                if name in shape.members:
+                    walk(shape.members[name], item, f"{path}.{name}")
+        elif shape.type_name == "list":
+            assert isinstance(value, list), path
+            for i, item in enumerate(value):
+                walk(shape.member, item, f"{path}[{i}]")
+        elif shape.type_name == "string" and shape.enum:
+            assert value in shape.enum, f"{path}: {value!r} is not one of {shape.enum}"
+
+    output = service_model().operation_model(operation).output_shape
+    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+    assert set(body) <= set(output.members), f"{operation} answered members the model lacks: {set(body) - set(output.members)}"
+    walk(output, body, operation)

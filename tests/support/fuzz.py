@@ -52,6 +52,8 @@ class ServedApi:
     operations: Callable = field(compare=False)
     # List*/Describe* operations that need one of several optional members (AWS says which).
     need_a_filter: frozenset = frozenset()
+    # Operations answered with a refusal (they do not apply to the lab): fuzzed, not read back.
+    refused: Callable = field(default=frozenset, compare=False)
 
     @cached_property
     def model(self):

@@ -1,0 +1,205 @@
+"""Account settings, capacity providers and cluster updates through boto3, checked against
+botocore's model and ECS's error types."""
+import pytest
+
+from orchestrator.frontend.account_settings import SETTINGS
+from orchestrator.models import Account, AccountSetting, Cluster
+from tests.support.api import assert_model_shape, error_of
+
+ROOT = "arn:aws:iam::000000000000:root"
+ROLE = "arn:aws:iam::000000000000:role/deployer"
+CP_ARN = "arn:aws:ecs:us-east-1:000000000000:capacity-provider/"
+
+
+# --- account settings --------------------------------------------------------------------------
+
+
+def test_put_account_setting_is_stored_per_principal(ecs):
+    response = ecs.put_account_setting(name="containerInsights", value="enhanced")
+    assert_model_shape("PutAccountSetting", response)
+    assert response["setting"] == {"name": "containerInsights", "value": "enhanced", "principalArn": ROOT, "type": "user"}
+    ecs.put_account_setting(name="containerInsights", value="disabled", principalArn=ROLE)
+    assert dict(AccountSetting.objects.values_list("principal_arn", "value")) == {ROOT: "enhanced", ROLE: "disabled"}
+
+
+def test_list_account_settings_own_and_effective(ecs):
+    assert ecs.list_account_settings()["settings"] == []
+    ecs.put_account_setting_default(name="awsvpcTrunking", value="enabled")
+    own = ecs.list_account_settings()
+    assert_model_shape("ListAccountSettings", own)
+    assert own["settings"] == [{"name": "awsvpcTrunking", "value": "enabled", "principalArn": ROOT, "type": "user"}]
+    effective = [s for page in ecs.get_paginator("list_account_settings").paginate(effectiveSettings=True)
+                 for s in page["settings"]]
+    values = {s["name"]: s["value"] for s in effective}
+    assert set(values) == set(SETTINGS)
+    assert values["awsvpcTrunking"] == "enabled"
+    assert values["containerInsights"] == "disabled"
+    assert values["fargateTaskRetirementWaitPeriod"] == "7"
+    # A role with no setting of its own sees the root user's value; with one, its own.
+    ecs.put_account_setting(name="awsvpcTrunking", value="disabled", principalArn=ROLE)
+    role = ecs.list_account_settings(effectiveSettings=True, principalArn=ROLE, name="awsvpcTrunking")["settings"]
+    assert role == [{"name": "awsvpcTrunking", "value": "disabled", "principalArn": ROLE, "type": "user"}]
+    assert ecs.list_account_settings(effectiveSettings=True, value="enabled")["settings"][0]["name"] == "serviceLongArnFormat"
+
+
+def test_list_account_settings_pages_by_ten_at_most(ecs):
+    first = ecs.list_account_settings(effectiveSettings=True, maxResults=4)
+    assert len(first["settings"]) == 4 and first["nextToken"]
+    assert error_of(ecs.list_account_settings, maxResults=11)[0] == "InvalidParameterException"
+    assert error_of(ecs.list_account_settings, nextToken="nope!")[0] == "InvalidParameterException"
+
+
+def test_delete_account_setting_falls_back_to_the_root_value(ecs):
+    ecs.put_account_setting_default(name="tagResourceAuthorization", value="off")
+    ecs.put_account_setting(name="tagResourceAuthorization", value="on", principalArn=ROLE)
+    response = ecs.delete_account_setting(name="tagResourceAuthorization", principalArn=ROLE)
+    assert_model_shape("DeleteAccountSetting", response)
+    assert response["setting"]["value"] == "on"
+    role = ecs.list_account_settings(effectiveSettings=True, principalArn=ROLE, name="tagResourceAuthorization")
+    assert role["settings"][0]["value"] == "off"
+    code, message, _ = error_of(ecs.delete_account_setting, name="tagResourceAuthorization", principalArn=ROLE)
+    assert code == "InvalidParameterException" and "not set" in message
+
+
+@pytest.mark.parametrize("name,value,why", [
+    ("containerInsights", "maybe", "use enhanced, enabled, disabled"),
+    ("fargateTaskRetirementWaitPeriod", "3", "use 0, 7, 14"),
+    ("tagResourceAuthorization", "enabled", "use on, off"),
+    ("guardDutyActivate", "enabled", "read-only"),
+    ("serviceLongArnFormat", "disabled", "long ARN format"),
+    ("fargateFIPSMode", "enabled", "FIPS"),
+])
+def test_it_refuses_values_ecs_or_the_lab_refuse(ecs, name, value, why):
+    code, message, status = error_of(ecs.put_account_setting, name=name, value=value)
+    assert (code, status) == ("InvalidParameterException", 400)
+    assert why in message
+    assert not AccountSetting.objects.exists()
+
+
+def test_it_refuses_unknown_names_and_foreign_principals(ecs):
+    assert error_of(ecs.put_account_setting_default, name="noSuchSetting", value="on")[0] == "InvalidParameterException"
+    code, message, _ = error_of(ecs.put_account_setting, name="awsvpcTrunking", value="enabled",
+                                principalArn="arn:aws:iam::111111111111:root")
+    assert code == "InvalidParameterException" and "of this account" in message
+    assert error_of(ecs.put_account_setting, name="fargateTaskRetirementWaitPeriod", value="0",
+                    principalArn=ROLE)[0] == "InvalidParameterException"
+    assert error_of(ecs.list_account_settings, principalArn="not-an-arn")[0] == "InvalidParameterException"
+
+
+def test_settings_are_per_account(ecs, default_account):
+    other = Account.objects.create(account_id="111111111111", name="other")
+    ecs.put_account_setting_default(name="containerInsights", value="enabled")
+    assert not AccountSetting.objects.filter(account=other).exists()
+
+
+def test_the_container_insights_setting_is_the_default_of_new_clusters(ecs):
+    ecs.put_account_setting_default(name="containerInsights", value="enhanced")
+    cluster = ecs.create_cluster(clusterName="watched")["cluster"]
+    assert cluster["settings"] == [{"name": "containerInsights", "value": "enhanced"}]
+    explicit = ecs.create_cluster(clusterName="quiet", settings=[{"name": "containerInsights", "value": "disabled"}])
+    assert explicit["cluster"]["settings"] == [{"name": "containerInsights", "value": "disabled"}]
+
+
+# --- capacity providers ------------------------------------------------------------------------
+
+
+def test_describe_capacity_providers_lists_fargates_two(ecs):
+    response = ecs.describe_capacity_providers()
+    assert_model_shape("DescribeCapacityProviders", response)
+    assert [(p["name"], p["status"], p["capacityProviderArn"]) for p in response["capacityProviders"]] == [
+        ("FARGATE", "ACTIVE", CP_ARN + "FARGATE"), ("FARGATE_SPOT", "ACTIVE", CP_ARN + "FARGATE_SPOT")]
+    assert all("autoScalingGroupProvider" not in p for p in response["capacityProviders"])
+    named = ecs.describe_capacity_providers(capacityProviders=[CP_ARN + "FARGATE_SPOT", "mine"], include=["TAGS"])
+    assert [p["name"] for p in named["capacityProviders"]] == ["FARGATE_SPOT"]
+    assert named["capacityProviders"][0]["tags"] == []
+    assert named["failures"] == [{"arn": CP_ARN + "mine", "reason": "MISSING"}]
+    page = ecs.describe_capacity_providers(maxResults=1)
+    assert len(page["capacityProviders"]) == 1
+    assert [p["name"] for p in ecs.describe_capacity_providers(nextToken=page["nextToken"])["capacityProviders"]] == ["FARGATE_SPOT"]
+
+
+def test_a_cluster_echoes_its_capacity_providers(ecs):
+    plain = ecs.create_cluster(clusterName="plain")["cluster"]
+    assert_model_shape("CreateCluster", {"cluster": plain})
+    assert plain["capacityProviders"] == [] and plain["defaultCapacityProviderStrategy"] == []
+    strategy = [{"capacityProvider": "FARGATE", "weight": 1, "base": 2}, {"capacityProvider": "FARGATE_SPOT", "weight": 3}]
+    made = ecs.create_cluster(clusterName="mixed", capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                              defaultCapacityProviderStrategy=strategy)["cluster"]
+    assert made["capacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
+    assert made["defaultCapacityProviderStrategy"] == [
+        {"capacityProvider": "FARGATE", "weight": 1, "base": 2}, {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0}]
+    response = ecs.put_cluster_capacity_providers(
+        cluster="plain", capacityProviders=["FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    assert_model_shape("PutClusterCapacityProviders", response)
+    described = ecs.describe_clusters(clusters=["plain"])["clusters"][0]
+    assert described["capacityProviders"] == ["FARGATE_SPOT"]
+    assert described["defaultCapacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
+
+
+@pytest.mark.parametrize("providers,strategy,why", [
+    (["my-asg"], [], "does not exist"),
+    (["FARGATE"], [{"capacityProvider": "FARGATE_SPOT", "weight": 1}], "not associated with the cluster"),
+    (["FARGATE", "FARGATE_SPOT"], [{"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+                                   {"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 1}], "Only one"),
+    (["FARGATE"], [{"capacityProvider": "FARGATE", "weight": 0}], "weight greater than zero"),
+    (["FARGATE"], [{"capacityProvider": "FARGATE", "weight": 1001}], "between 0 and 1000"),
+    (["FARGATE"], [{"capacityProvider": "FARGATE", "weight": 1, "base": 100001}], "between 0 and 100000"),
+    (["FARGATE", "FARGATE"], [], "once"),
+])
+def test_put_cluster_capacity_providers_refuses_what_ecs_refuses(ecs, providers, strategy, why):
+    ecs.create_cluster(clusterName="c")
+    code, message, _ = error_of(ecs.put_cluster_capacity_providers, cluster="c", capacityProviders=providers,
+                                defaultCapacityProviderStrategy=strategy)
+    assert code == "InvalidParameterException" and why in message
+    cluster = Cluster.objects.get(name="c")
+    assert cluster.capacity_providers == [] and cluster.default_capacity_provider_strategy == []
+
+
+def test_put_cluster_capacity_providers_needs_a_cluster(ecs):
+    assert error_of(ecs.put_cluster_capacity_providers, cluster="nope", capacityProviders=[],
+                    defaultCapacityProviderStrategy=[])[0] == "ClusterNotFoundException"
+
+
+def test_auto_scaling_capacity_providers_are_refused_saying_why(ecs):
+    asg = {"autoScalingGroupArn": "arn:aws:autoscaling:us-east-1:000000000000:autoScalingGroup:x"}
+    code, message, _ = error_of(ecs.create_capacity_provider, name="mine", autoScalingGroupProvider=asg)
+    assert code == "ClientException" and "no Auto Scaling groups" in message
+    assert error_of(ecs.create_capacity_provider, name="FARGATE_X")[0] == "InvalidParameterException"
+    code, message, _ = error_of(ecs.delete_capacity_provider, capacityProvider="FARGATE")
+    assert code == "ClientException" and "built into Fargate" in message
+    assert error_of(ecs.update_capacity_provider, name="mine", autoScalingGroupProvider={})[0] == "ClientException"
+
+
+# --- clusters ----------------------------------------------------------------------------------
+
+
+def test_update_cluster_echoes_settings_configuration_and_service_connect(ecs):
+    ecs.create_cluster(clusterName="c")
+    configuration = {"executeCommandConfiguration": {"logging": "DEFAULT"}}
+    response = ecs.update_cluster(cluster="c", settings=[{"name": "containerInsights", "value": "enabled"}],
+                                  configuration=configuration, serviceConnectDefaults={"namespace": "lab"})
+    assert_model_shape("UpdateCluster", response)
+    cluster = response["cluster"]
+    assert cluster["settings"] == [{"name": "containerInsights", "value": "enabled"}]
+    assert cluster["configuration"] == configuration
+    assert cluster["serviceConnectDefaults"] == {"namespace": "lab"}
+    described = ecs.describe_clusters(clusters=["c"], include=["SETTINGS", "CONFIGURATIONS"])["clusters"][0]
+    assert described["configuration"] == configuration and described["settings"] == cluster["settings"]
+    created = ecs.create_cluster(clusterName="d", configuration=configuration,
+                                 serviceConnectDefaults={"namespace": "lab"})["cluster"]
+    assert created["configuration"] == configuration and created["serviceConnectDefaults"] == {"namespace": "lab"}
+
+
+def test_update_cluster_settings_sets_container_insights(ecs):
+    ecs.create_cluster(clusterName="c")
+    response = ecs.update_cluster_settings(cluster="c", settings=[{"name": "containerInsights", "value": "enhanced"}])
+    assert_model_shape("UpdateClusterSettings", response)
+    assert Cluster.objects.get(name="c").settings == [{"name": "containerInsights", "value": "enhanced"}]
+    code, _, _ = error_of(ecs.update_cluster_settings, cluster="c",
+                          settings=[{"name": "containerInsights", "value": "loud"}])
+    assert code == "InvalidParameterException"
+    assert error_of(ecs.update_cluster_settings, cluster="c", settings=[{"name": "other", "value": "x"}])[0] == \
+        "InvalidParameterException"
+    assert error_of(ecs.update_cluster, cluster="nope")[0] == "ClusterNotFoundException"
+    assert Cluster.objects.get(name="c").settings == [{"name": "containerInsights", "value": "enhanced"}]
