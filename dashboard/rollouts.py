@@ -24,6 +24,8 @@ def task_health(task, now, grace):
         return "healthy"
     if task.health_status == "UNHEALTHY":
         return ""
+    if task.container_health_status or task.lb_health_status:  # its health checks have not passed yet
+        return "settling"
     return "healthy" if (now - task.started_at).total_seconds() >= grace else "settling"
 
 
@@ -38,7 +40,8 @@ def rollout(service, now=None):
     deployments = service.deployments.exclude(status=Deployment.INACTIVE).select_related("task_definition")
     for deployment in deployments:
         tasks = list(deployment.tasks.exclude(last_status=Task.STOPPED).order_by("created_at", "id")
-                     .only("pk", "task_id", "last_status", "desired_status", "started_at", "health_status"))
+                     .only("pk", "task_id", "last_status", "desired_status", "started_at", "health_status",
+                           "lb_health_status", "container_health_status"))
         for task in tasks:
             task.judged = task_health(task, now, grace)
         columns.append({"deployment": deployment, "tasks": tasks,

@@ -20,6 +20,11 @@ the container's "die" event or the deadline (a delayed requeue) brings the task 
 container still running then is SIGKILLed. So a tenant whose tasks ignore SIGTERM holds no
 worker another tenant's tasks need, and a restarted lab keeps the deadlines. Image pulls report
 their progress on the task (Activity rows).
+
+A container definition's healthCheck is the container's Docker health check. Docker's
+``health_status`` event brings the task back, and each pass over a RUNNING task compares the
+health a list shows with what was recorded (so a relist catches a missed event): the
+container's healthStatus and the task's container part of its health (``task_health``).
 """
 import contextlib
 import hashlib
@@ -35,7 +40,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from orchestrator import activity, bus, load_balancer, traces
+from orchestrator import activity, bus, load_balancer, task_health, traces
 from orchestrator.docker_engine import (
     LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
     Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, InvalidReference,
@@ -85,6 +90,8 @@ class ContainerWanted:
     essential: bool = True
     stop_timeout: int = 30  # seconds from its stop signal to SIGKILL
     stop_deadline: float = None  # when it is to be SIGKILLed (epoch seconds), once signalled
+    health_check: bool = False  # its definition has a healthCheck
+    health_status: str = "UNKNOWN"  # what was last recorded of it
 
 
 @dataclass
@@ -109,6 +116,7 @@ class ContainerSeen:
     name: str  # the task container's name (the fargatelab.container-name label)
     state: str  # created, running, paused, restarting, removing, exited, dead
     networks: tuple = ()  # the Docker networks it is attached to
+    health: str = ""  # Docker's health: starting, healthy, unhealthy, or "" without a check
 
 
 # --- actions ------------------------------------------------------------------------------
@@ -198,6 +206,13 @@ class RecordExits:
 @dataclass
 class RemoveContainers:
     ids: list
+
+
+@dataclass
+class RecordHealth:
+    """Record the containers' health (name -> HEALTHY / UNHEALTHY / UNKNOWN) and the task's."""
+
+    statuses: dict
 
 
 @dataclass
@@ -299,7 +314,18 @@ def plan_task(task, seen, now=0.0):
         return ([StartContainers(not_running)] if not_running else []) + [ReportRunning(task.load_balanced)]
     stray = [c.id for c in seen if c.state == "running" and c.networks and task.network
              and tuple(c.networks) != (task.network,)]
-    return [MoveToNetwork(stray)] if stray else []
+    return ([MoveToNetwork(stray)] if stray else []) + health_changes(task, by_name)
+
+
+def health_changes(task, by_name):
+    """A RecordHealth of the containers whose health Docker reports other than recorded, or none."""
+    changed = {}
+    for container in task.containers:
+        seen = by_name.get(container.name)
+        status = task_health.container_health(seen.health if seen else "", container.health_check)
+        if status != container.health_status:
+            changed[container.name] = status
+    return [RecordHealth(changed)] if changed else []
 
 
 # --- what Docker is told --------------------------------------------------------------------
@@ -378,6 +404,7 @@ def container_spec(task, task_container, lab, network):
         "publish_address": settings.FARGATE_LAB["PUBLISH_ADDRESS"],
         "network": network,
         "stop_timeout": stop_timeout(definition),
+        "healthcheck": definition.get("healthCheck") if task_health.has_check(definition) else None,
         **hardening(definition),
         "pids_limit": settings.FARGATE_LAB["TASK_PIDS_LIMIT"],
         "log_max_size": settings.FARGATE_LAB["TASK_LOG_MAX_SIZE"],
@@ -451,7 +478,7 @@ def observe(engine, task):
     return [
         ContainerSeen(c["id"], c["labels"].get(LABEL_CONTAINER_NAME, ""),
                       "exited" if c["state"] == "running" and died(c["id"]) is not None else c["state"],
-                      tuple(c.get("networks") or ()))
+                      tuple(c.get("networks") or ()), c.get("health", ""))
         for c in engine.list_containers(labels={LABEL_TASK_ID: task.task_id})
     ]
 
@@ -478,7 +505,8 @@ class TaskSync:
         return TaskWanted(
             task.desired_status, task.last_status,
             [ContainerWanted(c.name, c.essential, stop_timeout(definitions.get(c.name, {})),
-                             c.stop_deadline.timestamp() if c.stop_deadline else None)
+                             c.stop_deadline.timestamp() if c.stop_deadline else None,
+                             task_health.has_check(definitions.get(c.name, {})), c.health_status)
              for c in self.containers.values()],
             has_instance=task.container_instance_id is not None, load_balanced=load_balanced,
             network=self.network,
@@ -716,6 +744,9 @@ class TaskSync:
             for target in load_balancer.register_task(self.task):
                 self.record("register", f"registered task {self.task.task_id} in target group "
                                         f"{target.target_group.name} as {target.target_id}:{target.port}")
+        # Before RUNNING: a task with health checks is judged by them from the start (UNKNOWN
+        # until they pass), never by the grace period of a task without any.
+        task_health.write_part(self.task.pk, container_health_status=self.containers_health())
         now = timezone.now()
         self.advance(Task.ACTIVATING, Task.RUNNING, started_at=now, private_ip=private_ip)
         self.record("running", f"task {self.task.task_id} is RUNNING at {private_ip or 'no IP'}", since=began)
@@ -820,6 +851,27 @@ class TaskSync:
         )
         self.record("stopped", f"task {self.task.task_id} stopped: {self.task.stopped_reason} (exit codes {codes})")
 
+    def do_RecordHealth(self, action, seen):
+        """Write the containers' health and the task's container part of its health."""
+        for name, status in action.statuses.items():
+            TaskContainer.objects.filter(task=self.task, name=name).update(health_status=status)
+            self.containers[name].health_status = status
+        verdict = self.containers_health()
+        task_health.write_part(self.task.pk, container_health_status=verdict)
+        words = ", ".join(f"{name} {status}" for name, status in sorted(action.statuses.items()))
+        self.record("health", f"container health of task {self.task.task_id}: {words}"
+                              f"{f' (task {verdict})' if verdict else ''}")
+        bus.publish("task", self.task.pk, origin="controlplane")
+        if self.task.service_id:
+            self.enqueue(f"service:{self.task.service_id}")
+
+    def containers_health(self):
+        """The task's container part of its health from its containers' recorded health."""
+        definitions = {c.get("name"): c for c in self.task.task_definition.container_definitions}
+        return task_health.containers_health([
+            (c.essential, task_health.has_check(definitions.get(c.name, {})), c.health_status)
+            for c in self.containers.values()])
+
     def do_RemoveContainers(self, action, seen):
         began = self.clock()
         for container_id in action.ids:
@@ -898,7 +950,8 @@ def sync_container(engine_url, container_id, enqueue):
 class Agent:
     """Watches one Docker engine: events first, then a list; enqueues the keys they concern."""
 
-    WATCHED_ACTIONS = ("die", "destroy", "oom")
+    # health_status: a container's health check result changed (healthy / unhealthy).
+    WATCHED_ACTIONS = ("die", "destroy", "oom", "health_status")
     # The container operations the Docker card lists, as the engine reports them.
     SHOWN_ACTIONS = ("create", "start", "kill", "die", "oom", "stop", "destroy")
     # At most one heartbeat write per engine in this many seconds, however busy the engine is.

@@ -19,7 +19,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus, elb_health, traces
+from orchestrator import activity, bus, elb_health, task_health, traces
 from orchestrator import deployments as rollout
 from orchestrator.capacity_manager import task_ceiling, too_big
 from orchestrator.models import Deployment, ReconcilePass, Service, Task, TaskContainer
@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 
 NOT_YET_RUNNING = (Task.PROVISIONING, Task.PENDING, Task.ACTIVATING)
 FAILURE_CODES = Task.FAILURE_CODES
-# Task.health_status (written from the targets by ``elb_health``) in the load balancer's words.
+# Task.lb_health_status (written from the targets by ``elb_health``) in the load balancer's words.
 LB_HEALTH = {"HEALTHY": "healthy", "UNHEALTHY": "unhealthy"}
-# How often a rollout waiting on load balancer health checks looks again.
+# How often a rollout waiting on load balancer or container health checks looks again.
 HEALTH_POLL_SECONDS = 1.0
 THROTTLE_EVENT = ("is unable to consistently start tasks successfully. For more information, see the "
                   "Troubleshooting section of the Amazon ECS Developer Guide.")
@@ -52,6 +52,8 @@ class TaskState:
     started_at: datetime | None = None
     # The load balancer's word ("healthy", "unhealthy", "initial", None) where the service has one.
     lb_health: str | None = None
+    # Its container health checks' verdict (HEALTHY / UNHEALTHY / UNKNOWN), "" if it has none.
+    container_health: str = ""
 
 
 @dataclass
@@ -85,7 +87,8 @@ class ServiceState:
     failed_starts: int = 0
     last_failed_at: datetime | None = None
     throttled: bool = False
-    # Health: the load balancer's where the service has one, else RUNNING for this long.
+    # Health: the container health checks' and the load balancer's where the task and service have
+    # them (both must pass), else RUNNING for this long.
     has_load_balancer: bool = False
     health_grace_seconds: float = 40.0
     health_check_grace_period: float = 0.0
@@ -184,10 +187,17 @@ class Rollback:
 
 def health(task, service, now):
     """(healthy, settling) of a live task: healthy counts toward minimumHealthyPercent; settling
-    is RUNNING but not judged yet (grace period, or the load balancer's first checks)."""
+    is RUNNING but not judged yet (grace period, or the first health checks). With container
+    health checks the task is healthy once they pass (and, with a load balancer, its targets too)."""
     if task.last_status != Task.RUNNING or task.started_at is None:
         return False, False
     age = (now - task.started_at).total_seconds()
+    if task.container_health == task_health.UNHEALTHY:
+        return False, age < service.health_check_grace_period
+    if task.container_health and task.container_health != task_health.HEALTHY:
+        return False, True
+    if task.container_health and not service.has_load_balancer:
+        return True, False
     if service.has_load_balancer:
         if task.lb_health == "healthy":
             return True, False
@@ -299,7 +309,7 @@ def plan(service, tasks, now=None):
     # A rollout waiting for new tasks to turn healthy looks again when the next one may have.
     settling = [t for t in live if judged[t.pk][1]]
     if old_live and settling and not failed:
-        if service.has_load_balancer:
+        if service.has_load_balancer or any(t.container_health for t in settling):
             wait = HEALTH_POLL_SECONDS
         else:
             wait = min(service.health_grace_seconds - (now - t.started_at).total_seconds() for t in settling)
@@ -430,10 +440,11 @@ def load(service_pk, now=None):
     tasks = [
         TaskState(t["pk"], t["task_id"], t["desired_status"], t["last_status"], t["created_at"],
                   t["deployment__deployment_id"] or "", t["started_at"],
-                  LB_HEALTH.get(t["health_status"], "initial") if state.has_load_balancer else None)
+                  LB_HEALTH.get(t["lb_health_status"], "initial") if state.has_load_balancer else None,
+                  t["container_health_status"])
         for t in service.tasks.exclude(last_status=Task.STOPPED).values(
             "pk", "task_id", "desired_status", "last_status", "created_at", "deployment__deployment_id",
-            "started_at", "health_status")
+            "started_at", "lb_health_status", "container_health_status")
     ]
     # Restart throttling counts the primary deployment's failures only: a new deployment (a new
     # task definition, or a forced one) starts afresh.
@@ -484,9 +495,11 @@ class ClusterManager:
         (then starting a trace), recorded as a step of it."""
         started_at, started = timezone.now(), time.perf_counter()
         with traces.continuing(traces.current()):  # a trace begun in this pass ends with it
-            # Health step: tasks that failed their ELB health checks are stopped first, so that
-            # the plan below replaces them in this very pass (in the trace the failure began).
+            # Health step: tasks that failed their ELB or container health checks are stopped
+            # first, so that the plan below replaces them in this very pass (in the trace the
+            # failure began).
             elb_health.check_service(service_pk, self.enqueue)
+            task_health.check_service(service_pk, self.enqueue)
             service, loaded = load(service_pk)
             if service is None:
                 return []

@@ -9,6 +9,7 @@ network, bind mounts or extra capabilities (beyond SYS_PTRACE, the one Fargate a
 """
 import logging
 import os
+import re
 import threading
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -416,6 +417,7 @@ class DockerEngine:
                 "labels": row_labels,
                 "state": row.get("State", ""),
                 "status": row.get("Status", ""),
+                "health": _health_of_status(row.get("Status", "")),
                 "networks": sorted((row.get("NetworkSettings") or {}).get("Networks") or {}),
             })
         return result
@@ -428,7 +430,8 @@ class DockerEngine:
         publish_address, network, hostname, stop_timeout; read_only, cap_add, cap_drop, init,
         ulimits [(name, soft, hard)], sysctls (dict), interactive, tty, docker_labels (dict: the
         task definition's own labels; never one of the lab's fargatelab.* labels); pids_limit,
-        log_max_size (e.g. "10m") and log_max_file (the json-file driver's rotation).
+        log_max_size (e.g. "10m") and log_max_file (the json-file driver's rotation); healthcheck
+        (a container definition's healthCheck: command, interval, timeout, retries, startPeriod).
         """
         extra = sorted(set(spec.get("cap_add") or []) - ADDABLE_CAPABILITIES)
         if extra:
@@ -474,6 +477,7 @@ class DockerEngine:
                 hostname=spec.get("hostname") or None,
                 ports=[(p, proto) for p, proto in ports] or None,
                 stop_timeout=spec.get("stop_timeout"),
+                healthcheck=_healthcheck(spec.get("healthcheck")),
                 stdin_open=bool(spec.get("interactive")),
                 tty=bool(spec.get("tty")),
                 host_config=host_config,
@@ -577,6 +581,26 @@ def _log_config(spec):
         "max-size": str(spec["log_max_size"]), "max-file": str(spec.get("log_max_file") or 1)})
 
 
+def _healthcheck(check):
+    """Docker's health check for an ECS healthCheck (seconds become nanoseconds), or None."""
+    if not check:
+        return None
+    second = 1_000_000_000
+    return {
+        "test": list(check["command"]),
+        "interval": int(check.get("interval", 30) * second),
+        "timeout": int(check.get("timeout", 5) * second),
+        "retries": int(check.get("retries", 3)),
+        "start_period": int((check.get("startPeriod") or 0) * second),
+    }
+
+
+def _health_of_status(status):
+    """The health ("starting", "healthy", "unhealthy") a container list's status line ends with, or ""."""
+    found = re.search(r"\((health: starting|healthy|unhealthy)\)$", status or "")
+    return found.group(1).replace("health: ", "") if found else ""
+
+
 def _lines(chunks):
     """Split a stream of byte chunks into text lines."""
     buffer = b""
@@ -623,6 +647,7 @@ def summarize(data):
         "status": state.get("Status", ""),
         "running": bool(state.get("Running")),
         "exit_code": state.get("ExitCode"),
+        "health": (state.get("Health") or {}).get("Status", ""),
         "oom_killed": bool(state.get("OOMKilled")),
         "error": state.get("Error", ""),
         "private_ip": ips[0] if ips else "",

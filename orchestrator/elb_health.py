@@ -1,8 +1,9 @@
 """ELB health checks as the service scheduler acts on them (an ECS service with a load balancer).
 
 The cluster manager's pass over a service calls ``check_service`` first. It writes each
-load-balanced task's ``health_status`` from its targets (HEALTHY / UNHEALTHY / UNKNOWN while
-the first checks run), and stops a RUNNING task whose target is unhealthy once the service's
+load-balanced task's load balancer part of its health (``lb_health_status``: HEALTHY /
+UNHEALTHY / UNKNOWN while the first checks run; ``task_health`` combines it with the container
+health checks' into ``health_status``) from its targets, and stops a RUNNING task whose target is unhealthy once the service's
 ``healthCheckGracePeriodSeconds`` since the task started are over — as ECS does, with stop
 code ServiceSchedulerInitiated and the reason "Task failed ELB health checks in
 (target-group …)". The plan that follows in the same pass sees the task stopping and starts
@@ -12,7 +13,7 @@ import logging
 
 from django.utils import timezone
 
-from orchestrator import activity, bus, load_balancer, traces
+from orchestrator import activity, bus, load_balancer, task_health, traces
 from orchestrator.models import Service, Target, Task
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,7 @@ def check_service(service_pk, enqueue, now=None):
         last_status=Task.STOPPED)
     for task in tasks:
         health = load_balancer.task_health(task)
-        status = HEALTH_STATUS.get(health, "UNKNOWN")
-        if status != task.health_status:
-            Task.objects.filter(pk=task.pk).update(health_status=status)
+        if task_health.write_part(task.pk, lb_health_status=HEALTH_STATUS.get(health, "UNKNOWN")):
             bus.publish("task", task.pk, origin="controlplane")
         if health != "unhealthy" or task.last_status != Task.RUNNING:
             continue

@@ -385,7 +385,12 @@ class Task(models.Model):
     pending_reason = models.TextField(blank=True)
     stop_code = models.CharField(max_length=48, blank=True)
     stopped_reason = models.TextField(blank=True)
+    # What DescribeTasks shows: the two parts below as ``task_health.combine`` combines them.
     health_status = models.CharField(max_length=16, default="UNKNOWN")
+    # The load balancer's part (written by ``elb_health``) and the containers' health checks'
+    # part (written by the agent): HEALTHY / UNHEALTHY / UNKNOWN, or "" where it has none.
+    lb_health_status = models.CharField(max_length=16, blank=True)
+    container_health_status = models.CharField(max_length=16, blank=True)
     private_ip = models.CharField(max_length=45, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)

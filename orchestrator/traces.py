@@ -68,6 +68,8 @@ KUBERNETES = {
     ("agent", "remove"): "CRI RuntimeService.RemoveContainer",
     ("agent", "kill"): "kill -9 behind the kubelet's back",
     ("agent", "relist"): "kubelet PLEG relist: a container is gone",
+    ("agent", "health"): "kubelet prober: a liveness / readiness probe result",
+    ("agent", "health-check-failed"): "kubelet liveness probe failed",
     ("agent", "remove-orphan"): "kubelet: remove an orphaned container",
     ("agent", "*"): "kubelet",
     ("docker", "die"): "container runtime event: container exited (seen by the kubelet's PLEG)",

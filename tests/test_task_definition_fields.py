@@ -51,7 +51,13 @@ REFUSED_REQUESTS = {
         ulimits=[{"name": "nofile", "softLimit": 1024, "hardLimit": 2_000_000}]),
     "ulimits (soft above hard)": _with_container(ulimits=[{"name": "nproc", "softLimit": 20, "hardLimit": 10}]),
     "logConfiguration": _with_container(logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g"}}),
-    "healthCheck": _with_container(healthCheck={"command": ["CMD-SHELL", "true"]}),
+    "healthCheck (no command)": _with_container(healthCheck={"command": [], "interval": 10}),
+    "healthCheck (not CMD or CMD-SHELL)": _with_container(healthCheck={"command": ["curl", "-f", "http://x/"]}),
+    "healthCheck (CMD-SHELL in pieces)": _with_container(healthCheck={"command": ["CMD-SHELL", "test", "-f", "x"]}),
+    "healthCheck (interval)": _with_container(healthCheck={"command": ["CMD", "true"], "interval": 4}),
+    "healthCheck (timeout)": _with_container(healthCheck={"command": ["CMD", "true"], "timeout": 61}),
+    "healthCheck (retries)": _with_container(healthCheck={"command": ["CMD", "true"], "retries": 0}),
+    "healthCheck (startPeriod)": _with_container(healthCheck={"command": ["CMD", "true"], "startPeriod": 301}),
     "systemControls": _with_container(systemControls=[{"namespace": "kernel.domainname", "value": "x"}]),
     "resourceRequirements": _with_container(resourceRequirements=[{"type": "GPU", "value": "1"}]),
     "firelensConfiguration": _with_container(firelensConfiguration={"type": "fluentbit"}),
@@ -104,8 +110,16 @@ def test_it_refuses_the_field_with_ecs_error_and_writes_nothing(ecs, name):
 
 
 def test_it_says_when_a_field_is_only_missing_from_the_lab(ecs):
-    _, message, _ = error_of(ecs.register_task_definition, **REFUSED_REQUESTS["healthCheck"])
-    assert message == "Container 'web': healthCheck is not supported by Fargate Lab yet (container health checks)."
+    _, message, _ = error_of(ecs.register_task_definition, **REFUSED_REQUESTS["firelensConfiguration"])
+    assert message == "Container 'web': firelensConfiguration is not supported by Fargate Lab yet (FireLens log routing)."
+
+
+def test_a_health_check_is_kept_with_the_defaults_ecs_fills_in(ecs):
+    check = {"command": ["CMD-SHELL", "test -f /tmp/ok"], "startPeriod": 10}
+    registered = ecs.register_task_definition(**_with_container(healthCheck=check))["taskDefinition"]
+    described = ecs.describe_task_definition(taskDefinition=registered["taskDefinitionArn"])["taskDefinition"]
+    assert described["containerDefinitions"][0]["healthCheck"] == {
+        "command": ["CMD-SHELL", "test -f /tmp/ok"], "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 10}
 
 
 HONOURED_CONTAINER = {
@@ -203,9 +217,9 @@ def test_the_readme_lists_every_decision():
 
 def test_the_dashboard_json_goes_through_the_same_decisions(alice_client, db):
     Account.default()
-    body = json.dumps(_with_container(healthCheck={"command": ["CMD-SHELL", "true"]}))
+    body = json.dumps(_with_container(firelensConfiguration={"type": "fluentbit"}))
     response = alice_client.post("/task-definitions/", {"json": body})
     assert response.status_code == 400
-    assert b"ClientException: Container &#x27;web&#x27;: healthCheck is not supported by Fargate Lab yet" \
+    assert b"ClientException: Container &#x27;web&#x27;: firelensConfiguration is not supported by Fargate Lab yet" \
         in response.content
     assert not TaskDefinition.objects.exists()

@@ -173,6 +173,29 @@ def _fault_injection(value, context):
     return "enableFaultInjection is not supported by Fargate Lab yet." if value else None
 
 
+# ECS's limits on a container health check (seconds, retries) and its defaults.
+HEALTH_CHECK_LIMITS = {"interval": (5, 300), "timeout": (2, 60), "retries": (1, 10), "startPeriod": (0, 300)}
+HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3}
+
+
+def _health_check(value, context):
+    if not value:
+        return None
+    command = value.get("command") or []
+    if not command:
+        return "healthCheck.command must be given."
+    if command[0] not in ("CMD", "CMD-SHELL") or len(command) < 2:
+        return ("healthCheck.command must start with CMD (then the command and its arguments) or CMD-SHELL "
+                "(then the command line for the container's default shell).")
+    if command[0] == "CMD-SHELL" and len(command) != 2:
+        return "healthCheck.command with CMD-SHELL must be followed by the command line as one string."
+    for name, (low, high) in HEALTH_CHECK_LIMITS.items():
+        given = value.get(name)
+        if given is not None and not low <= given <= high:
+            return f"healthCheck.{name} must be between {low} and {high}."
+    return None
+
+
 def _volume_host(value, context):
     if value.get("sourcePath") is not None:
         return "host.sourcePath: host paths are not supported on Fargate."
@@ -252,7 +275,10 @@ CONTAINER_DEFINITION = {
                           check=_docker_labels),
     "ulimits": Field(HONOURED, "set on the container; nofile up to 1048576, softLimit ≤ hardLimit", check=_ulimits),
     "logConfiguration": Field(NOT_YET, "log drivers (awslogs and the others); the lab keeps Docker's own logs"),
-    "healthCheck": Field(NOT_YET, "container health checks"),
+    "healthCheck": Field(HONOURED, "the container's Docker health check (CMD or CMD-SHELL; interval 5–300 s, "
+                         "timeout 2–60 s, retries 1–10, startPeriod 0–300 s); its result is the container's and the "
+                         "task's healthStatus, and a service replaces a task whose essential container turns UNHEALTHY",
+                         check=_health_check),
     "systemControls": Field(HONOURED, "namespaced sysctls only: net.*, fs.mqueue.*, kernel IPC",
                             check=_system_controls),
     "resourceRequirements": Field(REFUSED, "GPUs and inference accelerators are not available on Fargate"),

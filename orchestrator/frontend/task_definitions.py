@@ -10,7 +10,7 @@ import re
 from django.conf import settings
 
 from orchestrator.frontend import EcsError, wire
-from orchestrator.frontend.task_definition_fields import check_task_definition
+from orchestrator.frontend.task_definition_fields import HEALTH_CHECK_DEFAULTS, check_task_definition
 from orchestrator.frontend.validation import check_name
 from orchestrator.models import TaskDefinition
 
@@ -144,6 +144,8 @@ def _container(container, network_mode):
             f"Container '{container['name']}': port mappings must not repeat a containerPort: {', '.join(repeated)}.",
         )
     data["portMappings"] = mappings
+    if data.get("healthCheck"):
+        data["healthCheck"] = {**HEALTH_CHECK_DEFAULTS, **data["healthCheck"]}
     return data
 
 
