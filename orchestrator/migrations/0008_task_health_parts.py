@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestrator', '0006_traces'),
+        ('orchestrator', '0007_ecs_settings_capacity_providers'),
     ]
 
     operations = [
