@@ -85,6 +85,7 @@ class ControlPlane:
         self._seen_services = {}
         self._cursor = None
         self.data_plane = None  # the load balancers' listeners, served while we lead
+        self._guarding = False  # whether this control plane put the host firewall's rules in place
         self._pruned_at = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -128,8 +129,9 @@ class ControlPlane:
         for thread in self._threads:
             thread.join(timeout=60)
         self._stop_data_plane()
-        if self.is_leader:
+        if self._guarding:  # even if the lease ran out while the threads stopped
             host_firewall.stop(lab_id())
+        if self.is_leader:
             for url in self.agents:
                 try:
                     DockerEngine.for_url(url).remove_unused_networks()
@@ -141,7 +143,7 @@ class ControlPlane:
     def _guard_host(self):
         """Let this lab's tasks reach the host only on listener ports (orchestrator/host_firewall.py)."""
         try:
-            host_firewall.start([agent.engine for agent in self.agents.values()])
+            self._guarding = host_firewall.start([agent.engine for agent in self.agents.values()]) or self._guarding
         except Exception:  # the firewall is a guard, never a reason for the control plane to stop
             log.exception("host firewall: refresh failed")
 

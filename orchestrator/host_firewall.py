@@ -80,7 +80,7 @@ class HostFirewall:
             return False
         wanted = rules(self.chain, bridges, open_ports)
         with self._lock:
-            if wanted == self._applied:
+            if wanted == self._applied and self._jump_exists():  # another process may have removed them
                 return True
             restore = "\n".join(["*filter", f":{self.chain} - [0:0]", *wanted, "COMMIT", ""])
             try:

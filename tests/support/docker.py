@@ -29,6 +29,9 @@ def lab_id(settings):
     lab = f"test-{uuid.uuid4().hex[:8]}"
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "LAB_ID": lab, "RESYNC_SECONDS": 2.0}
     yield lab
+    from orchestrator.host_firewall import HostFirewall
+
+    HostFirewall(lab).remove()  # a control plane that did not stop cleanly leaves it behind
     engine = DockerEngine(lab=lab)
     try:
         for container in engine.list_containers():

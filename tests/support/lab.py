@@ -134,7 +134,10 @@ def lab_containers(docker_client, lab_id, all=False):
 
 
 def remove_lab_objects(docker_client, lab_id):
-    """Remove this lab's containers and networks (and only them)."""
+    """Remove this lab's containers, networks and host firewall chain (and only them)."""
+    from orchestrator.host_firewall import HostFirewall
+
+    HostFirewall(lab_id).remove()  # a lab that did not stop cleanly leaves it behind
     for container in lab_containers(docker_client, lab_id, all=True):
         container.remove(force=True)
     for network in docker_client.networks.list(filters={"label": f"fargatelab.lab={lab_id}"}):
