@@ -196,6 +196,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await broadcast.ensure_started()
         await self.accept()
         await self.send_fragments([(name, self.key_of(name)) for name in self.page.fragments], seq=None)
+        if self.page.events:
+            # The figures render in a task of their own, in order, so that an event arriving
+            # meanwhile is animated at once instead of waiting behind them.
+            self.figures = asyncio.Queue()
+            self.figures_worker = asyncio.create_task(self.send_figures())
 
     def key_of(self, name):
         """The key fragment ``name`` renders with on this page (with the viewer for viewed ones)."""
@@ -206,6 +211,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         for group in getattr(self, "joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
+        worker = getattr(self, "figures_worker", None)
+        if worker:
+            worker.cancel()
+
+    async def send_figures(self):
+        """The events page's figure updates, one after another as they were broadcast."""
+        while True:
+            items, seq = await self.figures.get()
+            try:
+                await self.send_fragments(items, seq)
+            except Exception:  # one failed render must not end the page's updates
+                log.exception("map figures push failed")
 
     async def receive(self, text_data=None, bytes_data=None):
         """Pages only listen; anything a browser sends is ignored."""
@@ -222,7 +239,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 items.extend(("task-row", pk) for pk in sorted(changed_tasks))
             else:
                 items.append((name, self.key_of(name)))
-        if items:
+        if items and self.page.events:
+            self.figures.put_nowait((items, event["seq"]))
+        elif items:
             await self.send_fragments(items, seq=event["seq"])
 
     async def lab_events(self, event):
