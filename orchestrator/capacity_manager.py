@@ -607,8 +607,9 @@ class CapacityManager:
         placed = 0
         for decision in place(pending, instance_rooms()):
             task = by_pk[decision.task_pk]
-            # The task's own trace, also for the agent's key that ``on_placed`` enqueues.
-            with traces.continuing(task.trace_id or traces.current()):
+            # The task's own trace (never the pass's: that may be another account's), also for
+            # the agent's key that ``on_placed`` enqueues.
+            with traces.continuing(task.trace_id):
                 if decision.instance_pk is None:
                     self._wait(task, decision, began)
                     continue

@@ -45,6 +45,12 @@ def test_a_run_tasks_trace_lists_its_steps_in_order_and_spans_the_request_to_run
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**task_definition("web"))
 
+    # The map's frontend card links each recent call to its trace: the write is a step of it.
+    tab.goto(lab.url + "/")
+    tab.locator('.card[data-component="frontend"] tr[data-operation=CreateCluster] a').click()
+    expect(tab.locator("tr.trace-step").first).to_have_attribute("data-action", "CreateCluster")
+    expect(tab.locator("tr.trace-step[data-component=state_database]")).to_contain_text("etcd")
+
     # The wall time from the call to RUNNING, bracketed by the polls: RUNNING was written after
     # the last poll that did not see it began, and before the first that saw it ended.
     polls = {}
@@ -91,6 +97,10 @@ def test_a_run_tasks_trace_lists_its_steps_in_order_and_spans_the_request_to_run
     expect(tab.locator("tr.trace-step[data-action=create] td.k8s")).to_contain_text("CreateContainer")
     replay = tab.locator("#replay")
     assert replay.get_attribute("href") == f"/?replay={trace_id}"
+
+    # Traces live in the state database: a restarted lab still has this one.
+    lab.restart()
+    assert tab.request.get(f"{lab.url}/traces/{trace_id}.json").json()["steps"] == steps
 
 
 def test_a_killed_service_container_heals_in_one_trace_linked_from_the_service_event(lab, tab, docker_client):
