@@ -82,9 +82,24 @@ def render(name, key=None, *, oob=False):
             return None
         context.update(dom_id=dom_id(name, key), oob=oob, fragment_key=key)
         return render_to_string(spec.template, context)
-    except Exception:
-        log.exception("fragment %s (%s) failed to render", name, key)
+    except Exception as exc:
+        log_failure(f"fragment {name} ({key}) failed to render", exc)
         return _unshowable(name, key, oob)
+
+
+_logged = set()
+
+
+def log_failure(what, exc):
+    """Log a render failure with its traceback once per process and kind; pushes re-render a
+    bad row on every change, and a traceback each time would flood the log (as in issue 10)."""
+    signature = (what, type(exc).__name__, str(exc)[:200])
+    if signature in _logged:
+        log.debug("%s again: %s", what, exc)
+        return
+    if len(_logged) < 10_000:
+        _logged.add(signature)
+    log.error("%s", what, exc_info=exc)
 
 
 def _unshowable(name, key, oob):

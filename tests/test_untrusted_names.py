@@ -121,3 +121,15 @@ def test_the_map_stays_up_and_live_in_a_browser(page, live_lab_server):
     wait_live(page)
     assert page.get_by_role("link", name="good-cluster").count() == 1
     assert page.locator("[id^=cluster-list] .unshowable").count() == 1
+
+
+def test_a_bad_row_is_logged_once_not_on_every_render(alice_client, caplog, monkeypatch):
+    monkeypatch.setattr(fragments, "_logged", set())
+    bad_rows()
+
+    alice_client.get("/clusters/")
+    first = [r for r in caplog.records if r.levelname == "ERROR" and "guarded" in r.getMessage()]
+    alice_client.get("/clusters/")
+    second = [r for r in caplog.records if r.levelname == "ERROR" and "guarded" in r.getMessage()]
+    assert len(first) == 1 and first[0].exc_info is not None
+    assert second == first

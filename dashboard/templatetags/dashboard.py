@@ -1,6 +1,4 @@
 """Template helpers: live fragments, guarded rows, Kubernetes names, status colours, short ids."""
-import logging
-
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -9,7 +7,6 @@ from dashboard import fragments, state
 from orchestrator.kubernetes import KUBERNETES_NAMES
 
 register = template.Library()
-log = logging.getLogger(__name__)
 
 _STATUS_CLASS = {
     "RUNNING": "ok", "ACTIVE": "ok", "PRIMARY": "ok", "COMPLETED": "ok", "HEALTHY": "ok",
@@ -42,8 +39,8 @@ class GuardedNode(template.Node):
     def render(self, context):
         try:
             return self.nodelist.render(context)
-        except Exception:  # one object's bad data must cost that row only, never the whole page
-            log.exception("a guarded row failed to render")
+        except Exception as exc:  # one object's bad data must cost that row only, never the whole page
+            fragments.log_failure(f"a guarded {self.element} row of {self.origin.name} failed to render", exc)
             if self.element == "tr":
                 return format_html('<tr class="unshowable"><td colspan="{}" class="status-bad">{}</td></tr>',
                                    self.columns, UNSHOWABLE)
