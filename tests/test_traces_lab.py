@@ -7,7 +7,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import admin_page
+from tests.support.browser import admin_page, wait_live
 from tests.support.common import wait_until
 from tests.support.lab import LabProcess, lab_containers, poll, remove_lab_objects
 
@@ -112,6 +112,11 @@ def test_a_killed_service_container_heals_in_one_trace_linked_from_the_service_e
     poll(lambda: ecs.describe_services(cluster="demo", services=["web"])["services"][0]["runningCount"] == 3,
          message="3 running")
     running_before = [c.labels["fargatelab.task-arn"] for c in lab_containers(docker_client, lab.lab_id)]
+    # The service page is open while the container dies: its events and reconcile loop move live.
+    tab.goto(f"{lab.url}/clusters/demo/")
+    tab.click("a:text-is('web')")
+    wait_live(tab)
+    tab.evaluate("window.notReloaded = true")
     victim = lab_containers(docker_client, lab.lab_id)[0]
     victim_arn = victim.labels["fargatelab.task-arn"]
     victim.kill()
@@ -125,9 +130,10 @@ def test_a_killed_service_container_heals_in_one_trace_linked_from_the_service_e
     [new_arn] = set(poll(replacement, message="3 running tasks again")) - set(running_before)
 
     # The service event that started the replacement links its trace; the browser follows it.
-    tab.goto(f"{lab.url}/clusters/demo/")
-    tab.click("a:text-is('web')")
     event = tab.locator(".events li", has_text=f"has started 1 tasks: (task {new_arn.rsplit('/', 1)[1]})")
+    expect(event.locator("a.trace-link")).to_have_count(1)
+    expect(tab.locator("tr.reconcile-pass", has_text="start 1")).not_to_have_count(0)
+    assert tab.evaluate("window.notReloaded") is True
     event.locator("a.trace-link").click()
     expect(tab.locator("h1")).to_contain_text("Trace")
     trace_id = tab.url.rstrip("/").rsplit("/", 1)[1]
@@ -148,9 +154,11 @@ def test_a_killed_service_container_heals_in_one_trace_linked_from_the_service_e
     expect(tab.locator("tr.trace-step").first).to_have_attribute("data-component", "docker")
     expect(tab.locator("tr.trace-step[data-action=place]")).to_contain_text("kube-scheduler")
 
-    # The service page shows the reconcile loop, the pass that started the replacement among it.
+    # The service page shows the reconcile loop, the pass that started the replacement among it,
+    # linked to this trace.
     tab.go_back()
-    expect(tab.locator("tr.reconcile-pass", has_text="start 1")).not_to_have_count(0)
+    passes = tab.locator("tr.reconcile-pass", has_text="desired 3, running 2")
+    expect(passes.filter(has_text="start 1").locator(f"a[href='/traces/{trace_id}/']")).to_have_count(1)
 
 
 @pytest.fixture
