@@ -75,3 +75,21 @@ def test_the_cluster_manager_replaces_the_unhealthy_task_in_the_same_pass(db):
 
     assert Task.objects.get(pk=task.pk).desired_status == "STOPPED"
     assert service.tasks.filter(desired_status="RUNNING", last_status="PROVISIONING").count() == 1
+
+
+def test_a_failed_health_check_starts_a_trace_the_stop_and_the_replacement_continue(db):
+    from orchestrator.models import Activity, Trace
+
+    task, tg, target = running_target()
+    Target.objects.filter(pk=target.pk).update(state=Target.UNHEALTHY, reason="Target.Timeout")
+    ClusterManager(enqueue=lambda key, delay=0, urgent=False: None).sync_service(task.service_id)
+
+    trace = Trace.objects.get(component="load_balancer", action="health-check-failed")
+    assert trace.object_arn == task.arn and trace.account == task.account
+    steps = set(Activity.objects.filter(trace_id=trace.trace_id).values_list("component", "action"))
+    assert {("load_balancer", "health-check-failed"), ("cluster_manager", "stop-unhealthy"),
+            ("cluster_manager", "reconcile"), ("cluster_manager", "start-task")} <= steps
+    events = task.service.events.filter(message__contains="is unhealthy")
+    assert list(events.values_list("trace_id", flat=True)) == [trace.trace_id]
+    replacement = Task.objects.exclude(pk=task.pk).get(service_id=task.service_id)
+    assert replacement.trace_id == trace.trace_id
