@@ -203,3 +203,50 @@ def test_update_cluster_settings_sets_container_insights(ecs):
         "InvalidParameterException"
     assert error_of(ecs.update_cluster, cluster="nope")[0] == "ClusterNotFoundException"
     assert Cluster.objects.get(name="c").settings == [{"name": "containerInsights", "value": "enhanced"}]
+
+
+# --- task definitions --------------------------------------------------------------------------
+
+
+def test_delete_task_definitions_deletes_inactive_revisions_only(ecs):
+    from tests.support.api import fargate_task_definition
+
+    ecs.register_task_definition(**fargate_task_definition("gone"))
+    response = ecs.delete_task_definitions(taskDefinitions=["gone:1", "gone", "gone:9"])
+    assert_model_shape("DeleteTaskDefinitions", response)
+    assert response["taskDefinitions"] == []
+    assert [f["reason"].split(".")[0] for f in response["failures"]] == [
+        "The specified task definition is still in ACTIVE status",
+        "The specified task definition identifier is invalid",
+        "The specified task definition does not exist",
+    ]
+    ecs.deregister_task_definition(taskDefinition="gone:1")
+    deleted = ecs.delete_task_definitions(taskDefinitions=["gone:1"])["taskDefinitions"]
+    assert [(d["family"], d["revision"], d["status"]) for d in deleted] == [("gone", 1, "DELETE_IN_PROGRESS")]
+    # Nothing uses it: it is gone from the API, and the family's revisions go on counting.
+    code, _, _ = error_of(ecs.describe_task_definition, taskDefinition="gone:1")
+    assert code == "ClientException"
+    assert ecs.list_task_definitions(status="DELETE_IN_PROGRESS")["taskDefinitionArns"] == []
+    assert "gone" not in ecs.list_task_definition_families(status="ALL")["families"]
+    assert ecs.register_task_definition(**fargate_task_definition("gone"))["taskDefinition"]["revision"] == 2
+    assert error_of(ecs.delete_task_definitions, taskDefinitions=[f"gone:{i}" for i in range(1, 12)])[0] == \
+        "InvalidParameterException"
+
+
+def test_a_revision_a_task_uses_stays_delete_in_progress_until_it_stops(ecs):
+    from orchestrator.models import Task
+    from tests.support.api import fargate_task_definition
+
+    ecs.create_cluster()
+    ecs.register_task_definition(**fargate_task_definition("busy"))
+    ecs.run_task(taskDefinition="busy:1")
+    ecs.deregister_task_definition(taskDefinition="busy:1")
+    ecs.delete_task_definitions(taskDefinitions=["busy:1"])
+    assert ecs.describe_task_definition(taskDefinition="busy:1")["taskDefinition"]["status"] == "DELETE_IN_PROGRESS"
+    arn = "arn:aws:ecs:us-east-1:000000000000:task-definition/busy:1"
+    assert ecs.list_task_definitions(status="DELETE_IN_PROGRESS")["taskDefinitionArns"] == [arn]
+    code, message, _ = error_of(ecs.run_task, taskDefinition="busy:1")
+    assert code == "ClientException"
+    Task.objects.update(last_status=Task.STOPPED, desired_status=Task.STOPPED)
+    assert error_of(ecs.describe_task_definition, taskDefinition="busy:1")[0] == "ClientException"
+    assert ecs.list_task_definitions(status="DELETE_IN_PROGRESS")["taskDefinitionArns"] == []

@@ -65,3 +65,11 @@ def test_the_readme_lists_the_operations_as_the_code_does():
     readme = (ROOT / "README.md").read_text()
     found = re.search(r"<!-- ecs-operations:start -->\n(.*?)<!-- ecs-operations:end -->", readme, re.S)
     assert found and found.group(1) == catalog.readme_section()
+
+
+def test_the_readme_lists_the_account_settings_as_the_code_does():
+    from orchestrator.frontend import account_settings
+
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"<!-- account-settings:start -->\n(.*?)<!-- account-settings:end -->", readme, re.S)
+    assert found and found.group(1) == account_settings.readme_section()

@@ -31,13 +31,13 @@ class SettingRule:
 
 SETTINGS = {
     "serviceLongArnFormat": SettingRule(
-        ON_OFF, "enabled", "The lab's service ARNs always have the long format (cluster name included).",
+        ON_OFF, "enabled", "Only enabled is accepted: the lab's service ARNs always have the long format.",
         refused={"disabled": "Fargate Lab always uses the long ARN format for services."}),
     "taskLongArnFormat": SettingRule(
-        ON_OFF, "enabled", "The lab's task ARNs always have the long format (cluster name included).",
+        ON_OFF, "enabled", "Only enabled is accepted: the lab's task ARNs always have the long format.",
         refused={"disabled": "Fargate Lab always uses the long ARN format for tasks."}),
     "containerInstanceLongArnFormat": SettingRule(
-        ON_OFF, "enabled", "The lab's container instance ARNs always have the long format.",
+        ON_OFF, "enabled", "Only enabled is accepted: container instance ARNs always have the long format.",
         refused={"disabled": "Fargate Lab always uses the long ARN format for container instances."}),
     "awsvpcTrunking": SettingRule(
         ON_OFF, "disabled", "Stored only: ENI trunking is for EC2 container instances and, as on AWS, "
@@ -176,3 +176,10 @@ def list_account_settings(ctx, params):
         settings = [s for s in settings if s["value"] == params["value"]]
     items, token = _page(settings, {**params, "maxResults": max_results}, lambda s: s)
     return _paged_response("settings", items, token)
+
+
+def readme_section():
+    """The README's table of account settings: values, ECS's default, and what the lab does."""
+    lines = ["| Setting | Values | Default | In the lab |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{name}` | {', '.join(rule.values)} | {rule.default} | {rule.effect} |" for name, rule in SETTINGS.items()]
+    return "\n".join(lines) + "\n"

@@ -136,7 +136,7 @@ def _get_task_definition(ctx, ref, *, not_found=("ClientException", "Unable to d
     if ref.startswith("arn:"):
         ref = _parse_arn(ref, "task-definition", ctx.account) or ""
     family, _, revision = ref.partition(":")
-    rows = TaskDefinition.objects.filter(account=ctx.account, family=family)
+    rows = deleted_task_definitions.present(TaskDefinition.objects.filter(account=ctx.account, family=family))
     if revision:
         number = wire.ascii_int(revision, max_digits=9)
         found = rows.filter(revision=number).first() if number is not None else None
@@ -361,7 +361,9 @@ def describe_task_definition(ctx, params):
 @operation("ListTaskDefinitions")
 def list_task_definitions(ctx, params):
     """Task definition ARNs, filtered by family and status (default ACTIVE), sorted ASC or DESC."""
-    rows = TaskDefinition.objects.filter(account=ctx.account, status=params.get("status", TaskDefinition.ACTIVE))
+    rows = deleted_task_definitions.present(
+        TaskDefinition.objects.filter(account=ctx.account, status=params.get("status", TaskDefinition.ACTIVE))
+    )
     if params.get("familyPrefix"):
         rows = rows.filter(family=params["familyPrefix"])
     order = ("-family", "-revision") if params.get("sort") == "DESC" else ("family", "revision")
@@ -372,7 +374,7 @@ def list_task_definitions(ctx, params):
 @operation("ListTaskDefinitionFamilies")
 def list_task_definition_families(ctx, params):
     """Family names by prefix; status ACTIVE (has an active revision), INACTIVE (has none) or ALL."""
-    rows = TaskDefinition.objects.filter(account=ctx.account)
+    rows = deleted_task_definitions.present(TaskDefinition.objects.filter(account=ctx.account))
     if params.get("familyPrefix"):
         rows = rows.filter(family__startswith=params["familyPrefix"])
     active = set(rows.filter(status=TaskDefinition.ACTIVE).values_list("family", flat=True))
@@ -955,4 +957,6 @@ def list_tags_for_resource(ctx, params):
 
 
 # Operations of the resource families that have a module of their own register on import.
-from orchestrator.frontend import account_settings, capacity_providers, clusters, not_applicable  # noqa: E402,F401,I001
+from orchestrator.frontend import (  # noqa: E402,F401,I001
+    account_settings, capacity_providers, clusters, deleted_task_definitions, not_applicable,
+)
