@@ -4,12 +4,15 @@ Unicode digits ("²", "①" pass ``str.isdigit()`` but not ``int()``; "١٢" pas
 nested thousands deep, control characters that XML cannot carry, and bodies over 1 MiB: sent
 as the probe sent them, through boto3 or as raw signed requests, and to the dashboard's forms.
 """
+import base64
+
 import botocore.exceptions
 import pytest
 from django.test import Client
 from xml.etree import ElementTree
 
 from orchestrator.frontend import wire
+from orchestrator.kubernetes import pods
 from orchestrator.models import Account, Cluster, TargetGroup, TaskDefinition
 from tests.support import fuzz
 from tests.support.api import fargate_task_definition
@@ -133,3 +136,15 @@ def test_a_body_over_1_mib_gets_the_api_error(default_account, api, operation, e
     else:
         body = b"Action=DescribeLoadBalancers&Version=2015-12-01&Pad=" + b"a" * (fuzz.MIB + 10)
     assert raw(api, operation, body) == (400, expected)
+
+
+def test_a_next_token_holding_deeply_nested_json_is_refused(ecs):
+    token = base64.urlsafe_b64encode(b"[" * 2500 + b"]" * 2500).decode()
+    assert len(token) < 8192
+    assert code_of(ecs.list_clusters, nextToken=token) == "InvalidParameterException"
+
+
+def test_a_pod_twin_ignores_a_user_in_unicode_digits():
+    context = pods.security_context_for({"user": "²:①"})
+    assert "runAsUser" not in context and "runAsGroup" not in context
+    assert pods.security_context_for({"user": "1000:50"}) == {"runAsUser": 1000, "runAsGroup": 50}

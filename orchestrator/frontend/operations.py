@@ -246,8 +246,8 @@ def _decode_token(token):
     if not token:
         return 0
     try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))["offset"]
-    except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error):
+        offset = wire.json_object(base64.urlsafe_b64decode(token.encode("ascii")))["offset"]
+    except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error):  # wire.Malformed is a ValueError
         raise EcsError("InvalidParameterException", "Invalid nextToken.") from None
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise EcsError("InvalidParameterException", "Invalid nextToken.")

@@ -1,6 +1,7 @@
 """A task as a Pod and a task definition as a PodTemplate: the spec from the task definition and
 the task's overrides, the status (phase, the reason kubectl shows, conditions, containers) from
 what the lab observed."""
+from orchestrator.frontend import wire
 from orchestrator.kubernetes.names import (
     ANNOTATION_TASK_DEFINITION, DEFAULT_STOP_TIMEOUT, HEALTH_CHECK_DEFAULTS, PULL_FAILURE, app_label, compact,
     condition, cpu_quantity, dns_label, family_revision, last_part, memory_quantity, metadata, namespace_of, owner,
@@ -150,8 +151,8 @@ def security_context_for(definition):
     capabilities = (definition.get("linuxParameters") or {}).get("capabilities") or {}
     return compact({
         "readOnlyRootFilesystem": definition.get("readonlyRootFilesystem"),
-        "runAsUser": int(uid) if uid.isdigit() else None,
-        "runAsGroup": int(gid) if gid.isdigit() else None,
+        "runAsUser": wire.ascii_int(uid),
+        "runAsGroup": wire.ascii_int(gid),
         "capabilities": compact({"add": capabilities.get("add"), "drop": capabilities.get("drop")}),
     })
 

@@ -10,6 +10,7 @@ Requests go in-process through Django's test client, signed with botocore's ``Si
 answers are checked with botocore's own parsers. One seeded ``random.Random`` drives everything,
 so ``FUZZ_SEED=<seed>`` replays a run exactly.
 """
+import base64
 import json
 import random
 import string
@@ -37,6 +38,10 @@ NASTY_STRINGS = [
     "' OR 1=1 --", "${jndi:x}", "arn:aws:ecs:us-east-1:000000000000:cluster/demo\n",
     "arn:aws:ecs:us-east-1:111111111111:cluster/demo", "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/a/\n",
     "default", "demo", "web", "web:1", "web:²", "web:①", "web:99999999999999999999", "fargate-lab/demo:latest",
+    # Opaque pagination tokens a student may forge: deep JSON, huge or negative offsets.
+    base64.urlsafe_b64encode(b"[" * 2500 + b"]" * 2500).decode(),
+    base64.urlsafe_b64encode(b'{"offset": 1000000000000000000000000000000}').decode(),
+    base64.urlsafe_b64encode(b'{"offset": -1}').decode(), "eyJvZmZzZXQiOiAi²In0=",
 ]
 NASTY_NUMBERS = [0, -1, 1, 2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 10**30, 1.5, -0.0, 1e308, 3.0, True, False]
 # Plausible values, so that many requests get past the first checks into the code behind them.
