@@ -547,7 +547,7 @@ class TaskSync:
             fields.setdefault("pending_reason", "")
         if new == Task.DEACTIVATING and not self.task.stopping_at:
             fields.setdefault("stopping_at", now)
-        if new == Task.DEACTIVATING:
+        if new == Task.DEACTIVATING and not self.task.stop_trace_id:
             fields.setdefault("stop_trace_id", self.trace)
         if not self.task.advance(old, new, **fields):
             raise Interrupted()
@@ -586,10 +586,11 @@ class TaskSync:
         now = timezone.now()
         changed = Task.objects.filter(pk=self.task.pk, desired_status=Task.RUNNING).update(
             desired_status=Task.STOPPED, stop_code=stop_code, stopped_reason=reason[:4000],
-            stopping_at=now, updated_at=now,
+            stopping_at=now, updated_at=now, stop_trace_id=self.trace,
         )
         # Only what the UPDATE may have changed: the loaded account and cluster stay cached.
-        self.task.refresh_from_db(fields=["desired_status", "stop_code", "stopped_reason", "stopping_at", "updated_at"])
+        self.task.refresh_from_db(fields=["desired_status", "stop_code", "stopped_reason", "stopping_at", "updated_at",
+                                          "stop_trace_id"])
         if changed:
             self.record("failed", f"task {self.task.task_id}: {reason}")
             bus.publish("task", self.task.pk, origin="controlplane")

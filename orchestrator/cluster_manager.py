@@ -570,7 +570,7 @@ class ClusterManager:
         for pk, task_id in zip(action.task_pks, action.task_ids):
             changed = Task.objects.filter(pk=pk, desired_status=Task.RUNNING).update(
                 desired_status=Task.STOPPED, stop_code="ServiceSchedulerInitiated",
-                stopped_reason=action.reason, stopping_at=now, updated_at=now,
+                stopped_reason=action.reason, stopping_at=now, updated_at=now, stop_trace_id=traces.current(),
             )
             if changed:  # else somebody stopped it first
                 stopped.append(task_id)

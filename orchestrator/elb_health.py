@@ -71,6 +71,7 @@ def _stop_unhealthy(service, task, now):
     # The failure starts a trace (unless a request is being worked on): the stop, the
     # replacement this very pass starts and its placement continue it.
     trace = traces.adopt("load_balancer", "health-check-failed", task.arn, service.account)
+    Task.objects.filter(pk=task.pk).update(stop_trace_id=trace)
     activity.record("load_balancer", "health-check-failed", task.arn,
                     f"{target.target_id}:{target.port} failed the health checks of {target.target_group.name}: {why}",
                     trace_id=trace)

@@ -103,6 +103,7 @@ def _stop_unhealthy(service, task, now):
         return False
     unhealthy = ", ".join(task.containers.filter(health_status=UNHEALTHY).values_list("name", flat=True))
     trace = traces.adopt("agent", "health-check-failed", task.arn, service.account)
+    Task.objects.filter(pk=task.pk).update(stop_trace_id=trace)
     service.add_event(f"(task {task.task_id}) failed container health checks.")
     service.add_event(f"has stopped 1 running tasks: (task {task.task_id}).")
     activity.record("cluster_manager", "stop-unhealthy", task.arn,

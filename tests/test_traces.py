@@ -179,3 +179,18 @@ def test_the_trace_page_renders_a_placement_decision_with_rejected_and_scored_in
     page = alice_client.get("/traces/mine/").content.decode()
     assert "CPU short by 256 units" in page and "most room: 3840 CPU units" in page
     assert 'class="verdict-chosen"' in page and "kube-scheduler: Filter, Score, Bind" in page
+
+
+def test_a_stopped_task_remembers_the_trace_that_stopped_it(db):
+    from orchestrator.models import Task, TaskDefinition
+
+    account = Account.default()
+    cluster = Cluster.objects.create(account=account, name="demo")
+    td = TaskDefinition.objects.create(account=account, family="web", revision=1, cpu=256, memory=512,
+                                       body={"containerDefinitions": [{"name": "web", "image": "busybox"}]})
+    task = Task.objects.create(account=account, cluster=cluster, task_definition=td, cpu=256, memory=512,
+                               trace_id="t-run", last_status=Task.RUNNING)
+    with traces.continuing("t-stop"):
+        call(account, "StopTask", {"cluster": "demo", "task": task.task_id}, trace_id="t-stop")
+    task.refresh_from_db()
+    assert (task.trace_id, task.stop_trace_id) == ("t-run", "t-stop")

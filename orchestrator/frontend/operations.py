@@ -550,7 +550,8 @@ def stop_task(ctx, params):
     reason = _check_length(params.get("reason", "Task stopped by user"), 1024, "reason")
     if task.desired_status != Task.STOPPED:
         now = timezone.now()
-        fields = {"desired_status": Task.STOPPED, "stop_code": "UserInitiated", "stopped_reason": reason, "updated_at": now}
+        fields = {"desired_status": Task.STOPPED, "stop_code": "UserInitiated", "stopped_reason": reason, "updated_at": now,
+                  "stop_trace_id": ctx.trace_id}
         if task.last_status != Task.STOPPED:
             fields["stopping_at"] = now
         Task.objects.filter(pk=task.pk).update(**fields)
