@@ -365,6 +365,8 @@ class Task(models.Model):
     group = models.CharField(max_length=255, blank=True)
     started_by = models.CharField(max_length=128, blank=True)
     launch_type = models.CharField(max_length=16, default="FARGATE")
+    # The capacity provider RunTask's strategy chose (FARGATE_SPOT runs as FARGATE does).
+    capacity_provider = models.CharField(max_length=16, blank=True)
     cpu = models.PositiveIntegerField()
     memory = models.PositiveIntegerField()
     overrides = models.JSONField(default=dict, blank=True)

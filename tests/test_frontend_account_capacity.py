@@ -250,3 +250,65 @@ def test_a_revision_a_task_uses_stays_delete_in_progress_until_it_stops(ecs):
     Task.objects.update(last_status=Task.STOPPED, desired_status=Task.STOPPED)
     assert error_of(ecs.describe_task_definition, taskDefinition="busy:1")[0] == "ClientException"
     assert ecs.list_task_definitions(status="DELETE_IN_PROGRESS")["taskDefinitionArns"] == []
+
+
+# --- RunTask and services with a capacity provider strategy ------------------------------------
+
+
+def test_spread_puts_the_base_first_then_follows_the_weights():
+    from orchestrator.frontend.capacity_providers import spread
+
+    strategy = [{"capacityProvider": "FARGATE", "weight": 1, "base": 2},
+                {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0}]
+    chosen = spread(strategy, 10)
+    assert chosen[:2] == ["FARGATE", "FARGATE"]
+    assert chosen[2:].count("FARGATE_SPOT") == 6 and chosen[2:].count("FARGATE") == 2
+    assert spread(strategy, 1) == ["FARGATE"]
+    assert spread([], 2) == ["", ""]
+
+
+def test_run_task_honours_a_strategy_and_names_the_provider(ecs):
+    from tests.support.api import fargate_task_definition
+
+    ecs.create_cluster(capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    ecs.register_task_definition(**fargate_task_definition())
+    response = ecs.run_task(taskDefinition="web", count=5, capacityProviderStrategy=[
+        {"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    assert_model_shape("RunTask", response)
+    names = [t["capacityProviderName"] for t in response["tasks"]]
+    assert sorted(names) == ["FARGATE"] * 3 + ["FARGATE_SPOT"] * 2  # the base, then half each
+    assert {t["launchType"] for t in response["tasks"]} == {"FARGATE"}
+    plain = ecs.run_task(taskDefinition="web")["tasks"][0]
+    assert "capacityProviderName" not in plain
+
+
+def test_run_task_refuses_a_strategy_ecs_refuses(ecs):
+    from orchestrator.models import Task
+    from tests.support.api import fargate_task_definition
+
+    ecs.create_cluster(capacityProviders=["FARGATE"])
+    ecs.register_task_definition(**fargate_task_definition())
+    spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    code, message, _ = error_of(ecs.run_task, taskDefinition="web", capacityProviderStrategy=spot)
+    assert code == "InvalidParameterException" and "not associated with the cluster" in message
+    code, message, _ = error_of(ecs.run_task, taskDefinition="web", launchType="FARGATE",
+                                capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
+    assert code == "InvalidParameterException" and "both a launch type and capacity provider strategy" in message
+    assert not Task.objects.exists()
+
+
+def test_services_refuse_a_strategy_clearly(ecs):
+    from orchestrator.models import Service
+    from tests.support.api import fargate_task_definition
+
+    ecs.create_cluster(capacityProviders=["FARGATE"])
+    ecs.register_task_definition(**fargate_task_definition())
+    strategy = [{"capacityProvider": "FARGATE", "weight": 1}]
+    code, message, _ = error_of(ecs.create_service, serviceName="s", taskDefinition="web", desiredCount=0,
+                                capacityProviderStrategy=strategy)
+    assert code == "InvalidParameterException" and "does not yet spread a service's tasks" in message
+    assert not Service.objects.exists()
+    ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0)
+    code, _, _ = error_of(ecs.update_service, service="s", desiredCount=1, capacityProviderStrategy=strategy)
+    assert code == "InvalidParameterException"
+    assert Service.objects.get().desired_count == 0

@@ -165,12 +165,11 @@ def _check_launch_type(params):
             "InvalidParameterException",
             f"Fargate Lab runs tasks on FARGATE only; launchType {launch_type} is not supported.",
         )
-    for item in params.get("capacityProviderStrategy", []):
-        if item.get("capacityProvider") not in ("FARGATE", "FARGATE_SPOT"):
-            raise EcsError(
-                "InvalidParameterException",
-                f"The capacity provider '{item.get('capacityProvider', '')[:64]}' is not available; use FARGATE.",
-            )
+    if params.get("capacityProviderStrategy") and "launchType" in params:
+        raise EcsError(
+            "InvalidParameterException",
+            "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
+        )
 
 
 def _check_tags(tags):
@@ -426,12 +425,12 @@ def _task_overrides(td, overrides):
 
 
 def _create_task(ctx, cluster, td, *, cpu, memory, overrides=None, group="", started_by="", tags=(),
-                 client_token="", fingerprint="", placement=((), ())):
+                 client_token="", fingerprint="", placement=((), ()), capacity_provider=""):
     """One Task row (desired RUNNING, last PROVISIONING) and a TaskContainer per container definition."""
     now = timezone.now()
     task = Task.objects.create(
         account=ctx.account, cluster=cluster, task_definition=td, group=group or f"family:{td.family}",
-        started_by=started_by, launch_type="FARGATE", cpu=cpu, memory=memory, overrides=overrides or {},
+        started_by=started_by, launch_type="FARGATE", capacity_provider=capacity_provider, cpu=cpu, memory=memory, overrides=overrides or {},
         tags=list(tags), client_token=client_token, request_fingerprint=fingerprint, trace_id=ctx.trace_id,
         placement_strategy=list(placement[0]), placement_constraints=list(placement[1]),
         created_at=now, updated_at=now,
@@ -477,6 +476,10 @@ def run_task(ctx, params):
     started_by = _check_length(params.get("startedBy", ""), 128, "startedBy")
     tags = _check_tags(params.get("tags", []))
     strategies, constraints = _check_placement(params)
+    providers = capacity_providers.spread(
+        capacity_providers.check_strategy(params.get("capacityProviderStrategy", []), cluster.capacity_providers),
+        count,
+    )
     refusal = too_big(cpu, memory, task_ceiling())
     if refusal:  # no instance could ever hold it: ECS starts none and says why in the failures
         return {"tasks": [], "failures": [{"reason": refusal[0], "detail": refusal[1]} for _ in range(count)]}
@@ -484,9 +487,9 @@ def run_task(ctx, params):
         _create_task(
             ctx, cluster, td, cpu=cpu, memory=memory, overrides=overrides, group=group, started_by=started_by,
             tags=tags, client_token=token, fingerprint=fingerprint,
-            placement=(strategies, constraints),
+            placement=(strategies, constraints), capacity_provider=provider,
         )
-        for _ in range(count)
+        for provider in providers
     ]
     tasks = _task_rows(Task.objects.filter(pk__in=[t.pk for t in tasks])).order_by("pk")
     return {"tasks": [shapes.task_shape(t, include={"TAGS"}) for t in tasks], "failures": []}
@@ -734,6 +737,7 @@ def create_service(ctx, params):
             return _service_response(live)
         raise EcsError("InvalidParameterException", "Creation of service was not idempotent.")
     _check_launch_type(params)
+    capacity_providers.refuse_for_services(params)
     if params.get("schedulingStrategy", "REPLICA") != "REPLICA":
         raise EcsError("InvalidParameterException", "Fargate only supports the REPLICA scheduling strategy.")
     if "taskDefinition" not in params:
@@ -795,7 +799,7 @@ def update_service(ctx, params):
         if param in params:
             setattr(service, field, params[param])
             fields.add(field)
-    _check_launch_type({k: v for k, v in params.items() if k == "capacityProviderStrategy"})
+    capacity_providers.refuse_for_services(params)
     service.updated_at = timezone.now()
     service.steady = False
     fields.add("steady")

@@ -130,6 +130,7 @@ def task_shape(t, include=()):
         "group": t.group or None,
         "healthStatus": t.health_status,
         "launchType": t.launch_type,
+        "capacityProviderName": t.capacity_provider or None,
         "platformVersion": PLATFORM_VERSION,
         "platformFamily": "Linux",
         "overrides": overrides,
