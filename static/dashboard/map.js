@@ -56,7 +56,8 @@
     };
   }
 
-  function speed(event) { return event.replay || state.slow ? SLOW : 1; }
+  // Slow motion's replay always runs at ¼; a trace or live events only while slow motion is on.
+  function speed(event) { return event.replay === "slow" || state.slow ? SLOW : 1; }
 
   function light(component, event, rate) {
     var node = diagram.querySelector('.node[data-component="' + component + '"]');
