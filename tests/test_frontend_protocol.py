@@ -43,9 +43,9 @@ def test_it_rejects_an_unknown_operation(raw_api):
 
 
 def test_it_rejects_an_operation_it_does_not_implement(raw_api):
-    status, kind, message = error(raw_api("CreateCapacityProvider", {"name": "x"}))
+    status, kind, message = error(raw_api("CreateTaskSet", {"service": "x", "cluster": "x", "taskDefinition": "x"}))
     assert (status, kind) == (400, "UnknownOperationException")
-    assert "CreateCapacityProvider" in message
+    assert "CreateTaskSet" in message
 
 
 def test_it_rejects_another_services_target(raw_api):
