@@ -193,7 +193,7 @@ def pod_spec(task_definition, overrides=None, task_cpu=None, task_memory=None, r
     }
 
 
-def _taskowner(task):
+def _task_owner(task):
     """(service name, deployment id) of a service's task, from its group and startedBy."""
     group = task.get("group") or ""
     started_by = task.get("startedBy") or ""
@@ -280,7 +280,7 @@ def pod_for(task, task_definition, node_name=None, backoff=False, ready=None):
     ``backoff``: its service's restarts are throttled; ``ready``: the service judged it healthy
     (None: ready while RUNNING with no UNHEALTHY container).
     """
-    service, deployment = _taskowner(task)
+    service, deployment = _task_owner(task)
     family, _ = family_revision(task.get("taskDefinitionArn") or task_definition.get("family"))
     task_id = last_part(task.get("taskArn"))
     labels = {"app": app_label(service, family)}
