@@ -71,6 +71,9 @@ _seen = {}  # (kind, pk) -> (label, {field: value}) as of the object's last desc
 _owners = {}  # (kind, pk) -> the account pk of the object (None for the lab's own, instances)
 _broadcasters = {}
 _broadcasters_lock = threading.Lock()
+# One sequence for every broadcaster of the process: renders are cached by it (RenderCache), so
+# a broadcaster started on a new event loop (a restarted server) must not reuse the numbers.
+_sequence = itertools.count(1)
 
 
 def note_write(kind, pk, **info):
@@ -341,7 +344,7 @@ class Broadcaster:
             await self.events_wake.wait()
             self.events_wake.clear()
             batch, self.pending_events = self.pending_events, []
-            self.events_seq += 1
+            self.events_seq = next(_sequence)
             try:
                 await self.channel_layer.group_send(
                     "lab", {"type": EVENTS_MESSAGE_TYPE, "seq": self.events_seq, "events": batch})
@@ -379,7 +382,7 @@ class Broadcaster:
 
     async def flush(self, batch):
         """Route one batch and send one message to each group it touches."""
-        self.seq += 1
+        self.seq = next(_sequence)
         # Described as they pass, so the card tells each step (PENDING → RUNNING), not only the last.
         await database_sync_to_async(describe_writes)()
         groups = await database_sync_to_async(route)(batch)
