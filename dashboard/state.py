@@ -431,11 +431,14 @@ def running_plot(service, now=None):
 # --- Task definitions --------------------------------------------------------------------
 
 def families(account_pk=None):
-    """Task definition families (of one account, or all) with their latest revision and revision count."""
+    """Task definition families (of one account, or all) with their latest revision and revision count;
+    deleted revisions (DeleteTaskDefinitions, used by nothing live) are gone, as in the API."""
     latest = {}
     counts = {}
-    rows = TaskDefinition.objects.filter(account_id=account_pk) if account_pk is not None else TaskDefinition.objects
-    for td in rows.select_related("account").order_by("family", "revision"):
+    from orchestrator.frontend.deleted_task_definitions import present
+
+    rows = TaskDefinition.objects.filter(account_id=account_pk) if account_pk is not None else TaskDefinition.objects.all()
+    for td in present(rows).select_related("account").order_by("family", "revision"):
         latest[td.family] = td
         counts[td.family] = counts.get(td.family, 0) + 1
     return [{"latest": latest[f], "revisions": counts[f]} for f in sorted(latest)]

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from dashboard import forms, twins
 from orchestrator import activity, traces
 from orchestrator.frontend import EcsError
+from orchestrator.frontend.deleted_task_definitions import present
 from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskDefinition
 
 log = logging.getLogger(__name__)
@@ -313,8 +314,8 @@ def task_definitions(request):
 @login_required
 @require_safe
 def task_definition(request, family, revision):
-    """One revision as registered, and the family's other revisions."""
-    revisions = TaskDefinition.objects.filter(account=account_for(request.user), family=family)
+    """One revision as registered, and the family's other revisions (deleted ones are gone)."""
+    revisions = present(TaskDefinition.objects.filter(account=account_for(request.user), family=family))
     found = next((td for td in revisions if td.revision == revision), None)
     if found is None:
         raise Http404("No such task definition")

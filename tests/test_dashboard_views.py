@@ -171,3 +171,18 @@ def test_a_user_sees_and_acts_as_the_account_they_belong_to(alice_client, lab, b
     # Alice belongs to no account: she acts as the default one and sees none of Bob's.
     mine = alice_client.get("/clusters/").content.decode()
     assert "/clusters/demo/" in mine and "bobs-cluster" not in mine
+
+
+def test_it_leaves_out_deleted_task_definition_revisions(alice_client, lab):
+    gone = TaskDefinition.objects.create(
+        account=lab["account"], family="web", revision=2, cpu=256, memory=512, status=TaskDefinition.DELETE_IN_PROGRESS,
+        body={"family": "web", "containerDefinitions": [{"name": "web", "image": "fargate-lab/demo:latest"}]},
+    )
+    listing = alice_client.get("/task-definitions/").content.decode()
+    assert "/task-definitions/web/1/" in listing and "/task-definitions/web/2/" not in listing
+    assert alice_client.get("/task-definitions/web/2/").status_code == 404
+    assert "/task-definitions/web/2/" not in alice_client.get("/task-definitions/web/1/").content.decode()
+    # While a live task still uses it, a DELETE_IN_PROGRESS revision stays visible, as in the API.
+    lab["task"].task_definition = gone
+    lab["task"].save(update_fields=["task_definition"])
+    assert alice_client.get("/task-definitions/web/2/").status_code == 200
