@@ -13,7 +13,7 @@ import logging
 
 from django.utils import timezone
 
-from orchestrator import activity, bus, load_balancer, task_health, traces
+from orchestrator import bus, load_balancer, task_health
 from orchestrator.models import Service, Target, Task
 
 log = logging.getLogger(__name__)
@@ -61,26 +61,14 @@ def _stop_unhealthy(service, task, now):
     if target is None:  # it turned healthy again meanwhile
         return False
     arn = target.target_group.arn
-    changed = Task.objects.filter(pk=task.pk, desired_status=Task.RUNNING).update(
-        desired_status=Task.STOPPED, stop_code="ServiceSchedulerInitiated", stopped_reason=failed_reason(arn),
-        stopping_at=now, updated_at=now,
-    )
-    if not changed:  # somebody stopped it first
-        return False
     why = target.description or target.reason or "Health checks failed"
-    # The failure starts a trace (unless a request is being worked on): the stop, the
-    # replacement this very pass starts and its placement continue it.
-    trace = traces.adopt("load_balancer", "health-check-failed", task.arn, service.account)
-    Task.objects.filter(pk=task.pk).update(stop_trace_id=trace)
-    activity.record("load_balancer", "health-check-failed", task.arn,
-                    f"{target.target_id}:{target.port} failed the health checks of {target.target_group.name}: {why}",
-                    trace_id=trace)
-    service.add_event(f"(task {task.task_id}) (port {target.port}) is unhealthy in (target-group {arn}) "
-                      f"due to (reason {why}).")
-    service.add_event(f"has stopped 1 running tasks: (task {task.task_id}).")
-    activity.record("cluster_manager", "stop-unhealthy", task.arn,
-                    f"service {service.name}: task {task.task_id} failed ELB health checks in "
-                    f"{target.target_group.name} ({why}); stopping it", trace_id=trace)
-    bus.publish("task", task.pk, origin="controlplane")
-    bus.publish("service", service.pk, origin="controlplane")
-    return True
+    group = target.target_group.name
+    return task_health.stop_failed_task(
+        service, task, now, reason=failed_reason(arn), claim={}, detected_by="load_balancer",
+        event=f"(task {task.task_id}) (port {target.port}) is unhealthy in (target-group {arn}) due to (reason {why}).",
+        steps=[
+            ("load_balancer", "health-check-failed", f"{target.target_id}:{target.port} failed the health checks of {group}: {why}"),
+            ("cluster_manager", "stop-unhealthy",
+             f"service {service.name}: task {task.task_id} failed ELB health checks in {group} ({why}); stopping it"),
+        ],
+    )

@@ -95,20 +95,35 @@ def check_service(service_pk, enqueue, now=None):
 
 def _stop_unhealthy(service, task, now):
     """Stop one task that failed its container health checks; False if it was already stopping."""
-    changed = Task.objects.filter(pk=task.pk, desired_status=Task.RUNNING, container_health_status=UNHEALTHY).update(
-        desired_status=Task.STOPPED, stop_code="ServiceSchedulerInitiated", stopped_reason=FAILED_REASON,
+    unhealthy = ", ".join(task.containers.filter(health_status=UNHEALTHY).values_list("name", flat=True))
+    return stop_failed_task(
+        service, task, now, reason=FAILED_REASON, claim={"container_health_status": UNHEALTHY},
+        detected_by="agent", event=f"(task {task.task_id}) failed container health checks.",
+        steps=[("cluster_manager", "stop-unhealthy",
+                f"service {service.name}: task {task.task_id} failed container health checks "
+                f"({unhealthy or 'its containers'}); stopping it")],
+    )
+
+
+def stop_failed_task(service, task, now, *, reason, claim, detected_by, steps, event):
+    """Stop one RUNNING service task whose health checks failed, as ECS's service scheduler does
+    (the same pass then starts its replacement). The stop is a conditional UPDATE on ``claim``
+    (False when another worker got there first, or the task turned healthy meanwhile); the
+    failure starts a trace (``detected_by``), unless a request is being worked on, that the
+    stop, the replacement and its placement continue; ``steps`` (component, action, message)
+    are recorded on it in order, then ECS's service events: ``event``, and the stop."""
+    changed = Task.objects.filter(pk=task.pk, desired_status=Task.RUNNING, **claim).update(
+        desired_status=Task.STOPPED, stop_code="ServiceSchedulerInitiated", stopped_reason=reason,
         stopping_at=now, updated_at=now,
     )
     if not changed:
         return False
-    unhealthy = ", ".join(task.containers.filter(health_status=UNHEALTHY).values_list("name", flat=True))
-    trace = traces.adopt("agent", "health-check-failed", task.arn, service.account)
+    trace = traces.adopt(detected_by, "health-check-failed", task.arn, service.account)
     Task.objects.filter(pk=task.pk).update(stop_trace_id=trace)
-    service.add_event(f"(task {task.task_id}) failed container health checks.")
+    for component, action, message in steps:
+        activity.record(component, action, task.arn, message, trace_id=trace)
+    service.add_event(event)
     service.add_event(f"has stopped 1 running tasks: (task {task.task_id}).")
-    activity.record("cluster_manager", "stop-unhealthy", task.arn,
-                    f"service {service.name}: task {task.task_id} failed container health checks "
-                    f"({unhealthy or 'its containers'}); stopping it", trace_id=trace)
     bus.publish("task", task.pk, origin="controlplane")
     bus.publish("service", service.pk, origin="controlplane")
     return True
