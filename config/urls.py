@@ -29,13 +29,27 @@ def _is_elbv2(request):
         return True
 
 
+# The AWS JSON services served at /, by the prefix of their X-Amz-Target. Adding a service is
+# one line here (its package under orchestrator/frontend/ or beside it); ECS answers the rest,
+# so an unknown target gets ECS's UnknownOperationException.
+JSON_SERVICES = [
+    (registry.TARGET_PREFIX, registry.api),
+]
+
+
+def _json_service(target):
+    """The view serving an X-Amz-Target: the service whose prefix it carries, else ECS."""
+    for prefix, view in JSON_SERVICES:
+        if target.startswith(prefix):
+            return view
+    return frontend_views.api
+
+
 @csrf_exempt
 def root(request):
     """Send AWS API calls to the frontend and people to the dashboard."""
     if request.method == "POST" and "HTTP_X_AMZ_TARGET" in request.META:
-        if request.META["HTTP_X_AMZ_TARGET"].startswith(registry.TARGET_PREFIX):
-            return registry.api(request)
-        return frontend_views.api(request)
+        return _json_service(request.META["HTTP_X_AMZ_TARGET"])(request)
     if request.method == "POST" and _is_elbv2(request):
         return elbv2_views.api(request)
     return dashboard_views.home(request)
