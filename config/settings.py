@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "channels",
     "orchestrator",
     "dashboard",
+    "classroom",
 ]
 
 MIDDLEWARE = [
@@ -138,6 +139,7 @@ LOGGING = {
     "loggers": {
         "orchestrator": {"handlers": ["console"], "level": os.environ.get("FARGATE_LAB_LOG", "INFO")},
         "dashboard": {"handlers": ["console"], "level": os.environ.get("FARGATE_LAB_LOG", "INFO")},
+        "classroom": {"handlers": ["console"], "level": os.environ.get("FARGATE_LAB_LOG", "INFO")},
     },
 }
 

@@ -63,5 +63,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("classroom.urls")),
     path("", include("dashboard.urls")),
 ]

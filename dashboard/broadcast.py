@@ -204,6 +204,8 @@ def route(batch):
             add(f"cluster-{pk}", kind, pk)
         elif kind == "instance":
             add(f"instance-{pk}", kind, pk)
+        elif kind == "lab_progress":  # a student's lab page (the class page hears "lab")
+            add(f"labrun-{pk}", kind, pk)
     return {group: {kind: sorted(values, key=str) for kind, values in kinds.items()} for group, kinds in groups.items()}
 
 

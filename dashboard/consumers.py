@@ -37,6 +37,7 @@ class Page:
     triggers: dict = field(default_factory=dict)
     per_account: bool = False  # a list of the user's account's objects: its fragments are keyed by the account
     events: bool = False  # the page animates each activity row (the map)
+    staff: bool = False  # a page for staff only (the teacher's class page)
 
     def groups(self, key):
         return [self.group if key is None else f"{self.group}-{key}"]
@@ -180,6 +181,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.page = PAGES.get(kwargs.get("page"))
         self.key = int(kwargs["key"]) if kwargs.get("key") else None
         if self.page is None or (self.page.model is None) != (self.key is None):
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        if self.page.staff and not (user.is_staff or user.is_superuser):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         account_pk = await _account_pk(user)

@@ -36,9 +36,11 @@ class ControlPlaneLifespan:
                 return
 
     def _start(self):
+        from classroom import runner
         from orchestrator.registry import start_lab_registry
 
         self.registry = start_lab_registry()
+        runner.start()  # the labs' checks, re-run on the bus as the students' objects change
         if not settings.FARGATE_LAB["CONTROL_PLANE"]:
             log.info("control plane disabled (FARGATE_LAB_CONTROL_PLANE=0)")
             return
@@ -48,6 +50,9 @@ class ControlPlaneLifespan:
         self.control_plane.start()
 
     def _stop(self):
+        from classroom import runner
+
+        runner.stop()
         if self.control_plane is not None:
             self.control_plane.stop()
             self.control_plane = None

@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.support.browser",
     "tests.support.elb",
     "tests.support.dashboard",
+    "tests.support.classroom",
 ]
 
 

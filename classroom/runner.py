@@ -1,0 +1,186 @@
+"""The check runner: re-evaluates a student's labs whenever their account's objects change.
+
+It hears the change bus (``orchestrator.bus``), as the control plane and the dashboard's
+broadcaster do: each change names an object; the runner finds the object's account and puts
+the account's key on a work queue (a burst of writes is one evaluation). A worker re-reads the
+account's state (level-triggered) and runs the checks of every lab its members have started
+and not finished. A step whose check passes is ticked (once: ``StepTick``); what a step still
+misses is kept in ``LabProgress.notes``. Either change is published on the bus as
+``lab_progress``, so the lab page and the teacher's class page re-render at once.
+
+Instances belong to the lab, not to an account: their changes re-evaluate every open lab.
+The runner starts with the server (``start()`` from the lifespan); in a process that never
+starts it (a management command, most tests), hearing the bus costs nothing.
+"""
+import logging
+import threading
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from orchestrator import bus
+from orchestrator.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+WORKERS = 2
+# Changes that arrive within this are one evaluation (a RunTask writes a task several times).
+COALESCE_SECONDS = 0.05
+# Kinds whose objects are an account's (the model's account field, or the path to it).
+_OWNERS = {
+    "task": ("orchestrator.Task", "account_id"),
+    "service": ("orchestrator.Service", "account_id"),
+    "cluster": ("orchestrator.Cluster", "account_id"),
+    "task_definition": ("orchestrator.TaskDefinition", "account_id"),
+    "deployment": ("orchestrator.Deployment", "service__account_id"),
+    "load_balancer": ("orchestrator.LoadBalancer", "account_id"),
+    "target_group": ("orchestrator.TargetGroup", "account_id"),
+    "listener": ("orchestrator.Listener", "load_balancer__account_id"),
+    "target": ("orchestrator.Target", "target_group__account_id"),
+    "repository": ("orchestrator.Repository", "account_id"),
+}
+EVERYONE = {"instance"}
+
+
+class Runner:
+    """A work queue of account keys and the threads that evaluate them."""
+
+    def __init__(self, workers=WORKERS):
+        self.queue = WorkQueue()
+        self.workers = workers
+        self.threads = []
+        self.unsubscribe = None
+
+    def start(self):
+        self.unsubscribe = bus.subscribe(self.on_bus)
+        for number in range(self.workers):
+            thread = threading.Thread(target=self.work, name=f"lab-checks-{number}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        self.queue.add("open")  # whatever changed while no server ran
+
+    def stop(self):
+        if self.unsubscribe:
+            self.unsubscribe()
+        self.queue.shutdown()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        self.threads = []
+
+    def on_bus(self, kind, pk, **info):
+        """Bus subscriber (any thread): note what changed; the lookup happens on a worker."""
+        if kind in _OWNERS or (kind in EVERYONE and not info.get("heartbeat")):
+            self.queue.add_after(f"{kind}:{pk}", COALESCE_SECONDS)
+
+    def work(self):
+        while True:
+            key = self.queue.get()
+            if key is None:
+                return
+            try:
+                self.handle(key)
+            except Exception:  # the database is busy or a check is broken: the next change retries
+                log.exception("lab checks for %s failed", key)
+            finally:
+                close_old_connections()
+                self.queue.done(key)
+
+    def handle(self, key):
+        """An object's key → its account's key; an account's key → evaluate its open labs."""
+        kind, _, value = key.partition(":")
+        if kind == "account":
+            evaluate_account(int(value))
+        elif kind == "open" or kind in EVERYONE:
+            for account_pk in open_accounts():
+                self.queue.add(f"account:{account_pk}")
+        else:
+            account_pk = owner_of(kind, int(value))
+            if account_pk is not None:
+                self.queue.add(f"account:{account_pk}")
+
+
+def owner_of(kind, pk):
+    """The account pk of object ``kind``/``pk`` (None when it is gone or the lab's own)."""
+    from django.apps import apps
+
+    model, field = _OWNERS[kind]
+    return apps.get_model(model).objects.filter(pk=pk).values_list(field, flat=True).first()
+
+
+def open_accounts():
+    """The accounts with a lab started and not finished."""
+    from classroom.models import LabProgress
+
+    return sorted(set(LabProgress.objects.filter(completed_at=None).values_list("account_id", flat=True)))
+
+
+def evaluate_account(account_pk):
+    """Run the checks of every open lab of the account; publish each progress that changed."""
+    from classroom.models import LabProgress
+
+    for progress in LabProgress.objects.filter(account_id=account_pk, completed_at=None).select_related("account"):
+        evaluate(progress)
+
+
+def evaluate(progress):
+    """Run the checks of ``progress``'s lab not yet ticked; tick those that pass. True if anything
+    shown changed (then published as ``lab_progress``)."""
+    from classroom.checks import Facts, verdict_of
+    from classroom.labs import get_lab
+
+    lab = get_lab(progress.lab)
+    if lab is None:
+        return False
+    facts = Facts(progress.account, progress.answers, progress.started_at)
+    ticked = progress.ticked()
+    notes, changed = {}, False
+    for step in lab.steps:
+        if step.id in ticked:
+            continue
+        try:
+            verdict = verdict_of(step.check(facts))
+        except Exception as exc:  # a broken check must not stop the others; the student sees why
+            log.exception("check %s/%s failed", lab.slug, step.id)
+            notes[step.id] = f"the check could not run: {type(exc).__name__}"
+            continue
+        if verdict.passed:
+            changed |= progress.tick(step.id, verdict.detail)
+            ticked.add(step.id)
+        elif verdict.detail:
+            notes[step.id] = verdict.detail
+    fields = []
+    if notes != progress.notes:
+        progress.notes = notes
+        fields.append("notes")
+    if ticked >= set(lab.step_ids) and progress.completed_at is None:
+        progress.completed_at = timezone.now()
+        fields.append("completed_at")
+    if changed or fields:
+        progress.updated_at = timezone.now()
+        progress.save(update_fields=[*fields, "updated_at"])
+        bus.publish("lab_progress", progress.pk)
+        return True
+    return False
+
+
+_runner = None
+_lock = threading.Lock()
+
+
+def start():
+    """Start this process's runner once (the server's lifespan calls it)."""
+    global _runner
+    with _lock:
+        if _runner is None:
+            _runner = Runner()
+            _runner.start()
+    return _runner
+
+
+def stop():
+    global _runner
+    with _lock:
+        if _runner is not None:
+            _runner.stop()
+            _runner = None
+
