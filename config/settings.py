@@ -212,6 +212,14 @@ FARGATE_LAB = {
     # many seconds or beyond this many, the oldest first.
     "TRACE_RETENTION_SECONDS": _env_float("FARGATE_LAB_TRACE_RETENTION_SECONDS", 86400.0),
     "TRACE_RETENTION_COUNT": _env_int("FARGATE_LAB_TRACE_RETENTION_COUNT", 5000),
+    # Service quotas of every account but the default one (which keeps AWS's defaults), sized
+    # so that 30 students fit on one machine of 2 cores (see orchestrator/quotas.py); a teacher
+    # changes them per account.
+    "QUOTA_FARGATE_ON_DEMAND_VCPU": _env_float("FARGATE_LAB_QUOTA_FARGATE_ON_DEMAND_VCPU", 1.0),
+    "QUOTA_FARGATE_SPOT_VCPU": _env_float("FARGATE_LAB_QUOTA_FARGATE_SPOT_VCPU", 1.0),
+    "QUOTA_CLUSTERS": _env_int("FARGATE_LAB_QUOTA_CLUSTERS", 5),
+    "QUOTA_SERVICES_PER_CLUSTER": _env_int("FARGATE_LAB_QUOTA_SERVICES_PER_CLUSTER", 5),
+    "QUOTA_TASKS_PER_SERVICE": _env_int("FARGATE_LAB_QUOTA_TASKS_PER_SERVICE", 10),
     # The cluster manager's passes kept per service (the service page's reconcile loop).
     "RECONCILE_PASSES_KEPT": _env_int("FARGATE_LAB_RECONCILE_PASSES_KEPT", 20),
 }

@@ -1,7 +1,7 @@
 """Dashboard URLs (the map itself is "/", routed by config.urls.root)."""
 from django.urls import path, re_path
 
-from dashboard import views
+from dashboard import quotas, views
 
 app_name = "dashboard"
 
@@ -21,6 +21,7 @@ urlpatterns = [
     path("task-definitions/<str:family>/<int:revision>/", views.task_definition, name="task_definition"),
     path("instances/", views.instances, name="instances"),
     path("instances/<str:name>/", views.instance, name="instance"),
+    path("accounts/<str:account_id>/quotas/", quotas.account_quotas, name="account_quotas"),
     path("traces/<str:trace_id>.json", views.trace_json, name="trace_json"),
     path("traces/<str:trace_id>/", views.trace, name="trace"),
     # The lab serves its own static files (htmx, CSS): one process, no separate web server.

@@ -1,13 +1,20 @@
 """The state database in the Django admin, for inspection and repair."""
 from django.contrib import admin
 
-from orchestrator import models
+from orchestrator import models, quotas
 
 
 @admin.register(models.Account)
 class AccountAdmin(admin.ModelAdmin):
     list_display = ("account_id", "name", "created_at")
     filter_horizontal = ("members",)
+    fieldsets = (
+        (None, {"fields": ("account_id", "name", "created_at", "members")}),
+        ("Service quotas", {
+            "description": "Empty: the lab's default (AWS's for the default account, the classroom's for the others).",
+            "fields": tuple(quota.field for quota in quotas.QUOTAS),
+        }),
+    )
 
 
 @admin.register(models.AccessKey)

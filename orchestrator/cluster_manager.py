@@ -19,7 +19,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus, elb_health, task_health, traces
+from orchestrator import activity, bus, elb_health, quotas, task_health, traces
 from orchestrator import deployments as rollout
 from orchestrator.capacity_manager import task_ceiling, too_big
 from orchestrator.models import Deployment, ReconcilePass, Service, Task, TaskContainer
@@ -529,16 +529,18 @@ class ClusterManager:
         task_definition = deployment.task_definition if deployment else service.task_definition
         refusal = too_big(task_definition.cpu, task_definition.memory, task_ceiling())
         if refusal:  # no instance could ever hold one: start none, and say why (once), as ECS does
-            message = ("was unable to place a task because no container instance met all of its requirements. "
-                       f"Reason: {refusal[0]}: {refusal[1]}")
-            latest = service.events.first()
-            if latest is None or latest.message != f"(service {service.name}) {message}":
-                self._apply_AddEvent(service, AddEvent(message))
-                bus.publish("service", service.pk, origin="controlplane")
+            self._say_once(service, "was unable to place a task because no container instance met all of its "
+                                    f"requirements. Reason: {refusal[0]}: {refusal[1]}")
             return
         created = []
         with transaction.atomic():
-            for _ in range(action.count):
+            # The account's vCPU quota bounds what starts; the resync comes back when tasks stop.
+            count = quotas.tasks_that_fit(service.account, task_definition.cpu, action.count)
+            if count < action.count:
+                self._say_once(service, f"was unable to place a task. Reason: {quotas.VCPU_LIMIT_REASON}. "
+                                        "For more information, see the Troubleshooting section of the Amazon ECS "
+                                        "Developer Guide.")
+            for _ in range(count):
                 task = Task.objects.create(
                     account=service.account, cluster=service.cluster, task_definition=task_definition,
                     service=service, deployment=deployment, group=f"service:{service.name}",
@@ -554,6 +556,8 @@ class ClusterManager:
                     for c in task_definition.container_definitions
                 ])
                 created.append(task)
+        if not created:
+            return
         ids = " ".join(f"(task {t.task_id})" for t in created)
         service.add_event(f"has started {len(created)} tasks: {ids}.")
         for task in created:
@@ -563,6 +567,13 @@ class ClusterManager:
             bus.publish("task", task.pk, origin="controlplane")
         bus.publish("service", service.pk, origin="controlplane")
         self.enqueue("placement")
+
+    def _say_once(self, service, message):
+        """Add a service event unless it is the latest one already (a refusal is said once a spell)."""
+        latest = service.events.first()
+        if latest is None or latest.message != f"(service {service.name}) {message}":
+            self._apply_AddEvent(service, AddEvent(message))
+            bus.publish("service", service.pk, origin="controlplane")
 
     def _apply_StopTasks(self, service, action):
         now = timezone.now()

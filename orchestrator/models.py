@@ -7,6 +7,7 @@ race on are claimed with conditional updates (``filter(pk=…, last_status=old).
 import uuid
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -46,9 +47,33 @@ class Account(models.Model):
         settings.AUTH_USER_MODEL, blank=True, related_name="aws_accounts",
         help_text="Dashboard users who see and act as this account; users in no account use the default one.",
     )
+    # Service quotas a teacher set for this account; empty: the lab's default (``orchestrator.quotas``).
+    fargate_on_demand_vcpu_quota = models.FloatField(
+        "Fargate On-Demand vCPU resource count", null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="L-3032A538: vCPUs of On-Demand tasks not yet STOPPED. Empty: the lab's default.",
+    )
+    fargate_spot_vcpu_quota = models.FloatField(
+        "Fargate Spot vCPU resource count", null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="L-36FBB829: vCPUs of FARGATE_SPOT tasks not yet STOPPED. Empty: the lab's default.",
+    )
+    clusters_quota = models.PositiveIntegerField(
+        "Clusters per account", null=True, blank=True, help_text="L-21C621EB. Empty: the lab's default.",
+    )
+    services_per_cluster_quota = models.PositiveIntegerField(
+        "Services per cluster", null=True, blank=True, help_text="L-9EF96962. Empty: the lab's default.",
+    )
+    tasks_per_service_quota = models.PositiveIntegerField(
+        "Tasks per service", null=True, blank=True, help_text="A service's desired count. Empty: the lab's default.",
+    )
 
     def __str__(self):
         return f"{self.account_id} {self.name}".strip()
+
+    def quota(self, quota):
+        """The applied value of one of ``orchestrator.quotas.QUOTAS`` for this account."""
+        from orchestrator import quotas
+
+        return quotas.value(quota, self)
 
     @classmethod
     def of_user(cls, user):

@@ -276,6 +276,8 @@ def create_cluster(ctx, params):
     check_name(name, "Cluster name")
     fields = clusters.create_fields(ctx, params)
     fields["tags"] = _check_tags(params.get("tags", []))
+    if not Cluster.objects.filter(account=ctx.account, name=name, status=Cluster.ACTIVE).exists():
+        service_quotas.check_clusters(ctx.account)
     cluster, created = Cluster.objects.get_or_create(account=ctx.account, name=name, defaults=fields)
     if not created and cluster.status == Cluster.INACTIVE:
         for field, value in fields.items():
@@ -483,6 +485,9 @@ def run_task(ctx, params):
     refusal = too_big(cpu, memory, task_ceiling())
     if refusal:  # no instance could ever hold it: ECS starts none and says why in the failures
         return {"tasks": [], "failures": [{"reason": refusal[0], "detail": refusal[1]} for _ in range(count)]}
+    over_quota = service_quotas.run_task_failures(ctx.account, cpu, providers)
+    if over_quota:  # over the account's vCPU quota: none starts, as the failures say
+        return {"tasks": [], "failures": over_quota}
     tasks = [
         _create_task(
             ctx, cluster, td, cpu=cpu, memory=memory, overrides=overrides, group=group, started_by=started_by,
@@ -744,10 +749,13 @@ def create_service(ctx, params):
         raise EcsError("InvalidParameterException", "TaskDefinition cannot be empty.")
     td = _runnable_task_definition(ctx, params["taskDefinition"])
     strategies, constraints = _check_placement(params)
+    desired_count = _check_desired_count(params.get("desiredCount", 0))
+    service_quotas.check_services(ctx.account, cluster)
+    service_quotas.check_desired_count(ctx.account, desired_count)
     now = timezone.now()
     service = Service.objects.create(
         account=ctx.account, cluster=cluster, name=name, task_definition=td,
-        desired_count=_check_desired_count(params.get("desiredCount", 0)),
+        desired_count=desired_count,
         deployment_configuration=_deployment_configuration(params.get("deploymentConfiguration")),
         network_configuration=params.get("networkConfiguration", {}),
         load_balancers=_check_load_balancers(ctx, params.get("loadBalancers", []), td),
@@ -777,6 +785,7 @@ def update_service(ctx, params):
             new_deployment = True
     if "desiredCount" in params:
         service.desired_count = _check_desired_count(params["desiredCount"])
+        service_quotas.check_desired_count(ctx.account, service.desired_count)
         fields.add("desired_count")
     if "deploymentConfiguration" in params:
         service.deployment_configuration = _deployment_configuration(
@@ -963,5 +972,5 @@ def list_tags_for_resource(ctx, params):
 
 # Operations of the resource families that have a module of their own register on import.
 from orchestrator.frontend import (  # noqa: E402,F401,I001
-    account_settings, capacity_providers, clusters, deleted_task_definitions, not_applicable,
+    account_settings, capacity_providers, clusters, deleted_task_definitions, not_applicable, service_quotas,
 )
