@@ -169,8 +169,11 @@ FARGATE_LAB = {
     "INSTANCE_MEMORY": _env_int("FARGATE_LAB_INSTANCE_MEMORY", None),
     # Docker engine URL for the fleet ("" = DOCKER_HOST or the local socket).
     "DOCKER_URL": os.environ.get("FARGATE_LAB_DOCKER_URL", ""),
-    # Host address that task ports are published on.
-    "PUBLISH_ADDRESS": os.environ.get("FARGATE_LAB_PUBLISH_ADDRESS", "127.0.0.1"),
+    # Host address that task ports are published on ("": the lab's HOST; see orchestrator/network.py).
+    "PUBLISH_ADDRESS": os.environ.get("FARGATE_LAB_PUBLISH_ADDRESS", ""),
+    # The address students reach the lab at, in URLs and load balancer DNS names ("": HOST, or
+    # with HOST=0.0.0.0 this machine's address on its default route).
+    "ADVERTISE_ADDRESS": os.environ.get("FARGATE_LAB_ADVERTISE_ADDRESS", ""),
     # Worker threads of the agents (parallel container starts and stops).
     "WORKERS": _env_int("FARGATE_LAB_WORKERS", 8),
     # The most of those workers one account's tasks take at once (the rest stay free for the
@@ -201,7 +204,7 @@ FARGATE_LAB = {
     "REGISTRY_ROOT": os.environ.get("FARGATE_LAB_REGISTRY_ROOT", ""),
     # Load balancers: the address listeners bind, and a new target group's deregistration
     # delay (AWS: 300 s; ModifyTargetGroupAttributes changes it per group).
-    "ELB_LISTEN_ADDRESS": os.environ.get("FARGATE_LAB_ELB_LISTEN_ADDRESS", "127.0.0.1"),
+    "ELB_LISTEN_ADDRESS": os.environ.get("FARGATE_LAB_ELB_LISTEN_ADDRESS", ""),  # "": the lab's HOST
     "ELB_DEREGISTRATION_DELAY": _env_int("FARGATE_LAB_ELB_DEREGISTRATION_DELAY", 300),
     # Login throttling: this many failed logins for one user name, or from one address, within
     # the window refuse every login for it until the window ends.

@@ -13,7 +13,7 @@ from django.db.models import Case, Count, IntegerField, Prefetch, Q, Sum, Value,
 from django.utils import timezone
 
 from dashboard import broadcast, twins
-from orchestrator import cluster_manager
+from orchestrator import cluster_manager, network
 from orchestrator.frontend import wire
 from orchestrator.models import (
     Activity, Cluster, ContainerInstance, Service, Task, TaskContainer, TaskDefinition,
@@ -305,7 +305,8 @@ def containers_of(task):
 
 
 def published_urls(container):
-    """Links to a running container's published ports (http://127.0.0.1:<hostPort>); none once
+    """Links to a running container's published ports (http://<address>:<hostPort>, a port bound
+    on every address at the one the lab advertises); none once
     it stopped, since nothing answers on them any more."""
     if container.last_status != "RUNNING":
         return []
@@ -313,10 +314,9 @@ def published_urls(container):
     for binding in container.network_bindings or []:
         host_port = binding.get("hostPort")
         if host_port:
-            address = binding.get("bindIP") or "127.0.0.1"
-            if address in ("0.0.0.0", "::"):
-                address = "127.0.0.1"
-            urls.append({"url": f"http://{address}:{host_port}", "container_port": binding.get("containerPort")})
+            address = network.advertised_host(binding.get("bindIP") or "127.0.0.1")
+            urls.append({"url": f"http://{network.url_host(address)}:{host_port}",
+                         "container_port": binding.get("containerPort")})
     return urls
 
 

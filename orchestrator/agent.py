@@ -41,6 +41,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from orchestrator import activity, bus, load_balancer, task_health, traces
+from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
     LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
     Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, InvalidReference,
@@ -401,7 +402,7 @@ def container_spec(task, task_container, lab, network):
         "memory": memory * 1024 * 1024,
         "memory_reservation": int(reservation) * 1024 * 1024 if reservation else None,
         "ports": ports,
-        "publish_address": settings.FARGATE_LAB["PUBLISH_ADDRESS"],
+        "publish_address": lab_network.publish_address(),
         "network": network,
         "stop_timeout": stop_timeout(definition),
         "healthcheck": definition.get("healthCheck") if task_health.has_check(definition) else None,

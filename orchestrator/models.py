@@ -656,7 +656,8 @@ class LoadBalancer(models.Model):
     """An application load balancer (a Kubernetes Service of type LoadBalancer / an Ingress).
 
     Its listeners are served by ``load_balancer.DataPlane`` on the lab's host; its DNS name
-    ends in ``.elb.localhost``, which browsers resolve to 127.0.0.1.
+    ends in ``.elb.localhost``, which browsers resolve to 127.0.0.1 (a classroom lab's is the
+    address students reach it at: ``orchestrator.network``).
     """
 
     PROVISIONING, ACTIVE, ACTIVE_IMPAIRED, FAILED = "provisioning", "active", "active_impaired", "failed"
@@ -691,7 +692,9 @@ class LoadBalancer(models.Model):
 
     @property
     def dns_name(self):
-        return f"{self.name}-{self.dns_number}.{region()}.elb.localhost".lower()
+        from orchestrator.network import load_balancer_dns_name
+
+        return load_balancer_dns_name(self.name, self.dns_number, region())
 
 
 class TargetGroup(models.Model):
@@ -760,7 +763,7 @@ class Listener(models.Model):
 
     @property
     def url(self):
-        """The URL a browser opens: the load balancer's DNS name (*.elb.localhost) and this port."""
+        """The URL a browser opens: the load balancer's DNS name and this port."""
         return f"http://{self.load_balancer.dns_name}:{self.port}/"
 
 

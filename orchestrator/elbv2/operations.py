@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orchestrator import activity, bus
+from orchestrator import activity, bus, network
 from orchestrator.elbv2.protocol import ElbError, error
 from orchestrator.frontend import wire
 from orchestrator.models import ContainerInstance, Listener, LoadBalancer, Target, TargetGroup, Task, region
@@ -43,8 +43,8 @@ TARGET_HEALTH_TEXT = {
 
 
 def listen_address():
-    """The host address every listener binds (127.0.0.1 unless the lab says otherwise)."""
-    return settings.FARGATE_LAB.get("ELB_LISTEN_ADDRESS", "127.0.0.1")
+    """The host address every listener binds (the lab's HOST unless the lab says otherwise)."""
+    return network.listen_address()
 
 
 def _required(params, name):
@@ -517,7 +517,8 @@ def instance_address(instance):
     match = re.match(r"^(?:tcp|http|https)://([^:/]+)", url)
     if match:
         return match.group(1)
-    return settings.FARGATE_LAB.get("PUBLISH_ADDRESS", "127.0.0.1")
+    address = network.publish_address()
+    return "127.0.0.1" if address in network.WILDCARDS else address
 
 
 def _resolve_target(tg, target):

@@ -35,6 +35,8 @@ class Command(BaseCommand):
                 f"No Docker engine answers ({exc}). Start Docker (for example `sudo systemctl start docker`, "
                 "or `sudo dockerd &`) or point DOCKER_HOST at one, then run `make run` again."
             )
+        # Task ports and listeners follow the address the lab listens on (orchestrator/network.py).
+        settings.LAB_HOST = host
         call_command("migrate", interactive=False, verbosity=0)
         self.bootstrap(host)
         if not skip_demo_image:
@@ -70,9 +72,10 @@ class Command(BaseCommand):
             raise CommandError(f"Could not build the demo image {image}:\n{result.stderr.strip()}")
 
     def banner(self, host, port):
+        from orchestrator import network
         from orchestrator.registry import RegistryProcess, registry_host
 
-        url = f"http://{host}:{port}"
+        url = f"http://{network.url_host(network.advertised_host(host))}:{port}"
         if RegistryProcess().binary:
             ecr = f"{registry_host()}  (docker push {registry_host()}/<repository>; ECR API at {url})"
         else:
@@ -84,6 +87,8 @@ class Command(BaseCommand):
             f"{settings.FARGATE_LAB['REGION']})\n"
             f"  ECR        {ecr}\n"
             f"  admin      {url}/admin/\n"
+            f"  tasks and load balancers publish on {network.publish_address()} and "
+            f"{network.listen_address()}; load balancer URLs name {network.load_balancer_domain()}\n"
             "Stop with Ctrl-C; running tasks are adopted on the next start."
         )
         sys.stdout.flush()
