@@ -51,3 +51,53 @@ def test_it_refuses_a_name_already_taken_and_changes_nothing():
         add_student("erin")
     assert Account.objects.count() == accounts
     assert not Cluster.objects.exists()
+
+
+def sheet_of(text):
+    """The students of a printed sheet: {login: {password, account, key, secret}}."""
+    students = {}
+    for slip in text.split("-" * 72)[1:]:
+        login, password = re.search(r"student (\S+): dashboard password (\S+)", slip).groups()
+        students[login] = {
+            "password": password, "account": re.search(r"account (\d{12})", slip)[1],
+            "key": re.search(r"AWS_ACCESS_KEY_ID=(\S+)", slip)[1],
+            "secret": re.search(r"AWS_SECRET_ACCESS_KEY=(\S+)", slip)[1],
+        }
+    return students
+
+
+def test_a_class_gets_a_sheet_of_logins_and_keys_that_work(live_server):
+    add_student("s02")  # taken already: the batch skips it
+    out = io.StringIO()
+    call_command("addstudent", count=30, prefix="s", stdout=out)
+    text = out.getvalue()
+    students = sheet_of(text)
+    assert len(students) == 30
+    assert list(students)[:3] == ["s01", "s03", "s04"] and list(students)[-1] == "s31"
+    assert len({s["account"] for s in students.values()}) == 30
+    assert len({s["key"] for s in students.values()}) == 30
+    assert "aws --endpoint-url http://127.0.0.1:8000 ecs list-clusters" in text
+    for login in ("s01", "s31"):
+        mine = students[login]
+        client = boto3.client("ecs", endpoint_url=live_server.url, region_name="us-east-1",
+                              aws_access_key_id=mine["key"], aws_secret_access_key=mine["secret"])
+        arn = client.create_cluster(clusterName="mine")["cluster"]["clusterArn"]
+        assert f":{mine['account']}:cluster/mine" in arn
+        assert client.list_clusters()["clusterArns"] == [arn]
+        assert Client().login(username=login, password=mine["password"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("options, message", [
+    ({"count": 0}, "between 1 and"),
+    ({"count": 501}, "between 1 and"),
+    ({"count": 2, "prefix": "a b"}, "--prefix must be"),
+    ({"count": 2, "name": "x"}, "give no NAME"),
+    ({}, "Give a user NAME"),
+])
+def test_it_refuses_a_bad_batch_and_changes_nothing(options, message):
+    name = options.pop("name", None)
+    with pytest.raises(CommandError, match=message):
+        call_command("addstudent", *([name] if name else []), stdout=io.StringIO(), **options)
+    assert not Account.objects.exclude(account_id="000000000000").exists()
+    assert not get_user_model().objects.exists()

@@ -1,8 +1,10 @@
-"""``manage.py addstudent NAME``: a dashboard user with an AWS account of their own and an
-access key for the AWS CLI, for a classroom sharing one lab."""
+"""``manage.py addstudent NAME`` or ``manage.py addstudent --count 30 --prefix s``: dashboard users
+with an AWS account of their own and an access key for the AWS CLI, for a classroom sharing one lab;
+the batch form prints a sheet of logins and keys to hand out."""
 import secrets
 import string
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -10,6 +12,8 @@ from django.db import transaction
 from orchestrator.models import AccessKey, Account
 
 KEY_ALPHABET = string.ascii_uppercase + string.digits
+# The most students one command creates (a classroom, not a load test).
+MAX_COUNT = 500
 
 
 def next_account_id():
@@ -21,33 +25,94 @@ def next_account_id():
     return f"{number:012d}"
 
 
+def create_student(name, password=None):
+    """A user ``name``, an account of their own with the user as member, and an access key:
+    (user, account, password, key id, secret). Call inside a transaction."""
+    password = password or secrets.token_urlsafe(9)
+    key_id = "AKIA" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(16))
+    secret = secrets.token_urlsafe(30)[:40]
+    user = get_user_model().objects.create_user(name, password=password)
+    account = Account.objects.create(account_id=next_account_id(), name=name)
+    account.members.add(user)
+    AccessKey.objects.create(account=account, access_key_id=key_id, secret_access_key=secret)
+    return user, account, password, key_id, secret
+
+
+def free_names(prefix, count):
+    """``count`` names prefix01, prefix02, … (zero-padded to sort in order), skipping taken ones."""
+    taken = set(get_user_model().objects.filter(username__startswith=prefix).values_list("username", flat=True))
+    width = max(2, len(str(count)))
+    names, number = [], 1
+    while len(names) < count:
+        name = f"{prefix}{number:0{width}d}"
+        if name not in taken:
+            names.append(name)
+        number += 1
+    return names
+
+
+def lab_url():
+    """The URL students reach the lab at (the advertised address when it listens on every address)."""
+    from orchestrator.network import advertised_host
+
+    return f"http://{advertised_host()}:{settings.LAB_PORT}"
+
+
 class Command(BaseCommand):
     help = (
         "Create a student: a dashboard user NAME, an AWS account of their own (the next free "
         "12-digit id) that the user is a member of, and an access key for the AWS CLI; print the "
-        "credentials. On the dashboard the student sees and acts as that account only; with the "
-        "key, the API does the same."
+        "credentials. With --count N (and --prefix P, default 's') create N students P01..PN "
+        "(names already taken are skipped) and print a sheet of logins and keys to hand out. On "
+        "the dashboard a student sees and acts as their account only; with the key, the API does "
+        "the same."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("name", help="the dashboard user name (also the account's name)")
+        parser.add_argument("name", nargs="?", help="the dashboard user name (also the account's name)")
         parser.add_argument("--password", help="the dashboard password (default: a generated one, printed)")
+        parser.add_argument("--count", type=int, help=f"create this many students (1-{MAX_COUNT}) named PREFIX01…")
+        parser.add_argument("--prefix", default="s", help="the user names' prefix with --count (default: s)")
 
-    def handle(self, *args, name, password=None, **options):
-        users = get_user_model()
-        if users.objects.filter(username=name).exists():
+    def handle(self, *args, name=None, password=None, count=None, prefix="s", **options):
+        if count is None:
+            if not name:
+                raise CommandError("Give a user NAME, or --count N (with --prefix P) for a class.")
+            return self.one(name, password)
+        if name or password:
+            raise CommandError("--count creates students named PREFIX01…: give no NAME or --password with it.")
+        if not 1 <= count <= MAX_COUNT:
+            raise CommandError(f"--count must be between 1 and {MAX_COUNT}.")
+        if not prefix or len(prefix) > 100 or not all(c.isalnum() or c in "_-." for c in prefix):
+            raise CommandError("--prefix must be 1-100 letters, digits, '_', '-' or '.'.")
+        return self.sheet(prefix, count)
+
+    def one(self, name, password):
+        if get_user_model().objects.filter(username=name).exists():
             raise CommandError(f"A user named {name!r} already exists; choose another name.")
-        password = password or secrets.token_urlsafe(9)
-        key_id = "AKIA" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(16))
-        secret = secrets.token_urlsafe(30)[:40]
         with transaction.atomic():
-            user = users.objects.create_user(name, password=password)
-            account = Account.objects.create(account_id=next_account_id(), name=name)
-            account.members.add(user)
-            AccessKey.objects.create(account=account, access_key_id=key_id, secret_access_key=secret)
+            _, account, password, key_id, secret = create_student(name, password)
         self.stdout.write(
             f"student {name}: dashboard password {password}\n"
             f"  account {account.account_id}\n"
             f"  AWS_ACCESS_KEY_ID={key_id}\n"
             f"  AWS_SECRET_ACCESS_KEY={secret}\n"
         )
+
+    def sheet(self, prefix, count):
+        """Create the class in one transaction, then print one slip per student."""
+        with transaction.atomic():
+            students = [create_student(name) for name in free_names(prefix, count)]
+        url = lab_url()
+        self.stdout.write(f"Fargate Lab class sheet: {count} students. Dashboard and API: {url}\n")
+        for user, account, password, key_id, secret in students:
+            self.stdout.write(
+                "-" * 72 + "\n"
+                f"student {user.username}: dashboard password {password}\n"
+                f"  account {account.account_id}\n"
+                f"  dashboard  {url}/  (user {user.username})\n"
+                f"  export AWS_ACCESS_KEY_ID={key_id}\n"
+                f"  export AWS_SECRET_ACCESS_KEY={secret}\n"
+                f"  export AWS_DEFAULT_REGION={settings.FARGATE_LAB['REGION']}\n"
+                f"  aws --endpoint-url {url} ecs list-clusters\n"
+            )
