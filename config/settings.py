@@ -225,4 +225,12 @@ FARGATE_LAB = {
     "QUOTA_TASKS_PER_SERVICE": _env_int("FARGATE_LAB_QUOTA_TASKS_PER_SERVICE", 10),
     # The cluster manager's passes kept per service (the service page's reconcile loop).
     "RECONCILE_PASSES_KEPT": _env_int("FARGATE_LAB_RECONCILE_PASSES_KEPT", 20),
+    # CloudWatch Logs: what the lab stores, so that no stream fills the disk. A stream keeps at
+    # most LOGS_STREAM_MAX_BYTES of events and a group LOGS_GROUP_MAX_BYTES (as CloudWatch counts
+    # them: UTF-8 bytes + 26 each), the oldest going first; an account has at most LOGS_MAX_GROUPS
+    # groups per region and a group LOGS_MAX_STREAMS streams (LimitExceededException beyond).
+    "LOGS_STREAM_MAX_BYTES": _env_int("FARGATE_LAB_LOGS_STREAM_MAX_BYTES", 8 * 1024 * 1024),
+    "LOGS_GROUP_MAX_BYTES": _env_int("FARGATE_LAB_LOGS_GROUP_MAX_BYTES", 64 * 1024 * 1024),
+    "LOGS_MAX_GROUPS": _env_int("FARGATE_LAB_LOGS_MAX_GROUPS", 500),
+    "LOGS_MAX_STREAMS": _env_int("FARGATE_LAB_LOGS_MAX_STREAMS", 5000),
 }

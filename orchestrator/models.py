@@ -9,6 +9,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -822,3 +823,166 @@ class Repository(models.Model):
     @property
     def arn(self):
         return f"arn:aws:ecr:{region()}:{self.account.account_id}:repository/{self.name}"
+
+
+# --- CloudWatch Logs (orchestrator/frontend/logs/) ------------------------------------------
+
+def now_ms():
+    """Now in milliseconds since the epoch, CloudWatch Logs' unit of time."""
+    return int(timezone.now().timestamp() * 1000)
+
+
+class LogGroup(models.Model):
+    """A CloudWatch Logs log group of an account in a region: the streams of one application.
+
+    Storage is bounded: a group keeps at most LOGS_GROUP_MAX_BYTES of events (each stream at
+    most LOGS_STREAM_MAX_BYTES), the oldest going first, and its retention policy drops events
+    older than it (see ``expire``)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="log_groups")
+    region = models.CharField(max_length=32)
+    name = models.CharField(max_length=512)
+    retention_in_days = models.IntegerField(null=True, blank=True)
+    log_group_class = models.CharField(max_length=32, default="STANDARD")
+    tags = models.JSONField(default=dict, blank=True)
+    stored_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="uniq_log_group")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        return f"arn:aws:logs:{self.region}:{self.account.account_id}:log-group:{self.name}"
+
+    @property
+    def creation_time(self):
+        return int(self.created_at.timestamp() * 1000)
+
+    def retention_cutoff(self, now=None):
+        """The oldest event timestamp (ms) the retention policy keeps, or None without one."""
+        if not self.retention_in_days:
+            return None
+        return (now or now_ms()) - self.retention_in_days * 86_400_000
+
+    def expire(self, now=None):
+        """Delete the events older than the retention policy; returns how many went."""
+        cutoff = self.retention_cutoff(now)
+        if cutoff is None:
+            return 0
+        return _delete_events(LogEvent.objects.filter(group=self, timestamp__lt=cutoff))
+
+    def trim(self):
+        """Delete the group's oldest events beyond LOGS_GROUP_MAX_BYTES (to 90% of it, so that
+        not every write trims)."""
+        cap = lab_setting("LOGS_GROUP_MAX_BYTES")
+        stored = LogGroup.objects.filter(pk=self.pk).values_list("stored_bytes", flat=True).first() or 0
+        if stored > cap:
+            _delete_oldest(LogEvent.objects.filter(group=self), stored - cap * 9 // 10)
+
+
+class LogStream(models.Model):
+    """A log stream: the events of one source (an awslogs container: prefix/container/task-id)."""
+
+    group = models.ForeignKey(LogGroup, on_delete=models.CASCADE, related_name="streams")
+    name = models.CharField(max_length=512)
+    created_at = models.DateTimeField(default=timezone.now)
+    first_event_at = models.BigIntegerField(null=True, blank=True)  # ms
+    last_event_at = models.BigIntegerField(null=True, blank=True)  # ms
+    last_ingestion_at = models.BigIntegerField(null=True, blank=True)  # ms
+    stored_bytes = models.BigIntegerField(default=0)
+    # For a stream the agent ships (awslogs): Docker's timestamp (ns) of the last line stored,
+    # so that a follow resumed after a restart stores no line twice.
+    shipped_until_ns = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "name"], name="uniq_log_stream")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        return f"{self.group.arn}:log-stream:{self.name}"
+
+    @property
+    def creation_time(self):
+        return int(self.created_at.timestamp() * 1000)
+
+    def append(self, events, shipped_until_ns=None):
+        """Store ``events`` ((timestamp ms, message) pairs), then trim the stream and its group
+        to their caps; returns the stored LogEvents."""
+        if not events:
+            return []
+        ingested = now_ms()
+        rows = [LogEvent(stream=self, group_id=self.group_id, timestamp=ts, ingestion_time=ingested,
+                         message=message, size=event_size(message)) for ts, message in events]
+        LogEvent.objects.bulk_create(rows, batch_size=500)
+        added = sum(r.size for r in rows)
+        first, last = min(ts for ts, _ in events), max(ts for ts, _ in events)
+        fields = {"stored_bytes": models.F("stored_bytes") + added, "last_ingestion_at": ingested,
+                  "first_event_at": Least(Coalesce("first_event_at", first), first),
+                  "last_event_at": Greatest(Coalesce("last_event_at", last), last)}
+        if shipped_until_ns is not None:
+            fields["shipped_until_ns"] = shipped_until_ns
+        LogStream.objects.filter(pk=self.pk).update(**fields)
+        LogGroup.objects.filter(pk=self.group_id).update(stored_bytes=models.F("stored_bytes") + added)
+        cap = lab_setting("LOGS_STREAM_MAX_BYTES")
+        stored = LogStream.objects.filter(pk=self.pk).values_list("stored_bytes", flat=True).first() or 0
+        if stored > cap:
+            _delete_oldest(LogEvent.objects.filter(stream=self), stored - cap * 9 // 10)
+        self.group.trim()
+        return rows
+
+
+class LogEvent(models.Model):
+    """One log event: a message with its timestamp and when it was ingested (both ms)."""
+
+    stream = models.ForeignKey(LogStream, on_delete=models.CASCADE, related_name="events")
+    # The stream's group, kept on the event so that a group's events are one index range.
+    group = models.ForeignKey(LogGroup, on_delete=models.CASCADE, related_name="events")
+    timestamp = models.BigIntegerField()
+    ingestion_time = models.BigIntegerField()
+    message = models.TextField()
+    size = models.IntegerField()  # as CloudWatch counts it: UTF-8 bytes + 26
+
+    class Meta:
+        indexes = [models.Index(fields=["stream", "timestamp", "id"], name="log_event_stream_time"),
+                   models.Index(fields=["group", "timestamp", "id"], name="log_event_group_time")]
+
+
+def event_size(message):
+    """The bytes an event counts for in CloudWatch Logs' quotas: its UTF-8 message plus 26."""
+    return len(message.encode("utf-8", "replace")) + 26
+
+
+def _delete_oldest(events, excess):
+    """Delete the oldest of ``events`` until at least ``excess`` bytes are freed."""
+    ids, freed = [], 0
+    for pk, size in events.order_by("timestamp", "id").values_list("id", "size").iterator(chunk_size=2000):
+        ids.append(pk)
+        freed += size
+        if freed >= excess:
+            break
+    for start in range(0, len(ids), 500):
+        _delete_events(LogEvent.objects.filter(pk__in=ids[start:start + 500]))
+
+
+def _delete_events(events):
+    """Delete ``events`` and keep their streams' and groups' sizes and first timestamps true."""
+    freed = list(events.values("stream_id", "group_id").annotate(bytes=models.Sum("size")))
+    if not freed:
+        return 0
+    count, _ = events.delete()
+    for row in freed:
+        LogStream.objects.filter(pk=row["stream_id"]).update(stored_bytes=models.F("stored_bytes") - row["bytes"])
+        LogGroup.objects.filter(pk=row["group_id"]).update(stored_bytes=models.F("stored_bytes") - row["bytes"])
+        first = LogEvent.objects.filter(stream_id=row["stream_id"]).order_by("timestamp").values_list(
+            "timestamp", flat=True).first()
+        LogStream.objects.filter(pk=row["stream_id"]).update(first_event_at=first)
+    return count

@@ -22,12 +22,14 @@ from orchestrator import registry
 from orchestrator.elbv2 import operations as elbv2_operations
 from orchestrator.frontend import catalog
 from orchestrator.frontend import operations as ecs_operations
+from orchestrator.frontend.logs import operations as logs_operations
 from tests.support.fuzz import Fuzzer, ServedApi, check_answer, parse, send
 
 SERVED_APIS = [
     ServedApi("ecs", lambda: ecs_operations.OPERATIONS, refused=lambda: frozenset(catalog.refusals())),
     ServedApi("elbv2", lambda: elbv2_operations.OPERATIONS, need_a_filter=frozenset({"DescribeListeners"})),
     ServedApi("ecr", lambda: registry.OPERATIONS),
+    ServedApi("logs", lambda: logs_operations.OPERATIONS, need_a_filter=frozenset({"DescribeLogStreams"})),
 ]
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "5000"))
 # A request slower than this is a hang (the slowest honest one, a >1 MiB body, takes milliseconds).
@@ -106,7 +108,7 @@ def read_back(fuzzer, client):
             return {}
         return parse(api, api.model.operation_model(operation), response)
 
-    ecs, elbv2, ecr = SERVED_APIS
+    ecs, elbv2, ecr, logs = SERVED_APIS[:4]
     for api in SERVED_APIS:
         for operation in api.served():
             shape = api.model.operation_model(operation).input_shape
@@ -130,6 +132,9 @@ def read_back(fuzzer, client):
     for repository in call(ecr, "DescribeRepositories", {}).get("repositories", []):
         call(ecr, "ListImages", {"repositoryName": repository["repositoryName"]})
         call(ecr, "DescribeImages", {"repositoryName": repository["repositoryName"]})
+    for group in call(logs, "DescribeLogGroups", {}).get("logGroups", []):
+        call(logs, "DescribeLogStreams", {"logGroupName": group["logGroupName"]})
+        call(logs, "FilterLogEvents", {"logGroupName": group["logGroupName"]})
     return problems
 
 

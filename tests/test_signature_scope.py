@@ -13,15 +13,16 @@ import pytest
 from django.test import Client
 
 from orchestrator.frontend import sigv4
-from orchestrator.models import Cluster, LoadBalancer, Repository
+from orchestrator.models import Cluster, LoadBalancer, LogGroup, Repository
 from tests.support import fuzz
 
-ECS, ELBV2, ECR = (fuzz.ServedApi(name, lambda: ()) for name in ("ecs", "elbv2", "ecr"))
+ECS, ELBV2, ECR, LOGS = (fuzz.ServedApi(name, lambda: ()) for name in ("ecs", "elbv2", "ecr", "logs"))
 # (api, a call that writes, its parameters, the rows it would write)
 WRITES = {
     "ecs": (ECS, "CreateCluster", {"clusterName": "demo"}, Cluster),
     "ecr": (ECR, "CreateRepository", {"repositoryName": "demo"}, Repository),
     "elbv2": (ELBV2, "CreateLoadBalancer", {"Name": "demo", "Subnets": ["subnet-a"]}, LoadBalancer),
+    "logs": (LOGS, "CreateLogGroup", {"logGroupName": "/ecs/demo"}, LogGroup),
 }
 # What each protocol calls a bad scope and a bad token.
 SCOPE_ERROR = {"json": "InvalidSignatureException", "query": "SignatureDoesNotMatch"}
