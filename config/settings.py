@@ -199,9 +199,12 @@ FARGATE_LAB = {
     "TASK_LOG_MAX_SIZE": os.environ.get("FARGATE_LAB_TASK_LOG_MAX_SIZE", "10m"),
     "TASK_LOG_MAX_FILE": _env_int("FARGATE_LAB_TASK_LOG_MAX_FILE", 3),
     "DEMO_IMAGE": os.environ.get("FARGATE_LAB_DEMO_IMAGE", "fargate-lab/demo:latest"),
-    # ECR: the lab's OCI registry (Debian's docker-registry) on 127.0.0.1:<REGISTRY_PORT>.
-    "REGISTRY_PORT": _env_int("FARGATE_LAB_REGISTRY_PORT", 5000),
+    # ECR: the lab's own OCI registry (Debian's docker-registry, started by the lab), reached
+    # through its token-checking gate on 127.0.0.1:<REGISTRY_PORT>. Not 5000: that is where the
+    # Debian package's system service listens, which the lab never uses.
+    "REGISTRY_PORT": _env_int("FARGATE_LAB_REGISTRY_PORT", 5055),
     "REGISTRY_ROOT": os.environ.get("FARGATE_LAB_REGISTRY_ROOT", ""),
+    "REGISTRY_BIN": os.environ.get("FARGATE_LAB_REGISTRY_BIN", ""),
     # Load balancers: the address listeners bind, and a new target group's deregistration
     # delay (AWS: 300 s; ModifyTargetGroupAttributes changes it per group).
     "ELB_LISTEN_ADDRESS": os.environ.get("FARGATE_LAB_ELB_LISTEN_ADDRESS", ""),  # "": the lab's HOST

@@ -478,7 +478,7 @@ def ecr_card(viewer=None):
 
     repositories = []
     for repository in _own_and_others(Repository.objects.all(), viewer)[0][:CARD_ROWS]:
-        repositories.append({"name": repository.name, "uri": f"{registry.registry_host()}/{repository.name}",
+        repositories.append({"name": repository.name, "uri": registry.repository_uri(repository),
                              "tags": registry.tags(repository)})
     return {
         "registry": registry.registry_host(),

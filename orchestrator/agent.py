@@ -40,7 +40,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from orchestrator import activity, bus, load_balancer, task_health, traces
+from orchestrator import activity, bus, load_balancer, registry, task_health, traces
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
     LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
@@ -48,6 +48,7 @@ from orchestrator.docker_engine import (
     summarize,
 )
 from orchestrator.models import ContainerInstance, Target, Task, TaskContainer, TaskDefinition, region
+from orchestrator.registry_auth import pull_credentials
 
 log = logging.getLogger(__name__)
 
@@ -620,23 +621,33 @@ class TaskSync:
     def do_EnsureImages(self, action, seen):
         started = timezone.now()
         for image in sorted({c.image for c in self.containers.values()}):
+            if registry.is_registry_image(image):
+                # Fargate keeps no image cache between tasks: every task pulls its image, with
+                # its own account's credentials (layers already on the instance keep it quick).
+                self.pull(image)
+                continue
             try:
                 present = self.engine.image_present(image)
             except InvalidReference as exc:  # no pull could ever find it: fail now, never retry
                 raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: {exc}", self.using(image))
-            if not present:
+            if present:
+                self.record("pull", f"{image} is not from a registry: the instance's local copy is used "
+                                    "(only images of the lab's registry are pulled for every task)")
+            else:
                 self.pull(image)
         self.pull_times = {"pull_started_at": started, "pull_stopped_at": timezone.now()}
 
     def pull(self, image):
-        """Pull an image the engine lacks; a failed pull fails the task (CannotPullContainerError).
+        """Pull an image (a registry's with the task's account's credentials); a failed pull
+        fails the task (CannotPullContainerError).
 
         The pull's progress is recorded on the task as it streams (see ``PullProgress``)."""
         self.record("pull", f"pulling {image} for task {self.task.task_id}")
         began = self.clock()
         progress = PullProgress(image, self.report_pull)
+        auth = pull_credentials(self.task.account.account_id) if registry.is_registry_image(image) else None
         try:
-            self.engine.pull(image, progress=progress)
+            self.engine.pull(image, progress=progress, auth=auth)
         except ImageNotFound as exc:
             raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}",
                              self.using(image))

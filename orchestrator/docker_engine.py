@@ -258,12 +258,13 @@ class DockerEngine:
         """Stop assuming ``image`` is present (a create said it is not)."""
         self._images.discard(image)
 
-    def pull(self, image, progress=None):
-        """Pull ``image``, calling ``progress(dict)`` for each progress message; raises ImageNotFound."""
+    def pull(self, image, progress=None, auth=None):
+        """Pull ``image`` (with the registry credentials ``auth``, a {username, password} dict,
+        when given), calling ``progress(dict)`` for each progress message; raises ImageNotFound."""
         repository, tag = _split_image(image)
 
         def run(client):
-            for message in client.pull(repository, tag=tag, stream=True, decode=True):
+            for message in client.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth):
                 if "error" in message:
                     raise ImageNotFound(message.get("error", "pull failed"))
                 if progress:

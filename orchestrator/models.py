@@ -803,10 +803,11 @@ class Target(models.Model):
 
 
 class Repository(models.Model):
-    """An ECR repository; its images live in the lab's OCI registry under the same name."""
+    """An ECR repository; its images live in the lab's OCI registry at ``<account id>/<name>``,
+    so each account has its own namespace of names."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="repositories")
-    name = models.CharField(max_length=256, unique=True)
+    name = models.CharField(max_length=256)
     image_tag_mutability = models.CharField(max_length=16, default="MUTABLE")
     scan_on_push = models.BooleanField(default=False)
     encryption_type = models.CharField(max_length=8, default="AES256")
@@ -814,6 +815,7 @@ class Repository(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_repository_per_account")]
         ordering = ["name"]
         verbose_name_plural = "repositories"
 

@@ -1,18 +1,23 @@
 """ECR: the lab's image registry (any OCI registry, in Kubernetes terms) and its API.
 
 Images live in a real CNCF distribution registry (Debian's ``docker-registry``) that the lab
-starts on 127.0.0.1:<REGISTRY_PORT> (5000 by default); Docker talks plain HTTP to registries
-on 127.0.0.0/8, so ``docker push 127.0.0.1:5000/<repo>`` works without TLS and the agent pulls
-task images from it. The registry runs without authentication: ``docker login`` with the
-token from GetAuthorizationToken succeeds, as does any other login.
+starts as its own child process, with its own configuration and storage, listening on a Unix
+socket only the lab's user can open. Docker reaches it through the lab's gate on
+127.0.0.1:<REGISTRY_PORT> (5055 by default; see ``registry_auth``), which checks the token
+GetAuthorizationToken hands out and the account in each repository path: a repository's URI is
+``127.0.0.1:5055/<account id>/<name>``, so two accounts may both have ``web`` and each reaches
+only its own. Docker talks plain HTTP to registries on 127.0.0.0/8, so ``docker push`` works
+without TLS. A registry already on the port (say the Debian package's own service on :5000) is
+never used: the lab says so and runs without ECR.
 
 The ECR API subset boto3 and the AWS CLI need (AWS JSON 1.1, target prefix
 ``AmazonEC2ContainerRegistry_V20150921.``) keeps repositories in the state database and asks
-the registry's HTTP API for images.
+the registry's HTTP API (on its socket) for images.
 """
 import base64
 import datetime
 import functools
+import hashlib
 import http.client
 import json
 import logging
@@ -21,6 +26,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -37,7 +43,8 @@ from django.utils import timezone
 from orchestrator import activity, bus, traces
 from orchestrator.aws_auth import AuthError, authenticate
 from orchestrator.frontend import wire
-from orchestrator.models import Repository
+from orchestrator.models import Repository, region
+from orchestrator.registry_auth import IDENTITY_HEADER, Gate, UnixConnection, authorization_token, identity
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +56,7 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
 ])
 _NAME_RE = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
-# The password GetAuthorizationToken hands out; the registry accepts any (it runs without auth).
-PASSWORD = "fargate-lab"
+_ACCOUNT_DIR = re.compile(r"[0-9]{12}")
 
 
 class EcrError(Exception):
@@ -68,7 +74,7 @@ class RegistryError(Exception):
 
 
 def registry_port():
-    return int(settings.FARGATE_LAB.get("REGISTRY_PORT", 5000))
+    return int(settings.FARGATE_LAB.get("REGISTRY_PORT", 5055))
 
 
 def registry_host():
@@ -76,9 +82,37 @@ def registry_host():
     return f"127.0.0.1:{registry_port()}"
 
 
+def repository_path(repository):
+    """The repository's path in the registry: ``<account id>/<name>``."""
+    return f"{repository.account.account_id}/{repository.name}"
+
+
+def repository_uri(repository):
+    """What ``docker push`` takes (ECR's repositoryUri): ``127.0.0.1:<port>/<account id>/<name>``."""
+    return f"{registry_host()}/{repository_path(repository)}"
+
+
+def is_registry_image(image):
+    """True if ``image`` names a repository of the lab's registry (127.0.0.1 or localhost)."""
+    host = image.split("/", 1)[0] if "/" in image else ""
+    return host in (registry_host(), f"localhost:{registry_port()}")
+
+
 def storage_root():
     """Where the registry keeps its blobs and manifests."""
     return Path(settings.FARGATE_LAB.get("REGISTRY_ROOT") or settings.VAR_DIR / "registry")
+
+
+def upstream_socket(root=None, port=None):
+    """The Unix socket the registry listens on (in its storage root, or, when that path is too
+    long for a socket, under the temporary directory), derived from the root and the port so
+    that every process of one lab finds it."""
+    root, port = Path(root or storage_root()), port or registry_port()
+    candidate = root / f"registry-{port}.sock"
+    if len(str(candidate)) <= 100:
+        return candidate
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"fargate-lab-registry-{digest}-{port}.sock"
 
 
 # --- the registry process -----------------------------------------------------------------
@@ -86,9 +120,9 @@ def storage_root():
 
 def _die_with_parent():
     """In the registry's process before exec: ask Linux to end it when the lab's process dies,
-    so a lab that crashes (or is killed) leaves no registry behind on its port. (Linux ties this
-    to the thread that started it: the lab starts it from a thread that lives as long as the
-    server, the lifespan's executor thread or the main thread.)"""
+    so a lab that crashes (or is killed) leaves no registry behind. (Linux ties this to the
+    thread that started it: the lab starts it from a thread that lives as long as the server,
+    the lifespan's executor thread or the main thread.)"""
     try:
         import ctypes
 
@@ -99,13 +133,16 @@ def _die_with_parent():
 
 
 class RegistryProcess:
-    """The CNCF distribution registry as a child process of the lab, on 127.0.0.1 only."""
+    """The lab's own registry: the CNCF distribution registry as a child process on a Unix
+    socket, and the gate that checks tokens on 127.0.0.1:<port>."""
 
     def __init__(self, port=None, root=None, binary=None):
         self.port = port or registry_port()
         self.root = Path(root or storage_root())
         self.binary = binary or settings.FARGATE_LAB.get("REGISTRY_BIN") or shutil.which("docker-registry") or shutil.which("registry")
+        self.socket = upstream_socket(self.root, self.port)
         self.process = None
+        self.gate = None
 
     @property
     def url(self):
@@ -117,18 +154,36 @@ class RegistryProcess:
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}, "fields": {"service": "registry"}},
             "storage": {"filesystem": {"rootdirectory": str(self.root / "data")}, "delete": {"enabled": True}},
-            "http": {"addr": f"127.0.0.1:{self.port}", "secret": secrets.token_hex(16)},
+            "http": {"net": "unix", "addr": str(self.socket), "secret": secrets.token_hex(16), "relativeurls": True},
         }
 
     def start(self, timeout=15):
-        """Start the registry and wait until it answers /v2/; raises RegistryError with the reason."""
+        """Start the registry and its gate, and wait until the registry answers; raises
+        RegistryError with the reason."""
         if not self.binary:
             raise RegistryError("no registry binary: install Debian's docker-registry package (apt-get install docker-registry)")
-        if _answers(self.url):
-            raise RegistryError(f"port {self.port} on 127.0.0.1 already answers: another registry or server holds it")
+        try:
+            self.gate = Gate(self.port, self.socket, self.root)
+        except OSError as exc:
+            raise RegistryError(f"port {self.port} on 127.0.0.1 is taken ({exc.strerror}): "
+                                f"{_holder(self.port, self.root)}") from None
+        try:
+            self._start_registry(timeout)
+        except BaseException:
+            self.gate.server_close()
+            self.gate = None
+            raise
+        self.gate.start()
+        log.info("registry serving on %s (storage %s)", self.url, self.root)
+
+    def _start_registry(self, timeout):
         self.root.mkdir(parents=True, exist_ok=True)
+        self.socket.parent.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)  # left by a registry that was killed: the gate's port was free
+        _move_legacy_repositories(self.root)
         config = self.root / f"config-{self.port}.yml"
         config.write_text(json.dumps(self.config(), indent=2))
+        config.chmod(0o600)
         log_file = open(self.root / f"registry-{self.port}.log", "ab")
         self.process = subprocess.Popen([self.binary, "serve", str(config)], stdout=log_file, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
@@ -138,24 +193,28 @@ class RegistryProcess:
             if self.process.poll() is not None:
                 tail = (self.root / f"registry-{self.port}.log").read_text(errors="replace")[-500:]
                 raise RegistryError(f"the registry exited with {self.process.returncode}: {tail.strip()}")
-            if _answers(self.url):
-                log.info("registry serving on %s", self.url)
+            if _upstream_answers(self.socket):
+                self.socket.chmod(0o600)  # only the lab's user reaches the registry without the gate
                 return
             time.sleep(0.05)  # the child needs a moment to bind; polled against a deadline
         self.stop()
-        raise RegistryError(f"the registry did not answer on {self.url} within {timeout} s")
+        raise RegistryError(f"the registry did not answer on {self.socket} within {timeout} s")
 
     def ensure_running(self, timeout=15):
-        """Start the registry unless one already answers on the port (e.g. the Debian package's
-        own service on :5000), which is then used as it is; True if we started one."""
-        if _answers(self.url):
-            log.warning("a registry already answers on %s: using it (its storage is not the lab's)", self.url)
+        """Start the lab's registry; True if started, False if this lab's own registry (run by
+        another of its processes, e.g. ``manage.py controlplane``) already serves the port.
+        Anything else on the port is never used: RegistryError says what holds it."""
+        if _gate_identity(self.port) == identity(self.root):
+            log.info("this lab's registry already serves %s", self.url)
             return False
         self.start(timeout)
         return True
 
     def stop(self):
-        """Stop the registry (SIGTERM, then SIGKILL after 10 s)."""
+        """Stop the gate and the registry (SIGTERM, then SIGKILL after 10 s)."""
+        if self.gate is not None:
+            self.gate.stop()
+            self.gate = None
         if self.process is None:
             return
         self.process.terminate()
@@ -165,11 +224,12 @@ class RegistryProcess:
             self.process.kill()
             self.process.wait()
         self.process = None
+        self.socket.unlink(missing_ok=True)
 
 
 def start_lab_registry():
-    """Start (or reuse) the lab's registry; None, with a warning, when it cannot run: the rest
-    of the lab runs without ECR."""
+    """Start (or find, when another process of this lab runs it) the lab's registry; None, with
+    a warning, when it cannot run: the rest of the lab runs without ECR."""
     process = RegistryProcess()
     try:
         process.ensure_running()
@@ -179,45 +239,98 @@ def start_lab_registry():
     return process
 
 
+def _gate_identity(port):
+    """The IDENTITY_HEADER of whatever answers GET /v2/ on 127.0.0.1:port ("" if none does, or
+    if it is not a Fargate Lab gate)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", "/v2/")
+        return connection.getresponse().getheader(IDENTITY_HEADER) or ""
+    except (OSError, http.client.HTTPException):
+        return ""
+    finally:
+        connection.close()
+
+
+def _holder(port, root):
+    """Words for what holds the registry's port."""
+    held = _gate_identity(port)
+    if held:
+        return "another Fargate Lab's registry (another checkout or FARGATE_LAB_ID) serves it; set FARGATE_LAB_REGISTRY_PORT"
+    hint = (" (on a systemd Debian, installing docker-registry also starts a system registry on :5000: "
+            "systemctl disable --now docker-registry)") if port == 5000 else ""
+    return f"another program holds it{hint}; the lab never uses a registry it did not start: set FARGATE_LAB_REGISTRY_PORT"
+
+
+def _upstream_answers(path):
+    """True if the registry answers GET /v2/ on its socket."""
+    connection = UnixConnection(path, timeout=1)
+    try:
+        connection.request("GET", "/v2/")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
 def _answers(url):
-    """True if a registry answers GET /v2/ at ``url``."""
+    """True if a registry (the lab's gate included) answers GET /v2/ at ``url``, with or
+    without asking for credentials."""
     try:
         with urllib.request.urlopen(url + "/v2/", timeout=1) as response:
             return response.status == 200
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401 and exc.headers.get("Docker-Distribution-Api-Version") is not None
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _move_legacy_repositories(root):
+    """Move repositories stored before names were per account (``<name>``) to their account's
+    path (``<account id>/<name>``); a no-op once moved, or on fresh storage."""
+    base = root / "data/docker/registry/v2/repositories"
+    if not base.is_dir() or all(_ACCOUNT_DIR.fullmatch(entry.name) for entry in base.iterdir()):
+        return
+    for repository in Repository.objects.select_related("account"):
+        legacy, moved = base / repository.name, base / repository_path(repository)
+        if (legacy / "_manifests").is_dir() and not moved.exists():
+            moved.parent.mkdir(parents=True, exist_ok=True)
+            legacy.rename(moved)
+            log.info("moved repository %s to %s", repository.name, repository_path(repository))
 
 
 # --- the registry's HTTP API, as the ECR operations need it -------------------------------
 
 
 def _registry_get(path, accept=None, method="GET"):
-    """(status, headers, parsed JSON body or None) of one call to the registry.
+    """(status, headers, parsed JSON body or None) of one call to the registry, on its socket.
 
     The path is percent-encoded: a name stored before validation was strict (or written to the
     database by hand) must give that repository a 404, not break the page listing everyone's."""
-    request = urllib.request.Request(f"http://{registry_host()}{urllib.parse.quote(path, safe='/:@')}", method=method)
-    if accept:
-        request.add_header("Accept", accept)
+    connection = UnixConnection(upstream_socket(), timeout=10)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-            return response.status, response.headers, (json.loads(body) if body else None)
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers, None
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        connection.request(method, urllib.parse.quote(path, safe="/:@"), headers={"Accept": accept} if accept else {})
+        response = connection.getresponse()
+        body = response.read()
+        if response.status >= 300:
+            return response.status, response.headers, None
+        return response.status, response.headers, (json.loads(body) if body else None)
+    except (http.client.HTTPException, OSError, ValueError) as exc:
         raise EcrError("ServerException", f"the lab's registry at {registry_host()} does not answer: {exc}", 500) from None
+    finally:
+        connection.close()
 
 
 def _image(repository, tag):
     """{digest, tags, size, media type, pushed at} of one tag, or None if it is gone."""
-    status, headers, manifest = _registry_get(f"/v2/{repository.name}/manifests/{tag}", MANIFEST_TYPES)
+    status, headers, manifest = _registry_get(f"/v2/{repository_path(repository)}/manifests/{tag}", MANIFEST_TYPES)
     if status != 200 or not manifest:
         return None
     digest = headers.get("Docker-Content-Digest", "")
     size = sum(layer.get("size", 0) for layer in manifest.get("layers", []))
     size += (manifest.get("config") or {}).get("size", 0)
-    link = storage_root() / "data/docker/registry/v2/repositories" / repository.name / "_manifests/revisions/sha256" / digest.removeprefix("sha256:") / "link"
+    link = storage_root() / "data/docker/registry/v2/repositories" / repository_path(repository) / "_manifests/revisions/sha256" / digest.removeprefix("sha256:") / "link"
     pushed = link.stat().st_mtime if link.exists() else time.time()
     return {"digest": digest, "size": size, "pushed": pushed,
             "media_type": manifest.get("mediaType") or headers.get("Content-Type", "")}
@@ -226,7 +339,7 @@ def _image(repository, tag):
 def tags(repository):
     """The repository's tags (one call to the registry); None when the registry does not answer."""
     try:
-        status, _, body = _registry_get(f"/v2/{repository.name}/tags/list")
+        status, _, body = _registry_get(f"/v2/{repository_path(repository)}/tags/list")
     except EcrError:
         return None
     return sorted((body or {}).get("tags") or []) if status == 200 else []
@@ -234,7 +347,7 @@ def tags(repository):
 
 def images(repository):
     """The repository's images, one dict per digest with all its tags."""
-    status, _, body = _registry_get(f"/v2/{repository.name}/tags/list")
+    status, _, body = _registry_get(f"/v2/{repository_path(repository)}/tags/list")
     if status != 200 or not body:
         return []
     by_digest = {}
@@ -253,7 +366,7 @@ def _repository_shape(repo):
         "repositoryArn": repo.arn,
         "registryId": repo.account.account_id,
         "repositoryName": repo.name,
-        "repositoryUri": f"{registry_host()}/{repo.name}",
+        "repositoryUri": repository_uri(repo),
         "createdAt": repo.created_at.timestamp(),
         "imageTagMutability": repo.image_tag_mutability,
         "imageScanningConfiguration": {"scanOnPush": repo.scan_on_push},
@@ -302,21 +415,12 @@ def create_repository(account, params):
                 scan_on_push=bool((params.get("imageScanningConfiguration") or {}).get("scanOnPush")),
             )
     except IntegrityError:
-        owner = Repository.objects.filter(name=name).values_list("account__account_id", flat=True).first()
-        if owner is not None and owner != account.account_id:
-            # One registry serves every account of the lab, so names are shared (ECR's are not).
-            raise EcrError(
-                "RepositoryAlreadyExistsException",
-                f"The repository with name '{name}' already exists in the lab's registry, owned by another "
-                "account: Fargate Lab's accounts share one registry, so choose another name "
-                "(for example with a prefix of your own, as in 'you/" + name[:200] + "').",
-            ) from None
         raise EcrError(
             "RepositoryAlreadyExistsException",
             f"The repository with name '{name}' already exists in the registry with id '{account.account_id}'",
         ) from None
     bus.publish("repository", repo.pk)
-    activity.record("registry", "CreateRepository", repo.arn, f"{registry_host()}/{name}")
+    activity.record("registry", "CreateRepository", repo.arn, repository_uri(repo))
     return {"repository": _repository_shape(repo)}
 
 
@@ -345,10 +449,10 @@ def delete_repository(account, params):
         )
     shape = _repository_shape(repo)
     for image in images(repo):
-        _registry_get(f"/v2/{repo.name}/manifests/{image['digest']}", method="DELETE")
+        _registry_get(f"/v2/{repository_path(repo)}/manifests/{image['digest']}", method="DELETE")
     # The registry's API deletes manifests, not repositories; when its storage is the lab's the
     # repository's directory goes too (unreferenced blobs stay until a garbage collection).
-    shutil.rmtree(storage_root() / "data/docker/registry/v2/repositories" / repo.name, ignore_errors=True)
+    shutil.rmtree(storage_root() / "data/docker/registry/v2/repositories" / repository_path(repo), ignore_errors=True)
     pk = repo.pk
     repo.delete()
     bus.publish("repository", pk)
@@ -408,8 +512,13 @@ def describe_images(account, params):
     return {"imageDetails": chunk, **({"nextToken": token} if token else {})}
 
 
-def get_authorization_token(account, params):
-    token = base64.b64encode(f"AWS:{PASSWORD}".encode()).decode()
+def get_authorization_token(account, params, caller=""):
+    """A ``docker login`` token for the caller's own registry (12 hours, as ECR's), tied to the
+    access key that asked for it."""
+    others = [i for i in params.get("registryIds") or [] if i != account.account_id]
+    if others:
+        raise _not_your_registry(account, "GetAuthorizationToken", others[0])
+    token = base64.b64encode(f"AWS:{authorization_token(account.account_id, caller)}".encode()).decode()
     expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=12)
     return {"authorizationData": [{
         "authorizationToken": token, "expiresAt": expires.timestamp(), "proxyEndpoint": f"http://{registry_host()}",
@@ -426,8 +535,9 @@ OPERATIONS = {
 }
 
 
-def call(account, operation, params):
-    """Run one ECR operation for ``account``; returns the response dict or raises EcrError."""
+def call(account, operation, params, caller=""):
+    """Run one ECR operation for ``account`` (``caller``: the access key id that signed it);
+    returns the response dict or raises EcrError."""
     handler = OPERATIONS.get(operation)
     if handler is None:
         raise EcrError("UnknownOperationException", f"Unknown operation {operation[:64]}")
@@ -436,7 +546,20 @@ def call(account, operation, params):
     report = ParamValidator().validate(params, _service_model().operation_model(operation).input_shape)
     if report.has_errors():
         raise EcrError("InvalidParameterException", report.generate_report())
+    registry_id = params.get("registryId")
+    if registry_id not in (None, account.account_id):
+        raise _not_your_registry(account, operation, registry_id)
+    if operation == "GetAuthorizationToken":
+        return handler(account, params, caller)
     return handler(account, params)
+
+
+def _not_your_registry(account, operation, registry_id):
+    """The refusal of a call naming another account's registry."""
+    return EcrError("AccessDeniedException",
+                    f"User: arn:aws:iam::{account.account_id}:user/AWS is not authorized to perform: ecr:{operation} "
+                    f"on resource: arn:aws:ecr:{region()}:{str(registry_id)[:64]}:repository/* "
+                    "(an account of this lab reaches only its own registry)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -459,7 +582,7 @@ def api(request):
     started, started_at, trace_id = time.monotonic(), timezone.now(), traces.new_trace_id()
     try:
         with traces.continuing(trace_id):
-            result, status = call(key.account, operation, wire.json_object(raw)), 200
+            result, status = call(key.account, operation, wire.json_object(raw), key.access_key_id), 200
     except wire.Malformed as exc:
         kind = "InvalidParameterException" if isinstance(exc, wire.BadText) else "SerializationException"
         result, status = {"__type": kind, "message": str(exc)}, 400

@@ -51,8 +51,9 @@ def test_it_lists_repositories_with_their_tags_and_the_registry_address(alice_cl
 
     page = alice_client.get("/").content.decode()
 
-    assert f"docker push 127.0.0.1:{lab_registry.port}/" in page
-    assert f"127.0.0.1:{lab_registry.port}/team/web" in page
+    assert f"docker login -u AWS --password-stdin 127.0.0.1:{lab_registry.port}<" in page
+    assert f"docker push 127.0.0.1:{lab_registry.port}/&lt;account id&gt;/" in page
+    assert f"127.0.0.1:{lab_registry.port}/000000000000/team/web" in page
     assert 'data-repository="team/web"' in page
 
 

@@ -38,7 +38,9 @@ def test_the_banner_names_the_registry(settings):
 
     command.banner("127.0.0.1", 8000)
 
-    assert "ECR        127.0.0.1:5123  (docker push 127.0.0.1:5123/<repository>" in out.getvalue()
+    assert "ECR        127.0.0.1:5123  (the lab's own registry" in out.getvalue()
+    assert "docker login -u AWS --password-stdin 127.0.0.1:5123" in out.getvalue()
+    assert "docker push 127.0.0.1:5123/<account>/<repository>" in out.getvalue()
 
 
 def registry_pids(port):

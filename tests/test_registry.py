@@ -24,7 +24,7 @@ def test_it_creates_describes_and_deletes_repositories(ecr, lab_registry):
     repo = ecr.create_repository(repositoryName="team/web")["repository"]
 
     assert repo["repositoryArn"] == "arn:aws:ecr:us-east-1:000000000000:repository/team/web"
-    assert repo["repositoryUri"] == f"127.0.0.1:{lab_registry.port}/team/web"
+    assert repo["repositoryUri"] == f"127.0.0.1:{lab_registry.port}/000000000000/team/web"
     assert repo["registryId"] == "000000000000"
     assert ecr.describe_repositories()["repositories"] == [repo]
     assert ecr.describe_repositories(repositoryNames=["team/web"])["repositories"] == [repo]
@@ -39,21 +39,31 @@ def test_it_rejects_bad_repository_requests(ecr, lab_registry):
     ecr.create_repository(repositoryName="web")
 
     assert code_of(ecr.create_repository, repositoryName="web") == "RepositoryAlreadyExistsException"
-    # Another account's name: refused too (one registry serves the lab), and the message says why.
-    other = Account.objects.create(account_id="333333333333")
-    AccessKey.objects.create(account=other, access_key_id="other-key", secret_access_key="other-secret")
-    theirs = boto3.client("ecr", endpoint_url=ecr.meta.endpoint_url, region_name="us-east-1",
-                          aws_access_key_id="other-key", aws_secret_access_key="other-secret")
-    with pytest.raises(botocore.exceptions.ClientError) as info:
-        theirs.create_repository(repositoryName="web")
-    assert info.value.response["Error"]["Code"] == "RepositoryAlreadyExistsException"
-    assert "owned by another account" in info.value.response["Error"]["Message"]
-    assert theirs.describe_repositories()["repositories"] == []
     assert code_of(ecr.create_repository, repositoryName="Web_") == "InvalidParameterException"
+    assert code_of(ecr.describe_repositories, registryId="333333333333") == "AccessDeniedException"
+    assert code_of(ecr.get_authorization_token, registryIds=["333333333333"]) == "AccessDeniedException"
     assert code_of(ecr.describe_repositories, repositoryNames=["nope"]) == "RepositoryNotFoundException"
     assert code_of(ecr.delete_repository, repositoryName="nope") == "RepositoryNotFoundException"
     assert code_of(ecr.list_images, repositoryName="nope") == "RepositoryNotFoundException"
     assert code_of(ecr.describe_images, repositoryName="web", imageIds=[{"imageTag": "v9"}]) == "ImageNotFoundException"
+
+
+def test_two_accounts_may_both_have_web(ecr, lab_registry):
+    other = Account.objects.create(account_id="333333333333")
+    AccessKey.objects.create(account=other, access_key_id="other-key", secret_access_key="other-secret")
+    theirs = boto3.client("ecr", endpoint_url=ecr.meta.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="other-key", aws_secret_access_key="other-secret")
+
+    mine = ecr.create_repository(repositoryName="web")["repository"]
+    their = theirs.create_repository(repositoryName="web")["repository"]
+
+    assert mine["repositoryUri"] == f"127.0.0.1:{lab_registry.port}/000000000000/web"
+    assert their["repositoryUri"] == f"127.0.0.1:{lab_registry.port}/333333333333/web"
+    assert their["repositoryArn"] == "arn:aws:ecr:us-east-1:333333333333:repository/web"
+    assert [r["repositoryUri"] for r in ecr.describe_repositories()["repositories"]] == [mine["repositoryUri"]]
+    assert [r["repositoryUri"] for r in theirs.describe_repositories()["repositories"]] == [their["repositoryUri"]]
+    theirs.delete_repository(repositoryName="web")
+    assert ecr.describe_repositories()["repositories"] == [mine]
 
 
 def test_it_hands_out_a_docker_login_token(ecr, lab_registry):
@@ -74,8 +84,23 @@ def test_it_answers_malformed_requests_without_a_server_error(live_server, ecr, 
 
 
 def test_it_refuses_to_start_on_a_port_another_registry_holds(lab_registry, tmp_path):
-    with pytest.raises(RegistryError, match="already answers"):
-        RegistryProcess(port=lab_registry.port, root=tmp_path / "other").start()
+    with pytest.raises(RegistryError, match="another Fargate Lab's registry"):
+        RegistryProcess(port=lab_registry.port, root=tmp_path / "other").ensure_running()
+
+
+def test_it_never_uses_a_registry_it_did_not_start(tmp_path, settings):
+    """Debian's docker-registry service (or anything) on the port: the lab says so and runs its own nowhere."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        port = holder.getsockname()[1]
+        with pytest.raises(RegistryError, match="never uses a registry it did not start"):
+            RegistryProcess(port=port, root=tmp_path / "r").ensure_running()
+    finally:
+        holder.close()
 
 
 @pytest.mark.docker
@@ -83,6 +108,7 @@ def test_it_stores_pushed_images_that_the_engine_pulls_back(ecr, lab_registry, t
     name = f"test-{uuid.uuid4().hex[:8]}/demo"
     uri = ecr.create_repository(repositoryName=name)["repository"]["repositoryUri"]
     token = base64.b64decode(ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]).decode()
+    assert uri.startswith(f"127.0.0.1:{lab_registry.port}/000000000000/")
     login = subprocess.run(
         ["docker", "--config", str(tmp_path / "docker"), "login", "--username", "AWS", "--password-stdin", uri.split("/")[0]],
         input=token.partition(":")[2], capture_output=True, text=True, timeout=60,
@@ -90,7 +116,7 @@ def test_it_stores_pushed_images_that_the_engine_pulls_back(ecr, lab_registry, t
     assert login.returncode == 0, login.stderr
     docker("tag", demo_image, f"{uri}:v1")
     try:
-        docker("push", f"{uri}:v1", timeout=300)
+        docker("--config", str(tmp_path / "docker"), "push", f"{uri}:v1", timeout=300)
 
         (image_id,) = ecr.list_images(repositoryName=name)["imageIds"]
         assert image_id["imageTag"] == "v1" and image_id["imageDigest"].startswith("sha256:")
@@ -99,7 +125,7 @@ def test_it_stores_pushed_images_that_the_engine_pulls_back(ecr, lab_registry, t
         assert code_of(ecr.delete_repository, repositoryName=name) == "RepositoryNotEmptyException"
 
         docker("rmi", f"{uri}:v1")
-        docker("pull", f"{uri}:v1", timeout=300)
+        docker("--config", str(tmp_path / "docker"), "pull", f"{uri}:v1", timeout=300)
         assert docker("image", "inspect", "--format", "{{.Id}}", f"{uri}:v1") == docker(
             "image", "inspect", "--format", "{{.Id}}", demo_image)
     finally:
@@ -109,11 +135,12 @@ def test_it_stores_pushed_images_that_the_engine_pulls_back(ecr, lab_registry, t
     assert ecr.describe_repositories()["repositories"] == []
 
 
-def test_it_uses_a_registry_that_already_answers_on_its_port(lab_registry, tmp_path):
-    other = RegistryProcess(port=lab_registry.port, root=tmp_path / "other")
+def test_it_finds_its_own_lab_registry_run_by_another_process(lab_registry):
+    """``manage.py controlplane`` beside the server: the same lab and storage, one registry."""
+    same = RegistryProcess(port=lab_registry.port, root=lab_registry.root)
 
-    assert other.ensure_running() is False
-    assert other.process is None
+    assert same.ensure_running() is False
+    assert same.process is None
 
 
 @pytest.mark.parametrize("operation,body", [

@@ -77,9 +77,10 @@ class Command(BaseCommand):
 
         url = f"http://{network.url_host(network.advertised_host(host))}:{port}"
         if RegistryProcess().binary:
-            ecr = f"{registry_host()}  (docker push {registry_host()}/<repository>; ECR API at {url})"
+            ecr = (f"{registry_host()}  (the lab's own registry: aws ecr get-login-password | docker login -u AWS "
+                   f"--password-stdin {registry_host()}; docker push {registry_host()}/<account>/<repository>)")
         else:
-            ecr = "not available: install Debian's docker-registry package (the rest of the lab runs)"
+            ecr = "not available: install Debian's docker-registry package, apt-get install docker-registry (the rest of the lab runs)"
         self.stdout.write(
             f"Fargate Lab is up on {url}\n"
             f"  dashboard  {url}/  (user admin / password admin)\n"
