@@ -13,12 +13,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from dashboard.origin import LabOriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
+from dashboard.view_as import ViewAsWebsocketMiddleware  # noqa: E402
 from orchestrator.lifespan import ControlPlaneLifespan  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": LabOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": LabOriginValidator(AuthMiddlewareStack(ViewAsWebsocketMiddleware(URLRouter(websocket_urlpatterns)))),
         "lifespan": ControlPlaneLifespan(),
     }
 )

@@ -66,5 +66,6 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("classroom.urls")),
+    path("class/", include("dashboard.teacher_urls")),
     path("", include("dashboard.urls")),
 ]

@@ -358,13 +358,16 @@ class DockerEngine:
             log.info("network %s stays: %s", name, exc)
             return False
 
-    def remove_unused_networks(self, legacy_only=False):
+    def remove_unused_networks(self, legacy_only=False, labels=None):
         """Remove this lab's networks that no container uses any more; returns their names.
 
-        ``legacy_only``: only those of the older naming, without an account label."""
+        ``legacy_only``: only those of the older naming, without an account label; ``labels``:
+        only those carrying these labels too (an account's: ``{LABEL_ACCOUNT: id}``)."""
+        wanted = [f"{LABEL_LAB}={self.lab}"] + [f"{k}={v}" for k, v in (labels or {}).items()]
+
         def run(client):
             removed = []
-            for network in client.networks(filters={"label": [f"{LABEL_LAB}={self.lab}"]}):
+            for network in client.networks(filters={"label": wanted}):
                 if legacy_only and LABEL_ACCOUNT in (network.get("Labels") or {}):
                     continue
                 detail = client.inspect_network(network["Id"])
