@@ -460,6 +460,21 @@ def delete_repository(account, params):
     return {"repository": shape}
 
 
+def remove_account_repositories(account):
+    """Delete every repository of ``account`` with its images, and nothing of another account's
+    (a teacher's reset of a student); how many repositories went."""
+    removed = 0
+    for repo in Repository.objects.filter(account=account).select_related("account"):
+        try:
+            delete_repository(account, {"repositoryName": repo.name, "force": True})
+        except EcrError:  # the registry does not answer: its storage and the row go all the same
+            shutil.rmtree(storage_root() / "data/docker/registry/v2/repositories" / repository_path(repo), ignore_errors=True)
+            repo.delete()
+        removed += 1
+    shutil.rmtree(storage_root() / "data/docker/registry/v2/repositories" / account.account_id, ignore_errors=True)
+    return removed
+
+
 def _selected(repo, params):
     """The repository's images narrowed by imageIds (and ImageNotFound for ids not found)."""
     found = images(repo)

@@ -292,6 +292,7 @@ class GateHandler(BaseHTTPRequestHandler):
     def forward(self, target):
         """Send the request to the registry and stream its answer back."""
         upstream = UnixConnection(self.server.upstream)
+        relaying = False
         try:
             upstream.putrequest(self.command, target, skip_host=True, skip_accept_encoding=True)
             for key, value in self.headers.items():
@@ -308,10 +309,16 @@ class GateHandler(BaseHTTPRequestHandler):
             if chunked:
                 upstream.send(b"0\r\n\r\n")
             response = upstream.getresponse()
+            relaying = True
             self.relay(response)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             log.warning("registry request %s %s failed: %s", self.command, target[:200], exc)
-            self.close_connection = True
+            if relaying:  # part of the answer is out: only closing tells the client
+                self.close_connection = True
+            elif isinstance(exc, ValueError):  # a chunk size that is not hexadecimal
+                self.refuse(Refuse(400, "UNSUPPORTED", "malformed chunked request body"))
+            else:
+                self.refuse(Refuse(503, "UNAVAILABLE", f"the lab's registry does not answer: {exc}"))
         finally:
             upstream.close()
 

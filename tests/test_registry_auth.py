@@ -174,6 +174,34 @@ def test_the_gate_answers_in_the_registrys_words(students, lab_registry):
 
 
 @pytest.mark.docker
+def test_a_reset_removes_one_accounts_repositories_and_images_only(students, pushed, lab_registry):
+    from orchestrator import registry
+
+    alice, bob = students
+    storage = lab_registry.root / "data/docker/registry/v2/repositories"
+    assert (storage / "000000000000/web").is_dir()
+
+    assert registry.remove_account_repositories(Account.objects.get(account_id="000000000000")) == 1
+
+    assert alice.ecr.describe_repositories()["repositories"] == []
+    assert not (storage / "000000000000").exists()
+    assert [r["repositoryName"] for r in bob.ecr.describe_repositories()["repositories"]] == ["web"]
+    alice.create("web")
+    assert alice.ecr.list_images(repositoryName="web")["imageIds"] == [], "a new web starts empty"
+
+
+def test_the_gate_says_when_the_registry_is_down(students, lab_registry):
+    alice, _ = students
+    alice.create("web")
+    lab_registry.process.terminate()
+    lab_registry.process.wait()
+
+    down = alice.get(f"{lab_registry.url}/v2/000000000000/web/tags/list")
+
+    assert down.status_code == 503 and error_code(down) == "UNAVAILABLE"
+
+
+@pytest.mark.docker
 def test_an_immutable_tag_is_never_overwritten(students, lab_registry, demo_image):
     alice, _ = students
     alice.login(f"127.0.0.1:{lab_registry.port}")
