@@ -651,8 +651,8 @@ class TaskSync:
         except ImageNotFound as exc:
             raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}",
                              self.using(image))
-        self.record("pulled", f"pulled {image}: " + (progress.summary() if progress.layers
-                                                      else "every layer was already on the instance"), since=began)
+        self.record("pulled", f"pulled {image}" + (f" ({progress.digest})" if progress.digest else "") + ": "
+                    + (progress.summary() if progress.layers else "every layer was already on the instance"), since=began)
         activity.record("docker", "pull", self.task.arn, f"image {image} for task {self.task.task_id[:8]}",
                         trace_id=self.trace, started_at=began[0],
                         duration_ms=round((time.perf_counter() - began[1]) * 1000, 3))
@@ -902,11 +902,14 @@ class PullProgress:
         self.report = report
         self.every = every
         self.layers = {}  # layer id -> (current bytes, total bytes, status)
+        self.digest = ""  # the manifest digest the registry answered with
         self.last_report = time.monotonic()
 
     def __call__(self, message):
         layer, status = message.get("id"), message.get("status", "")
         if not layer or status.startswith("Pulling from"):
+            if status.startswith("Digest: "):
+                self.digest = status.removeprefix("Digest: ").strip()
             if status.startswith(("Digest", "Status")):
                 return
             self.report(f"{self.image}: {status}" if status else self.image)

@@ -85,3 +85,4 @@ def test_it_summarizes_a_pull_stream():
         "layer bbb: already exists (2/2 layers, 1.0 of 1.0 MB)",
     ]
     assert progress.summary() == "2/2 layers, 1.0 of 1.0 MB"
+    assert progress.digest == "sha256:0123"

@@ -90,3 +90,40 @@ def test_a_task_that_stops_while_its_page_is_open_loses_stop_kill_and_port_links
     expect(lab_tab.get_by_role("button", name="Stop task")).to_be_hidden()
     expect(lab_tab.get_by_role("button", name="Kill container")).to_be_hidden()
     expect(detail.locator('.timeline li[data-step="RUNNING"]')).to_have_class("reached")
+
+
+def test_every_task_pulls_its_registry_image_and_the_page_shows_it(lab, lab_tab, tmp_path):
+    import base64
+    import subprocess
+
+    ecr, ecs = lab.client("ecr"), lab.client()
+    uri = ecr.create_repository(repositoryName="web")["repository"]["repositoryUri"]
+    password = base64.b64decode(ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"])
+    docker_cli = ["docker", "--config", str(tmp_path / "docker")]
+    subprocess.run(docker_cli + ["login", "-u", "AWS", "--password-stdin", uri.split("/")[0]],
+                   input=password.decode().partition(":")[2], check=True, capture_output=True, text=True, timeout=60)
+    image = f"{uri}:v1"
+    subprocess.run(docker_cli + ["tag", "fargate-lab/demo:latest", image], check=True, timeout=60)
+    try:
+        subprocess.run(docker_cli + ["push", image], check=True, capture_output=True, timeout=300)
+        ecs.create_cluster(clusterName="pulls")
+        ecs.register_task_definition(**task_definition("pulled", ["/demo/serve.sh"], image=image))
+        ecs.register_task_definition(**task_definition("local", ["/demo/serve.sh"]))
+        arns = []
+        for family in ("pulled", "pulled", "local"):  # the second finds the image on the instance
+            arn = ecs.run_task(cluster="pulls", taskDefinition=family)["tasks"][0]["taskArn"]
+            poll(lambda: ecs.describe_tasks(cluster="pulls", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
+                 message=f"the {family} task to run")
+            arns.append(arn)
+
+        lab_tab.goto(f"{lab.url}/tasks/{arns[1].rsplit('/', 1)[1]}/")
+        pull = lab_tab.locator(".pull-progress")
+        expect(pull).to_contain_text(f"pulling {image}")
+        # A real pull: the registry answered with the image's digest; its layers were on the instance.
+        expect(pull).to_contain_text(f"pulled {image} (sha256:")
+        expect(pull).to_contain_text("every layer was already on the instance")
+        lab_tab.goto(f"{lab.url}/tasks/{arns[2].rsplit('/', 1)[1]}/")
+        expect(lab_tab.locator(".pull-progress")).to_contain_text(
+            "fargate-lab/demo:latest is not from a registry: the instance's local copy is used")
+    finally:
+        subprocess.run(docker_cli + ["rmi", image], capture_output=True, timeout=60)
