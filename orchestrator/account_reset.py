@@ -84,11 +84,10 @@ def _delete_through_operations(account):
         elbv2.delete_load_balancer(account, {"LoadBalancerArn": lb.arn}, caller="teacher:reset")
     for tg in list(TargetGroup.objects.filter(account=account)):
         elbv2.delete_target_group(account, {"TargetGroupArn": tg.arn}, caller="teacher:reset")
-    for repo in list(Repository.objects.filter(account=account)):
-        try:
-            registry.call(account, "DeleteRepository", {"repositoryName": repo.name, "force": True})
-        except Exception as exc:  # the registry is down: the row goes below, its images stay on disk
-            log.warning("reset of %s: repository %s: %s", account, repo.name, exc)
+    try:  # the images go with their repositories (from disk even when the registry is down)
+        registry.remove_account_repositories(account)
+    except Exception as exc:  # whatever went wrong, the rows go below and the reset goes on
+        log.warning("reset of %s: repositories: %s", account, exc)
 
 
 def owned_models():
