@@ -1,7 +1,7 @@
 """The map as a diagram: its server render with 1,000 tasks, and event → animation in Chromium
 with 50 pages open.
 
-    /work/venv/bin/python bench/bench_map.py [--tasks 1000] [--pages 50] [--browsers 10] [--events 30]
+    /work/venv/bin/python bench/bench_map.py [--tasks 1000] [--pages 50] [--browsers 10] [--events 30] [--only write|docker]
 
 1. Render: ``GET /`` (the diagram and the cards below it) through Django's test client, median
    and max of 20, with ``--tasks`` tasks in a throwaway SQLite database, and its SQL statements
@@ -137,6 +137,34 @@ def stop_sockets(process):
     return {int(pk): times for pk, times in json.loads(output.strip().splitlines()[-1]).items()}
 
 
+# Each page notes when an event's item arrives in #map-events (before the map's script plays it).
+ARRIVALS = """document.addEventListener("DOMContentLoaded", () => {
+  const list = document.getElementById("map-events");
+  if (!list) { return; }
+  new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach((n) => {
+    if (n.nodeType === 1 && n.tagName === "LI" && !n.dataset.arrived) { n.dataset.arrived = String(Date.now()); }
+  }))).observe(list, { childList: true });
+});"""
+# [when the page lit the first component for activity row pk, when its item arrived], or null.
+LIT = """(pk) => { const e = document.querySelector(`#map-lit-log li[data-event='${pk}']`);
+  const li = document.querySelector(`#map-events li[data-seq='${pk}']`);
+  return e && li ? [Number(e.dataset.at), Number(li.dataset.arrived || e.dataset.at)] : null; }"""
+
+
+def wait_for_row(task_id, timeout=10):
+    """The pk of the die row the lab's agent wrote for the task's container."""
+    from orchestrator.models import Activity
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pk = Activity.objects.filter(component="docker", action="die", object_arn__endswith=task_id) \
+            .values_list("pk", flat=True).first()
+        if pk:
+            return pk
+        time.sleep(0.01)
+    raise TimeoutError(f"the agent wrote no die row for task {task_id}")
+
+
 def docker_die(arn):
     """The row the agent writes when Docker reports a container's die event; (pk, ms since epoch just before)."""
     from orchestrator import activity
@@ -162,11 +190,11 @@ def docker_kills(docker_client, lab_id):
         container.kill()
         for event in events:
             if event.get("id") == container.id:
-                return event["timeNano"] / 1e6, task_id[:8]
+                return event["timeNano"] / 1e6, task_id
     return kill
 
 
-def bench_animation(port, session, pages, browsers, events, docker_kill=None):
+def bench_animation(port, session, pages, browsers, events, docker_kill=None, hops=None):
     from playwright.sync_api import sync_playwright
 
     from orchestrator.models import Task
@@ -174,11 +202,12 @@ def bench_animation(port, session, pages, browsers, events, docker_kill=None):
     arn = Task.objects.filter(last_status=Task.RUNNING).select_related("account", "cluster").first().arn
     origins = {}
     sockets = start_sockets(port, session, pages - browsers)
-    latencies = []
+    latencies, arrivals = [], []
     base = f"http://127.0.0.1:{port}"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 720})
+        context.add_init_script(ARRIVALS)
         login = context.new_page()
         login.goto(base + "/accounts/login/")
         login.fill("input[name=username]", "bench")
@@ -193,20 +222,16 @@ def bench_animation(port, session, pages, browsers, events, docker_kill=None):
         time.sleep(1.0)  # let the sockets' first pushes settle before measuring
         for _ in range(events):
             if docker_kill:
-                started, object_id = docker_kill()
-                found = "(o) => { const li = document.querySelector(`#map-events li[data-action=die][data-object='${o}']`);" \
-                        " const e = li && document.querySelector(`#map-lit-log li[data-event='${li.dataset.seq}']`);" \
-                        " return e && Number(e.dataset.at); }"
-                arg = object_id
+                started, task_id = docker_kill()
+                pk = wait_for_row(task_id)
             else:
                 pk, started = docker_die(arn)
-                origins[pk] = started
-                found = "(pk) => { const e = document.querySelector(`#map-lit-log li[data-event='${pk}']`);" \
-                        " return e && Number(e.dataset.at); }"
-                arg = str(pk)
+            origins[pk] = started
             for tab in tabs:
-                handle = tab.wait_for_function(found, arg=arg, timeout=10_000, polling=100)
-                latencies.append(handle.json_value() - started)
+                handle = tab.wait_for_function(LIT, arg=str(pk), timeout=10_000, polling=100)
+                lit, arrived = handle.json_value()
+                latencies.append(lit - started)
+                arrivals.append(arrived - started)
             time.sleep(0.3)  # events apart, as a kill and its replacement are
         browser.close()
     received = stop_sockets(sockets)
@@ -214,10 +239,17 @@ def bench_animation(port, session, pages, browsers, events, docker_kill=None):
     print(f"== {what} → animation started, {pages} pages open ({browsers} Chromium, "
           f"{pages - browsers} WebSocket clients), {events} events: p50 {percentile(latencies, 0.5):.0f} ms, "
           f"p95 {percentile(latencies, 0.95):.0f} ms, max {max(latencies):.0f} ms (target p95 ≤ 150 ms)")
+    if hops:
+        for name, values in hops().items():
+            print(f"   of which the die event's time → {name}: p50 {percentile(values, 0.5):.1f} ms, "
+                  f"p95 {percentile(values, 0.95):.1f} ms, max {max(values):.1f} ms")
     pushed = [at - origins[pk] for pk, times in received.items() if pk in origins for at in times]
+    since = "the die event's time" if docker_kill else "the write"
     if pushed:
-        print(f"   of which the write → event pushed to the WebSocket clients: p50 {percentile(pushed, 0.5):.0f} ms, "
+        print(f"   of which {since} → event pushed to the WebSocket clients: p50 {percentile(pushed, 0.5):.0f} ms, "
               f"p95 {percentile(pushed, 0.95):.0f} ms ({len(pushed)} receipts)")
+    print(f"   of which {since} → the event's item in each Chromium page's DOM: p50 {percentile(arrivals, 0.5):.0f} ms, "
+          f"p95 {percentile(arrivals, 0.95):.0f} ms")
 
 
 def main():
@@ -226,6 +258,7 @@ def main():
     parser.add_argument("--pages", type=int, default=50)
     parser.add_argument("--browsers", type=int, default=10)
     parser.add_argument("--events", type=int, default=30)
+    parser.add_argument("--only", choices=("write", "docker"), help="measure only this event source (the render too)")
     parser.add_argument("--sockets", type=int, help=argparse.SUPPRESS)  # the WebSocket clients' own process
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--session", help=argparse.SUPPRESS)
@@ -247,8 +280,10 @@ def main():
     server, port = serve()
     try:
         session = client.cookies["sessionid"].value
-        bench_animation(port, session, args.pages, args.browsers, args.events)
-        bench_docker(port, session, args)
+        if args.only != "docker":
+            bench_animation(port, session, args.pages, args.browsers, args.events)
+        if args.only != "write":
+            bench_docker(port, session, args)
     finally:
         server.should_exit = True
 
@@ -264,14 +299,38 @@ def bench_docker(port, session, args):
     lab_id = settings.FARGATE_LAB["LAB_ID"]
     docker_client = docker.from_env()
     agent = Agent(None, enqueue=lambda key: None)  # watches and records; nothing acts on the keys
+    hops = watch_hops(agent)
     agent.start()
     agent.connected.wait(10)
     try:
-        bench_animation(port, session, args.pages, args.browsers, args.events, docker_kills(docker_client, lab_id))
+        bench_animation(port, session, args.pages, args.browsers, args.events, docker_kills(docker_client, lab_id),
+                        hops)
     finally:
         agent.stop()
         for container in docker_client.containers.list(all=True, filters={"label": f"fargatelab.lab={lab_id}"}):
             container.remove(force=True)
+
+
+def watch_hops(agent):
+    """Time each die event's hops in the agent (received from the stream, its row written);
+    returns a function giving {hop: [ms after the event's own time]}."""
+    times = {"the agent's receipt": [], "the agent's row written": []}
+    died_at = {}
+    handle_event, record_operation = agent.handle_event, agent.record_operation
+
+    def timed_handle(event):
+        if (event.get("Action") or "") == "die":
+            died_at[event.get("id")] = event["timeNano"] / 1e6
+            times["the agent's receipt"].append(time.time() * 1000 - died_at[event.get("id")])
+        handle_event(event)
+
+    def timed_record(action, container_id, attributes, trace=""):
+        record_operation(action, container_id, attributes, trace)
+        if action == "die" and container_id in died_at:
+            times["the agent's row written"].append(time.time() * 1000 - died_at[container_id])
+
+    agent.handle_event, agent.record_operation = timed_handle, timed_record
+    return lambda: {hop: values for hop, values in times.items() if values}
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+
+# The broadcaster's messages: handled without Channels' stop in the database thread first.
+BROADCASTS = {broadcast.MESSAGE_TYPE, broadcast.EVENTS_MESSAGE_TYPE}
 
 # The kinds that change the numbers of the object pages.
 OBJECTS = {"task", "service", "cluster", "instance"}
@@ -227,6 +231,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self.send_fragments(items, seq)
             except Exception:  # one failed render must not end the page's updates
                 log.exception("map figures push failed")
+
+    async def dispatch(self, message):
+        """Channels' dispatch, except for the broadcaster's messages: Channels first closes stale
+        database connections in the one database thread, so each of fifty pages hearing a die
+        event queued there behind the figures' renders (~170 ms at the median under load). Every
+        database use of these handlers is a ``database_sync_to_async`` call, which closes stale
+        connections itself."""
+        if message.get("type") in BROADCASTS:
+            await getattr(self, get_handler_name(message))(message)
+        else:
+            await super().dispatch(message)
 
     async def receive(self, text_data=None, bytes_data=None):
         """Pages only listen; anything a browser sends is ignored."""

@@ -259,6 +259,36 @@ def test_it_pushes_the_frontend_card_when_an_api_call_is_recorded(session):
     run(scenario())
 
 
+def test_it_animates_an_event_without_a_trip_to_the_database_thread_first(session, monkeypatch):
+    """Channels closes stale connections in the one database thread before each message; the
+    broadcaster's messages skip that trip, which queued fifty pages behind the figures' renders."""
+    import channels.consumer
+
+    stops = []
+    close_old = channels.consumer.aclose_old_connections
+
+    async def counted():
+        stops.append(1)
+        await close_old()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/map/", session)
+        assert connected
+        await communicator.receive_from(timeout=5)
+        before = len(stops)
+        assert before >= 1  # the connect itself went through Channels' own dispatch
+        row = await write(lambda: activity.record("docker", "die", message="container web died (exit code 137)"))
+        html = await receive_until(communicator, f'data-seq="{row.pk}"')
+        assert 'data-action="die"' in html
+        await receive_until(communicator, 'id="card-docker"')  # the figures follow, also without the trip
+        assert len(stops) == before
+        await communicator.disconnect()
+
+    run(scenario())
+
+
 def test_it_streams_a_tasks_logs(session, lab, monkeypatch):
     def fake_stream_logs(task, follow=True, tail=200):
         assert follow and tail == 200
