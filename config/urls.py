@@ -1,4 +1,4 @@
-"""URLs. The root URL is shared, as on AWS: a POST carrying X-Amz-Target is an ECS or ECR API
+"""URLs. The root URL is shared, as on AWS: a POST carrying X-Amz-Target is an AWS JSON API
 call (AWS JSON 1.1, told apart by the target's prefix); a POST signed for the
 ``elasticloadbalancing`` service or carrying ``Action=`` is an ELBv2 call (AWS query protocol);
 anything else at / is the dashboard's component map."""
@@ -13,6 +13,7 @@ from dashboard.login_throttle import ThrottledAdminAuthenticationForm, Throttled
 from orchestrator import registry
 from orchestrator.aws_auth import credential_scope
 from orchestrator.elbv2 import views as elbv2_views
+from orchestrator.frontend import secretsmanager, ssm
 from orchestrator.frontend import views as frontend_views
 from orchestrator.frontend.logs import views as logs_views
 
@@ -36,6 +37,8 @@ def _is_elbv2(request):
 JSON_SERVICES = [
     (registry.TARGET_PREFIX, registry.api),
     ("Logs_20140328.", logs_views.api),
+    (ssm.TARGET_PREFIX, ssm.api),
+    (secretsmanager.TARGET_PREFIX, secretsmanager.api),
 ]
 
 

@@ -152,3 +152,44 @@ class TargetAdmin(admin.ModelAdmin):
 class RepositoryAdmin(admin.ModelAdmin):
     list_display = ("name", "account", "image_tag_mutability", "created_at")
     search_fields = ("name",)
+
+
+# --- Parameter Store and Secrets Manager: names, types and dates, never a value --------------
+
+
+class ParameterVersionInline(admin.TabularInline):
+    model = models.ParameterVersion
+    extra = 0
+    fields = ("version", "type", "modified_at", "modified_user")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False  # a value is put through the API, never typed where a page shows it
+
+
+@admin.register(models.Parameter)
+class ParameterAdmin(admin.ModelAdmin):
+    list_display = ("name", "account", "region", "type", "version", "last_modified_at")
+    list_filter = ("type", "region")
+    search_fields = ("name",)
+    inlines = [ParameterVersionInline]
+
+
+class SecretVersionInline(admin.TabularInline):
+    model = models.SecretVersion
+    extra = 0
+    fields = ("version_id", "stages", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False  # a value is put through the API, never typed where a page shows it
+
+
+@admin.register(models.Secret)
+class SecretAdmin(admin.ModelAdmin):
+    list_display = ("name", "account", "region", "suffix", "deletion_date", "last_changed_at")
+    list_filter = ("region",)
+    search_fields = ("name",)
+    inlines = [SecretVersionInline]

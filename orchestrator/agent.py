@@ -40,7 +40,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from orchestrator import activity, bus, load_balancer, registry, task_health, traces
+from orchestrator import activity, bus, load_balancer, registry, task_health, task_secrets, traces
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
     LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
@@ -364,14 +364,16 @@ def network_labels(account_id, cluster_name):
     return {LABEL_CLUSTER: cluster_name, LABEL_ACCOUNT: account_id}
 
 
-def container_spec(task, task_container, lab, network):
-    """The container to create for one container of a task (a Pod spec's container)."""
+def container_spec(task, task_container, lab, network, secret_env=None):
+    """The container to create for one container of a task (a Pod spec's container);
+    ``secret_env`` is its ``secrets`` as read from their stores (see ``task_secrets``)."""
     definition = next((c for c in task.task_definition.container_definitions if c.get("name") == task_container.name), {})
     override = next(
         (o for o in (task.overrides or {}).get("containerOverrides", []) if o.get("name") == task_container.name), {}
     )
     env = {e["name"]: str(e.get("value", "")) for e in definition.get("environment", []) if e.get("name")}
     env.update({e["name"]: str(e.get("value", "")) for e in override.get("environment", []) if e.get("name")})
+    env.update(secret_env or {})
     region = settings.FARGATE_LAB["REGION"]
     env.update({
         "FARGATE_LAB_TASK_ARN": task.arn, "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
@@ -669,6 +671,7 @@ class TaskSync:
 
     def do_CreateContainers(self, action, seen):
         lab, network = self.engine.lab, self.network
+        secret_env = self.read_secrets(action.names)
         try:
             self.engine.ensure_network(network, labels=self.network_labels)
         except EngineUnavailable:
@@ -678,7 +681,7 @@ class TaskSync:
         for name in action.names:
             began = self.clock()
             task_container = self.containers[name]
-            spec = container_spec(self.task, task_container, lab, network)
+            spec = container_spec(self.task, task_container, lab, network, secret_env.get(name))
             try:
                 try:
                     docker_id = self.create(spec)
@@ -697,6 +700,24 @@ class TaskSync:
             seen.append(ContainerSeen(docker_id, name, "created"))
             self.record("create", f"created container {spec['name']} ({docker_id[:12]}) from {spec['image']}: "
                                   f"{spec['nano_cpus'] / 1e9:g} CPU, {spec['memory'] // 1048576} MiB", since=began)
+
+    def read_secrets(self, names):
+        """Each container's ``secrets`` read from their stores (name -> env), before any is created;
+        a missing one fails the task (ResourceInitializationError, as on ECS)."""
+        definitions = {c.get("name"): c for c in self.task.task_definition.container_definitions}
+        wanted = {name: definitions.get(name, {}).get("secrets") for name in names}
+        wanted = {name: secrets for name, secrets in wanted.items() if secrets}
+        if not wanted:
+            return {}
+        began = self.clock()
+        try:
+            env = {name: task_secrets.environment(self.task.account, secrets) for name, secrets in wanted.items()}
+        except task_secrets.SecretsUnavailable as exc:
+            raise TaskFailed("TaskFailedToStart", str(exc)) from None
+        self.record("secrets", "read " + "; ".join(f"{', '.join(values)} for container {name}"
+                                                   for name, values in env.items()) + " (values not shown)",
+                    since=began)
+        return env
 
     def create(self, spec):
         """Create the container; if one of that name exists (a crash after create), adopt it."""

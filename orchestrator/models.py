@@ -580,7 +580,7 @@ class Activity(models.Model):
         """The call in the aws CLI's words ("" for a step that is no ECS call)."""
         if self.component != "frontend" or not self.request:
             return ""
-        return kubernetes.aws_cli_for(self.action, self.request.get("params") or {})
+        return kubernetes.aws_cli_for(self.action, self.request.get("params") or {}, self.request.get("service", "ecs"))
 
     @property
     def kubectl_command(self):
@@ -988,3 +988,109 @@ def _delete_events(events):
             "timestamp", flat=True).first()
         LogStream.objects.filter(pk=row["stream_id"]).update(first_event_at=first)
     return count
+
+
+class Parameter(models.Model):
+    """An SSM Parameter Store parameter of one account in one region; its values are its versions.
+
+    Values (SecureString ones too) are stored as given, in the state database: the lab has no
+    KMS, so "encrypted" means only that they are never shown unless asked for WithDecryption."""
+
+    STRING, STRING_LIST, SECURE_STRING = "String", "StringList", "SecureString"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="parameters")
+    region = models.CharField(max_length=32, default=region)
+    name = models.CharField(max_length=2048)
+    type = models.CharField(max_length=16)
+    description = models.CharField(max_length=1024, blank=True)
+    key_id = models.CharField(max_length=256, blank=True)
+    allowed_pattern = models.CharField(max_length=1024, blank=True)
+    tier = models.CharField(max_length=24, default="Standard")
+    data_type = models.CharField(max_length=128, default="text")
+    tags = models.JSONField(default=list, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    last_modified_at = models.DateTimeField(default=timezone.now)
+    last_modified_user = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="parameter_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        return f"arn:aws:ssm:{self.region}:{self.account.account_id}:parameter/{self.name.removeprefix('/')}"
+
+    def current(self):
+        """The ParameterVersion that is the parameter's value now."""
+        return self.versions.get(version=self.version)
+
+
+class ParameterVersion(models.Model):
+    """One version of a parameter: its value and type when it was put."""
+
+    parameter = models.ForeignKey(Parameter, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    type = models.CharField(max_length=16)
+    value = models.TextField()
+    description = models.CharField(max_length=1024, blank=True)
+    modified_at = models.DateTimeField(default=timezone.now)
+    modified_user = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        ordering = ["version"]
+        constraints = [models.UniqueConstraint(fields=["parameter", "version"], name="parameter_version_unique")]
+
+    def __str__(self):
+        return f"{self.parameter.name}:{self.version}"
+
+
+class Secret(models.Model):
+    """A Secrets Manager secret of one account in one region; its values are its versions.
+
+    Its ARN ends with six random characters after the name, as on AWS, so that a secret
+    deleted and created again under the same name is another ARN."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="secrets")
+    region = models.CharField(max_length=32, default=region)
+    name = models.CharField(max_length=512)
+    suffix = models.CharField(max_length=6)
+    description = models.CharField(max_length=2048, blank=True)
+    kms_key_id = models.CharField(max_length=2048, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_changed_at = models.DateTimeField(default=timezone.now)
+    last_accessed_at = models.DateTimeField(null=True, blank=True)
+    # Set by DeleteSecret with a recovery window: the secret is gone once this passes.
+    deletion_date = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="secret_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        return f"arn:aws:secretsmanager:{self.region}:{self.account.account_id}:secret:{self.name}-{self.suffix}"
+
+
+class SecretVersion(models.Model):
+    """One version of a secret: a string or binary value and its staging labels (AWSCURRENT…)."""
+
+    secret = models.ForeignKey(Secret, on_delete=models.CASCADE, related_name="versions")
+    version_id = models.CharField(max_length=64)
+    secret_string = models.TextField(null=True, blank=True)
+    secret_binary = models.BinaryField(null=True, blank=True)
+    stages = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["secret", "version_id"], name="secret_version_unique")]
+
+    def __str__(self):
+        return f"{self.secret.name} {self.version_id}"

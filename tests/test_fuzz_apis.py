@@ -23,6 +23,8 @@ from orchestrator.elbv2 import operations as elbv2_operations
 from orchestrator.frontend import catalog
 from orchestrator.frontend import operations as ecs_operations
 from orchestrator.frontend.logs import operations as logs_operations
+from orchestrator.frontend.secretsmanager import operations as secretsmanager_operations
+from orchestrator.frontend.ssm import operations as ssm_operations
 from tests.support.fuzz import Fuzzer, ServedApi, check_answer, parse, send
 
 SERVED_APIS = [
@@ -30,6 +32,8 @@ SERVED_APIS = [
     ServedApi("elbv2", lambda: elbv2_operations.OPERATIONS, need_a_filter=frozenset({"DescribeListeners"})),
     ServedApi("ecr", lambda: registry.OPERATIONS),
     ServedApi("logs", lambda: logs_operations.OPERATIONS, need_a_filter=frozenset({"DescribeLogStreams"})),
+    ServedApi("ssm", lambda: ssm_operations.OPERATIONS),
+    ServedApi("secretsmanager", lambda: secretsmanager_operations.OPERATIONS),
 ]
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "5000"))
 # A request slower than this is a hang (the slowest honest one, a >1 MiB body, takes milliseconds).

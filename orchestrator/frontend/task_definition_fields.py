@@ -196,6 +196,20 @@ def _health_check(value, context):
     return None
 
 
+def _secrets(value, context):
+    from orchestrator import task_secrets
+
+    names = [entry["name"] for entry in value]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        return f"secrets: each name must appear once ({', '.join(duplicates)})."
+    for entry in value:
+        problem = task_secrets.problem(entry["valueFrom"])
+        if problem:
+            return problem
+    return None
+
+
 def _volume_host(value, context):
     if value.get("sourcePath") is not None:
         return "host.sourcePath: host paths are not supported on Fargate."
@@ -249,11 +263,15 @@ CONTAINER_DEFINITION = {
     "entryPoint": Field(HONOURED, "the container's entry point"),
     "command": Field(HONOURED, "the container's command (RunTask overrides it)"),
     "environment": Field(HONOURED, "the container's environment (RunTask overrides add to it)"),
-    "environmentFiles": Field(NOT_YET, "environment files from S3"),
+    "environmentFiles": Field(NOT_YET, "environment files are read from S3, which the lab does not serve (use "
+                                       "environment or secrets)"),
     "mountPoints": Field(NOT_YET, "mounting task volumes into containers"),
     "volumesFrom": Field(NOT_YET, "mounting another container's volumes"),
     "linuxParameters": Field(HONOURED, "see its members", members=LINUX_PARAMETERS),
-    "secrets": Field(NOT_YET, "secrets from SSM Parameter Store and Secrets Manager"),
+    "secrets": Field(HONOURED, "read from SSM Parameter Store (a name or ARN) or Secrets Manager (an ARN, optionally "
+                     "with :json-key:version-stage:version-id) of the task's account and region into the "
+                     "container's environment when it is created; a missing one stops the task with "
+                     "ResourceInitializationError, as on ECS; the values are shown on no page", check=_secrets),
     "dependsOn": Field(NOT_YET, "container start order (dependsOn)"),
     "startTimeout": Field(ECHOED, "kept and returned: it only bounds dependsOn, which is refused"),
     "stopTimeout": Field(HONOURED, "seconds between SIGTERM and SIGKILL when the task stops"),
@@ -289,7 +307,8 @@ CONTAINER_DEFINITION = {
 TASK_DEFINITION = {
     "family": Field(HONOURED, "each registration is the family's next revision"),
     "taskRoleArn": Field(ECHOED, "kept and returned: the lab does not serve task role credentials yet"),
-    "executionRoleArn": Field(ECHOED, "kept and returned: the lab's agent pulls images without a role"),
+    "executionRoleArn": Field(ECHOED, "kept and returned (required with container secrets, as on ECS): the lab's "
+                                      "agent pulls images and reads secrets without a role"),
     "networkMode": Field(HONOURED, "awsvpc: each task gets its own address on its cluster's network; 'host' is "
                                    "refused; other modes register as EC2-only (RunTask refuses them)",
                          check=_network_mode),
@@ -317,7 +336,8 @@ CONTAINER_OVERRIDE = {
     "name": Field(HONOURED, "the container the override is for"),
     "command": Field(HONOURED, "replaces the definition's command"),
     "environment": Field(HONOURED, "added to the definition's environment"),
-    "environmentFiles": Field(NOT_YET, "environment files from S3"),
+    "environmentFiles": Field(NOT_YET, "environment files are read from S3, which the lab does not serve (use "
+                                       "environment or secrets)"),
     "cpu": Field(HONOURED, "replaces the container's CPU share"),
     "memory": Field(HONOURED, "replaces the container's hard memory limit"),
     "memoryReservation": Field(HONOURED, "replaces the container's soft memory limit"),
@@ -378,6 +398,9 @@ def check_task_definition(params):
     check_members(task_level, TASK_DEFINITION, context)
     for container in params.get("containerDefinitions") or []:
         check_members(container, CONTAINER_DEFINITION, context, f"Container '{container.get('name', '')}': ")
+    if any(c.get("secrets") for c in params.get("containerDefinitions") or []) and not params.get("executionRoleArn"):
+        raise EcsError("ClientException", "When you are specifying container secrets, you must also specify a value "
+                                          "for 'executionRole'.")
 
 
 def check_overrides(overrides):

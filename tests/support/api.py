@@ -32,6 +32,12 @@ def ecs(live_server, default_account):
     )
 
 
+def lab_client(live_server, service, key="test", secret="test"):
+    """A boto3 client of another of the lab's AWS APIs (ssm, secretsmanager…) on the live server."""
+    return boto3.client(service, endpoint_url=live_server.url, region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=secret)
+
+
 def signed_request(url, operation, body, *, key="test", secret="test", target=None, headers=None, signed_at=None):
     """Sign a raw ECS request with botocore's SigV4Auth (at ``signed_at``, default now); return
     (headers, data) for requests."""
