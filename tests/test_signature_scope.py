@@ -13,16 +13,19 @@ import pytest
 from django.test import Client
 
 from orchestrator.frontend import sigv4
-from orchestrator.models import Cluster, LoadBalancer, LogGroup, Repository
+from orchestrator.models import Cluster, LoadBalancer, LogGroup, Parameter, Repository, Secret
 from tests.support import fuzz
 
-ECS, ELBV2, ECR, LOGS = (fuzz.ServedApi(name, lambda: ()) for name in ("ecs", "elbv2", "ecr", "logs"))
+ECS, ELBV2, ECR, LOGS, SSM, SECRETSMANAGER = (
+    fuzz.ServedApi(name, lambda: ()) for name in ("ecs", "elbv2", "ecr", "logs", "ssm", "secretsmanager"))
 # (api, a call that writes, its parameters, the rows it would write)
 WRITES = {
     "ecs": (ECS, "CreateCluster", {"clusterName": "demo"}, Cluster),
     "ecr": (ECR, "CreateRepository", {"repositoryName": "demo"}, Repository),
     "elbv2": (ELBV2, "CreateLoadBalancer", {"Name": "demo", "Subnets": ["subnet-a"]}, LoadBalancer),
     "logs": (LOGS, "CreateLogGroup", {"logGroupName": "/ecs/demo"}, LogGroup),
+    "ssm": (SSM, "PutParameter", {"Name": "/demo", "Value": "v", "Type": "String"}, Parameter),
+    "secretsmanager": (SECRETSMANAGER, "CreateSecret", {"Name": "demo", "SecretString": "v"}, Secret),
 }
 # What each protocol calls a bad scope and a bad token.
 SCOPE_ERROR = {"json": "InvalidSignatureException", "query": "SignatureDoesNotMatch"}
