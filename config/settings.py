@@ -237,4 +237,7 @@ FARGATE_LAB = {
     "LOGS_GROUP_MAX_BYTES": _env_int("FARGATE_LAB_LOGS_GROUP_MAX_BYTES", 64 * 1024 * 1024),
     "LOGS_MAX_GROUPS": _env_int("FARGATE_LAB_LOGS_MAX_GROUPS", 500),
     "LOGS_MAX_STREAMS": _env_int("FARGATE_LAB_LOGS_MAX_STREAMS", 5000),
+    # The most lines a second the agent ships from one awslogs container (the rest are dropped
+    # and counted in the stream), so that one task's flood cannot take the state database.
+    "LOGS_SHIP_LINES_PER_SECOND": _env_int("FARGATE_LAB_LOGS_SHIP_LINES_PER_SECOND", 1000),
 }

@@ -40,7 +40,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from orchestrator import activity, bus, load_balancer, registry, task_health, task_secrets, traces
+from orchestrator import activity, awslogs, bus, load_balancer, registry, task_health, task_secrets, traces
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
     LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
@@ -94,6 +94,7 @@ class ContainerWanted:
     stop_deadline: float = None  # when it is to be SIGKILLed (epoch seconds), once signalled
     health_check: bool = False  # its definition has a healthCheck
     health_status: str = "UNKNOWN"  # what was last recorded of it
+    ships_logs: bool = False  # its definition has logConfiguration awslogs
 
 
 @dataclass
@@ -108,6 +109,8 @@ class TaskWanted:
     load_balanced: bool = False
     # The Docker network of the task's cluster (its account's, in this region).
     network: str = ""
+    # The ids of the containers whose output the awslogs shipper follows now.
+    followed: frozenset = frozenset()
 
 
 @dataclass
@@ -218,6 +221,13 @@ class RecordHealth:
 
 
 @dataclass
+class ShipLogs:
+    """Follow these containers' output into their awslogs streams (the agent's awslogs driver)."""
+
+    names: list
+
+
+@dataclass
 class EnqueueService:
     """Tell the cluster manager to look at the task's service."""
 
@@ -306,17 +316,29 @@ def plan_task(task, seen, now=0.0):
         not_running = [c.name for c in task.containers if c.name not in by_name or by_name[c.name].state != "running"]
         if not_running:
             steps.append(StartContainers(not_running))
-        return steps + [Advance(Task.PENDING, Task.ACTIVATING), ReportRunning(task.load_balanced)]
+        return steps + _ship_logs(task, by_name, starting=True) + [Advance(Task.PENDING, Task.ACTIVATING),
+                                                                   ReportRunning(task.load_balanced)]
     lost = [c for c in essentials if c.name not in by_name]
     if lost:
         return [MarkStopping("EssentialContainerExited", "Task stopped: its container was lost")] + stop_sequence(
             task, seen, now)
     if task.last_status == Task.ACTIVATING:
         not_running = [c.name for c in task.containers if by_name[c.name].state != "running"] if not missing else []
-        return ([StartContainers(not_running)] if not_running else []) + [ReportRunning(task.load_balanced)]
+        return (([StartContainers(not_running)] if not_running else []) + _ship_logs(task, by_name, starting=True)
+                + [ReportRunning(task.load_balanced)])
     stray = [c.id for c in seen if c.state == "running" and c.networks and task.network
              and tuple(c.networks) != (task.network,)]
-    return ([MoveToNetwork(stray)] if stray else []) + health_changes(task, by_name)
+    return ([MoveToNetwork(stray)] if stray else []) + _ship_logs(task, by_name) + health_changes(task, by_name)
+
+
+def _ship_logs(task, by_name, starting=False):
+    """A ShipLogs of the awslogs containers whose output nobody follows (those being started
+    included when ``starting``), or none."""
+    names = [c.name for c in task.containers if c.ships_logs and (
+        (c.name in by_name and by_name[c.name].id not in task.followed
+         and (starting or by_name[c.name].state == "running"))
+        or (starting and c.name not in by_name))]
+    return [ShipLogs(names)] if names else []
 
 
 def health_changes(task, by_name):
@@ -510,10 +532,11 @@ class TaskSync:
             task.desired_status, task.last_status,
             [ContainerWanted(c.name, c.essential, stop_timeout(definitions.get(c.name, {})),
                              c.stop_deadline.timestamp() if c.stop_deadline else None,
-                             task_health.has_check(definitions.get(c.name, {})), c.health_status)
+                             task_health.has_check(definitions.get(c.name, {})), c.health_status,
+                             awslogs.options_of(definitions.get(c.name, {})) is not None)
              for c in self.containers.values()],
             has_instance=task.container_instance_id is not None, load_balanced=load_balanced,
-            network=self.network,
+            network=self.network, followed=frozenset(awslogs.shipper().following()),
         )
 
     def run(self):
@@ -678,6 +701,15 @@ class TaskSync:
             raise
         except EngineError as exc:
             raise TaskFailed("TaskFailedToStart", f"ResourceInitializationError: network {network}: {exc}")
+        definitions = {c.get("name"): c for c in self.task.task_definition.container_definitions}
+        for name in action.names:  # as ECS's agent does, the log driver's arguments first
+            try:
+                stream = awslogs.prepare(self.task, name, definitions.get(name, {}))
+            except awslogs.LoggerArgsInvalid as exc:
+                raise TaskFailed("TaskFailedToStart", str(exc), [name])
+            if stream is not None:
+                self.record("awslogs", f"container {name} of task {self.task.task_id} ships its output to log group "
+                                       f"{stream.group.name}, stream {stream.name}")
         for name in action.names:
             began = self.clock()
             task_container = self.containers[name]
@@ -877,6 +909,7 @@ class TaskSync:
                     elif report["error"]:
                         fields["reason"] = report["error"][:1000]
                     fields["log_tail"] = "\n".join(self.engine.logs(container.id, tail=LOG_TAIL_LINES))
+                    self.finish_logs(name, container.id)
                 except ContainerNotFound:
                     pass
             TaskContainer.objects.filter(pk=task_container.pk).update(**fields)
@@ -884,6 +917,22 @@ class TaskSync:
             f"{n}={c.exit_code}" for n, c in ((n, TaskContainer.objects.get(pk=tc.pk)) for n, tc in self.containers.items())
         )
         self.record("stopped", f"task {self.task.task_id} stopped: {self.task.stopped_reason} (exit codes {codes})")
+
+    def finish_logs(self, name, container_id):
+        """Ship what a stopped awslogs container wrote last, before it is removed."""
+        definition = next((c for c in self.task.task_definition.container_definitions if c.get("name") == name), {})
+        stream = awslogs.stream_for(self.task, name, definition)
+        if stream is not None:
+            awslogs.shipper().finish(self.engine, container_id, stream)
+
+    def do_ShipLogs(self, action, seen):
+        """Follow each container's output into its stream (settled when it was created)."""
+        by_name = {c.name: c for c in seen}
+        definitions = {c.get("name"): c for c in self.task.task_definition.container_definitions}
+        for name in action.names:
+            stream = awslogs.stream_for(self.task, name, definitions.get(name, {}))
+            if stream is not None and name in by_name:
+                awslogs.shipper().follow(self.engine, by_name[name].id, stream)
 
     def do_RecordHealth(self, action, seen):
         """Write the containers' health and the task's container part of its health."""

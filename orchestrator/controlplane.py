@@ -39,7 +39,7 @@ from django.db import IntegrityError, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus, host_firewall, load_balancer, traces
+from orchestrator import activity, awslogs, bus, host_firewall, load_balancer, traces
 from orchestrator.agent import Agent, sync_container, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
@@ -126,6 +126,7 @@ class ControlPlane:
             queue.shutdown()
         for agent in self.agents.values():
             agent.stop()
+        awslogs.shipper().stop()  # what was read is stored; the next leader resumes each follow
         for thread in self._threads:
             thread.join(timeout=60)
         self._stop_data_plane()

@@ -542,15 +542,19 @@ class DockerEngine:
                 raise
         self._owned.discard(container)
 
-    def logs(self, container, follow=False, tail=200):
-        """The container's output as an iterator of text lines (follows new output if asked)."""
+    def logs(self, container, follow=False, tail=200, timestamps=False, since=None):
+        """The container's output as an iterator of text lines (follows new output if asked);
+        with ``timestamps`` each line starts with Docker's RFC 3339 time of it, and ``since``
+        (epoch seconds) skips what came before."""
         self._check_owned(container)
         tail_arg = "all" if tail is None else int(tail)
+        extra = {"timestamps": timestamps, **({"since": float(since)} if since else {})}
         if not follow:
-            raw = self._call("logs", lambda c: c.logs(container, stdout=True, stderr=True, tail=tail_arg))
+            raw = self._call("logs", lambda c: c.logs(container, stdout=True, stderr=True, tail=tail_arg, **extra))
             return iter(raw.decode("utf-8", "replace").splitlines())
         stream = self._call(
-            "logs", lambda c: c.logs(container, stdout=True, stderr=True, stream=True, follow=True, tail=tail_arg),
+            "logs", lambda c: c.logs(container, stdout=True, stderr=True, stream=True, follow=True, tail=tail_arg,
+                                     **extra),
             timeout=None,
         )
         return LogStream(stream)

@@ -56,7 +56,14 @@ REFUSED_REQUESTS = {
     "ulimits (nofile beyond Fargate's)": _with_container(
         ulimits=[{"name": "nofile", "softLimit": 1024, "hardLimit": 2_000_000}]),
     "ulimits (soft above hard)": _with_container(ulimits=[{"name": "nproc", "softLimit": 20, "hardLimit": 10}]),
-    "logConfiguration": _with_container(logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g"}}),
+    "logConfiguration (awslogs without its region and prefix)": _with_container(
+        logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g"}}),
+    "logConfiguration (another driver)": _with_container(logConfiguration={"logDriver": "splunk", "options": {}}),
+    "logConfiguration (an option not honoured)": _with_container(logConfiguration={"logDriver": "awslogs", "options": {
+        "awslogs-group": "g", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "p",
+        "awslogs-multiline-pattern": "^x"}}),
+    "logConfiguration (another region)": _with_container(logConfiguration={"logDriver": "awslogs", "options": {
+        "awslogs-group": "g", "awslogs-region": "eu-west-3", "awslogs-stream-prefix": "p"}}),
     "healthCheck (no command)": _with_container(healthCheck={"command": [], "interval": 10}),
     "healthCheck (not CMD or CMD-SHELL)": _with_container(healthCheck={"command": ["curl", "-f", "http://x/"]}),
     "healthCheck (CMD-SHELL in pieces)": _with_container(healthCheck={"command": ["CMD-SHELL", "test", "-f", "x"]}),

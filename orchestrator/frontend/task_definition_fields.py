@@ -15,11 +15,13 @@ never silently ignored), and a test walks the model to keep the tables complete.
 "Task definition fields" section is ``readme_section()``.
 """
 import platform
+import re
 from dataclasses import dataclass
 from typing import Callable
 
 from orchestrator.docker_engine import ADDABLE_CAPABILITIES, LABEL_PREFIX
 from orchestrator.frontend import EcsError
+from orchestrator.frontend.sigv4 import served_regions
 
 HONOURED, ECHOED, REFUSED, NOT_YET = "honoured", "echoed", "refused", "not yet"
 
@@ -210,6 +212,42 @@ def _secrets(value, context):
     return None
 
 
+# The awslogs options the lab honours or keeps, and those it cannot honour yet.
+AWSLOGS_REQUIRED = ("awslogs-group", "awslogs-region", "awslogs-stream-prefix")
+AWSLOGS_KEPT = ("awslogs-create-group", "mode", "max-buffer-size")
+_LOG_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
+
+
+def _log_configuration(value, context):
+    driver = value.get("logDriver")
+    if driver != "awslogs":
+        return (f"logConfiguration.logDriver '{driver}' is not supported by Fargate Lab yet: only awslogs ships a "
+                "container's output (to the lab's CloudWatch Logs); without a logConfiguration the task page and "
+                "the engine keep it.")
+    if value.get("secretOptions"):
+        return "logConfiguration.secretOptions are not supported by Fargate Lab yet."
+    options = value.get("options") or {}
+    unknown = sorted(set(options) - set(AWSLOGS_REQUIRED) - set(AWSLOGS_KEPT))
+    if unknown:
+        return (f"logConfiguration option {', '.join(unknown)} is not supported by Fargate Lab yet (it honours "
+                f"{', '.join(AWSLOGS_REQUIRED + AWSLOGS_KEPT)}).")
+    missing = [name for name in AWSLOGS_REQUIRED if not options.get(name)]
+    if missing:
+        return f"logConfiguration with awslogs on Fargate must give the option {', '.join(missing)}."
+    if not _LOG_GROUP_NAME.fullmatch(options["awslogs-group"]):
+        return "logConfiguration option awslogs-group must be a log group name (letters, digits and ._-/#)."
+    if options["awslogs-region"] not in served_regions():
+        return (f"logConfiguration option awslogs-region '{options['awslogs-region'][:32]}' is not supported: this "
+                f"lab serves CloudWatch Logs in {', '.join(sorted(served_regions()))}.")
+    if ":" in options["awslogs-stream-prefix"] or "*" in options["awslogs-stream-prefix"]:
+        return "logConfiguration option awslogs-stream-prefix must not contain ':' or '*'."
+    if options.get("awslogs-create-group", "false").lower() not in ("true", "false"):
+        return "logConfiguration option awslogs-create-group must be true or false."
+    if options.get("mode", "blocking") not in ("blocking", "non-blocking"):
+        return "logConfiguration option mode must be blocking or non-blocking."
+    return None
+
+
 def _volume_host(value, context):
     if value.get("sourcePath") is not None:
         return "host.sourcePath: host paths are not supported on Fargate."
@@ -292,7 +330,10 @@ CONTAINER_DEFINITION = {
     "dockerLabels": Field(HONOURED, "set on the container; the lab's own fargatelab.* labels are refused",
                           check=_docker_labels),
     "ulimits": Field(HONOURED, "set on the container; nofile up to 1048576, softLimit ≤ hardLimit", check=_ulimits),
-    "logConfiguration": Field(NOT_YET, "log drivers (awslogs and the others); the lab keeps Docker's own logs"),
+    "logConfiguration": Field(HONOURED, "awslogs: the agent ships the container's output, with timestamps, to the "
+                              "lab's CloudWatch Logs (stream prefix/container/task-id; awslogs-create-group creates "
+                              "the group, else a missing group fails the task); other drivers are refused",
+                              check=_log_configuration),
     "healthCheck": Field(HONOURED, "the container's Docker health check (CMD or CMD-SHELL; interval 5–300 s, "
                          "timeout 2–60 s, retries 1–10, startPeriod 0–300 s); its result is the container's and the "
                          "task's healthStatus, and a service replaces a task whose essential container turns UNHEALTHY",
