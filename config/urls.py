@@ -66,6 +66,7 @@ admin.site.login_form = ThrottledAdminAuthenticationForm
 urlpatterns = [
     path("", root, name="root"),
     path("admin/", admin.site.urls),
+    path("registry/notifications/", registry.notifications, name="registry_notifications"),
     path("accounts/login/", LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("classroom.urls")),

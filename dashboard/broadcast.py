@@ -206,6 +206,8 @@ def route(batch):
             add(f"instance-{pk}", kind, pk)
         elif kind == "lab_progress":  # a student's lab page (the class page hears "lab")
             add(f"labrun-{pk}", kind, pk)
+        elif kind == "repository":
+            add(f"repository-{pk}", kind, pk)
     return {group: {kind: sorted(values, key=str) for kind, values in kinds.items()} for group, kinds in groups.items()}
 
 

@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from dashboard import broadcast, fragments, state
-from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskContainer
+from orchestrator.models import Account, Cluster, ContainerInstance, Repository, Service, Task, TaskContainer
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,10 @@ PAGES = {
     }, events=True),
     "clusters": Page(fragments={"cluster-list": {"cluster", "service", "task"}}, per_account=True),
     "task-definitions": Page(fragments={"taskdef-list": {"task_definition"}}, per_account=True),
+    "repositories": Page(fragments={"repository-list": {"repository"}}, per_account=True),
+    "repository": Page(model=Repository, group="repository", fragments={"repository-images": {"repository"}}),
+    "load-balancers": Page(fragments={"elb-list": {"load_balancer", "listener", "target_group", "target", "cluster"}},
+                           per_account=True),
     "instances": Page(fragments={"instance-list": {"task", "instance"},
                                  "fleet-history": {"instance", "activity:capacity_manager"}}),
     "cluster": Page(model=Cluster, group="cluster", fragments={

@@ -387,3 +387,28 @@ def _task_traces(key):
 def _service_passes(key):
     service = state.service_or_none(key)
     return None if service is None else {"service": service, "passes": state.reconcile_passes(service)}
+
+
+# --- Steps 1 and 4 of the article: repositories and load balancers -------------------------
+
+@fragment("repository-list", "dashboard/fragments/repository_list.html")
+def _repository_list(key):
+    """The repositories of account ``key`` with their images."""
+    return {"repositories": state.repositories(key)}
+
+
+@fragment("repository-images", "dashboard/fragments/repository_images.html")
+def _repository_images(key):
+    """One repository's images, tags and digests (``key``: its pk)."""
+    from orchestrator.models import Repository
+
+    repository = Repository.objects.select_related("account").filter(pk=key).first()
+    if repository is None:
+        return None
+    return {"repository": repository, **state.repository_images(repository.account, repository.name)}
+
+
+@fragment("elb-list", "dashboard/fragments/elb_list.html")
+def _elb_list(key):
+    """The load balancers and target groups of account ``key``."""
+    return state.load_balancing(key)

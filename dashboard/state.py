@@ -6,7 +6,8 @@ capacity manager derives it), never read from a counter.
 """
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, Sum, Value, When
@@ -750,3 +751,96 @@ def task_traces_and_placement(task):
 def reconcile_passes(service):
     """The cluster manager's last passes over a service (desired, observed, what it chose)."""
     return list(service.reconcile_passes.all()[:settings.FARGATE_LAB["RECONCILE_PASSES_KEPT"]])
+
+
+# --- The article's steps 1 and 4 on pages of their own: repositories, load balancers -------
+
+def _ecr(account, operation, params):
+    """One ECR call for the account's own pages (its API, so names and URIs are the API's);
+    ``{"error": message}`` when it fails (the registry down): the page says so instead of failing."""
+    from orchestrator import registry
+
+    try:
+        return registry.call(account, operation, params)
+    except registry.EcrError as exc:
+        return {"error": exc.message}
+
+
+def repositories(account_pk):
+    """The account's repositories as DescribeRepositories gives them, each with its images."""
+    from orchestrator.models import Account
+
+    account = Account.objects.filter(pk=account_pk).first()
+    if account is None:
+        return []
+    rows = []
+    for repo in _ecr(account, "DescribeRepositories", {}).get("repositories", []):
+        rows.append({**repo, **repository_images(account, repo["repositoryName"], repo["repositoryUri"])})
+    return rows
+
+
+def repository_images(account, name, uri=None):
+    """{"images": DescribeImages' details, newest first, each with its ``uri`` (by its first
+    tag) and the query of the next step's link; "error": why there are none}."""
+    from urllib.parse import urlencode
+
+    if uri is None:
+        described = _ecr(account, "DescribeRepositories", {"repositoryNames": [name]})
+        uri = next((r["repositoryUri"] for r in described.get("repositories", [])), name)
+    found = _ecr(account, "DescribeImages", {"repositoryName": name})
+    images = sorted(found.get("imageDetails", []), key=lambda i: i.get("imagePushedAt") or 0, reverse=True)
+    for image in images:
+        image["pushed_at"] = datetime.fromtimestamp(image.get("imagePushedAt") or 0, tz=dt_timezone.utc)
+        tags = image.get("imageTags") or []
+        image["uri"] = f"{uri}:{tags[0]}" if tags else f"{uri}@{image.get('imageDigest', '')}"
+        image["next_query"] = urlencode({"image": image["uri"], "family": re.sub(r"[^A-Za-z0-9_-]+", "-", name)})
+    return {"images": images, "error": found.get("error", ""), "uri": uri}
+
+
+def push_commands(account, repository, endpoint):
+    """The commands that push an image to ``repository`` (None: to a repository named <repo>)
+    as this lab's ECR hands them out: docker login with the API's token, tag, push."""
+    auth = _ecr(account, "GetAuthorizationToken", {})
+    proxy = ((auth.get("authorizationData") or [{}])[0].get("proxyEndpoint") or "")
+    host = proxy.split("://", 1)[-1]
+    uri = f"{host}/<repository>"
+    if repository is not None:
+        described = _ecr(account, "DescribeRepositories", {"repositoryNames": [repository.name]})
+        uri = next((r["repositoryUri"] for r in described.get("repositories", [])), uri)
+    return {
+        "login": f"aws ecr get-login-password --endpoint-url {endpoint} | docker login --username AWS --password-stdin {host}",
+        "tag": f"docker tag fargate-lab/demo:latest {uri}:v1",
+        "push": f"docker push {uri}:v1",
+        "uri": uri,
+        "host": host,
+        "error": auth.get("error", ""),
+    }
+
+
+def image_suggestions(account):
+    """Images an image field may suggest: the account's repository tags, then the images built
+    on the engine (none pulled from a registry: those could name other accounts' repositories)."""
+    from orchestrator.docker_engine import DockerEngine, EngineError
+
+    suggested = [f"{repo['repositoryUri']}:{tag}" for repo in repositories(account.pk)
+                 for image in repo["images"] for tag in image.get("imageTags") or []]
+    try:
+        suggested += DockerEngine.from_settings().local_image_tags()
+    except EngineError:  # no engine: the registry's images are still suggested
+        pass
+    return list(dict.fromkeys(suggested))
+
+
+def load_balancing(account_pk):
+    """The account's load balancers (listeners with their URLs), and target groups with their
+    targets' health, health check and deregistration delay."""
+    from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup
+
+    listeners = Listener.objects.prefetch_related("target_groups").order_by("port")
+    lbs = (LoadBalancer.objects.filter(account_id=account_pk).select_related("account")
+           .prefetch_related(Prefetch("listeners", listeners)).order_by("name"))
+    groups = (TargetGroup.objects.filter(account_id=account_pk).select_related("account")
+              .prefetch_related(Prefetch("targets", Target.objects.select_related("task")), "listeners__load_balancer")
+              .order_by("name"))
+    clusters = Cluster.objects.filter(account_id=account_pk, status=Cluster.ACTIVE).order_by("name")
+    return {"load_balancers": list(lbs), "target_groups": list(groups), "clusters": list(clusters)}

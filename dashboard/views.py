@@ -7,12 +7,14 @@ a failed action re-renders its page with the ECS error in the form (status 400).
 import json
 import logging
 import time
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles.views import serve
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -30,38 +32,76 @@ def account_for(user):
     return Account.of_user(user)
 
 
-def run_ecs(request, form, **context):
-    """Run the form's ECS operation as the user, as the API would; the response, or None with
-    the error in the form. The call is logged for the frontend card like an API call."""
+def _call_api(form, operation, account, params, caller, trace_id):
+    """Run the form's operation through its service's own API code; raises EcsError, EcrError
+    or ElbError as the HTTP API would answer."""
+    if form.service == "ecr":
+        from orchestrator import registry
+
+        return registry.call(account, operation, params)
+    if form.service == "elbv2":
+        from orchestrator.elbv2.views import call
+
+        return call(account, operation, params, caller=caller)
     from orchestrator import frontend
 
+    return frontend.call(account, operation, params, caller=caller, trace_id=trace_id)
+
+
+# The component that answers each service's calls (where they show on the map and in traces).
+CALL_COMPONENTS = {"ecs": "frontend", "ecr": "registry", "elbv2": "load_balancer"}
+
+
+def run_ecs(request, form, params=None, operation=None, **context):
+    """Run the form's operation as the user, as the API would; the response, or None with the
+    error in the form. The call is logged for the map like an API call of its service.
+    ``operation`` and ``params`` name a call of its own (a form that makes two)."""
+    from orchestrator.elbv2.protocol import ElbError
+    from orchestrator.registry import EcrError
+
+    operation = operation or form.operation
     started, started_at, trace_id = time.perf_counter(), timezone.now(), traces.new_trace_id()
     caller = f"console:{request.user.get_username()}"
-    response, status, message = None, 200, f"{form.operation} → 200 (console)"
-    account, params = account_for(request.user), form.params(**context)
+    response, status, message = None, 200, f"{operation} → 200 (console)"
+    account = account_for(request.user)
+    params = form.params(**context) if params is None else params
     try:
         with traces.continuing(trace_id):
-            response = frontend.call(account, form.operation, params, caller=caller, trace_id=trace_id)
-    except EcsError as error:
+            response = _call_api(form, operation, account, params, caller, trace_id)
+    except (EcsError, EcrError) as error:
         form.add_ecs_error(error)
-        status, message = error.status, f"{form.operation} → {error.status} {error.error_type}: {error.message}"
+        status, message = error.status, f"{operation} → {error.status} {error.error_type}: {error.message}"
+    except ElbError as error:
+        form.add_api_error(error.code, error.message)
+        status, message = error.status, f"{operation} → {error.status} {error.code}: {error.message}"
     except ImportError:  # the frontend's operations are not installed in this build
         log.exception("ECS frontend unavailable")
         form.add_error(None, "ServerException: the ECS frontend is not available in this lab.")
-        status, message = 503, f"{form.operation} → 503 frontend unavailable"
-    traces.record_call("frontend", form.operation, trace_id, account, started_at,
-                       (time.perf_counter() - started) * 1000, _object_arn(response), message,
-                       caller=caller, status_code=status,
-                       request=activity.api_request(account, form.operation, params))
+        status, message = 503, f"{operation} → 503 frontend unavailable"
+    component = CALL_COMPONENTS[form.service]
+    fields = {"request": activity.api_request(account, operation, params)} if form.service == "ecs" else {}
+    traces.record_call(component, operation if component == "frontend" else f"api.{operation}", trace_id,
+                       account, started_at, (time.perf_counter() - started) * 1000, _object_arn(response), message,
+                       caller=caller, status_code=status, **fields)
     return response
 
 
+def _commands(request, form, **context):
+    """The aws and kubectl forms of what ``form`` sends, for ``_commands.html``."""
+    from dashboard import commands
+
+    endpoint = request.build_absolute_uri("/").rstrip("/")
+    return {**commands.for_form(form, account_for(request.user), endpoint, **context),
+            "id": f"{form.id_prefix or forms._kebab(form.operation)}-commands"}
+
+
 def _object_arn(response):
-    """The ARN of the first object an ECS response names ("" when none)."""
+    """The ARN of the first object an ECS, ECR or ELBv2 response names ("" when none)."""
     for value in (response or {}).values():
         value = value[0] if isinstance(value, list) and value else value
         if isinstance(value, dict):
-            for field in ("taskArn", "serviceArn", "taskDefinitionArn", "clusterArn"):
+            for field in ("taskArn", "serviceArn", "taskDefinitionArn", "clusterArn", "repositoryArn",
+                          "LoadBalancerArn", "TargetGroupArn", "ListenerArn"):
                 if isinstance(value.get(field), str):
                     return value[field][:512]
     return ""
@@ -132,21 +172,60 @@ def clusters(request):
     else:
         status = 200
     return render(request, "dashboard/clusters.html",
-                  {"form": form, "live": "/ws/clusters/", "account": account_for(request.user)}, status=status)
+                  {"form": form, "live": "/ws/clusters/", "account": account_for(request.user),
+                   "commands": _commands(request, form)}, status=status)
+
+
+def _revisions(request):
+    """The user's runnable task definitions as family:revision, newest family revisions first."""
+    rows = _task_definitions(request).order_by("family", "-revision").values_list("family", "revision")
+    return [f"{family}:{revision}" for family, revision in rows]
+
+
+def _target_groups(request):
+    """The user's target groups that a listener uses (a service can only join those)."""
+    from orchestrator.models import TargetGroup
+
+    return list(TargetGroup.objects.filter(account=account_for(request.user), listeners__isnull=False)
+                .select_related("account").distinct().order_by("name"))
+
+
+def service_form(request, data=None):
+    """The CreateService form, with the account's revisions and target groups to choose from;
+    ``?task_definition=`` and ``?target_group=`` (the previous steps' links) preselect."""
+    revisions, groups = _revisions(request), _target_groups(request)
+    wanted = request.GET.get("task_definition", "")
+    initial = {"task_definition": wanted if wanted in revisions else (revisions[0] if revisions else "")}
+    group = next((tg for tg in groups if tg.arn == request.GET.get("target_group")), None)
+    if group is not None:
+        initial.update(target_group=group.arn, container_port=group.port)
+    if initial["task_definition"]:
+        td = _task_definitions(request).filter(
+            family=initial["task_definition"].rsplit(":", 1)[0], revision=initial["task_definition"].rsplit(":", 1)[1]).first()
+        containers = td.container_definitions if td else []
+        if containers:
+            initial.setdefault("container_name", containers[0].get("name", ""))
+            ports = containers[0].get("portMappings") or [{}]
+            initial.setdefault("container_port", ports[0].get("containerPort"))
+        initial["name"] = initial["task_definition"].rsplit(":", 1)[0]
+    return forms.ServiceForm(data, initial=initial, task_definitions=revisions, target_groups=groups)
 
 
 def _cluster_page(request, cluster, status=200, **forms_given):
     """The cluster page, with ``forms_given`` (bound, with errors) in place of the blank forms."""
-    families = [f"{td.family}:{td.revision}" for td in _task_definitions(request)]
+    revisions = _revisions(request)
+    wanted = request.GET.get("task_definition", "")
     context = {
         "cluster": cluster,
         "live": f"/ws/cluster/{cluster.pk}/",
-        "task_definitions": families,
-        "run_form": forms.RunTaskForm(initial={"task_definition": families[-1] if families else ""}),
-        "service_form": forms.ServiceForm(initial={"task_definition": families[-1] if families else ""}),
+        "task_definitions": revisions,
+        "run_form": forms.RunTaskForm(initial={"task_definition": wanted or (revisions[0] if revisions else "")}),
+        "service_form": service_form(request),
         "delete_form": forms.DeleteClusterForm(),
     }
     context.update(forms_given)
+    context["run_commands"] = _commands(request, context["run_form"], cluster=cluster)
+    context["service_commands"] = _commands(request, context["service_form"], cluster=cluster)
     return render(request, "dashboard/cluster.html", context, status=status)
 
 
@@ -187,16 +266,30 @@ def run_task(request, name):
 @login_required
 @require_POST
 def service_create(request, name):
-    """CreateService in this cluster."""
+    """CreateService in this cluster; the service's page is the journey's end (its URL)."""
     found = _cluster(request, name)
-    form, done = _submit(request, forms.ServiceForm, cluster=found)
-    if done:
-        messages.success(request, f"Service {form.cleaned_data['name']} created.")
-        return redirect("dashboard:cluster", name=found.name)
+    form = service_form(request, request.POST)
+    response = form.is_valid() and run_ecs(request, form, cluster=found)
+    if response:
+        messages.success(request, f"Service {form.cleaned_data['name']} created: its tasks start now.")
+        return redirect("dashboard:service", pk=_created_service(found, form.cleaned_data["name"]).pk)
     return _cluster_page(request, found, status=400, service_form=form)
 
 
+def _created_service(cluster, name):
+    """The live service ``name`` of ``cluster`` (the one CreateService just made)."""
+    return Service.objects.filter(cluster=cluster, name=name).exclude(status=Service.INACTIVE).latest("pk")
+
+
 # --- Services ----------------------------------------------------------------------------
+
+def _rollout_form(request, service, data=None):
+    """UpdateService to a revision of the service's family (its current one preselected)."""
+    revisions = [r for r in _revisions(request) if r.rsplit(":", 1)[0] == service.task_definition.family]
+    current = f"{service.task_definition.family}:{service.task_definition.revision}"
+    newest = revisions[0] if revisions else current
+    return forms.UpdateServiceForm(data, initial={"task_definition": newest}, task_definitions=revisions or [current])
+
 
 def _service_page(request, service, status=200, **forms_given):
     """The service page, with ``forms_given`` (bound, with errors) in place of the blank forms."""
@@ -204,9 +297,12 @@ def _service_page(request, service, status=200, **forms_given):
         "service": service,
         "live": f"/ws/service/{service.pk}/",
         "scale_form": forms.ScaleServiceForm(initial={"desired_count": service.desired_count}),
+        "rollout_form": _rollout_form(request, service),
         "delete_form": forms.DeleteServiceForm(),
     }
     context.update(forms_given)
+    for name in ("scale", "rollout", "delete"):
+        context[f"{name}_commands"] = _commands(request, context[f"{name}_form"], service=service)
     return render(request, "dashboard/service.html", context, status=status)
 
 
@@ -227,6 +323,19 @@ def service_scale(request, pk):
         messages.success(request, f"Service {found.name} scaled to {form.cleaned_data['desired_count']}.")
         return redirect("dashboard:service", pk=found.pk)
     return _service_page(request, found, status=400, scale_form=form)
+
+
+@login_required
+@require_POST
+def service_update(request, pk):
+    """UpdateService to a revision, or forceNewDeployment: a rolling update from the page."""
+    found = _service(request, pk)
+    form = _rollout_form(request, found, request.POST)
+    if form.is_valid() and run_ecs(request, form, service=found):
+        how = " (forced new deployment)" if form.cleaned_data["force_new_deployment"] else ""
+        messages.success(request, f"Rolling out {form.cleaned_data['task_definition']}{how}: watch the deployment below.")
+        return redirect("dashboard:service", pk=found.pk)
+    return _service_page(request, found, status=400, rollout_form=form)
 
 
 @login_required
@@ -294,21 +403,28 @@ def task_kill(request, task_id):
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def task_definitions(request):
-    """Task definition families, and RegisterTaskDefinition."""
-    form = forms.TaskDefinitionForm(request.POST if request.method == "POST" else None)
+    """Task definition families, and RegisterTaskDefinition (``?image=`` and ``?family=``, the
+    repository page's link, prefill the form)."""
+    from dashboard import state
+
+    initial = {name: request.GET[name][:1024] for name in ("image", "family") if request.GET.get(name)}
+    if initial.get("image"):
+        initial.setdefault("port", 80)
+    form = forms.TaskDefinitionForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST":
         response = form.is_valid() and run_ecs(request, form)
         if response:
             registered = response["taskDefinition"]
-            messages.success(request, f"Registered {registered['family']}:{registered['revision']}.")
+            messages.success(request, f"Registered {registered['family']}:{registered['revision']}: run it, or create a service.")
             return redirect("dashboard:task_definition", family=registered["family"], revision=registered["revision"])
         status = 400
     else:
         status = 200
-    return render(
-        request, "dashboard/task_definitions.html",
-        {"form": form, "live": "/ws/task-definitions/", "account": account_for(request.user)}, status=status,
-    )
+    account = account_for(request.user)
+    return render(request, "dashboard/task_definitions.html", {
+        "form": form, "live": "/ws/task-definitions/", "account": account, "commands": _commands(request, form),
+        "images": state.image_suggestions(account),
+    }, status=status)
 
 
 @login_required
@@ -324,6 +440,7 @@ def task_definition(request, family, revision):
         "revisions": revisions,
         "body_json": json.dumps(found.body, indent=2, sort_keys=True, default=str),
         "twin": twins.task_definition_twin(found),
+        "clusters": Cluster.objects.filter(account=found.account, status=Cluster.ACTIVE).order_by("name"),
     }
     return render(request, "dashboard/task_definition.html", context)
 
@@ -406,3 +523,144 @@ def trace_json(request, trace_id):
     except Http404:
         return JsonResponse({"message": "Trace not found."}, status=404)
     return JsonResponse({"trace_id": trace_id, "steps": traces.steps(trace_id)})
+
+
+# --- ECR: repositories (the article's step 1) ----------------------------------------------
+
+def _repository(request, name):
+    """The user's repository ``name``, or 404."""
+    from orchestrator.models import Repository
+
+    return get_object_or_404(Repository.objects.select_related("account"), account=account_for(request.user), name=name)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def repositories(request):
+    """The account's repositories, CreateRepository, and how to push to them."""
+    from dashboard import state
+
+    form = forms.RepositoryForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        response = form.is_valid() and run_ecs(request, form)
+        if response:
+            messages.success(request, f"Repository {response['repository']['repositoryName']} created: push an image to it.")
+            return redirect("dashboard:repository", name=response["repository"]["repositoryName"])
+        status = 400
+    else:
+        status = 200
+    account = account_for(request.user)
+    return render(request, "dashboard/repositories.html", {
+        "form": form, "commands": _commands(request, form), "live": "/ws/repositories/", "account": account,
+        "push": state.push_commands(account, None, request.build_absolute_uri("/").rstrip("/")),
+    }, status=status)
+
+
+@login_required
+@require_safe
+def repository(request, name):
+    """One repository: its push commands, and its images, tags and digests as pushes land."""
+    from dashboard import state
+
+    found = _repository(request, name)
+    return render(request, "dashboard/repository.html", {
+        "repository": found, "live": f"/ws/repository/{found.pk}/",
+        "push": state.push_commands(found.account, found, request.build_absolute_uri("/").rstrip("/")),
+    })
+
+
+# --- ELBv2: load balancers, target groups, listeners (the article's step 4) ----------------
+
+def _load_balancers(request):
+    from orchestrator.models import LoadBalancer
+
+    return list(LoadBalancer.objects.filter(account=account_for(request.user)).select_related("account").order_by("name"))
+
+
+def _all_target_groups(request):
+    from orchestrator.models import TargetGroup
+
+    return list(TargetGroup.objects.filter(account=account_for(request.user)).select_related("account").order_by("name"))
+
+
+def _listener_form(request, data=None):
+    """CreateListener, with the account's load balancers and target groups; ``?load_balancer=``
+    and ``?target_group=`` (the previous steps' links) preselect."""
+    lbs, groups = _load_balancers(request), _all_target_groups(request)
+    initial = {}
+    for field, rows in (("load_balancer", lbs), ("forward_to", groups)):
+        wanted = request.GET.get(field.replace("forward_to", "target_group"), "")
+        newest = max(rows, key=lambda row: row.pk, default=None)
+        chosen = next((row for row in rows if row.arn == wanted), newest)
+        if chosen is not None:
+            initial[field] = chosen.arn
+    return forms.ListenerForm(data, initial=initial, load_balancers=lbs, target_groups=groups)
+
+
+def _load_balancers_page(request, status=200, **forms_given):
+    """The load balancer page, with ``forms_given`` (bound, with errors) in place of the blanks."""
+    context = {
+        "live": "/ws/load-balancers/", "account": account_for(request.user),
+        "lb_form": forms.LoadBalancerForm(), "tg_form": forms.TargetGroupForm(), "listener_form": _listener_form(request),
+    }
+    context.update(forms_given)
+    for name in ("lb", "tg", "listener"):
+        context[f"{name}_commands"] = _commands(request, context[f"{name}_form"])
+    return render(request, "dashboard/load_balancers.html", context, status=status)
+
+
+@login_required
+@require_safe
+def load_balancers(request):
+    """Load balancers with their listeners' URLs, target groups with their targets, and the
+    forms that make them."""
+    return _load_balancers_page(request)
+
+
+@login_required
+@require_POST
+def load_balancer_create(request):
+    """CreateLoadBalancer; then on to its target group."""
+    form, response = _submit(request, forms.LoadBalancerForm)
+    if response:
+        lb = response["LoadBalancers"][0]
+        messages.success(request, f"Load balancer {lb['LoadBalancerName']} created ({lb['DNSName']}): "
+                                  "now a target group for its listener.")
+        return redirect(reverse("dashboard:load_balancers") + "?" + urlencode({"load_balancer": lb["LoadBalancerArn"]})
+                        + "#target-group")
+    return _load_balancers_page(request, status=400, lb_form=form)
+
+
+@login_required
+@require_POST
+def target_group_create(request):
+    """CreateTargetGroup and its deregistration delay (ModifyTargetGroupAttributes); a delay the
+    API refuses removes the target group again, so an error leaves nothing behind."""
+    from orchestrator.models import TargetGroup
+
+    form = forms.TargetGroupForm(request.POST)
+    existed = form.is_valid() and TargetGroup.objects.filter(
+        account=account_for(request.user), name=form.cleaned_data["tg_name"]).exists()
+    response = form.is_valid() and run_ecs(request, form)
+    if response:
+        arn = response["TargetGroups"][0]["TargetGroupArn"]
+        if not run_ecs(request, form, params=form.attributes(arn), operation="ModifyTargetGroupAttributes"):
+            if not existed:
+                run_ecs(request, forms.TargetGroupForm(), params={"TargetGroupArn": arn}, operation="DeleteTargetGroup")
+            return _load_balancers_page(request, status=400, tg_form=form)
+        messages.success(request, f"Target group {form.cleaned_data['tg_name']} created: now a listener that forwards to it.")
+        return redirect(reverse("dashboard:load_balancers") + "?" + urlencode({"target_group": arn}) + "#listener")
+    return _load_balancers_page(request, status=400, tg_form=form)
+
+
+@login_required
+@require_POST
+def listener_create(request):
+    """CreateListener; then on to a service behind its target group."""
+    form = _listener_form(request, request.POST)
+    response = form.is_valid() and run_ecs(request, form)
+    if response:
+        messages.success(request, f"Listener on port {form.cleaned_data['listener_port']} created: "
+                                  "now create a service behind its target group.")
+        return redirect(reverse("dashboard:load_balancers") + "?" + urlencode({"target_group": form.cleaned_data["forward_to"]}))
+    return _load_balancers_page(request, status=400, listener_form=form)

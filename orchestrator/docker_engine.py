@@ -254,6 +254,19 @@ class DockerEngine:
         self._images.add(image)
         return True
 
+    def local_image_tags(self):
+        """The engine's image tags that name no registry host (``fargate-lab/demo:latest``, not
+        ``127.0.0.1:5000/…``): images built or loaded here, which any account may use. Those
+        pulled from a registry are left out: they would name other accounts' repositories."""
+        tags = set()
+        for image in self._call("images", lambda c: c.images()):
+            for tag in image.get("RepoTags") or ():
+                first = tag.split("/", 1)[0]
+                if tag == "<none>:<none>" or ("/" in tag and ("." in first or ":" in first or first == "localhost")):
+                    continue
+                tags.add(tag)
+        return sorted(tags)
+
     def forget_image(self, image):
         """Stop assuming ``image`` is present (a create said it is not)."""
         self._images.discard(image)

@@ -18,6 +18,7 @@ import base64
 import datetime
 import functools
 import hashlib
+import hmac
 import http.client
 import json
 import logging
@@ -38,6 +39,8 @@ from botocore.validate import ParamValidator
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from django.utils import timezone
 
 from orchestrator import activity, bus, traces
@@ -155,6 +158,12 @@ class RegistryProcess:
             "log": {"level": "warn", "accesslog": {"disabled": True}, "fields": {"service": "registry"}},
             "storage": {"filesystem": {"rootdirectory": str(self.root / "data")}, "delete": {"enabled": True}},
             "http": {"net": "unix", "addr": str(self.socket), "secret": secrets.token_hex(16), "relativeurls": True},
+            # Every push is told to the lab, which shows it live (the repository pages).
+            "notifications": {"endpoints": [{
+                "name": "fargate-lab", "url": notifications_url(), "timeout": "2s", "threshold": 3, "backoff": "1s",
+                "headers": {"Authorization": [f"Bearer {notifications_token()}"]},
+                "ignoredmediatypes": ["application/octet-stream"],
+            }]},
         }
 
     def start(self, timeout=15):
@@ -298,6 +307,48 @@ def _move_legacy_repositories(root):
             moved.parent.mkdir(parents=True, exist_ok=True)
             legacy.rename(moved)
             log.info("moved repository %s to %s", repository.name, repository_path(repository))
+
+
+# --- pushes, as the registry tells them -----------------------------------------------------
+
+
+def notifications_url():
+    """Where the registry posts its events: this lab's web server."""
+    return f"http://127.0.0.1:{settings.LAB_PORT}/registry/notifications/"
+
+
+def notifications_token():
+    """The bearer token the registry's events carry (derived from the lab's secret key)."""
+    return hmac.new(settings.SECRET_KEY.encode(), b"fargate-lab registry notifications", hashlib.sha256).hexdigest()
+
+
+@csrf_exempt
+@require_POST
+def notifications(request):
+    """The registry's event envelope: each push of a manifest publishes its repository on the
+    bus (the pages showing its images re-render) and records a step of the registry."""
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not hmac.compare_digest(given.encode(), notifications_token().encode()):
+        return JsonResponse({"message": "not the lab's registry"}, status=403)
+    try:
+        events = json.loads(request.body or b"{}").get("events") or []
+    except (ValueError, AttributeError):
+        return JsonResponse({"message": "not an event envelope"}, status=400)
+    for event in events[:100] if isinstance(events, list) else ():
+        target = (event.get("target") if isinstance(event, dict) else None) or {}
+        if not isinstance(target, dict) or event.get("action") not in ("push", "delete") or not isinstance(target.get("repository"), str):
+            continue
+        for repo in _repositories_at(target["repository"]):
+            bus.publish("repository", repo.pk)
+            what = f"{repository_uri(repo)}:{target.get('tag') or target.get('digest', '')}"
+            activity.record("registry", event["action"], repo.arn, f"{event['action']} of {what[:400]}")
+    return JsonResponse({})
+
+
+def _repositories_at(path):
+    """The repository at registry path ``<account id>/<name>`` (none for any other path)."""
+    account_id, _, name = path.partition("/")
+    return list(Repository.objects.filter(account__account_id=account_id, name=name).select_related("account"))
 
 
 # --- the registry's HTTP API, as the ECR operations need it -------------------------------

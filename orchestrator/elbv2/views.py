@@ -68,3 +68,22 @@ def _run(key, action, form, request_id):
     params = protocol.parse_params(model, form)
     result = handler(key.account, params, caller=key.access_key_id)
     return protocol.render_response(model, result, request_id)
+
+
+def call(account, action, params, caller=""):
+    """Run one ELBv2 action for ``account`` with ``params`` as boto3 takes them (the console's
+    forms): checked against botocore's model and serialized to the query form as boto3 would,
+    then parsed and run as ``api`` does, so a form meets exactly the API's checks and errors.
+    Returns the result dict, or raises ElbError."""
+    from botocore.serialize import create_serializer
+    from botocore.validate import ParamValidator
+
+    handler = OPERATIONS.get(action)
+    if handler is None:
+        raise ElbError("InvalidAction", f"The action {action[:64]} is not valid for this web service.")
+    model = protocol.service_model().operation_model(action)
+    report = ParamValidator().validate(params, model.input_shape)
+    if report.has_errors():
+        raise ElbError("ValidationError", report.generate_report())
+    form = create_serializer("query").serialize_to_request(params, model)["body"]
+    return handler(account, protocol.parse_params(model, {k: str(v) for k, v in form.items()}), caller=caller)

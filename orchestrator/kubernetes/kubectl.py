@@ -1,5 +1,6 @@
 """Each ECS call beside the kubectl command that does the same job, and the call in the aws CLI's
 words, from the safe part of its parameters."""
+import json
 import re
 import shlex
 
@@ -55,6 +56,8 @@ def aws_cli_for(operation, params, service="ecs"):
             words += [flag, shlex.quote(str(value))]
         elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             words += [flag, *(shlex.quote(v) for v in value)]
+        elif value:  # a structure (the console's full requests): as the JSON the CLI accepts
+            words += [flag, shlex.quote(json.dumps(value, separators=(",", ":")))]
     return " ".join(words)
 
 
@@ -124,6 +127,20 @@ def _template(params):
     return pod_template_name(family, revision) if revision else f"-l app={app_label(family=family)}"
 
 
+def _arn_name(arn):
+    """The name in an ELBv2 ARN (…:targetgroup/web-tg/0123 → web-tg)."""
+    parts = str(arn or "").split("/")
+    return parts[-2] if len(parts) >= 3 else "<name>"
+
+
+def _listener(params):
+    """A listener forwarding to a target group: the Ingress's rule to its Service."""
+    actions = params.get("DefaultActions") or [{}]
+    group = actions[0].get("TargetGroupArn") if isinstance(actions[0], dict) else ""
+    return (f"kubectl create ingress {dns_label(_arn_name(params.get('LoadBalancerArn')))} --class=alb"
+            f" --rule='/*={dns_label(_arn_name(group))}:80'  # port {params.get('Port')}: the Ingress's listener")
+
+
 _KUBECTL = {
     "CreateCluster": lambda p, k: f"kubectl create namespace {namespace_of(p.get('clusterName'))}",
     "DeleteCluster": lambda p, k: f"kubectl delete namespace {namespace_of(p.get('cluster'))}",
@@ -148,6 +165,14 @@ _KUBECTL = {
     "ListServices": lambda p, k: f"kubectl get deployments {_ns(p)}",
     "ListContainerInstances": lambda p, k: "kubectl get nodes",
     "DescribeContainerInstances": lambda p, k: "kubectl describe nodes",
+    # ECR and ELBv2, the article's steps 1 and 4.
+    "CreateRepository": lambda p, k: "docker push <registry>/" + str(p.get("repositoryName") or "<repository>")
+                                      + ":<tag>  # any OCI registry; Kubernetes keeps none of its own",
+    "CreateLoadBalancer": lambda p, k: f"kubectl create ingress {dns_label(p.get('Name') or 'lb')}"
+                                        " --class=alb --rule='/*=<service>:80'  # an Ingress (or a Service type LoadBalancer)",
+    "CreateTargetGroup": lambda p, k: f"kubectl create service clusterip {dns_label(p.get('Name') or 'tg')}"
+                                       f" --tcp={p.get('Port') or 80}:{p.get('Port') or 80}  # its Endpoints are the targets",
+    "CreateListener": lambda p, k: _listener(p),
     "TagResource": lambda p, k: "kubectl label …  # tags are labels",
     "UntagResource": lambda p, k: "kubectl label … key-  # tags are labels",
     "ListTagsForResource": lambda p, k: "kubectl get … --show-labels",
