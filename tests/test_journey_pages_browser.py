@@ -37,22 +37,25 @@ def pushing_registry(settings, tmp_path, live_lab_server):
     process.stop()
 
 
-def _blob(base, repository, data):
+def _blob(base, repository, data, auth):
     """Upload one blob through the registry's API; its digest."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    started = requests.post(f"{base}/v2/{repository}/blobs/uploads/", timeout=10)
+    started = requests.post(f"{base}/v2/{repository}/blobs/uploads/", headers=auth, timeout=10)
     assert started.status_code == 202, started.text
     location = started.headers["Location"]
     location = location if location.startswith("http") else base + location
     joiner = "&" if "?" in location else "?"
     done = requests.put(f"{location}{joiner}digest={quote(digest)}", data=data,
-                        headers={"Content-Type": "application/octet-stream"}, timeout=10)
+                        headers={**auth, "Content-Type": "application/octet-stream"}, timeout=10)
     assert done.status_code == 201, done.text
     return digest
 
 
-def push_image(base, repository, tag, content=b"hello"):
-    """Push a one-layer image with the registry's HTTP API (what ``docker push`` does)."""
+def push_image(base, repository, tag, account, content=b"hello"):
+    """Push a one-layer image with the registry's HTTP API (what ``docker push`` does), with
+    ``account``'s token from GetAuthorizationToken."""
+    token = registry.call(account, "GetAuthorizationToken", {})["authorizationData"][0]["authorizationToken"]
+    auth = {"Authorization": f"Basic {token}"}
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w") as tar:
         info = tarfile.TarInfo("hello.txt")
@@ -65,12 +68,12 @@ def push_image(base, repository, tag, content=b"hello"):
     manifest = {
         "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": _blob(base, repository, config)},
+                   "digest": _blob(base, repository, config, auth)},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer_gz),
-                    "digest": _blob(base, repository, layer_gz)}],
+                    "digest": _blob(base, repository, layer_gz, auth)}],
     }
     put = requests.put(f"{base}/v2/{repository}/manifests/{tag}", data=json.dumps(manifest),
-                       headers={"Content-Type": manifest["mediaType"]}, timeout=10)
+                       headers={**auth, "Content-Type": manifest["mediaType"]}, timeout=10)
     assert put.status_code == 201, put.text
     return put.headers["Docker-Content-Digest"]
 
@@ -94,7 +97,7 @@ def test_a_repository_made_on_the_page_shows_a_push_as_it_lands(page, live_lab_s
     wait_live(page)
     page.evaluate("window.notReloaded = true")
 
-    digest = push_image(pushing_registry.url, uri.split("/", 1)[1], "v1")
+    digest = push_image(pushing_registry.url, uri.split("/", 1)[1], "v1", Account.default())
 
     row = page.locator(f".repository-images tr[data-digest='{digest}']")
     expect(row).to_be_visible(timeout=20_000)
