@@ -10,6 +10,6 @@ class DashboardConfig(AppConfig):
     def ready(self):
         # Only the write recorder starts here; the broadcaster needs the server's event
         # loop and starts with the first WebSocket consumer (dashboard.broadcast).
-        from dashboard import broadcast
+        from dashboard import announcements, broadcast  # noqa: F401  (announcements registers its page)
 
         broadcast.install()

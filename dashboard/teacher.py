@@ -11,9 +11,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from dashboard import view_as
+from orchestrator import chaos
 from orchestrator.account_reset import reset_account
 from orchestrator.models import (
-    Account, Cluster, LoadBalancer, Repository, Service, TargetGroup, Task, TaskDefinition,
+    Account, Cluster, ContainerInstance, LoadBalancer, Repository, Service, TargetGroup, Task, TaskDefinition,
 )
 
 
@@ -107,3 +108,70 @@ def view_as_stop(request):
     if user_pk is not None and request.user.is_staff:
         return redirect(reverse("teacher:student", kwargs={"pk": user_pk}))
     return redirect("root")
+
+
+# --- Chaos for the class ------------------------------------------------------------------
+
+class DisconnectForm(forms.Form):
+    instance = forms.CharField(max_length=64)
+    seconds = forms.IntegerField(min_value=1, max_value=chaos.MAX_DISCONNECT_SECONDS, initial=20)
+
+
+def _chaos_page(request, status=200, error=""):
+    instances = ContainerInstance.objects.exclude(status=ContainerInstance.INACTIVE).order_by("name")
+    fillers = Task.objects.filter(account__account_id=chaos.CHAOS_ACCOUNT_ID, group="chaos:fill").exclude(
+        last_status=Task.STOPPED).count()
+    return render(request, "teacher/chaos.html", {
+        "instances": instances, "fillers": fillers, "error": error,
+        "max_seconds": chaos.MAX_DISCONNECT_SECONDS,
+        "services": Service.objects.filter(status=Service.ACTIVE).exclude(
+            account__account_id=chaos.CHAOS_ACCOUNT_ID).count(),
+    }, status=status)
+
+
+@login_required
+@require_safe
+def chaos_page(request):
+    """The class's chaos: kill, drain, disconnect, fill; each told on the students' pages."""
+    _staff(request)
+    return _chaos_page(request)
+
+
+@login_required
+@require_POST
+def chaos_action(request, action):
+    """Carry out one chaos ``action`` for the class; a refusal re-renders the page (400)."""
+    _staff(request)
+    caller = f"console:{request.user.get_username()}"
+    try:
+        if action == "kill":
+            killed = chaos.kill_one_task_per_service(caller)
+            messages.success(request, f"Killed one task in each of {len(killed)} service(s).")
+        elif action == "drain":
+            instance = _instance(request.POST.get("instance", ""))
+            moved = chaos.drain_instance(instance, caller)
+            messages.success(request, f"{instance.name} is DRAINING; {moved} service(s) move their tasks.")
+        elif action == "disconnect":
+            form = DisconnectForm(request.POST)
+            if not form.is_valid():
+                raise chaos.ChaosError(" ".join(e for errors in form.errors.values() for e in errors))
+            instance = _instance(form.cleaned_data["instance"])
+            chaos.disconnect_agent(instance, form.cleaned_data["seconds"], caller)
+            messages.success(request, f"The agent of {instance.name} is disconnected for {form.cleaned_data['seconds']} s.")
+        elif action == "fill":
+            filled = chaos.fill_capacity(caller)
+            messages.success(request, f"Filled {len(filled)} instance(s).")
+        elif action == "release":
+            messages.success(request, f"Released the capacity ({chaos.release_capacity(caller)} task(s) stopping).")
+        else:
+            raise Http404("No such chaos.")
+    except chaos.ChaosError as error:
+        return _chaos_page(request, status=400, error=str(error))
+    return redirect("teacher:chaos")
+
+
+def _instance(name):
+    found = ContainerInstance.objects.filter(name=name).first()
+    if found is None:
+        raise chaos.ChaosError(f"No instance named {name[:64]!r}.")
+    return found

@@ -10,4 +10,6 @@ urlpatterns = [
     path("students/<int:pk>/reset/", teacher.student_reset, name="student_reset"),
     path("students/<int:pk>/view/", teacher.student_view_as, name="student_view_as"),
     path("view-as/stop/", teacher.view_as_stop, name="view_as_stop"),
+    path("chaos/", teacher.chaos_page, name="chaos"),
+    path("chaos/<slug:action>/", teacher.chaos_action, name="chaos_action"),
 ]

@@ -1008,10 +1008,40 @@ class PullProgress:
 
 
 def sync_task(pk, enqueue):
-    """One pass over task ``pk`` (a no-op if it is gone)."""
+    """One pass over task ``pk`` (a no-op if it is gone, or while its instance's agent is cut
+    off: nobody there reports or acts until it reconnects, which looks at every task again)."""
     task = load_task(pk)
-    if task is not None:
-        TaskSync(task, enqueue).run()
+    if task is None:
+        return
+    if task.container_instance is not None and task.container_instance.agent_disconnected_until is not None:
+        return
+    TaskSync(task, enqueue).run()
+
+
+def sync_instance(pk, enqueue):
+    """An instance whose agent was cut off (key "instance:<pk>"): once its time is up the agent
+    reconnects (agentConnected true again) and reconciles: every task placed there is looked at
+    (a container that died meanwhile is reported STOPPED now, a stop asked meanwhile is carried
+    out), and placement may use the instance again."""
+    instance = ContainerInstance.objects.filter(pk=pk).first()
+    if instance is None or instance.agent_disconnected_until is None:
+        return
+    left = (instance.agent_disconnected_until - timezone.now()).total_seconds()
+    if left > 0:
+        enqueue(f"instance:{pk}", delay=left)
+        return
+    changed = ContainerInstance.objects.filter(pk=pk, agent_disconnected_until=instance.agent_disconnected_until).update(
+        agent_connected=True, agent_disconnected_until=None, last_heartbeat=timezone.now())
+    if not changed:  # cut off again meanwhile: that one's own key reconnects it
+        return
+    tasks = list(Task.objects.filter(container_instance_id=pk).exclude(last_status=Task.STOPPED)
+                 .values_list("pk", flat=True))
+    activity.record("agent", "connected", message=(
+        f"the agent of {instance.name} is back and reconciles its {len(tasks)} task(s) with Docker"))
+    bus.publish("instance", pk, origin="controlplane")
+    for task_pk in tasks:
+        enqueue(f"task:{task_pk}")
+    enqueue("placement")
 
 
 def sync_container(engine_url, container_id, enqueue):
@@ -1110,7 +1140,7 @@ class Agent:
         else:
             self.connected.clear()
         close_old_connections()
-        ContainerInstance.objects.filter(engine_url=self.engine_url).update(
+        ContainerInstance.objects.filter(engine_url=self.engine_url, agent_disconnected_until__isnull=True).update(
             agent_connected=connected, last_heartbeat=timezone.now()
         )
         activity.record("agent", "connected" if connected else "disconnected",
@@ -1123,7 +1153,7 @@ class Agent:
         if self._last_beat is not None and now - self._last_beat < self.HEARTBEAT_SECONDS:
             return
         self._last_beat = now
-        instances = list(ContainerInstance.objects.filter(engine_url=self.engine_url)
+        instances = list(ContainerInstance.objects.filter(engine_url=self.engine_url, agent_disconnected_until__isnull=True)
                          .exclude(status=ContainerInstance.INACTIVE).values_list("pk", flat=True))
         ContainerInstance.objects.filter(pk__in=instances).update(last_heartbeat=timezone.now())
         for pk in instances:
@@ -1179,8 +1209,11 @@ class Agent:
     def relist(self):
         """List the lab's containers and enqueue every task they (or the database) concern."""
         # Read before the list: a task RUNNING then whose container the list lacks was lost.
+        # (Not those of an instance whose agent is cut off: nobody there reports them now.)
         running = dict(Task.objects.filter(container_instance__engine_url=self.engine_url, last_status=Task.RUNNING,
-                                           desired_status=Task.RUNNING).values_list("task_id", "pk"))
+                                           desired_status=Task.RUNNING,
+                                           container_instance__agent_disconnected_until__isnull=True)
+                       .values_list("task_id", "pk"))
         containers = self.engine.list_containers()
         self.heartbeat()
         task_ids = {c["labels"].get(LABEL_TASK_ID, "") for c in containers}

@@ -129,6 +129,7 @@ class InstanceRoom:
     attributes: dict = field(default_factory=dict)
     groups: Counter = field(default_factory=Counter)  # task group -> live tasks of it here
     status: str = ContainerInstance.ACTIVE  # only ACTIVE instances take tasks
+    agent_connected: bool = True  # and only those whose agent the control plane reaches
 
 
 @dataclass
@@ -226,6 +227,8 @@ def _shortfall(task, room):
     """Why ``room`` cannot hold the task ("" when it can): not ACTIVE, CPU or memory short."""
     if room.status != ContainerInstance.ACTIVE:
         return f"not ACTIVE ({room.status})"
+    if not room.agent_connected:
+        return "its agent is disconnected"
     short = []
     if room.cpu_free < task.cpu:
         short.append(f"CPU short by {task.cpu - room.cpu_free} units (needs {task.cpu}, {room.cpu_free} free)")
@@ -267,7 +270,7 @@ def place(pending, instances):
     CPU, memory and group are booked on the chosen one before the next task is placed.
     """
     rooms = {i.pk: InstanceRoom(i.pk, i.name, i.cpu_free, i.memory_free, dict(i.attributes), Counter(i.groups),
-                                i.status) for i in instances}
+                                i.status, getattr(i, "agent_connected", True)) for i in instances}
     active = [r for r in rooms.values() if r.status == ContainerInstance.ACTIVE]
     decisions = []
     for task in pending:
@@ -541,6 +544,7 @@ def instance_rooms():
             },
             groups=groups.get(instance.pk, Counter()),
             status=instance.status,
+            agent_connected=instance.agent_disconnected_until is None,
         ))
     return rooms
 

@@ -4,7 +4,8 @@ For each service key it re-reads the service and its tasks, asks the pure ``plan
 do, and applies the actions: keep an ACTIVE service at ``desired_count`` tasks of its primary
 deployment, rolling old-deployment tasks into new ones within minimumHealthyPercent and
 maximumPercent (the arithmetic is ``deployments.plan_rollout``), trip the deployment circuit
-breaker (and roll back), throttle launches of tasks that keep failing to start, stop every
+breaker (and roll back), move tasks off DRAINING instances within the same limits, throttle
+launches of tasks that keep failing to start, stop every
 task of a DRAINING (deleted) service and make it INACTIVE when none is left, keep the
 service's and deployments' counts, and write service events worded as ECS words them. New
 tasks are written PROVISIONING; the capacity manager places them.
@@ -22,7 +23,7 @@ from django.utils import timezone
 from orchestrator import activity, bus, elb_health, quotas, task_health, traces
 from orchestrator import deployments as rollout
 from orchestrator.capacity_manager import task_ceiling, too_big
-from orchestrator.models import Deployment, ReconcilePass, Service, Task, TaskContainer
+from orchestrator.models import ContainerInstance, Deployment, ReconcilePass, Service, Task, TaskContainer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class TaskState:
     lb_health: str | None = None
     # Its container health checks' verdict (HEALTHY / UNHEALTHY / UNKNOWN), "" if it has none.
     container_health: str = ""
+    # Placed on a DRAINING instance: ECS replaces it as a rolling update would.
+    draining: bool = False
 
 
 @dataclass
@@ -273,9 +276,11 @@ def plan(service, tasks, now=None):
     # 3. One rollout step.
     order = _created_order(live)
     judged = {t.pk: health(t, service, now) for t in live}
+    # A task on a DRAINING instance is moved as a rolling update moves old tasks: its replacement
+    # starts within maximumPercent, and it stops while minimumHealthyPercent holds (ECS's draining).
     rollout_tasks = [
         rollout.RolloutTask(
-            key=t.pk, primary=t.deployment_id == primary_id, running=t.last_status == Task.RUNNING,
+            key=t.pk, primary=t.deployment_id == primary_id and not t.draining, running=t.last_status == Task.RUNNING,
             healthy=judged[t.pk][0], created_order=order[t.pk], settling=judged[t.pk][1],
         )
         for t in live
@@ -286,8 +291,8 @@ def plan(service, tasks, now=None):
     start = step.start
     if failed:  # a FAILED deployment launches nothing and keeps the old tasks it could not replace
         start = 0
-        chosen = [pk for pk in chosen if by_pk[pk].deployment_id == primary_id]
-    old_live = [t for t in live if t.deployment_id != primary_id]
+        chosen = [pk for pk in chosen if by_pk[pk].deployment_id == primary_id and not by_pk[pk].draining]
+    old_live = [t for t in live if t.deployment_id != primary_id or t.draining]
 
     # 4. Restart throttling.
     started = False
@@ -323,7 +328,7 @@ def plan(service, tasks, now=None):
             actions.append(RetireDeployment(deployment.deployment_id))
 
     # Steady state: exactly ``want`` primary tasks, all RUNNING, nothing else alive.
-    primary_live = [t for t in live if t.deployment_id == primary_id]
+    primary_live = [t for t in live if t.deployment_id == primary_id and not t.draining]
     steady = (
         not started and not chosen and not old_live and not stopping and len(primary_live) == want
         and all(t.last_status == Task.RUNNING for t in primary_live)
@@ -441,10 +446,10 @@ def load(service_pk, now=None):
         TaskState(t["pk"], t["task_id"], t["desired_status"], t["last_status"], t["created_at"],
                   t["deployment__deployment_id"] or "", t["started_at"],
                   LB_HEALTH.get(t["lb_health_status"], "initial") if state.has_load_balancer else None,
-                  t["container_health_status"])
+                  t["container_health_status"], t["container_instance__status"] == ContainerInstance.DRAINING)
         for t in service.tasks.exclude(last_status=Task.STOPPED).values(
             "pk", "task_id", "desired_status", "last_status", "created_at", "deployment__deployment_id",
-            "started_at", "lb_health_status", "container_health_status")
+            "started_at", "lb_health_status", "container_health_status", "container_instance__status")
     ]
     # Restart throttling counts the primary deployment's failures only: a new deployment (a new
     # task definition, or a forced one) starts afresh.

@@ -40,7 +40,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator import activity, awslogs, bus, host_firewall, load_balancer, traces
-from orchestrator.agent import Agent, sync_container, sync_task
+from orchestrator.agent import Agent, sync_container, sync_instance, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
 from orchestrator.docker_engine import DockerEngine, EngineError, EngineUnavailable, lab_id
@@ -275,6 +275,8 @@ class ControlPlane:
             self.enqueue(f"{kind}:{pk}", urgent=bool(info.get("stop")))
         elif kind == "target":  # the data plane wrote a health change: the service looks at it
             self.enqueue(f"target:{pk}")
+        elif kind == "instance" and info.get("disconnected"):  # its agent is cut off for a while
+            self.enqueue(f"instance:{pk}")
 
     def _prime_watcher(self):
         self._seen_tasks = dict(Task.objects.exclude(last_status=Task.STOPPED).values_list("pk", "desired_status"))
@@ -319,6 +321,8 @@ class ControlPlane:
         for pk in live.values_list("pk", flat=True):
             self.enqueue(f"task:{pk}")
         self.enqueue(PLACEMENT_KEY)
+        for pk in ContainerInstance.objects.filter(agent_disconnected_until__isnull=False).values_list("pk", flat=True):
+            self.enqueue(f"instance:{pk}")
         self._guard_host()
         for agent in self.agents.values():
             if agent.connected.is_set():
@@ -383,6 +387,8 @@ class ControlPlane:
             service_pk = Target.objects.filter(pk=int(rest)).values_list("task__service_id", flat=True).first()
             if service_pk:
                 self.enqueue(f"service:{service_pk}")
+        elif kind == "instance":
+            sync_instance(int(rest), self.enqueue)
         elif kind == "container":
             url, _, container_id = rest.rpartition("|")
             sync_container(url, container_id, self.enqueue)

@@ -224,6 +224,9 @@ class ContainerInstance(models.Model):
     cpu_registered = models.PositiveIntegerField()
     memory_registered = models.PositiveIntegerField()
     agent_connected = models.BooleanField(default=False)
+    # Until when its agent is cut off from the control plane (the teacher's chaos): its tasks run
+    # on unreported, nothing is placed on it; it reconnects and reconciles then (agent.sync_instance).
+    agent_disconnected_until = models.DateTimeField(null=True, blank=True)
     registered_at = models.DateTimeField(default=timezone.now)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
 
@@ -236,6 +239,21 @@ class ContainerInstance(models.Model):
     def arn_for(self, account_id, cluster_name):
         """The ARN of this instance as seen from one cluster of one account."""
         return f"arn:aws:ecs:{region()}:{account_id}:container-instance/{cluster_name}/{self.instance_id}"
+
+
+class Announcement(models.Model):
+    """A message on one account's pages: what the teacher's chaos just did to its objects."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="announcements")
+    kind = models.CharField(max_length=32)  # kill, drain, disconnect, fill, release
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.account.account_id} {self.kind}: {self.message[:40]}"
 
 
 class Service(models.Model):

@@ -5,9 +5,16 @@
     var badge = document.getElementById("live-status");
     if (badge) { badge.dataset.state = state; badge.textContent = text; }
   }
-  document.addEventListener("htmx:wsOpen", function () { show("open", "live"); });
-  document.addEventListener("htmx:wsClose", function () { show("closed", "reconnecting…"); });
-  document.addEventListener("htmx:wsError", function () { show("closed", "reconnecting…"); });
+  // The badge tells the page's own socket, not the announcements' beside it.
+  function pages(handler) {
+    return function (event) {
+      var target = event.target instanceof Element ? event.target : null;
+      if (!(target && target.closest("[data-announcements]"))) handler();
+    };
+  }
+  document.addEventListener("htmx:wsOpen", pages(function () { show("open", "live"); }));
+  document.addEventListener("htmx:wsClose", pages(function () { show("closed", "reconnecting…"); }));
+  document.addEventListener("htmx:wsError", pages(function () { show("closed", "reconnecting…"); }));
 
   // Local storage may be refused (a private window's policy): the page then simply forgets.
   function remembered(key) {
