@@ -68,3 +68,21 @@ def test_in_a_browser_bobs_service_is_not_found_for_alice_and_she_has_no_admin_l
         expect(page.locator("section.error-page h1")).to_have_text("Not found")
         expect(page.locator("header.top nav")).not_to_contain_text("Admin")
         expect(page.locator("body")).not_to_contain_text("bobs-")
+
+
+@pytest.mark.django_db
+def test_a_students_map_and_step_pages_name_none_of_another_accounts_objects(alice_client, alice):
+    from orchestrator import activity
+    from orchestrator.models import AccessKey
+
+    Account.objects.create(account_id="111111111111", name="alice").members.add(alice)
+    bobs_objects()
+    bob = Account.objects.get(name="bob")
+    AccessKey.objects.create(account=bob, access_key_id="AKIABOBBOBBOBBOBBOB1", secret_access_key="s")
+    repository = Repository.objects.get(name="bobs-repo")
+    activity.record("registry", "push", repository.arn, "push of 127.0.0.1:5055/222222222222/bobs-repo:v1")
+    activity.record("load_balancer", "api.CreateLoadBalancer", "", "elbv2 CreateLoadBalancer → 200",
+                    caller="AKIABOBBOBBOBBOBBOB1", status_code=200)
+    for path in ("/", "/repositories/", "/load-balancers/", "/clusters/", "/task-definitions/"):
+        html = alice_client.get(path).content.decode()
+        assert "bobs-" not in html and "AKIABOB" not in html, path
