@@ -1,7 +1,7 @@
 """Dashboard URLs (the map itself is "/", routed by config.urls.root)."""
 from django.urls import path, re_path
 
-from dashboard import quotas, views
+from dashboard import logs_views, quotas, views
 
 app_name = "dashboard"
 
@@ -28,6 +28,8 @@ urlpatterns = [
     path("listeners/create/", views.listener_create, name="listener_create"),
     path("instances/", views.instances, name="instances"),
     path("instances/<str:name>/", views.instance, name="instance"),
+    path("logs/", logs_views.log_groups, name="log_groups"),
+    path("logs/<path:name>/", logs_views.log_group, name="log_group"),
     path("accounts/<str:account_id>/quotas/", quotas.account_quotas, name="account_quotas"),
     path("traces/<str:trace_id>.json", views.trace_json, name="trace_json"),
     path("traces/<str:trace_id>/", views.trace, name="trace"),

@@ -354,7 +354,11 @@ def service_delete(request, pk):
 
 def _task_page(request, task, status=200, **forms_given):
     """The task page, with ``forms_given`` (a bound form, a kill error) in place of the blanks."""
-    context = {"task": task, "live": f"/ws/task/{task.pk}/", "stop_form": forms.StopTaskForm(), "kill_error": ""}
+    from orchestrator import awslogs
+
+    context = {"task": task, "live": f"/ws/task/{task.pk}/", "stop_form": forms.StopTaskForm(), "kill_error": "",
+               "log_stream": awslogs.task_stream(task),
+               "log_container": task.containers.order_by("-essential", "id").first()}
     context.update(forms_given)
     return render(request, "dashboard/task.html", context, status=status)
 

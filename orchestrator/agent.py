@@ -1271,11 +1271,17 @@ def kill_task_container(task):
 
 
 def stream_logs(task, follow=True, tail=LOG_TAIL_LINES, container_name=None):
-    """The task's (essential) container output as text lines; from ``log_tail`` once it is gone."""
+    """The task's (essential) container output as text lines: from its CloudWatch Logs stream
+    with awslogs, else from the engine, else from ``log_tail`` once the container is gone."""
     containers = task.containers.order_by("-essential", "id")
     task_container = containers.filter(name=container_name).first() if container_name else containers.first()
     if task_container is None:
         return iter(())
+    definition = next((c for c in task.task_definition.container_definitions if c.get("name") == task_container.name),
+                      {})
+    stream = awslogs.stream_for(task, task_container.name, definition)
+    if stream is not None:  # CloudWatch Logs is where an awslogs container's output lives
+        return awslogs.StreamReader(stream.pk, task.pk, follow=follow, tail=tail)
     if task.last_status != Task.STOPPED and task.container_instance_id:
         try:
             engine = engine_for(task)

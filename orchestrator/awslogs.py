@@ -64,6 +64,15 @@ def stream_for(task, container_name, definition):
         name=stream_name(options, container_name, task.task_id)).select_related("group").first()
 
 
+def task_stream(task):
+    """The stream of the container the task page shows (its first essential one), or None."""
+    container = task.containers.order_by("-essential", "id").first()
+    if container is None:
+        return None
+    definition = next((c for c in task.task_definition.container_definitions if c.get("name") == container.name), {})
+    return stream_for(task, container.name, definition)
+
+
 def prepare(task, container_name, definition):
     """Settle the group and stream a container ships to before it is created (creating the group
     with awslogs-create-group); returns the LogStream, or None without awslogs. Raises
@@ -260,6 +269,41 @@ class Shipper:
         if cutoff is not None:
             events = [e for e in events if e[0] >= cutoff]
         stream.append(events, shipped_until_ns=fresh[-1][0] if fresh else None)
+
+
+class StreamReader:
+    """A stream's events as text lines for the task page: the last ``tail``, then, when
+    following, each new one as it is stored, until the task is STOPPED and nothing more comes.
+    Reads the state database (a look every POLL_SECONDS), so it works in any server process;
+    ``close()`` from another thread ends it."""
+
+    POLL_SECONDS = 0.25
+
+    def __init__(self, stream_pk, task_pk, follow=True, tail=200):
+        self.stream_pk, self.task_pk, self.follow, self.tail = stream_pk, task_pk, follow, tail
+        self._closed = threading.Event()
+
+    def close(self):
+        self._closed.set()
+
+    def __iter__(self):
+        from orchestrator.models import LogEvent, Task
+
+        events = LogEvent.objects.filter(stream_id=self.stream_pk)
+        last = events.order_by("-id")[:self.tail] if self.tail else events.order_by("-id")
+        rows = list(reversed(list(last.values_list("id", "message"))))
+        yield from (message for _, message in rows)
+        position = rows[-1][0] if rows else 0
+        while self.follow and not self._closed.is_set():
+            rows = list(events.filter(id__gt=position).order_by("id").values_list("id", "message")[:500])
+            yield from (message for _, message in rows)
+            if rows:
+                position = rows[-1][0]
+                continue
+            stopped = Task.objects.filter(pk=self.task_pk, last_status=Task.STOPPED).exists()
+            if stopped and not events.filter(id__gt=position).exists():
+                return
+            self._closed.wait(self.POLL_SECONDS)
 
 
 _shipper = None
