@@ -9,6 +9,7 @@ import pytest
 from orchestrator import awslogs
 from orchestrator.frontend import call
 from orchestrator.models import LogEvent, LogStream, Task, TaskDefinition
+from tests.support.cloudwatch import TailFollow
 
 pytestmark = [pytest.mark.docker, pytest.mark.django_db(transaction=True)]
 
@@ -88,3 +89,18 @@ def test_a_restarted_control_plane_resumes_each_follow_without_a_line_twice(
                message="ticks shipped by the restarted control plane")
     ticks = [int(m.split()[1]) for m in messages(logs, stream)]
     assert ticks == list(range(len(ticks)))  # every tick once, in order, none lost across the restart
+
+
+def test_aws_logs_tail_follow_prints_the_containers_lines(control_plane, lab_rows, logs, wait_until):
+    """What `aws logs tail /ecs/web --follow` prints while a container runs: its lines, in
+    order, each once, those printed after the tail started included."""
+    definition = awslogs_definition(lab_rows.account, lab_rows.image,
+                                    'echo "started"; sleep 3; i=0; while [ $i -lt 20 ]; do echo "tick $i"; '
+                                    'i=$((i+1)); sleep 0.1; done; sleep 600')
+    task = lab_rows.run_task(definition)
+    tail = TailFollow(logs, "/ecs/web")
+    wait_until(lambda: LogStream.objects.filter(name=f"ecs/app/{task.task_id}").exists(), 30, message="the stream")
+    wait_until(lambda: tail.poll() is not None and "tick 19" in tail.messages(), 40, interval=0.5,
+               message="the tail to print the last tick")
+    assert tail.messages() == ["started"] + [f"tick {i}" for i in range(20)]
+    assert {stream for stream, _ in tail.printed} == {f"ecs/app/{task.task_id}"}

@@ -7,6 +7,7 @@ import pytest
 
 from orchestrator.models import AccessKey, Account, LogEvent, LogGroup
 from tests.support.api import error_of
+from tests.support.cloudwatch import TailFollow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -179,33 +180,15 @@ def test_filter_log_events_pages_with_next_tokens(logs):
 
 
 def test_tail_follow_calls_see_new_events_once(logs):
-    """The calls `aws logs tail /ecs/web --follow` makes (awscli v2's FollowLogEventsGenerator):
-    FilterLogEvents with interleaved and startTime, then again from the newest timestamp seen,
-    dropping the eventIds already printed at that timestamp."""
+    """The calls `aws logs tail /ecs/web --follow` makes (tests/support/cloudwatch.py)."""
     make_stream(logs)
     put(logs, "/ecs/web", "web/web/abc", ["first", "second"])
-    kwargs = {"logGroupName": "/ecs/web", "interleaved": True, "startTime": now_ms() - 600_000}
-    printed, seen = [], {}
-
-    def poll():
-        response = logs.filter_log_events(**kwargs)
-        for event in response["events"]:
-            if event["eventId"] not in seen.get(event["timestamp"], set()):
-                seen.setdefault(event["timestamp"], set()).add(event["eventId"])
-                printed.append(event["message"])
-        newest = max(seen) if seen else None
-        if "nextToken" in response:
-            kwargs["nextToken"] = response["nextToken"]
-        else:
-            kwargs.pop("nextToken", None)
-            if newest is not None:
-                kwargs["startTime"] = newest
-
-    poll()
-    poll()
+    tail = TailFollow(logs, "/ecs/web")
+    tail.poll()
+    tail.poll()
     put(logs, "/ecs/web", "web/web/abc", ["third"], start=now_ms())
-    poll()
-    assert printed == ["first", "second", "third"]
+    tail.poll()
+    assert tail.messages() == ["first", "second", "third"]
 
 
 def test_put_retention_policy_is_honoured(logs):
