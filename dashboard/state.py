@@ -302,7 +302,15 @@ def task_or_none(pk):
 
 
 def containers_of(task):
-    return list(task.containers.all())
+    """The task's containers, each with ``depends_on``: its definition's dependsOn as
+    "db HEALTHY, init SUCCESS" ("" without any), for the lifecycle table."""
+    definitions = {c.get("name"): c for c in task.task_definition.container_definitions}
+    containers = list(task.containers.all())
+    for container in containers:
+        container.depends_on = ", ".join(
+            f"{d.get('containerName')} {d.get('condition')}"
+            for d in definitions.get(container.name, {}).get("dependsOn") or [])
+    return containers
 
 
 def published_urls(container):

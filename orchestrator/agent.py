@@ -21,6 +21,10 @@ container still running then is SIGKILLed. So a tenant whose tasks ignore SIGTER
 worker another tenant's tasks need, and a restarted lab keeps the deadlines. Image pulls report
 their progress on the task (Activity rows).
 
+A task's containers start in their ``dependsOn`` order and stop in reverse
+(``container_dependencies``): a pass starts what is ready and ends, to look again on the next
+Docker event or startTimeout, as stopping does.
+
 A container definition's healthCheck is the container's Docker health check. Docker's
 ``health_status`` event brings the task back, and each pass over a RUNNING task compares the
 health a list shows with what was recorded (so a relist catches a missed event): the
@@ -40,7 +44,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from orchestrator import activity, awslogs, bus, load_balancer, registry, task_health, task_secrets, traces
+from orchestrator import (
+    activity, awslogs, bus, container_dependencies, load_balancer, registry, task_health, task_secrets, traces,
+)
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
     LABEL_ACCOUNT, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE, LABEL_TASK_ARN, LABEL_TASK_ID,
@@ -95,6 +101,11 @@ class ContainerWanted:
     health_check: bool = False  # its definition has a healthCheck
     health_status: str = "UNKNOWN"  # what was last recorded of it
     ships_logs: bool = False  # its definition has logConfiguration awslogs
+    depends_on: tuple = ()  # (container name, condition) of its dependsOn
+    start_timeout: int = container_dependencies.DEFAULT_START_TIMEOUT  # for its dependents
+    started_at: float = None  # when the agent started it (epoch seconds)
+    reason: str = ""  # what was last recorded of why it waits or was given up
+    given_up: bool = False  # its dependencies failed it: it is never started
 
 
 @dataclass
@@ -122,6 +133,7 @@ class ContainerSeen:
     state: str  # created, running, paused, restarting, removing, exited, dead
     networks: tuple = ()  # the Docker networks it is attached to
     health: str = ""  # Docker's health: starting, healthy, unhealthy, or "" without a check
+    exit_code: int = None  # once exited
 
 
 # --- actions ------------------------------------------------------------------------------
@@ -158,6 +170,22 @@ class CreateContainers:
 @dataclass
 class StartContainers:
     names: list
+
+
+@dataclass
+class RecordWaiting:
+    """Record why containers wait for their dependencies (name -> why), and which are given up."""
+
+    waiting: dict
+    given_up: dict
+
+
+@dataclass
+class AwaitDependencies:
+    """End the pass without holding a worker: look again at ``until`` (a dependency's
+    startTimeout), or as soon as a Docker event about one of the task's containers arrives."""
+
+    until: float
 
 
 @dataclass
@@ -242,7 +270,12 @@ def stop_containers(task, running, now):
     (the pass ends; the deadline or the container's "die" event brings the task back)."""
     wanted = {c.name: c for c in task.containers}
     signal, kill, wake = {}, [], []
+    # Reverse dependency order: a container is signalled once no running one depends on it.
+    free = set(container_dependencies.stoppable(
+        {c.name: [dep for dep, _ in c.depends_on] for c in task.containers}, [c.name for c in running]))
     for container in running:
+        if container.name not in free and wanted.get(container.name) and wanted[container.name].stop_deadline is None:
+            continue  # its dependents' "die" events bring the task back
         want = wanted.get(container.name) or ContainerWanted(container.name, stop_timeout=0)
         deadline = want.stop_deadline
         if deadline is None:
@@ -252,8 +285,8 @@ def stop_containers(task, running, now):
             wake.append(now + KILL_RECHECK_SECONDS)
         else:
             wake.append(deadline)
-    return ([SignalStop(signal)] if signal else []) + ([KillContainers(kill)] if kill else []) + [
-        AwaitExit(min(wake))]
+    return ([SignalStop(signal)] if signal else []) + ([KillContainers(kill)] if kill else []) + (
+        [AwaitExit(min(wake))] if wake else [AwaitExit(now + KILL_RECHECK_SECONDS)])
 
 
 def stop_sequence(task, seen, now=0.0):
@@ -310,22 +343,17 @@ def plan_task(task, seen, now=0.0):
             task, seen, now)
     missing = [c.name for c in task.containers if c.name not in by_name]
     if task.last_status == Task.PENDING:
-        steps = []
-        if missing:
-            steps += [EnsureImages(), CreateContainers(missing)]
-        not_running = [c.name for c in task.containers if c.name not in by_name or by_name[c.name].state != "running"]
-        if not_running:
-            steps.append(StartContainers(not_running))
-        return steps + _ship_logs(task, by_name, starting=True) + [Advance(Task.PENDING, Task.ACTIVATING),
-                                                                   ReportRunning(task.load_balanced)]
+        steps = [EnsureImages(), CreateContainers(missing)] if missing else []
+        return steps + start_steps(task, by_name, now, _ship_logs(task, by_name, starting=True),
+                                   [Advance(Task.PENDING, Task.ACTIVATING), ReportRunning(task.load_balanced)],
+                                   creating=missing)
     lost = [c for c in essentials if c.name not in by_name]
     if lost:
         return [MarkStopping("EssentialContainerExited", "Task stopped: its container was lost")] + stop_sequence(
             task, seen, now)
     if task.last_status == Task.ACTIVATING:
-        not_running = [c.name for c in task.containers if by_name[c.name].state != "running"] if not missing else []
-        return (([StartContainers(not_running)] if not_running else []) + _ship_logs(task, by_name, starting=True)
-                + [ReportRunning(task.load_balanced)])
+        return start_steps(task, by_name, now, _ship_logs(task, by_name, starting=True),
+                           [ReportRunning(task.load_balanced)])
     stray = [c.id for c in seen if c.state == "running" and c.networks and task.network
              and tuple(c.networks) != (task.network,)]
     return ([MoveToNetwork(stray)] if stray else []) + _ship_logs(task, by_name) + health_changes(task, by_name)
@@ -339,6 +367,31 @@ def _ship_logs(task, by_name, starting=False):
          and (starting or by_name[c.name].state == "running"))
         or (starting and c.name not in by_name))]
     return [ShipLogs(names)] if names else []
+
+
+def start_steps(task, by_name, now, after_start, then, creating=()):
+    """Start the created containers whose dependencies are met, in waves (see
+    ``container_dependencies``), then ``after_start``, then ``then``; while some still wait,
+    record why and end the pass until the next event or startTimeout instead. A given-up
+    essential container fails the task. Containers being created in this pass are ``creating``;
+    any other one Docker does not have was lost, and is never started again."""
+    members = [container_dependencies.Member(
+        c.name, c.depends_on, c.start_timeout, c.started_at,
+        by_name[c.name].state if c.name in by_name else "created" if c.name in creating else "dead",
+        by_name[c.name].exit_code if c.name in by_name else None,
+        by_name[c.name].health if c.name in by_name else "", c.given_up) for c in task.containers]
+    plan = container_dependencies.start_plan(members, now)
+    steps = [StartContainers(wave) for wave in plan.waves] + after_start
+    wanted = {c.name: c for c in task.containers}
+    changed = {n: why for n, why in plan.waiting.items() if wanted[n].reason != why}
+    if changed or plan.given_up:
+        steps.append(RecordWaiting(changed, plan.given_up))
+    failed = [n for n in plan.given_up if wanted[n].essential]
+    if failed:
+        return steps + [MarkStopping("TaskFailedToStart", plan.given_up[failed[0]])]
+    if plan.waiting:
+        return steps + [AwaitDependencies(plan.wake)]
+    return steps + then
 
 
 def health_changes(task, by_name):
@@ -438,6 +491,20 @@ def container_spec(task, task_container, lab, network, secret_env=None):
     }
 
 
+def container_wanted(task_container, definition):
+    """What the plan needs of one TaskContainer and its container definition."""
+    c = task_container
+    return ContainerWanted(
+        c.name, c.essential, stop_timeout(definition), c.stop_deadline.timestamp() if c.stop_deadline else None,
+        task_health.has_check(definition), c.health_status,
+        depends_on=tuple((d.get("containerName"), d.get("condition")) for d in definition.get("dependsOn") or []),
+        start_timeout=definition.get("startTimeout") or container_dependencies.DEFAULT_START_TIMEOUT,
+        started_at=c.started_at.timestamp() if c.started_at else None, reason=c.reason,
+        given_up=c.last_status == "STOPPED" and c.started_at is None,
+        ships_logs=awslogs.options_of(definition) is not None,
+    )
+
+
 def hardening(definition):
     """The spec keys of the Linux settings a definition asks for (see task_definition_fields)."""
     linux = definition.get("linuxParameters") or {}
@@ -462,6 +529,17 @@ def stop_timeout(definition):
     if timeout is None:
         timeout = settings.FARGATE_LAB["STOP_TIMEOUT_SECONDS"]
     return min(max(int(timeout), 0), TaskDefinition.MAX_STOP_TIMEOUT)
+
+
+def docker_time(text):
+    """A datetime of Docker's RFC 3339 time (nanoseconds cut to microseconds), or None for its
+    zero time or anything else."""
+    found = re.fullmatch(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?Z", text or "")
+    if not found or found.group(1).startswith("0001"):
+        return None
+    micros = (found.group(2) or "0")[:6].ljust(6, "0")
+    return datetime.strptime(found.group(1), "%Y-%m-%dT%H:%M:%S").replace(
+        microsecond=int(micros), tzinfo=dt_timezone.utc)
 
 
 # --- the executor -----------------------------------------------------------------------------
@@ -504,7 +582,8 @@ def observe(engine, task):
     return [
         ContainerSeen(c["id"], c["labels"].get(LABEL_CONTAINER_NAME, ""),
                       "exited" if c["state"] == "running" and died(c["id"]) is not None else c["state"],
-                      tuple(c.get("networks") or ()), c.get("health", ""))
+                      tuple(c.get("networks") or ()), c.get("health", ""),
+                      died(c["id"]) if died(c["id"]) is not None else c.get("exit_code"))
         for c in engine.list_containers(labels={LABEL_TASK_ID: task.task_id})
     ]
 
@@ -530,11 +609,7 @@ class TaskSync:
         definitions = {c.get("name"): c for c in task.task_definition.container_definitions}
         return TaskWanted(
             task.desired_status, task.last_status,
-            [ContainerWanted(c.name, c.essential, stop_timeout(definitions.get(c.name, {})),
-                             c.stop_deadline.timestamp() if c.stop_deadline else None,
-                             task_health.has_check(definitions.get(c.name, {})), c.health_status,
-                             awslogs.options_of(definitions.get(c.name, {})) is not None)
-             for c in self.containers.values()],
+            [container_wanted(c, definitions.get(c.name, {})) for c in self.containers.values()],
             has_instance=task.container_instance_id is not None, load_balanced=load_balanced,
             network=self.network, followed=frozenset(awslogs.shipper().following()),
         )
@@ -782,7 +857,25 @@ class TaskSync:
             except EngineError as exc:
                 raise TaskFailed("TaskFailedToStart", f"CannotStartContainerError: {exc}")
             container.state = "running"
-        self.record("start", f"started {len(action.names)} container(s) of task {self.task.task_id}", since=began)
+        TaskContainer.objects.filter(task=self.task, name__in=action.names).update(
+            started_at=timezone.now(), reason="")
+        self.record("start", f"started {', '.join(action.names)} of task {self.task.task_id}", since=began)
+
+    def do_RecordWaiting(self, action, seen):
+        for name, why in action.waiting.items():
+            TaskContainer.objects.filter(task=self.task, name=name).update(reason=why[:1000])
+            self.record("waiting", f"container {name} of task {self.task.task_id}: {why}")
+        for name, why in action.given_up.items():
+            TaskContainer.objects.filter(task=self.task, name=name).update(last_status="STOPPED", reason=why[:1000])
+            self.record("gave-up", f"container {name} of task {self.task.task_id}: {why}")
+        bus.publish("task", self.task.pk, origin="controlplane")
+        if action.given_up:  # its dependents may now be given up too: look again
+            self.enqueue(f"task:{self.task.pk}")
+
+    def do_AwaitDependencies(self, action, seen):
+        """Requeue the task for the earliest startTimeout and end the pass (an event may come first)."""
+        self.enqueue(f"task:{self.task.pk}", delay=max(action.until - time.time(), 0.0) + 0.05)
+        raise Requeued()
 
     def do_ReportRunning(self, action, seen):
         began = self.clock()
@@ -802,7 +895,9 @@ class TaskSync:
                 private_ip = report["private_ip"]
         for name, report in reports.items():
             TaskContainer.objects.filter(task=self.task, name=name).update(
-                docker_id=report["id"], last_status="RUNNING", network_bindings=report["network_bindings"],
+                docker_id=report["id"], last_status="RUNNING" if report["running"] else "STOPPED",
+                exit_code=None if report["running"] else report["exit_code"],
+                network_bindings=report["network_bindings"],
             )
         if action.register_targets:
             # The target's address is the task's: write it, then register (still ACTIVATING).
@@ -910,6 +1005,8 @@ class TaskSync:
                         fields["reason"] = report["error"][:1000]
                     fields["log_tail"] = "\n".join(self.engine.logs(container.id, tail=LOG_TAIL_LINES))
                     self.finish_logs(name, container.id)
+                    fields.update({k: v for k, v in (("started_at", docker_time(report["started_at"])),
+                                                     ("stopped_at", docker_time(report["finished_at"]))) if v})
                 except ContainerNotFound:
                     pass
             TaskContainer.objects.filter(pk=task_container.pk).update(**fields)

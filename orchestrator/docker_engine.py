@@ -435,6 +435,7 @@ class DockerEngine:
                 "state": row.get("State", ""),
                 "status": row.get("Status", ""),
                 "health": _health_of_status(row.get("Status", "")),
+                "exit_code": _exit_code_of_status(row.get("Status", "")),
                 "networks": sorted((row.get("NetworkSettings") or {}).get("Networks") or {}),
             })
         return result
@@ -622,6 +623,12 @@ def _health_of_status(status):
     return found.group(1).replace("health: ", "") if found else ""
 
 
+def _exit_code_of_status(status):
+    """The exit code a container list's status line gives ("Exited (3) 2 seconds ago"), or None."""
+    found = re.match(r"Exited \((-?[0-9]+)\)", status or "")
+    return int(found.group(1)) if found else None
+
+
 def _lines(chunks):
     """Split a stream of byte chunks into text lines."""
     buffer = b""
@@ -648,7 +655,8 @@ def _split_image(image):
 
 
 def summarize(data):
-    """The parts of an inspect result the agent reports: state, exit code, IP, port bindings."""
+    """The parts of an inspect result the agent reports: state, exit code, start and finish times
+    (Docker's RFC 3339 text), IP, port bindings."""
     state = data.get("State") or {}
     settings_ = data.get("NetworkSettings") or {}
     ips = [n.get("IPAddress") for n in (settings_.get("Networks") or {}).values() if n.get("IPAddress")]
@@ -668,6 +676,8 @@ def summarize(data):
         "status": state.get("Status", ""),
         "running": bool(state.get("Running")),
         "exit_code": state.get("ExitCode"),
+        "started_at": state.get("StartedAt", ""),
+        "finished_at": state.get("FinishedAt", ""),
         "health": (state.get("Health") or {}).get("Status", ""),
         "oom_killed": bool(state.get("OOMKilled")),
         "error": state.get("Error", ""),

@@ -539,6 +539,9 @@ class TaskContainer(models.Model):
     log_tail = models.TextField(blank=True)
     # When a container sent its stop signal is to be SIGKILLed (its stopTimeout after the signal).
     stop_deadline = models.DateTimeField(null=True, blank=True)
+    # When it started and stopped (Docker's own times once known): the order dependsOn gave them.
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -22,6 +22,14 @@ def _with_container(**fields):
     return params
 
 
+def _with_sidecar(sidecar, **fields):
+    """A definition whose web container has ``fields`` beside a sidecar "side" with ``sidecar``."""
+    params = _with_container(**fields)
+    params["containerDefinitions"].append({"name": "side", "image": "fargate-lab/demo:latest", "essential": False,
+                                           **sidecar})
+    return params
+
+
 def _with_linux(**fields):
     return _with_container(linuxParameters=fields)
 
@@ -44,6 +52,14 @@ REFUSED_REQUESTS = {
                                                             {"name": "X", "valueFrom": "/b"}]),
                                    executionRoleArn="arn:aws:iam::000000000000:role/exec"),
     "dependsOn": _with_container(dependsOn=[{"containerName": "x", "condition": "START"}]),
+    "dependsOn (COMPLETE on an essential container)": _with_sidecar(
+        {"essential": True}, dependsOn=[{"containerName": "side", "condition": "COMPLETE"}]),
+    "dependsOn (HEALTHY without a health check)": _with_sidecar(
+        {}, dependsOn=[{"containerName": "side", "condition": "HEALTHY"}]),
+    "dependsOn (a cycle)": _with_sidecar(
+        {"dependsOn": [{"containerName": "web", "condition": "START"}]},
+        dependsOn=[{"containerName": "side", "condition": "START"}]),
+    "startTimeout": _with_container(startTimeout=121),
     "hostname": _with_container(hostname="web"),
     "disableNetworking": _with_container(disableNetworking=True),
     "privileged": _with_container(privileged=True),

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from orchestrator import container_dependencies
 from orchestrator.docker_engine import ADDABLE_CAPABILITIES, LABEL_PREFIX
 from orchestrator.frontend import EcsError
 from orchestrator.frontend.sigv4 import served_regions
@@ -310,8 +311,12 @@ CONTAINER_DEFINITION = {
                      "with :json-key:version-stage:version-id) of the task's account and region into the "
                      "container's environment when it is created; a missing one stops the task with "
                      "ResourceInitializationError, as on ECS; the values are shown on no page", check=_secrets),
-    "dependsOn": Field(NOT_YET, "container start order (dependsOn)"),
-    "startTimeout": Field(ECHOED, "kept and returned: it only bounds dependsOn, which is refused"),
+    "dependsOn": Field(HONOURED, "the container starts once each dependency is START (started), COMPLETE (exited), "
+                                 "SUCCESS (exited 0) or HEALTHY (its health check passes); the task stops in reverse "
+                                 "order; COMPLETE and SUCCESS need a non-essential dependency, HEALTHY one with a "
+                                 "healthCheck; no cycles"),
+    "startTimeout": Field(HONOURED, "seconds (2–120, default 120) this container has to meet the conditions its "
+                                    "dependents wait for; then they are given up (an essential one stops the task)"),
     "stopTimeout": Field(HONOURED, "seconds between SIGTERM and SIGKILL when the task stops"),
     "versionConsistency": Field(ECHOED, "kept and returned: the lab resolves the image's tag on each pull"),
     "hostname": Field(REFUSED, "Fargate does not support hostname", check=_awsvpc_refuses("hostname")),
@@ -439,6 +444,9 @@ def check_task_definition(params):
     check_members(task_level, TASK_DEFINITION, context)
     for container in params.get("containerDefinitions") or []:
         check_members(container, CONTAINER_DEFINITION, context, f"Container '{container.get('name', '')}': ")
+    problem = container_dependencies.problems(params.get("containerDefinitions") or [])
+    if problem:
+        raise EcsError("ClientException", problem)
     if any(c.get("secrets") for c in params.get("containerDefinitions") or []) and not params.get("executionRoleArn"):
         raise EcsError("ClientException", "When you are specifying container secrets, you must also specify a value "
                                           "for 'executionRole'.")
