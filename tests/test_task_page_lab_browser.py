@@ -62,7 +62,7 @@ def test_a_task_whose_pull_failed_shows_stopped_without_running_stop_kill_or_por
     detail = lab_tab.locator(".task-detail")
     expect(detail).to_have_attribute("data-status", "STOPPED")
     row = detail.locator("tbody tr")
-    expect(row.locator("td").nth(2)).to_have_text("STOPPED")
+    expect(row.locator("[data-field=container_status]")).to_have_text("STOPPED")
     expect(row).to_contain_text("CannotPullContainerError")
     expect(detail.locator('.timeline li[data-step="RUNNING"]')).not_to_have_class("reached")
     expect(detail.locator('.timeline li[data-step="RUNNING"]')).to_have_class("skipped")
