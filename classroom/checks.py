@@ -4,7 +4,7 @@ A check is a small function of a lab's ``checks.py``: ``check(facts) -> Verdict`
 where ``facts`` is one account's state (``Facts``): its objects in the state database, the
 student's quiz answers and when they started the lab. It reads, never writes, and answers yes
 (``passed``) or not yet (``not_yet``, saying what is missing). A check may ask a listener's URL
-whether it answers (``Facts.answers``): that is the student's own load balancer.
+whether it answers (``Facts.status_of``): that is the student's own load balancer.
 """
 import math
 from dataclasses import dataclass
@@ -45,7 +45,7 @@ class Facts:
 
     def __init__(self, account, answers=None, started_at=None):
         self.account = account
-        self.answers = dict(answers or {})
+        self.quiz_answers = dict(answers or {})
         self.started_at = started_at
         self._answers_cache = {}
 
@@ -96,7 +96,7 @@ class Facts:
     def healthy_targets(self, target_group):
         return Target.objects.filter(target_group=target_group, state=Target.HEALTHY)
 
-    def answers(self, listener):
+    def status_of(self, listener):
         """The HTTP status the listener's URL answers with (None when nothing answers)."""
         if listener.pk not in self._answers_cache:
             host = settings.FARGATE_LAB.get("PUBLISH_ADDRESS") or "127.0.0.1"
@@ -116,13 +116,13 @@ class Facts:
         """The URL of a listener that forwards to the service's target group and answers 200, or None."""
         for target_group in self.service_target_groups(service):
             for listener in self.listeners_of(target_group):
-                if self.answers(listener) == 200:
+                if self.status_of(listener) == 200:
                     return listener.url
         return None
 
     def answered(self, step_id, right):
         """Whether the quiz of ``step_id`` was answered with choice ``right``."""
-        return self.answers.get(step_id) == right
+        return self.quiz_answers.get(step_id) == right
 
 
 def running_between(tasks, start, end):

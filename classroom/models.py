@@ -5,7 +5,7 @@ kills a task to see it replaced has still done the step before), so a student wh
 resumes at the first step not yet ticked.
 """
 from django.conf import settings
-from django.db import IntegrityError, models
+from django.db import models
 from django.utils import timezone
 
 from orchestrator.models import Account
@@ -37,10 +37,7 @@ class LabProgress(models.Model):
 
     def tick(self, step, detail=""):
         """Tick ``step`` once (a second tick changes nothing); True if it was new."""
-        try:
-            _, created = StepTick.objects.get_or_create(progress=self, step=step, defaults={"detail": detail[:500]})
-        except IntegrityError:  # ticked meanwhile by another evaluation (a page's, the runner's)
-            return False
+        _, created = StepTick.objects.get_or_create(progress=self, step=step, defaults={"detail": detail[:500]})
         return created
 
 

@@ -15,9 +15,10 @@ starts it (a management command, most tests), hearing the bus costs nothing.
 import logging
 import threading
 
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from dashboard.fragments import log_failure
 from orchestrator import bus
 from orchestrator.workqueue import WorkQueue
 
@@ -133,34 +134,35 @@ def evaluate(progress):
         return False
     facts = Facts(progress.account, progress.answers, progress.started_at)
     ticked = progress.ticked()
-    notes, changed = {}, False
+    notes, new = {}, {}
     for step in lab.steps:
         if step.id in ticked:
             continue
         try:
             verdict = verdict_of(step.check(facts))
         except Exception as exc:  # a broken check must not stop the others; the student sees why
-            log.exception("check %s/%s failed", lab.slug, step.id)
+            log_failure(f"check {lab.slug}/{step.id} failed", exc)
             notes[step.id] = f"the check could not run: {type(exc).__name__}"
             continue
         if verdict.passed:
-            changed |= progress.tick(step.id, verdict.detail)
-            ticked.add(step.id)
+            new[step.id] = verdict.detail
         elif verdict.detail:
             notes[step.id] = verdict.detail
     fields = []
     if notes != progress.notes:
         progress.notes = notes
         fields.append("notes")
-    if ticked >= set(lab.step_ids) and progress.completed_at is None:
+    if (ticked | set(new)) >= set(lab.step_ids) and progress.completed_at is None:
         progress.completed_at = timezone.now()
         fields.append("completed_at")
-    if changed or fields:
+    if not new and not fields:
+        return False
+    with transaction.atomic():  # the ticks and the notes are seen together
+        changed = [step_id for step_id, detail in new.items() if progress.tick(step_id, detail)]
         progress.updated_at = timezone.now()
         progress.save(update_fields=[*fields, "updated_at"])
-        bus.publish("lab_progress", progress.pk)
-        return True
-    return False
+    bus.publish("lab_progress", progress.pk)
+    return bool(changed or fields)
 
 
 _runner = None

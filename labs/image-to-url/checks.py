@@ -32,7 +32,7 @@ def task_definition_of_pushed_image(facts):
     repositories = [r.name for r in facts.repositories()]
     seen_other = False
     for definition in facts.task_definitions().order_by("-registered_at"):
-        for container in definition.container_definitions():
+        for container in definition.container_definitions:
             image = str(container.get("image", ""))
             ports = container.get("portMappings") or []
             if any(f"/{name}:" in image or image.endswith(f"/{name}") for name in repositories) and ports:
