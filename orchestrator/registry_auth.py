@@ -238,7 +238,22 @@ class GateHandler(BaseHTTPRequestHandler):
             return self.refuse(Refuse(400, "TAG_INVALID", f"The image tag '{decision.immutable_tag}' already exists in "
                                                           f"the '{name}' repository and cannot be overwritten because "
                                                           "the repository is immutable."))
-        self.forward(decision.target)
+        status = self.forward(decision.target)
+        if self.command == "PUT" and status == 201:
+            self.pushed(account_id, split.path)
+
+    def pushed(self, account_id, path):
+        """An image landed: say so on the bus, so the pages and the labs' checks look again."""
+        from orchestrator import bus
+        from orchestrator.models import Repository
+
+        match = _REPO_PATH.match(path)
+        if match is None or match["kind"] != "manifests":
+            return
+        name = match["name"].partition("/")[2]
+        pk = Repository.objects.filter(account__account_id=account_id, name=name).values_list("pk", flat=True).first()
+        if pk is not None:
+            bus.publish_now("repository", pk)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_request
 
@@ -290,7 +305,7 @@ class GateHandler(BaseHTTPRequestHandler):
             yield data
 
     def forward(self, target):
-        """Send the request to the registry and stream its answer back."""
+        """Send the request to the registry and stream its answer back; its status (None: none came)."""
         upstream = UnixConnection(self.server.upstream)
         relaying = False
         try:
@@ -311,6 +326,7 @@ class GateHandler(BaseHTTPRequestHandler):
             response = upstream.getresponse()
             relaying = True
             self.relay(response)
+            return response.status
         except (OSError, http.client.HTTPException, ValueError) as exc:
             log.warning("registry request %s %s failed: %s", self.command, target[:200], exc)
             if relaying:  # part of the answer is out: only closing tells the client
