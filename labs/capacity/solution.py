@@ -3,6 +3,8 @@
 SLUG = "capacity"
 # A fleet of one instance of 1 vCPU: one big task fills it.
 ENV = {"FARGATE_LAB_WARM_POOL": "1", "FARGATE_LAB_INSTANCE_CPU": "1024", "FARGATE_LAB_INSTANCE_BOOT_SECONDS": "1"}
+# Two tasks of 1 vCPU: more than a student's default quota of Fargate On-Demand vCPU.
+QUOTAS = {"--fargate-on-demand-vcpu": 2}
 NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-a"]}}
 
 

@@ -2,6 +2,8 @@
 
 # A small fleet, so that a few tasks fill it: 3 instances of 1 vCPU (4 tasks of 256 CPU units each).
 ENV = {"FARGATE_LAB_WARM_POOL": "3", "FARGATE_LAB_INSTANCE_CPU": "1024", "FARGATE_LAB_INSTANCE_BOOT_SECONDS": "1"}
+# 16 tasks of 0.25 vCPU: more than a student's default quota of Fargate On-Demand vCPU.
+QUOTAS = {"--fargate-on-demand-vcpu": 4}
 NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-a"]}}
 
 
