@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestrator', '0013_secrets_stores'),
+        ('orchestrator', '0014_chaos'),
     ]
 
     operations = [
