@@ -54,12 +54,14 @@ class EcsForm(forms.Form):
         self.add_error(None, f"{error_type}: {message}")
 
     def example(self, **context):
-        """The request this form sends as it stands: what was typed (the fields left empty
-        shown as <field>), or for a blank form its initial values. For the aws and kubectl
-        forms of it shown beside the form; never raises."""
+        """The request this form sends as it stands: what was typed, a field left empty taking
+        its initial value (or shown as <field>). For the aws and kubectl forms of it shown
+        beside the form; never raises."""
         data = {}
         for name, field in self.fields.items():
-            value = self.data.get(name) if self.is_bound else self.initial.get(name, field.initial)
+            value = self.data.get(name) if self.is_bound else None
+            if not self.is_bound or (value in (None, "") and not isinstance(field, forms.BooleanField)):
+                value = self.initial.get(name, field.initial)
             if isinstance(field, forms.BooleanField):
                 data[name] = "on" if value not in (None, "", False, "false", "off") else ""
             elif value in (None, "") and field.required and not isinstance(field, forms.IntegerField):

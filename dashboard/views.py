@@ -95,6 +95,17 @@ def _commands(request, form, **context):
             "id": f"{form.id_prefix or forms._kebab(form.operation)}-commands"}
 
 
+PREVIEW_HEADER = "X-Commands-Preview"
+
+
+def _preview(request, form, **context):
+    """For a form's live preview as one types (``_form.html`` posts it with PREVIEW_HEADER): its
+    aws and kubectl commands alone, rendered from what was typed; nothing runs. None otherwise."""
+    if not request.headers.get(PREVIEW_HEADER):
+        return None
+    return render(request, "dashboard/_commands.html", {"commands": _commands(request, form, **context)})
+
+
 def _object_arn(response):
     """The ARN of the first object an ECS, ECR or ELBv2 response names ("" when none)."""
     for value in (response or {}).values():
@@ -165,6 +176,8 @@ def clusters(request):
     """The cluster list, and CreateCluster."""
     form = forms.ClusterForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
+        if preview := _preview(request, form):
+            return preview
         if form.is_valid() and run_ecs(request, form):
             messages.success(request, f"Cluster {form.cleaned_data['name']} created.")
             return redirect("dashboard:cluster", name=form.cleaned_data["name"])
@@ -253,6 +266,8 @@ def cluster_delete(request, name):
 def run_task(request, name):
     """RunTask in this cluster."""
     found = _cluster(request, name)
+    if preview := _preview(request, forms.RunTaskForm(request.POST), cluster=found):
+        return preview
     form, response = _submit(request, forms.RunTaskForm, cluster=found)
     if response:
         started = len(response.get("tasks", []))
@@ -269,6 +284,8 @@ def service_create(request, name):
     """CreateService in this cluster; the service's page is the journey's end (its URL)."""
     found = _cluster(request, name)
     form = service_form(request, request.POST)
+    if preview := _preview(request, form, cluster=found):
+        return preview
     response = form.is_valid() and run_ecs(request, form, cluster=found)
     if response:
         messages.success(request, f"Service {form.cleaned_data['name']} created: its tasks start now.")
@@ -318,6 +335,8 @@ def service(request, pk):
 def service_scale(request, pk):
     """UpdateService desiredCount."""
     found = _service(request, pk)
+    if preview := _preview(request, forms.ScaleServiceForm(request.POST), service=found):
+        return preview
     form, done = _submit(request, forms.ScaleServiceForm, service=found)
     if done:
         messages.success(request, f"Service {found.name} scaled to {form.cleaned_data['desired_count']}.")
@@ -331,6 +350,8 @@ def service_update(request, pk):
     """UpdateService to a revision, or forceNewDeployment: a rolling update from the page."""
     found = _service(request, pk)
     form = _rollout_form(request, found, request.POST)
+    if preview := _preview(request, form, service=found):
+        return preview
     if form.is_valid() and run_ecs(request, form, service=found):
         how = " (forced new deployment)" if form.cleaned_data["force_new_deployment"] else ""
         messages.success(request, f"Rolling out {form.cleaned_data['task_definition']}{how}: watch the deployment below.")
@@ -343,6 +364,8 @@ def service_update(request, pk):
 def service_delete(request, pk):
     """DeleteService (force optional)."""
     found = _service(request, pk)
+    if preview := _preview(request, forms.DeleteServiceForm(request.POST), service=found):
+        return preview
     form, done = _submit(request, forms.DeleteServiceForm, service=found)
     if done:
         messages.success(request, f"Service {found.name} is draining.")
@@ -416,6 +439,8 @@ def task_definitions(request):
         initial.setdefault("port", 80)
     form = forms.TaskDefinitionForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST":
+        if preview := _preview(request, form):
+            return preview
         response = form.is_valid() and run_ecs(request, form)
         if response:
             registered = response["taskDefinition"]
@@ -546,6 +571,8 @@ def repositories(request):
 
     form = forms.RepositoryForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
+        if preview := _preview(request, form):
+            return preview
         response = form.is_valid() and run_ecs(request, form)
         if response:
             messages.success(request, f"Repository {response['repository']['repositoryName']} created: push an image to it.")
@@ -625,6 +652,8 @@ def load_balancers(request):
 @require_POST
 def load_balancer_create(request):
     """CreateLoadBalancer; then on to its target group."""
+    if preview := _preview(request, forms.LoadBalancerForm(request.POST)):
+        return preview
     form, response = _submit(request, forms.LoadBalancerForm)
     if response:
         lb = response["LoadBalancers"][0]
@@ -643,6 +672,8 @@ def target_group_create(request):
     from orchestrator.models import TargetGroup
 
     form = forms.TargetGroupForm(request.POST)
+    if preview := _preview(request, form):
+        return preview
     existed = form.is_valid() and TargetGroup.objects.filter(
         account=account_for(request.user), name=form.cleaned_data["tg_name"]).exists()
     response = form.is_valid() and run_ecs(request, form)
@@ -662,6 +693,8 @@ def target_group_create(request):
 def listener_create(request):
     """CreateListener; then on to a service behind its target group."""
     form = _listener_form(request, request.POST)
+    if preview := _preview(request, form):
+        return preview
     response = form.is_valid() and run_ecs(request, form)
     if response:
         messages.success(request, f"Listener on port {form.cleaned_data['listener_port']} created: "

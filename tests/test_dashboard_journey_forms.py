@@ -146,6 +146,22 @@ def test_the_load_balancer_forms_make_a_load_balancer_a_target_group_and_a_liste
     assert f'href="/clusters/demo/?target_group={tg.arn.replace(":", "%3A")}#create-service"' in page
 
 
+def test_a_preview_answers_the_commands_of_what_was_typed_and_runs_nothing(alice_client, alb):
+    response = alice_client.post("/clusters/demo/services/", {"name": "shop", "task_definition": "web:1",
+                                                              "desired_count": "4"}, HTTP_X_COMMANDS_PREVIEW="1")
+    html = response.content.decode()
+    assert response.status_code == 200 and html.lstrip().startswith('<details class="form-commands"')
+    assert "aws ecs create-service --cluster demo --service-name shop --task-definition web:1 --desired-count 4" in html
+    assert "kubectl create deployment shop --image=fargate-lab/demo:latest --replicas=4 -n demo" in html
+    assert not Service.objects.exists()
+
+    html = alice_client.post("/target-groups/create/", {"tg_name": "api-tg", "tg_port": "8080"},
+                             HTTP_X_COMMANDS_PREVIEW="1").content.decode()
+    assert "aws elbv2 create-target-group --name api-tg --protocol HTTP --port 8080" in html
+    assert "kubectl create service clusterip api-tg --tcp=8080:8080" in html
+    assert not TargetGroup.objects.filter(name="api-tg").exists()
+
+
 def test_the_load_balancer_forms_show_elbv2s_errors_and_leave_nothing(alice_client, web):
     response = alice_client.post("/load-balancers/create/", {"lb_name": "-bad-", "lb_subnets": "subnet-a",
                                                               "scheme": "internet-facing"})
@@ -168,7 +184,7 @@ def test_the_load_balancer_forms_show_elbv2s_errors_and_leave_nothing(alice_clie
 
 def test_it_creates_a_repository_and_shows_how_to_push(alice_client, account, lab_registry):
     page = alice_client.get("/repositories/").content.decode()
-    assert "aws ecr create-repository --repository-name" in page
+    assert '<code class="aws-command" id="create-repository-commands-aws">aws ecr create-repository --repository-name' in page
 
     response = alice_client.post("/repositories/", {"repository_name": "team/web", "image_tag_mutability": "MUTABLE"})
     assert response.status_code == 302 and response.url == "/repositories/team/web/"

@@ -23,6 +23,13 @@ pytestmark = [pytest.mark.docker, pytest.mark.browser]
 SLOW = 120_000
 
 
+@pytest.fixture(autouse=True)
+def patient_expect():
+    expect.set_options(timeout=30_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 def add_student(lab, name, password):
     """``manage.py addstudent`` on the lab's database: the student's boto3 credentials."""
     result = lab.manage("addstudent", name, "--password", password)

@@ -24,6 +24,14 @@ from tests.test_dashboard_journey_forms import make_alb, register_web
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture(autouse=True)
+def patient_expect():
+    """Generous waits for a loaded machine (each still waits on its condition, never sleeps)."""
+    expect.set_options(timeout=30_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 @pytest.fixture
 def pushing_registry(settings, tmp_path, live_lab_server):
     """The lab's registry process, telling its pushes to the live lab server (as ``manage.py lab``
@@ -116,6 +124,10 @@ def test_the_load_balancer_page_makes_a_load_balancer_a_target_group_and_a_liste
     expect(page.locator("#create-load-balancer-commands-aws")).to_contain_text("aws elbv2 create-load-balancer")
     expect(page.locator("#create-load-balancer-commands-kubectl")).to_contain_text("kubectl create ingress")
     page.fill("#create-load-balancer-lb_name", "web-lb")
+    # The commands follow what is typed (a preview runs nothing).
+    expect(page.locator("#create-load-balancer-commands-aws")).to_contain_text(
+        "aws elbv2 create-load-balancer --name web-lb --subnets subnet-a subnet-b")
+    expect(page.locator("#create-load-balancer-commands-kubectl")).to_contain_text("kubectl create ingress web-lb")
     page.click("#create-load-balancer-form button[type=submit]")
     expect(page.locator("tr[data-load-balancer=web-lb]")).to_contain_text("web-lb-")
 
