@@ -1,21 +1,26 @@
 """Benchmark: one tenant's RunTask -> RUNNING while another tenant does its worst, against a quiet lab.
 
 Run: .venv/bin/python bench/bench_noisy_neighbour.py [--rounds 5] [--stubborn 10] [--burst 10] [--floods 2]
+     [--noisy-vcpu N] [--profile]
 
 Starts `manage.py lab` (a temporary state database, a unique lab id, its own ports) and two
 accounts: the quiet student (the default key) and the noisy one (`addstudent`). The quiet
 student's RunTask is measured through the API as a user sees it: boto3 `run_task`, then
 `describe_tasks` every 20 ms until the task is RUNNING. It is measured on the quiet lab, then
-while the noisy student, within the lab's quotas:
+while the noisy student, within its quotas (its Fargate On-Demand vCPU quota is raised, as a
+teacher would, to hold all of what follows unless --noisy-vcpu says otherwise):
   1. stops --stubborn tasks that ignore SIGTERM, with stopTimeout 120 (the lab's agents must not
      wait for them: they stay STOPPING for two minutes);
   2. keeps --floods tasks writing to stdout as fast as they can (a log flood);
   3. runs a burst of --burst tasks just before each of the quiet student's RunTasks.
 Prints the median of each (target: the noisy figure within 2x the quiet one), and removes
-every container, network and file it made.
+every container, network and file it made. --profile adds, per phase, where the quiet task's
+time went: the median start (from the RunTask call) and duration of each step the lab recorded
+for it (placement, docker create, docker start, RUNNING reported).
 """
 import argparse
 import os
+import sqlite3
 import re
 import shutil
 import signal
@@ -76,9 +81,12 @@ class Lab:
         return boto3.client("ecs", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id=key,
                             aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}))
 
+    def manage(self, *args):
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, check=True).stdout
+
     def student(self, name):
-        out = subprocess.run([sys.executable, "manage.py", "addstudent", name], cwd=ROOT, env=self.env,
-                             capture_output=True, text=True, check=True).stdout
+        out = self.manage("addstudent", name)
         return self.client(re.search(r"AWS_ACCESS_KEY_ID=(\S+)", out).group(1),
                            re.search(r"AWS_SECRET_ACCESS_KEY=(\S+)", out).group(1))
 
@@ -131,16 +139,45 @@ def run(ecs, family, count):
     return arns
 
 
+MEASURED = []  # (arn, the wall-clock time of its run_task call) of every quiet task timed
+
+
 def time_run_task(ecs):
     """Seconds from run_task to a describe_tasks that says RUNNING (polled every 20 ms), as a user sees it."""
-    started = time.monotonic()
+    started, called_at = time.monotonic(), time.time()
     [arn] = run(ecs, "web", 1)
     while ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]["lastStatus"] != "RUNNING":
         time.sleep(POLL)
     elapsed = time.monotonic() - started
+    MEASURED.append((arn, called_at))
     ecs.stop_task(cluster="demo", task=arn)
     wait_status(ecs, [arn], "STOPPED")
     return elapsed
+
+
+def profile(lab, what, measured):
+    """Print where the quiet tasks' time went: each recorded step's median start and duration."""
+    steps = {}
+    with sqlite3.connect(lab.env["FARGATE_LAB_DB"]) as db:
+        for arn, called_at in measured:
+            rows = db.execute("SELECT component, action, started_at, created_at, duration_ms FROM orchestrator_activity "
+                              "WHERE object_arn = ? AND action != 'DescribeTasks' ORDER BY id", (arn,)).fetchall()
+            for component, action, started_at, created_at, duration_ms in rows:
+                at = _epoch(started_at or created_at) - called_at
+                steps.setdefault(f"{component} {action}", []).append((at, duration_ms or 0.0))
+                if (component, action) == ("agent", "running"):
+                    break  # what follows (the bench's StopTask) is not measured
+    print(f"  where the time went, {what}:")
+    for step, times in sorted(steps.items(), key=lambda item: statistics.median(t[0] for t in item[1])):
+        print(f"    {step:<34} starts at {statistics.median(t[0] for t in times):5.2f} s, "
+              f"takes {statistics.median(t[1] for t in times) / 1000:5.2f} s  ({len(times)} tasks)")
+
+
+def _epoch(stamp):
+    """Seconds since the epoch of a timestamp as SQLite keeps Django's (UTC)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromisoformat(stamp).replace(tzinfo=timezone.utc).timestamp()
 
 
 def report(what, times, calm):
@@ -156,12 +193,17 @@ def main():
     parser.add_argument("--stubborn", type=int, default=10, help="SIGTERM-ignoring tasks stopped (stopTimeout 120)")
     parser.add_argument("--burst", type=int, default=10, help="tasks the noisy tenant runs before each measurement")
     parser.add_argument("--floods", type=int, default=2, help="tasks flooding stdout")
+    parser.add_argument("--noisy-vcpu", type=float, default=None,
+                        help="the noisy student's Fargate On-Demand vCPU quota (default: room for all of the above)")
+    parser.add_argument("--profile", action="store_true", help="also print where the quiet tasks' time went")
     args = parser.parse_args()
     subprocess.run([str(ROOT / "demo" / "build.sh")], check=True, capture_output=True)
     lab = Lab()
     try:
         lab.start()
         quiet, noisy = lab.client(), lab.student("noisy")
+        vcpu = args.noisy_vcpu if args.noisy_vcpu is not None else (args.stubborn + args.floods + args.burst) / 4
+        lab.manage("setquota", "noisy", "--fargate-on-demand-vcpu", str(vcpu))
         for ecs in (quiet, noisy):
             ecs.create_cluster(clusterName="demo")
             ecs.register_task_definition(**definition("web", portMappings=[{"containerPort": 80}]))
@@ -169,6 +211,13 @@ def main():
         noisy.register_task_definition(**definition("flood", FLOOD))
         time_run_task(quiet)  # warm: the image and the network are there for both phases
 
+        phases = []
+
+        def measured(what):
+            """Start a phase; the next timed tasks are its."""
+            phases.append((what, len(MEASURED)))
+
+        measured("quiet lab")
         calm = [time_run_task(quiet) for _ in range(args.rounds)]
         report("quiet lab", calm, calm)
 
@@ -177,23 +226,30 @@ def main():
         for arn in stubborn:
             noisy.stop_task(cluster="demo", task=arn, reason="the worst a tenant can do")
         wait_status(noisy, stubborn, "STOPPING")
+        measured("long stops")
         report(f"+ {args.stubborn} SIGTERM-ignoring tasks STOPPING (stopTimeout 120)",
                [time_run_task(quiet) for _ in range(args.rounds)], calm)
 
         wait_status(noisy, run(noisy, "flood", args.floods), "RUNNING")
+        measured("+ floods")
         report(f"+ {args.floods} tasks flooding stdout", [time_run_task(quiet) for _ in range(args.rounds)], calm)
 
         loud = []
+        measured("+ burst")
         for _ in range(args.rounds):
             burst = run(noisy, "web", args.burst)
             loud.append(time_run_task(quiet))
             for arn in burst:
                 noisy.stop_task(cluster="demo", task=arn)
         report(f"+ a burst of {args.burst} RunTasks just before each", loud, calm)
-        still = all(t["lastStatus"] == "STOPPING"
-                    for t in noisy.describe_tasks(cluster="demo", tasks=stubborn)["tasks"])
+        still = not stubborn or all(t["lastStatus"] == "STOPPING"
+                                    for t in noisy.describe_tasks(cluster="demo", tasks=stubborn)["tasks"])
         print(f"ratio, all of it against the quiet lab: {statistics.median(loud) / statistics.median(calm):.2f}  "
               f"(target <= 2){'' if still else '  [the stubborn tasks did not stay STOPPING throughout]'}")
+        if args.profile:
+            for n, (what, first) in enumerate(phases):
+                last = phases[n + 1][1] if n + 1 < len(phases) else len(MEASURED)
+                profile(lab, what, MEASURED[first:last])
     finally:
         lab.stop()
 

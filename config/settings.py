@@ -178,8 +178,11 @@ FARGATE_LAB = {
     # Worker threads of the agents (parallel container starts and stops).
     "WORKERS": _env_int("FARGATE_LAB_WORKERS", 8),
     # The most of those workers one account's tasks take at once (the rest stay free for the
-    # other accounts' tasks); default three quarters of them.
-    "TENANT_WORKERS": _env_int("FARGATE_LAB_TENANT_WORKERS", max(1, _env_int("FARGATE_LAB_WORKERS", 8) * 3 // 4)),
+    # other accounts' tasks); default three quarters of them, and no more than this machine's
+    # CPUs: a container start is CPU-bound in Docker, so one account starting more containers
+    # at once than there are cores only makes another account's start wait (bench_noisy_neighbour).
+    "TENANT_WORKERS": _env_int("FARGATE_LAB_TENANT_WORKERS", max(1, min(_env_int("FARGATE_LAB_WORKERS", 8) * 3 // 4,
+                                                                       os.cpu_count() or 1))),
     # Worker threads of the cluster and capacity managers (service and placement passes).
     "SCHEDULER_WORKERS": _env_int("FARGATE_LAB_SCHEDULER_WORKERS", 2),
     # Full relist of desired and observed state, in case an event was missed.

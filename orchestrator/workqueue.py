@@ -12,8 +12,11 @@ key, re-read the current state for it, act, and call ``done``. Guarantees:
    keys keep their order among themselves;
 6. with ``group_of`` (a key's tenant, e.g. its account), keys of different groups are handed
    out in turn, each group's in its own order, and with ``group_limit`` no group has more than
-   that many keys processed at once: one tenant's burst of work leaves workers free for the
-   others' (kube-apiserver's API Priority and Fairness does the same for requests).
+   that many keys processed at once, nor more than its fair share of them (the limit divided
+   among the groups with keys waiting or processed, at least one each) while other groups have
+   work: one tenant's burst of work leaves workers, and what they wait on, to the others
+   (kube-apiserver's API Priority and Fairness does the same for requests). The group "" (keys
+   of no tenant) is held to the limit but takes no share from the tenants.
 7. ``add(key, trace=…)`` remembers the trace of whoever asked for the key (the first that gave
    one, while the key waits): ``trace_of(key)`` tells the worker that took it, until ``done``.
 """
@@ -65,6 +68,10 @@ class FairQueue:
         if not fifo:
             del self._fifos[group]
             self._turns.remove(group)
+
+    def groups(self):
+        """The groups with keys waiting."""
+        return set(self._fifos)
 
     def __len__(self):
         return sum(len(fifo) for fifo in self._fifos.values())
@@ -198,7 +205,10 @@ class WorkQueue:
         """The next key to hand out (urgent first), skipping groups at their limit; None if none."""
         allowed = None
         if self._group_limit:
-            allowed = lambda group: self._in_flight[group] < self._group_limit  # noqa: E731
+            tenants = ({g for g, n in self._in_flight.items() if n} | self._queue.groups()
+                       | self._urgent_queue.groups()) - {""}
+            share = max(1, self._group_limit // max(1, len(tenants)))
+            allowed = lambda group: self._in_flight[group] < (share if group else self._group_limit)  # noqa: E731
         for queue in (self._urgent_queue, self._queue):
             if queue:
                 key = queue.popleft(allowed)

@@ -136,9 +136,28 @@ def test_no_group_takes_more_workers_than_its_limit():
     assert queue.get(timeout=0.05) is None  # a3 waits: tenant a holds two workers
     queue.add("task:b1")
     assert queue.get(timeout=1) == "task:b1"  # another tenant's key goes at once
+    queue.done("task:a1")
+    assert queue.get(timeout=0.05) is None  # while b works, a's fair share is one of the two
     got = []
     worker = threading.Thread(target=lambda: got.append(queue.get(timeout=5)))
     worker.start()
-    queue.done("task:a1")  # a worker of tenant a is free: a3 goes
+    queue.done("task:b1")  # a is alone again: its second worker takes a3
     worker.join()
     assert got == ["task:a3"]
+
+
+def test_a_tenant_alone_takes_the_limit_and_shares_it_once_another_has_work():
+    queue = WorkQueue(group_of=lambda key: tenant(key) if key.startswith("task:") else "", group_limit=4)
+    for key in ("task:a1", "task:a2", "task:a3", "task:a4", "task:a5", "task:a6"):
+        queue.add(key)
+    assert [queue.get(timeout=1) for _ in range(4)] == ["task:a1", "task:a2", "task:a3", "task:a4"]
+    queue.add("task:b1")
+    queue.add("task:b2")
+    assert [queue.get(timeout=1), queue.get(timeout=1)] == ["task:b1", "task:b2"]  # b's share: two
+    for key in ("task:a1", "task:a2", "task:a3"):
+        queue.done(key)
+    assert queue.get(timeout=1) == "task:a5"  # a is down to two workers, its share
+    assert queue.get(timeout=0.05) is None
+    queue.add("container:x")  # a key of no tenant takes no share from them, and goes
+    assert queue.get(timeout=1) == "container:x"
+    assert queue.get(timeout=0.05) is None
