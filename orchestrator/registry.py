@@ -26,6 +26,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -246,6 +247,23 @@ def start_lab_registry():
         log.warning("ECR is not available (%s); the rest of the lab runs without it", exc)
         return None
     return process
+
+
+def start_problem():
+    """Why the lab's registry could not start now (no binary, its port held by another
+    program), or None when nothing stands in its way."""
+    process = RegistryProcess()
+    if not process.binary:
+        return "no registry binary: install Debian's docker-registry package (apt-get install docker-registry)"
+    held = socket.socket()
+    try:
+        held.settimeout(1)
+        taken = held.connect_ex(("127.0.0.1", process.port)) == 0
+    finally:
+        held.close()
+    if taken and _gate_identity(process.port) != identity(process.root):
+        return f"port {process.port} on 127.0.0.1 is taken: {_holder(process.port, process.root)}"
+    return None
 
 
 def _gate_identity(port):

@@ -43,6 +43,24 @@ def test_the_banner_names_the_registry(settings):
     assert "docker push 127.0.0.1:5123/<account>/<repository>" in out.getvalue()
 
 
+def test_the_banner_says_when_another_program_holds_the_registrys_port(settings, tmp_path):
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": port, "REGISTRY_ROOT": str(tmp_path)}
+    out = io.StringIO()
+    try:
+        Command(stdout=out).banner("127.0.0.1", 8000)
+    finally:
+        holder.close()
+
+    assert f"ECR        not available: port {port} on 127.0.0.1 is taken: another program holds it" in out.getvalue()
+    assert "never uses a registry it did not start" in out.getvalue()
+
+
 def registry_pids(port):
     """Pids of docker-registry processes serving the config for ``port``."""
     import subprocess

@@ -73,14 +73,15 @@ class Command(BaseCommand):
 
     def banner(self, host, port):
         from orchestrator import network
-        from orchestrator.registry import RegistryProcess, registry_host
+        from orchestrator.registry import registry_host, start_problem
 
         url = f"http://{network.url_host(network.advertised_host(host))}:{port}"
-        if RegistryProcess().binary:
+        problem = start_problem()
+        if problem is None:
             ecr = (f"{registry_host()}  (the lab's own registry: aws ecr get-login-password | docker login -u AWS "
                    f"--password-stdin {registry_host()}; docker push {registry_host()}/<account>/<repository>)")
         else:
-            ecr = "not available: install Debian's docker-registry package, apt-get install docker-registry (the rest of the lab runs)"
+            ecr = f"not available: {problem} (the rest of the lab runs)"
         self.stdout.write(
             f"Fargate Lab is up on {url}\n"
             f"  dashboard  {url}/  (user admin / password admin)\n"
