@@ -191,6 +191,10 @@ FARGATE_LAB = {
     "LEASE_SECONDS": _env_float("FARGATE_LAB_LEASE_SECONDS", 15.0),
     # A task without a health check counts as healthy this long after RUNNING (ECS: 40 s).
     "HEALTH_GRACE_SECONDS": _env_float("FARGATE_LAB_HEALTH_GRACE_SECONDS", 40.0),
+    # Fargate Spot (orchestrator/spot.py): interruptions drawn per FARGATE_SPOT task and hour
+    # (0: only a teacher's, from the task page), and how long each one's warning lasts (ECS: 120 s).
+    "SPOT_INTERRUPTION_RATE": _env_float("FARGATE_LAB_SPOT_INTERRUPTION_RATE", 0.0),
+    "SPOT_WARNING_SECONDS": _env_float("FARGATE_LAB_SPOT_WARNING_SECONDS", 120.0),
     # Default stopTimeout when a container definition gives none (ECS: 30 s).
     "STOP_TIMEOUT_SECONDS": _env_int("FARGATE_LAB_STOP_TIMEOUT", 30),
     # What one task may take of the host (a classroom shares it): port mappings (each one a

@@ -121,6 +121,8 @@ FLOW = (
     ("cluster_manager", "*", "cluster_manager", "statedb", "a reconcile write"),
     ("capacity_manager", "place", "capacity_manager", "agent", "a placement"),
     ("capacity_manager", "no-capacity", "capacity_manager", None, "no room"),
+    ("capacity_manager", "spot-interruption", "capacity_manager", "agent",
+     "a Spot interruption: Fargate takes the capacity back (a preempted spot node)"),
     ("capacity_manager", "*", "capacity_manager", "agent", "a fleet change"),
     ("agent", "died", "docker", "agent", "a die event"),
     ("agent", "relist", "docker", "agent", "a relist that found a container gone"),

@@ -18,6 +18,7 @@ urlpatterns = [
     path("tasks/<str:task_id>/", views.task, name="task"),
     path("tasks/<str:task_id>/stop/", views.task_stop, name="task_stop"),
     path("tasks/<str:task_id>/kill/", views.task_kill, name="task_kill"),
+    path("tasks/<str:task_id>/interrupt/", views.task_interrupt, name="task_interrupt"),
     path("task-definitions/", views.task_definitions, name="task_definitions"),
     path("task-definitions/<str:family>/<int:revision>/", views.task_definition, name="task_definition"),
     path("repositories/", views.repositories, name="repositories"),

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from dashboard import forms, twins
-from orchestrator import activity, traces
+from orchestrator import activity, spot, traces
 from orchestrator.frontend import EcsError
 from orchestrator.frontend.deleted_task_definitions import present
 from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskDefinition
@@ -380,6 +380,7 @@ def _task_page(request, task, status=200, **forms_given):
     from orchestrator import awslogs
 
     context = {"task": task, "live": f"/ws/task/{task.pk}/", "stop_form": forms.StopTaskForm(), "kill_error": "",
+               "interrupt_error": "", "spot_warning_seconds": spot.warning_seconds(),
                "log_stream": awslogs.task_stream(task),
                "log_container": task.containers.order_by("-essential", "id").first()}
     context.update(forms_given)
@@ -422,6 +423,24 @@ def task_kill(request, task_id):
     if not killed:
         return _task_page(request, found, status=400, kill_error="The task has no running container to kill.")
     messages.success(request, "Container killed: watch the agent report it and the service replace it.")
+    return redirect("dashboard:task", task_id=found.task_id)
+
+
+@login_required
+@require_POST
+def task_interrupt(request, task_id):
+    """Give a FARGATE_SPOT task its Spot interruption warning, as Fargate does when it takes the
+    capacity back (the Kubernetes node-preemption lesson)."""
+    found = _task(request, task_id)
+    if found.capacity_provider != spot.PROVIDER:
+        return _task_page(request, found, status=400, interrupt_error="Only a FARGATE_SPOT task can be interrupted: "
+                          f"this one runs on {found.capacity_provider or 'FARGATE'}.")
+    if not spot.interruptible(found) or not spot.interrupt(found, by="interrupted from the dashboard"):
+        return _task_page(request, found, status=400,
+                          interrupt_error=f"The task is {found.last_status} (desired {found.desired_status}), "
+                                          "not RUNNING: there is nothing to interrupt.")
+    messages.success(request, f"Spot interruption sent: the task's containers got SIGTERM, it stops within "
+                              f"{spot.warning_seconds():g} s, and its service (if any) starts a replacement.")
     return redirect("dashboard:task", task_id=found.task_id)
 
 

@@ -33,6 +33,7 @@ container's healthStatus and the task's container part of its health (``task_hea
 import contextlib
 import hashlib
 import logging
+import math
 import re
 import threading
 import time
@@ -45,7 +46,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, container_dependencies, load_balancer, registry, task_health, task_secrets, traces,
+    activity, awslogs, bus, container_dependencies, load_balancer, registry, spot, task_health, task_secrets, traces,
 )
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
@@ -122,6 +123,9 @@ class TaskWanted:
     network: str = ""
     # The ids of the containers whose output the awslogs shipper follows now.
     followed: frozenset = frozenset()
+    # When the task must be gone whatever its stopTimeout and draining (epoch seconds): the end of
+    # a Spot interruption's warning (``orchestrator.spot``); None for any other stop.
+    stop_by: float = None
 
 
 @dataclass
@@ -206,7 +210,10 @@ class MoveToNetwork:
 
 @dataclass
 class DrainTargets:
-    """Deregister the task from its target groups; look again until draining is over."""
+    """Deregister the task from its target groups; look again until draining is over (or
+    ``until``, epoch seconds, has come: a Spot interruption's warning waits for no draining)."""
+
+    until: float = None
 
 
 @dataclass
@@ -279,7 +286,7 @@ def stop_containers(task, running, now):
         want = wanted.get(container.name) or ContainerWanted(container.name, stop_timeout=0)
         deadline = want.stop_deadline
         if deadline is None:
-            deadline = signal[container.id] = now + want.stop_timeout
+            deadline = signal[container.id] = min(now + want.stop_timeout, task.stop_by or math.inf)
         if deadline <= now:
             kill.append(container.id)
             wake.append(now + KILL_RECHECK_SECONDS)
@@ -305,7 +312,7 @@ def stop_sequence(task, seen, now=0.0):
         last_status = Task.DEACTIVATING
     if last_status == Task.DEACTIVATING:
         if load_balanced:
-            steps.append(DrainTargets())
+            steps.append(DrainTargets(task.stop_by))
         steps.append(Advance(Task.DEACTIVATING, Task.STOPPING))
         last_status = Task.STOPPING
     if last_status == Task.STOPPING:
@@ -611,7 +618,7 @@ class TaskSync:
             task.desired_status, task.last_status,
             [container_wanted(c, definitions.get(c.name, {})) for c in self.containers.values()],
             has_instance=task.container_instance_id is not None, load_balanced=load_balanced,
-            network=self.network, followed=frozenset(awslogs.shipper().following()),
+            network=self.network, followed=frozenset(awslogs.shipper().following()), stop_by=spot.stop_by(task),
         )
 
     def run(self):
@@ -949,11 +956,13 @@ class TaskSync:
         if delay:
             self.record("deregister", f"task {self.task.task_id} is DEACTIVATING: draining from its target "
                                       f"groups for {delay:g} s before it stops")
-        if load_balancer.is_drained(self.task):
+        if load_balancer.is_drained(self.task) or (action.until is not None and time.time() >= action.until):
             return
         until = Target.objects.filter(task=self.task, state=Target.DRAINING).order_by("-drain_until") \
             .values_list("drain_until", flat=True).first()
         remaining = (until - timezone.now()).total_seconds() if until else 0.0
+        if action.until is not None:
+            remaining = min(remaining, action.until - time.time())
         self.enqueue(f"task:{self.task.pk}", delay=min(max(remaining, 0.0), 5.0) + 0.05)
         raise Requeued()
 

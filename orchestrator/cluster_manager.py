@@ -20,7 +20,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus, elb_health, quotas, task_health, traces
+from orchestrator import activity, bus, capacity_strategy, elb_health, quotas, task_health, traces
 from orchestrator import deployments as rollout
 from orchestrator.capacity_manager import task_ceiling, too_big
 from orchestrator.models import ContainerInstance, Deployment, ReconcilePass, Service, Task, TaskContainer
@@ -57,6 +57,7 @@ class TaskState:
     container_health: str = ""
     # Placed on a DRAINING instance: ECS replaces it as a rolling update would.
     draining: bool = False
+    capacity_provider: str = ""  # FARGATE or FARGATE_SPOT by the service's strategy; "" without one
 
 
 @dataclass
@@ -97,6 +98,7 @@ class ServiceState:
     health_check_grace_period: float = 0.0
     circuit_breaker: bool = False
     rollback: bool = False
+    capacity_provider_strategy: list = field(default_factory=list)
 
     @property
     def primary(self):
@@ -119,6 +121,9 @@ class ServiceState:
 class StartTasks:
     count: int
     deployment_id: str
+    # Each new task's capacity provider, by the service's strategy over its deployment's live
+    # tasks ([] without a strategy: the FARGATE launch type).
+    providers: list = field(default_factory=list)
 
 
 @dataclass
@@ -307,7 +312,10 @@ def plan(service, tasks, now=None):
         else:
             if service.throttled:
                 actions.append(SetThrottled(False))
-            actions.append(StartTasks(start, primary_id))
+            providers = capacity_strategy.fill(
+                service.capacity_provider_strategy,
+                [t.capacity_provider for t in live if t.deployment_id == primary_id], start)
+            actions.append(StartTasks(start, primary_id, providers))
             started = True
     stop([by_pk[pk] for pk in chosen])
 
@@ -441,15 +449,18 @@ def load(service_pk, now=None):
         health_grace_seconds=float(settings.FARGATE_LAB["HEALTH_GRACE_SECONDS"]),
         health_check_grace_period=float(service.health_check_grace_period or 0),
         circuit_breaker=bool(breaker.get("enable")), rollback=bool(breaker.get("rollback")),
+        capacity_provider_strategy=list(service.capacity_provider_strategy),
     )
     tasks = [
         TaskState(t["pk"], t["task_id"], t["desired_status"], t["last_status"], t["created_at"],
                   t["deployment__deployment_id"] or "", t["started_at"],
                   LB_HEALTH.get(t["lb_health_status"], "initial") if state.has_load_balancer else None,
-                  t["container_health_status"], t["container_instance__status"] == ContainerInstance.DRAINING)
+                  t["container_health_status"], t["container_instance__status"] == ContainerInstance.DRAINING,
+                  t["capacity_provider"])
         for t in service.tasks.exclude(last_status=Task.STOPPED).values(
             "pk", "task_id", "desired_status", "last_status", "created_at", "deployment__deployment_id",
-            "started_at", "lb_health_status", "container_health_status", "container_instance__status")
+            "started_at", "lb_health_status", "container_health_status", "container_instance__status",
+            "capacity_provider")
     ]
     # Restart throttling counts the primary deployment's failures only: a new deployment (a new
     # task definition, or a forced one) starts afresh.
@@ -545,11 +556,11 @@ class ClusterManager:
                 self._say_once(service, f"was unable to place a task. Reason: {quotas.VCPU_LIMIT_REASON}. "
                                         "For more information, see the Troubleshooting section of the Amazon ECS "
                                         "Developer Guide.")
-            for _ in range(count):
+            for provider in (action.providers or [""] * action.count)[:count]:
                 task = Task.objects.create(
                     account=service.account, cluster=service.cluster, task_definition=task_definition,
                     service=service, deployment=deployment, group=f"service:{service.name}",
-                    started_by=action.deployment_id, launch_type=service.launch_type,
+                    started_by=action.deployment_id, launch_type=service.launch_type, capacity_provider=provider,
                     cpu=task_definition.cpu, memory=task_definition.memory,
                     trace_id=traces.current() or activity.new_trace_id(),
                 )

@@ -39,7 +39,7 @@ from django.db import IntegrityError, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, awslogs, bus, host_firewall, load_balancer, traces
+from orchestrator import activity, awslogs, bus, host_firewall, load_balancer, spot, traces
 from orchestrator.agent import Agent, sync_container, sync_instance, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
@@ -335,10 +335,13 @@ class ControlPlane:
                     log.info("relist failed: %s", exc)
 
     def _resync_loop(self):
+        spot_at = time.monotonic()
         while not self._stop.wait(self.resync_seconds):
             try:
+                since, spot_at = spot_at, time.monotonic()
                 if self.is_leader:
                     self.resync()
+                    spot.sweep(spot_at - since)  # Fargate Spot's interruptions since the last pass
                     if time.monotonic() - self._pruned_at >= PRUNE_SECONDS:
                         self._pruned_at = time.monotonic()
                         traces.prune()

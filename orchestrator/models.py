@@ -277,6 +277,9 @@ class Service(models.Model):
     load_balancers = models.JSONField(default=list, blank=True)
     placement_strategy = models.JSONField(default=list, blank=True)
     placement_constraints = models.JSONField(default=list, blank=True)
+    # Its capacity provider strategy (checked, with base and weight): the scheduler spreads its
+    # tasks over FARGATE and FARGATE_SPOT by it; [] runs them on the FARGATE launch type.
+    capacity_provider_strategy = models.JSONField(default=list, blank=True)
     health_check_grace_period = models.PositiveIntegerField(null=True, blank=True)
     client_token = models.CharField(max_length=36, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)

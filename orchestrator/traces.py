@@ -50,6 +50,9 @@ KUBERNETES = {
     ("capacity_manager", "instance-active"): "a new Node turns Ready",
     ("capacity_manager", "drain-instance"): "cluster autoscaler: drain a node (kubectl drain)",
     ("capacity_manager", "recycle-instance"): "cluster autoscaler: remove the node",
+    ("capacity_manager", "spot-interruption"): "node preemption: the cloud reclaims a spot node; the kubelet's "
+                                               "graceful node shutdown gives each Pod its grace period, and the "
+                                               "ReplicaSet controller recreates it on another node",
     ("capacity_manager", "*"): "kube-scheduler",
     ("agent", "sync"): "kubelet: SyncPod",
     ("agent", "pull"): "kubelet: Pulling image",

@@ -256,7 +256,7 @@ def test_a_revision_a_task_uses_stays_delete_in_progress_until_it_stops(ecs):
 
 
 def test_spread_puts_the_base_first_then_follows_the_weights():
-    from orchestrator.frontend.capacity_providers import spread
+    from orchestrator.capacity_strategy import spread
 
     strategy = [{"capacityProvider": "FARGATE", "weight": 1, "base": 2},
                 {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0}]
@@ -282,6 +282,22 @@ def test_run_task_honours_a_strategy_and_names_the_provider(ecs):
     assert "capacityProviderName" not in plain
 
 
+def test_run_task_without_launch_type_or_strategy_uses_the_clusters_default_strategy(ecs):
+    from tests.support.api import fargate_task_definition
+
+    ecs.create_cluster(capacityProviders=["FARGATE", "FARGATE_SPOT"], defaultCapacityProviderStrategy=[
+        {"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 3}])
+    ecs.register_task_definition(**fargate_task_definition())
+    response = ecs.run_task(taskDefinition="web", count=5)
+    assert_model_shape("RunTask", response)
+    names = [t["capacityProviderName"] for t in response["tasks"]]
+    assert sorted(names) == ["FARGATE"] * 2 + ["FARGATE_SPOT"] * 3  # the base, then one in four on FARGATE
+    # A launch type or a strategy of the call's own replaces the default, as on ECS.
+    assert "capacityProviderName" not in ecs.run_task(taskDefinition="web", launchType="FARGATE")["tasks"][0]
+    own = ecs.run_task(taskDefinition="web", capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
+    assert own["tasks"][0]["capacityProviderName"] == "FARGATE"
+
+
 def test_run_task_refuses_a_strategy_ecs_refuses(ecs):
     from orchestrator.models import Task
     from tests.support.api import fargate_task_definition
@@ -297,18 +313,70 @@ def test_run_task_refuses_a_strategy_ecs_refuses(ecs):
     assert not Task.objects.exists()
 
 
-def test_services_refuse_a_strategy_clearly(ecs):
+def test_a_service_takes_a_strategy_and_shows_it_instead_of_a_launch_type(ecs):
+    from orchestrator.models import Deployment, Service
+    from tests.support.api import fargate_task_definition
+
+    ecs.create_cluster(capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    ecs.register_task_definition(**fargate_task_definition())
+    strategy = [{"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 3}]
+    created = ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0,
+                                 capacityProviderStrategy=strategy)
+    assert_model_shape("CreateService", created)
+    service = ecs.describe_services(services=["s"])["services"][0]
+    assert service["capacityProviderStrategy"] == [dict(strategy[0]), {**strategy[1], "base": 0}]
+    assert "launchType" not in service and "launchType" not in service["deployments"][0]
+    assert service["deployments"][0]["capacityProviderStrategy"] == service["capacityProviderStrategy"]
+    # A new strategy is a new deployment (its tasks are spread anew); the same one is not.
+    ecs.update_service(service="s", capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    assert Service.objects.get().capacity_provider_strategy == [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
+    assert Deployment.objects.count() == 2
+    ecs.update_service(service="s", capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    assert Deployment.objects.count() == 2
+    plain = ecs.create_service(serviceName="plain", taskDefinition="web", desiredCount=0)["service"]
+    assert plain["launchType"] == "FARGATE" and "capacityProviderStrategy" not in plain
+
+
+def test_a_service_without_launch_type_or_strategy_takes_the_clusters_default(ecs):
+    from tests.support.api import fargate_task_definition
+
+    spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
+    ecs.create_cluster(capacityProviders=["FARGATE_SPOT"], defaultCapacityProviderStrategy=spot)
+    ecs.register_task_definition(**fargate_task_definition())
+    assert ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0)["service"][
+        "capacityProviderStrategy"] == spot
+    assert ecs.create_service(serviceName="t", taskDefinition="web", desiredCount=0, launchType="FARGATE")[
+        "service"]["launchType"] == "FARGATE"
+
+
+def test_services_refuse_a_strategy_ecs_refuses(ecs):
     from orchestrator.models import Service
     from tests.support.api import fargate_task_definition
 
     ecs.create_cluster(capacityProviders=["FARGATE"])
     ecs.register_task_definition(**fargate_task_definition())
-    strategy = [{"capacityProvider": "FARGATE", "weight": 1}]
     code, message, _ = error_of(ecs.create_service, serviceName="s", taskDefinition="web", desiredCount=0,
-                                capacityProviderStrategy=strategy)
-    assert code == "InvalidParameterException" and "does not yet spread a service's tasks" in message
+                                capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    assert code == "InvalidParameterException" and "not associated with the cluster" in message
+    code, message, _ = error_of(ecs.create_service, serviceName="s", taskDefinition="web", desiredCount=0,
+                                launchType="FARGATE", capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
+    assert code == "InvalidParameterException" and "both a launch type and capacity provider strategy" in message
     assert not Service.objects.exists()
     ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0)
-    code, _, _ = error_of(ecs.update_service, service="s", desiredCount=1, capacityProviderStrategy=strategy)
+    code, _, _ = error_of(ecs.update_service, service="s", desiredCount=1,
+                          capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 0}])
     assert code == "InvalidParameterException"
-    assert Service.objects.get().desired_count == 0
+    assert Service.objects.get().desired_count == 0 and Service.objects.get().capacity_provider_strategy == []
+
+
+def test_fill_places_a_services_new_tasks_where_its_strategy_is_short():
+    from orchestrator.capacity_strategy import fill
+
+    strategy = [{"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+                {"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
+    assert fill(strategy, [], 3) == ["FARGATE", "FARGATE", "FARGATE_SPOT"]  # as RunTask spreads 3
+    # A Spot task interrupted out of 1 + 2: its replacement goes back to FARGATE_SPOT.
+    assert fill(strategy, ["FARGATE", "FARGATE"], 1) == ["FARGATE_SPOT"]
+    assert fill(strategy, ["FARGATE", "FARGATE_SPOT", "FARGATE_SPOT"], 1) == ["FARGATE"]
+    assert fill([{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}], ["FARGATE"], 2) == ["FARGATE_SPOT"] * 2
+    assert fill([], ["FARGATE"], 2) == []

@@ -139,28 +139,12 @@ def delete_capacity_provider(ctx, params):
     _refuse_auto_scaling(ctx, params)
 
 
-def spread(strategy, count):
-    """The capacity provider of each of ``count`` tasks, as ECS spreads one RunTask call: the base
-    first on its provider, the rest in proportion to the weights ("" for each when no strategy)."""
-    if not strategy:
-        return [""] * count
-    chosen = []
-    for item in strategy:
-        chosen += [item["capacityProvider"]] * min(item["base"], count - len(chosen))
-    weighted = [item for item in strategy if item["weight"] > 0]
-    placed = dict.fromkeys((item["capacityProvider"] for item in weighted), 0)
-    while len(chosen) < count:
-        item = min(weighted, key=lambda i: (placed[i["capacityProvider"]] + 1) / i["weight"])
-        placed[item["capacityProvider"]] += 1
-        chosen.append(item["capacityProvider"])
-    return chosen
-
-
-def refuse_for_services(params):
-    """Refuse a service's capacityProviderStrategy clearly: the lab does not spread a service's tasks yet."""
-    if params.get("capacityProviderStrategy"):
-        raise EcsError(
-            "InvalidParameterException",
-            "Fargate Lab does not yet spread a service's tasks over capacity providers: "
-            "omit capacityProviderStrategy (services run on FARGATE).",
-        )
+def strategy_for(params, cluster):
+    """The capacity provider strategy a RunTask, CreateService or UpdateService uses, checked
+    against the cluster's providers: its own, else (with no launchType either) the cluster's
+    default strategy, as ECS applies it; [] means the FARGATE launch type."""
+    if params.get("capacityProviderStrategy") or "launchType" in params:
+        strategy = params.get("capacityProviderStrategy", [])
+    else:
+        strategy = cluster.default_capacity_provider_strategy
+    return check_strategy(list(strategy), cluster.capacity_providers)

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from orchestrator import activity, bus, traces
+from orchestrator import activity, bus, capacity_strategy, traces
 from orchestrator.capacity_manager import matches_expression, task_ceiling, too_big
 from orchestrator.frontend import EcsError
 from orchestrator.frontend import shapes, wire
@@ -478,10 +478,7 @@ def run_task(ctx, params):
     started_by = _check_length(params.get("startedBy", ""), 128, "startedBy")
     tags = _check_tags(params.get("tags", []))
     strategies, constraints = _check_placement(params)
-    providers = capacity_providers.spread(
-        capacity_providers.check_strategy(params.get("capacityProviderStrategy", []), cluster.capacity_providers),
-        count,
-    )
+    providers = capacity_strategy.spread(capacity_providers.strategy_for(params, cluster), count)
     refusal = too_big(cpu, memory, task_ceiling())
     if refusal:  # no instance could ever hold it: ECS starts none and says why in the failures
         return {"tasks": [], "failures": [{"reason": refusal[0], "detail": refusal[1]} for _ in range(count)]}
@@ -742,7 +739,7 @@ def create_service(ctx, params):
             return _service_response(live)
         raise EcsError("InvalidParameterException", "Creation of service was not idempotent.")
     _check_launch_type(params)
-    capacity_providers.refuse_for_services(params)
+    strategy = capacity_providers.strategy_for(params, cluster)
     if params.get("schedulingStrategy", "REPLICA") != "REPLICA":
         raise EcsError("InvalidParameterException", "Fargate only supports the REPLICA scheduling strategy.")
     if "taskDefinition" not in params:
@@ -760,6 +757,7 @@ def create_service(ctx, params):
         network_configuration=params.get("networkConfiguration", {}),
         load_balancers=_check_load_balancers(ctx, params.get("loadBalancers", []), td),
         placement_strategy=strategies, placement_constraints=constraints,
+        capacity_provider_strategy=strategy,
         health_check_grace_period=params.get("healthCheckGracePeriodSeconds"),
         client_token=token, request_fingerprint=fingerprint,
         tags=_check_tags(params.get("tags", [])),
@@ -808,7 +806,12 @@ def update_service(ctx, params):
         if param in params:
             setattr(service, field, params[param])
             fields.add(field)
-    capacity_providers.refuse_for_services(params)
+    if "capacityProviderStrategy" in params:
+        strategy = capacity_providers.strategy_for(params, service.cluster)
+        if strategy != service.capacity_provider_strategy:  # the new spread takes a new deployment
+            service.capacity_provider_strategy = strategy
+            fields.add("capacity_provider_strategy")
+            new_deployment = True
     service.updated_at = timezone.now()
     service.steady = False
     fields.add("steady")

@@ -2,6 +2,7 @@
 with its own state database and lab id — driven by boto3 and the aws CLI, and checked
 against the real Docker engine (read here with the Docker SDK directly, not through the lab's
 adapter, so the check does not trust the code under test)."""
+import contextlib
 import functools
 import os
 import signal
@@ -118,14 +119,24 @@ def lab_demo_image(docker_client):
     return build_demo_image("fargate-lab/demo:latest")
 
 
+@contextlib.contextmanager
+def running_lab(workdir, docker_client, **env):
+    """A lab of its own started with settings ``env`` (FARGATE_LAB_…=value), stopped and its
+    containers removed after the block."""
+    lab = LabProcess(workdir, f"test-{uuid.uuid4().hex[:8]}", extra_env={k: str(v) for k, v in env.items()})
+    lab.start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+        remove_lab_objects(docker_client, lab.lab_id)
+
+
 @pytest.fixture
 def lab(tmp_path, docker_client, lab_demo_image):
     """A running lab of its own (own database, own lab id); its containers are removed after."""
-    lab = LabProcess(tmp_path, f"test-{uuid.uuid4().hex[:8]}")
-    lab.start()
-    yield lab
-    lab.stop()
-    remove_lab_objects(docker_client, lab.lab_id)
+    with running_lab(tmp_path, docker_client) as lab:
+        yield lab
 
 
 def lab_containers(docker_client, lab_id, all=False):
