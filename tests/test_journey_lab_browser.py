@@ -3,7 +3,8 @@ Docker, real registry, real listener) in a real Chromium: a fresh student accoun
 repository, pushes with the docker CLI outside the browser (as on AWS), registers a task
 definition with the pushed image, creates a cluster, a load balancer, a target group and a
 listener, and a service behind them; the journey ends on the service's page, whose URL
-answers in round robin from its three tasks."""
+answers in round robin from its three tasks, and lab 1 ("From image to URL"), started first,
+has every step ticked."""
 import base64
 import collections
 import re
@@ -64,6 +65,9 @@ def test_a_fresh_student_goes_from_image_to_url_in_the_browser(lab, browser, tmp
         page.fill("input[name=password]", "journey-pw")
         page.click("button[type=submit]")
         page.wait_for_url(lab.url + "/")
+        page.goto(lab.url + "/labs/image-to-url/")  # lab 1, whose steps tick as the journey goes
+        page.click("form.lab-start button")
+        expect(page.locator("#lab-score")).to_contain_text("0 of 5 steps ticked")
 
         # Step 1: a repository, and a push from the shell that shows on the open page.
         page.get_by_role("link", name="ECR").click()
@@ -125,6 +129,12 @@ def test_a_fresh_student_goes_from_image_to_url_in_the_browser(lab, browser, tmp
             page.goto(url)
             answers[page.locator("body").inner_text().splitlines()[0]] += 1
         assert len(answers) == 3 and min(answers.values()) >= 2, answers
+
+        # Lab 1's page: every step ticked by its own check.
+        page.goto(lab.url + "/labs/image-to-url/")
+        expect(page.locator("#lab-score")).to_contain_text("Lab complete", timeout=SLOW)
+        for step in ("push", "task-definition", "cluster", "load-balancer", "service"):
+            expect(page.locator(f"#step-{step}")).to_have_attribute("data-ticked", "true")
     finally:
         context.close()
 
