@@ -120,3 +120,22 @@ def test_setquota_sets_and_clears_a_teachers_values(bob, capsys):
     call_command("setquota", "000000000002", "--clusters", "default")
     bob.refresh_from_db()
     assert bob.clusters_quota is None and bob.quota(quotas.CLUSTERS) == 5
+
+
+def test_an_admin_sets_an_accounts_quota_in_the_django_admin(client, bob):
+    from django.urls import reverse
+
+    from dashboard.bootstrap import ensure_admin
+
+    ensure_admin()
+    assert client.login(username="admin", password="admin")
+    url = reverse("admin:orchestrator_account_change", args=[bob.pk])
+    page = client.get(url).content.decode()
+    assert "Service quotas" in page and 'name="fargate_on_demand_vcpu_quota"' in page
+    response = client.post(url, {"account_id": bob.account_id, "name": "bob", "created_at_0": "2026-11-26",
+                                 "created_at_1": "12:00:00", "fargate_on_demand_vcpu_quota": "3",
+                                 "tasks_per_service_quota": "20"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    bob.refresh_from_db()
+    assert bob.quota(quotas.ON_DEMAND_VCPU) == 3 and bob.quota(quotas.TASKS_PER_SERVICE) == 20
+    assert bob.quota(quotas.CLUSTERS) == 5  # left empty: the lab's default
