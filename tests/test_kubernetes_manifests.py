@@ -282,3 +282,21 @@ def test_names_are_kubernetes_names():
     assert kubernetes.dns_label("My_Service.v2") == "my-service-v2"
     assert len(kubernetes.dns_label("x" * 300)) == 63
     assert yaml.safe_load(kubernetes.to_yaml({"a": "1", "b": "yes"})) == {"a": "1", "b": "yes"}
+
+
+def test_a_container_others_wait_to_complete_is_an_init_container():
+    definition = {**TASK_DEFINITION, "containerDefinitions": [
+        {**TASK_DEFINITION["containerDefinitions"][0],
+         "dependsOn": [{"containerName": "migrate", "condition": "SUCCESS"}]},
+        {"name": "migrate", "image": "fargate-lab/demo:latest", "essential": False, "command": ["true"],
+         "healthCheck": {"command": ["CMD", "true"]}},
+    ]}
+    described = task()
+    described["containers"].append({"name": "migrate", "image": "fargate-lab/demo:latest", "lastStatus": "STOPPED",
+                                    "exitCode": 0})
+    pod = validate(kubernetes.pod_for(described, definition, node_name="fleet-1"))
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["web"]
+    [init] = pod["spec"]["initContainers"]
+    assert init["name"] == "migrate" and "livenessProbe" not in init and "readinessProbe" not in init
+    assert [s["name"] for s in pod["status"]["containerStatuses"]] == ["web"]
+    assert [s["name"] for s in pod["status"]["initContainerStatuses"]] == ["migrate"]

@@ -41,6 +41,20 @@ def test_a_secure_string_is_shown_only_with_decryption(ssm):
     assert "hunter2" not in str(list(Activity.objects.values_list("message", "request")))
 
 
+def test_a_value_echoed_by_an_error_is_not_kept_in_the_activity_log(default_account):
+    from django.test import Client
+
+    from tests.support import fuzz
+
+    api = fuzz.ServedApi("ssm", lambda: ())
+    request = fuzz.Fuzzer(0, [api]).build(api, "PutParameter", {"Name": "/x", "Value": 424242,
+                                                                "Type": "SecureString"}, "signed")
+    response = fuzz.send(Client(), request)
+    assert response.status_code == 400 and b"424242" in response.content  # the caller is told what was wrong
+    [row] = Activity.objects.filter(action="PutParameter")
+    assert "424242" not in row.message and "****" in row.message and "424242" not in str(row.request)
+
+
 def test_it_lists_a_path_recursively_and_by_page(ssm):
     for name in ("/svc/a", "/svc/b", "/svc/deep/c", "/other/d", "top"):
         ssm.put_parameter(Name=name, Value=name.upper(), Type="StringList" if name == "/svc/a" else "String")

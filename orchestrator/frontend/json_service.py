@@ -102,11 +102,21 @@ class JsonService:
             self.record(account, operation, params, result, status, trace_id, caller, started, started_at)
         return answer(result, status)
 
+    def redacted(self, params, message):
+        """``message`` with every value of a parameter the log may not keep (a secret echoed
+        back by an error, say) replaced by ****."""
+        for name, value in params.items() if isinstance(params, dict) else ():
+            if name not in self.safe_params and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                text = str(value)
+                if len(text) >= 1 and text in message:
+                    message = message.replace(text, "****")
+        return message
+
     def record(self, account, operation, params, result, status, trace_id, caller, started, started_at):
         """One activity row for the call, with only its safe parameters (a failure is logged)."""
         message = f"{self.model_name} {operation} → {status}"
         if status != 200:
-            message += f" {result.get('__type')}: {result.get('message', '')}"
+            message += f" {result.get('__type')}: {self.redacted(params, result.get('message', ''))}"
         safe = {name: params[name] for name in self.safe_params
                 if isinstance(params.get(name), (str, bool, int))}
         safe = {name: value[:256] if isinstance(value, str) else value for name, value in safe.items()}

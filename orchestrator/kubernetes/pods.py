@@ -179,18 +179,35 @@ def container_for(definition, override=None, task_cpu=256, task_memory=512):
     })
 
 
+def init_container_names(definitions):
+    """The containers another one waits for to COMPLETE or SUCCEED (dependsOn): what Kubernetes
+    runs, each to completion, as initContainers before the Pod's containers."""
+    return {d.get("containerName") for c in definitions for d in c.get("dependsOn") or []
+            if d.get("condition") in ("COMPLETE", "SUCCESS")}
+
+
 def pod_spec(task_definition, overrides=None, task_cpu=None, task_memory=None, restart_policy="Never"):
-    """A Pod spec from a task definition (as DescribeTaskDefinition returns it) and overrides."""
+    """A Pod spec from a task definition (as DescribeTaskDefinition returns it) and overrides;
+    the containers others wait for to complete are its initContainers (probes are for the
+    Pod's containers only)."""
     by_name = {o.get("name"): o for o in (overrides or {}).get("containerOverrides") or []}
     cpu = task_cpu or task_definition.get("cpu") or 256
     memory = task_memory or task_definition.get("memory") or 512
     definitions = task_definition.get("containerDefinitions") or []
     grace = max([int(d.get("stopTimeout") or DEFAULT_STOP_TIMEOUT) for d in definitions] or [DEFAULT_STOP_TIMEOUT])
-    return {
-        "containers": [container_for(d, by_name.get(d.get("name")), cpu, memory) for d in definitions],
+    init = init_container_names(definitions)
+    spec = {
+        "containers": [container_for(d, by_name.get(d.get("name")), cpu, memory) for d in definitions
+                       if d.get("name") not in init],
         "restartPolicy": restart_policy,
         "terminationGracePeriodSeconds": grace,
     }
+    if init:
+        spec["initContainers"] = [
+            {k: v for k, v in container_for(d, by_name.get(d.get("name")), cpu, memory).items()
+             if k not in ("livenessProbe", "readinessProbe")}
+            for d in definitions if d.get("name") in init]
+    return spec
 
 
 def _task_owner(task):
@@ -227,8 +244,9 @@ def _container_state(task, status, container, backoff):
     return {"waiting": {"reason": "ContainerCreating"}}, None
 
 
-def pod_status_block(task, backoff=False, ready=None, placed=None):
-    """A Pod's ``status``: phase, conditions, pod IP, start time and containerStatuses.
+def pod_status_block(task, backoff=False, ready=None, placed=None, init=frozenset()):
+    """A Pod's ``status``: phase, conditions, pod IP, start time and containerStatuses (the
+    ``init`` containers' in initContainerStatuses).
     ``placed``: whether the task got an instance (None: judged from its lifecycle)."""
     status = task.get("lastStatus", "")
     containers = task.get("containers") or []
@@ -240,10 +258,10 @@ def pod_status_block(task, backoff=False, ready=None, placed=None):
     if ready is None:
         ready = running and all(c.get("healthStatus", "UNKNOWN") != "UNHEALTHY" for c in containers)
     ready = bool(ready) and running
-    statuses = []
+    statuses, init_statuses = [], []
     for container in containers:
         state, last_state = _container_state(task, status, container, backoff)
-        statuses.append(compact({
+        (init_statuses if container.get("name") in init else statuses).append(compact({
             "name": dns_label(container.get("name", "")),
             "image": container.get("image", ""),
             "imageID": "",
@@ -270,6 +288,7 @@ def pod_status_block(task, backoff=False, ready=None, placed=None):
         "podIPs": [{"ip": ip}] if ip else None,
         "startTime": timestamp(task.get("pullStartedAt") or task.get("startedAt")),
         "containerStatuses": statuses,
+        "initContainerStatuses": init_statuses or None,
     })
 
 
@@ -303,7 +322,8 @@ def pod_for(task, task_definition, node_name=None, backoff=False, ready=None):
             task.get("taskArn"), labels, {ANNOTATION_TASK_DEFINITION: task.get("taskDefinitionArn")}, **extra,
         ),
         "spec": spec,
-        "status": pod_status_block(task, backoff, ready, placed=True if node_name else None),
+        "status": pod_status_block(task, backoff, ready, placed=True if node_name else None,
+                                   init=init_container_names(task_definition.get("containerDefinitions") or [])),
     }
 
 

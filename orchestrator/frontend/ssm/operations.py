@@ -152,7 +152,7 @@ def _check_value(params, parameter):
         raise invalid(f"The following data type is not supported: {data_type[:128]} (Data type names are all "
                       f"lowercase; Fargate Lab supports {', '.join(DATA_TYPES)}).")
     if data_type == "aws:ec2:image" and not _AMI.fullmatch(value):
-        raise invalid(f"Parameter value {value[:64]!r} is not an AMI id (ami-…), as aws:ec2:image requires.")
+        raise invalid("The parameter value is not an AMI id (ami-…), as data type aws:ec2:image requires.")
 
 
 def put_parameter(account, params, caller):
