@@ -46,6 +46,10 @@ WATCH_INTERVAL = 0.5
 # clock a little behind) must not be missed. What was already reported is not reported twice.
 WATCH_OVERLAP = 2.0
 MESSAGE_TYPE = "lab.changed"
+# An instance's heartbeat (every few seconds per instance): it re-renders the instance's own page
+# only. Sent to the map, it re-rendered six boxes and cards (~45 ms in the database thread with
+# 1,000 tasks) and pushed ~30 KB to every open map for a figure none of them shows.
+HEARTBEAT = "instance_heartbeat"
 # Object kinds whose writes the state database card lists (activity rows are the cards' own log).
 WRITE_KINDS = {"task", "service", "cluster", "task_definition", "instance", "deployment"}
 
@@ -185,6 +189,9 @@ def route(batch):
     for kind, pk, component in batch:
         if kind == "activity":
             add("lab", "activity", component or "")
+            continue
+        if kind == HEARTBEAT:  # only the instance's own page shows its last heartbeat
+            add(f"instance-{pk}", "instance", pk)
             continue
         add("lab", kind, pk)
         if kind == "task":
@@ -326,6 +333,8 @@ class Broadcaster:
 
     def on_bus(self, kind, pk, **info):
         """Bus subscriber: hand the change to the loop; never blocks the writer."""
+        if kind == "instance" and info.get("heartbeat"):
+            kind = HEARTBEAT
         try:
             self.loop.call_soon_threadsafe(self.note, kind, pk, info.get("component"))
         except RuntimeError:  # the loop is closed: this broadcaster is finished

@@ -289,6 +289,35 @@ def test_it_animates_an_event_without_a_trip_to_the_database_thread_first(sessio
     run(scenario())
 
 
+def test_a_heartbeat_updates_its_instances_page_and_not_the_map(session):
+    instance = ContainerInstance.objects.create(name="fleet-1", cpu_registered=2048, memory_registered=4096,
+                                                agent_connected=True)
+
+    def beat():
+        ContainerInstance.objects.filter(pk=instance.pk).update(last_heartbeat=timezone.now())
+        bus.publish("instance", instance.pk, origin="controlplane", heartbeat=True)
+
+    async def scenario():
+        page, connected, _ = await connect(f"/ws/instance/{instance.pk}/", session)
+        assert connected
+        await page.receive_from(timeout=5)
+        board, connected, _ = await connect("/ws/map/", session)
+        assert connected
+        await board.receive_from(timeout=5)
+        await write(beat)
+        assert 'data-field="last_heartbeat"' in await receive_until(page, 'data-field="last_heartbeat"')
+        # A change after the heartbeat: the map hears it, and heard nothing of the heartbeat before it.
+        await write(lambda: activity.record("docker", "die", message="container web died"))
+        seen = []
+        while not any('id="card-docker"' in m for m in seen):
+            seen.append(await board.receive_from(timeout=5))
+        assert not [m for m in seen if 'id="box-fleet"' in m or 'id="card-agents"' in m]
+        await page.disconnect()
+        await board.disconnect()
+
+    run(scenario())
+
+
 def test_it_streams_a_tasks_logs(session, lab, monkeypatch):
     def fake_stream_logs(task, follow=True, tail=200):
         assert follow and tail == 200
