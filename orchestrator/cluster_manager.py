@@ -551,12 +551,9 @@ class ClusterManager:
         created = []
         with transaction.atomic():
             # The account's vCPU quota bounds what starts; the resync comes back when tasks stop.
-            count = quotas.tasks_that_fit(service.account, task_definition.cpu, action.count)
-            if count < action.count:
-                self._say_once(service, f"was unable to place a task. Reason: {quotas.VCPU_LIMIT_REASON}. "
-                                        "For more information, see the Troubleshooting section of the Amazon ECS "
-                                        "Developer Guide.")
-            for provider in (action.providers or [""] * action.count)[:count]:
+            providers = action.providers or [""] * action.count
+            fitting = quotas.tasks_that_fit(service.account, task_definition.cpu, providers)
+            for provider in fitting:
                 task = Task.objects.create(
                     account=service.account, cluster=service.cluster, task_definition=task_definition,
                     service=service, deployment=deployment, group=f"service:{service.name}",
@@ -572,10 +569,15 @@ class ClusterManager:
                     for c in task_definition.container_definitions
                 ])
                 created.append(task)
+        if created:
+            ids = " ".join(f"(task {t.task_id})" for t in created)
+            service.add_event(f"has started {len(created)} tasks: {ids}.")
+        if len(fitting) < len(providers):  # after the start, so that the next pass finds it the latest
+            self._say_once(service, f"was unable to place a task. Reason: {quotas.VCPU_LIMIT_REASON}. "
+                                    "For more information, see the Troubleshooting section of the Amazon ECS "
+                                    "Developer Guide.")
         if not created:
             return
-        ids = " ".join(f"(task {t.task_id})" for t in created)
-        service.add_event(f"has started {len(created)} tasks: {ids}.")
         for task in created:
             activity.record("cluster_manager", "start-task", task.arn,
                             f"service {service.name} is short of tasks: started task {task.task_id} "

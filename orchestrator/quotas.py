@@ -79,10 +79,19 @@ def vcpu_room(account, capacity_provider=""):
     return quota, limit, used, max(0.0, limit - used)
 
 
-def tasks_that_fit(account, cpu, count, capacity_provider=""):
-    """How many of ``count`` tasks of ``cpu`` units fit in the account's vCPU quota now."""
-    _, _, _, room = vcpu_room(account, capacity_provider)
-    return min(count, int(room * 1024 // cpu)) if cpu else count
+def tasks_that_fit(account, cpu, providers):
+    """Of tasks of ``cpu`` units, one per entry of ``providers`` (their capacity providers), those
+    that fit in the account's vCPU quotas now, in order: the list of their providers."""
+    room = {}
+    fitting = []
+    for provider in providers:
+        key = SPOT if provider == SPOT else ""
+        if key not in room:
+            room[key] = vcpu_room(account, key)[3] * 1024
+        if cpu <= room[key] + 1e-6:
+            room[key] -= cpu
+            fitting.append(provider)
+    return fitting
 
 
 def usage(account):

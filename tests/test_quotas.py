@@ -139,3 +139,19 @@ def test_an_admin_sets_an_accounts_quota_in_the_django_admin(client, bob):
     bob.refresh_from_db()
     assert bob.quota(quotas.ON_DEMAND_VCPU) == 3 and bob.quota(quotas.TASKS_PER_SERVICE) == 20
     assert bob.quota(quotas.CLUSTERS) == 5  # left empty: the lab's default
+
+
+def test_a_services_spot_tasks_start_within_the_spot_quota(bob, bobs_demo):
+    from orchestrator.cluster_manager import ClusterManager
+
+    bob.fargate_spot_vcpu_quota = 0.5
+    bob.save()
+    bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=3,
+                             capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    service = Service.objects.get()
+    ClusterManager(enqueue=lambda *args, **kwargs: None).sync_service(service.pk)
+    assert list(Task.objects.values_list("capacity_provider", flat=True)) == ["FARGATE_SPOT"] * 2
+    assert service.events.filter(message__contains=quotas.VCPU_LIMIT_REASON).count() == 1
+    ClusterManager(enqueue=lambda *args, **kwargs: None).sync_service(service.pk)  # said once, nothing more
+    assert Task.objects.count() == 2
+    assert service.events.filter(message__contains=quotas.VCPU_LIMIT_REASON).count() == 1
