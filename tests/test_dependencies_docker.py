@@ -75,3 +75,20 @@ def test_a_failed_init_container_stops_the_task_before_the_app_starts(control_pl
     assert task.stop_code == "TaskFailedToStart"
     assert "dependency init exited with code 3" in task.stopped_reason
     assert TaskContainer.objects.get(task=task, name="app").started_at is None
+
+
+@pytest.mark.docker
+def test_a_dependency_not_healthy_within_its_start_timeout_gives_the_app_up(control_plane, lab_rows, docker_engine,
+                                                                             wait_until):
+    definition = register(lab_rows.account, [
+        container("db", healthCheck={"command": ["CMD-SHELL", "exit 1"], "interval": 5, "retries": 1},
+                  startTimeout=3),
+        container("app", dependsOn=[{"containerName": "db", "condition": "HEALTHY"}]),
+    ])
+    task = lab_rows.run_task(definition)
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == Task.STOPPED, 60, message="task STOPPED")
+    task.refresh_from_db()
+    assert task.stop_code == "TaskFailedToStart"
+    assert task.stopped_reason == ("app was not started: dependency db was not HEALTHY within its startTimeout of 3 s")
+    rows = {c.name: c for c in TaskContainer.objects.filter(task=task)}
+    assert rows["app"].started_at is None and rows["db"].started_at is not None
