@@ -193,3 +193,21 @@ class SecretAdmin(admin.ModelAdmin):
     list_filter = ("region",)
     search_fields = ("name",)
     inlines = [SecretVersionInline]
+
+
+class LogStreamInline(admin.TabularInline):
+    model = models.LogStream
+    fields = ("name", "created_at", "last_event_at", "stored_bytes")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = False
+
+
+@admin.register(models.LogGroup)
+class LogGroupAdmin(admin.ModelAdmin):
+    """CloudWatch Logs groups: retention and size can be repaired here; events are read with the API."""
+
+    list_display = ("name", "account", "region", "retention_in_days", "stored_bytes", "created_at")
+    search_fields = ("name",)
+    readonly_fields = ("stored_bytes",)
+    inlines = [LogStreamInline]

@@ -104,3 +104,20 @@ def test_aws_logs_tail_follow_prints_the_containers_lines(control_plane, lab_row
                message="the tail to print the last tick")
     assert tail.messages() == ["started"] + [f"tick {i}" for i in range(20)]
     assert {stream for stream, _ in tail.printed} == {f"ecs/app/{task.task_id}"}
+
+
+def test_a_flooding_container_ships_within_its_rate_and_says_what_it_dropped(
+        control_plane, lab_rows, logs, settings, wait_until):
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "LOGS_SHIP_LINES_PER_SECOND": 50}
+    definition = awslogs_definition(lab_rows.account, lab_rows.image,
+                                    'sleep 1; i=0; while [ $i -lt 3000 ]; do echo "flood $i"; i=$((i+1)); done; '
+                                    'sleep 2; echo "calm again"; sleep 600')
+    task = lab_rows.run_task(definition)
+    stream = f"ecs/app/{task.task_id}"
+    wait_until(lambda: "calm again" in messages(logs, stream), 60, message="the line after the flood")
+    shipped = messages(logs, stream)
+    floods = [m for m in shipped if m.startswith("flood ")]
+    dropped = [m for m in shipped if m.startswith("[fargate-lab] ")]
+    assert 0 < len(floods) < 500 and dropped  # about 50 a second for the second or two it lasted
+    assert sum(int(m.split()[1]) for m in dropped) == 3000 - len(floods)
+    assert "lines a second" in dropped[0]
