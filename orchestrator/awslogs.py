@@ -269,6 +269,7 @@ class Shipper:
         if cutoff is not None:
             events = [e for e in events if e[0] >= cutoff]
         stream.append(events, shipped_until_ns=fresh[-1][0] if fresh else None)
+        stream.group.expire_now_and_then()
 
 
 class StreamReader:

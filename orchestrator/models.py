@@ -4,6 +4,7 @@ The frontend writes desired state (``desired_status``, ``desired_count``); the c
 writes observed state (``last_status``, ``running_count``). Transitions that two workers could
 race on are claimed with conditional updates (``filter(pk=…, last_status=old).update(…)``).
 """
+import time
 import uuid
 
 from django.conf import settings
@@ -902,6 +903,16 @@ class LogGroup(models.Model):
             return 0
         return _delete_events(LogEvent.objects.filter(group=self, timestamp__lt=cutoff))
 
+    def expire_now_and_then(self):
+        """``expire()``, at most once a minute per group in this process (reads and writes call
+        it: events that age past the retention policy are deleted, not only hidden)."""
+        if not self.retention_in_days:
+            return
+        now = time.monotonic()
+        if now - _expired_at.get(self.pk, -EXPIRE_EVERY_SECONDS) >= EXPIRE_EVERY_SECONDS:
+            _expired_at[self.pk] = now
+            self.expire()
+
     def trim(self):
         """Delete the group's oldest events beyond LOGS_GROUP_MAX_BYTES (to 90% of it, so that
         not every write trims)."""
@@ -980,6 +991,11 @@ class LogEvent(models.Model):
     class Meta:
         indexes = [models.Index(fields=["stream", "timestamp", "id"], name="log_event_stream_time"),
                    models.Index(fields=["group", "timestamp", "id"], name="log_event_group_time")]
+
+
+# When each group last deleted its expired events (process-local: a pass more is harmless).
+EXPIRE_EVERY_SECONDS = 60.0
+_expired_at = {}
 
 
 def event_size(message):

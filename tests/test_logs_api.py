@@ -211,6 +211,17 @@ def test_put_retention_policy_is_honoured(logs):
     assert code == "ResourceNotFoundException"
 
 
+def test_events_that_age_past_the_retention_are_deleted(logs, monkeypatch):
+    monkeypatch.setattr("orchestrator.models.EXPIRE_EVERY_SECONDS", 0.0)
+    make_stream(logs)
+    logs.put_retention_policy(logGroupName="/ecs/web", retentionInDays=1)
+    put(logs, "/ecs/web", "web/web/abc", ["about to expire"], start=now_ms() - 86_400_000 + 1500)
+    put(logs, "/ecs/web", "web/web/abc", ["fresh"])
+    time.sleep(1.6)  # the first event's age passes one day (no condition to wait on: time itself)
+    assert [e["message"] for e in logs.filter_log_events(logGroupName="/ecs/web")["events"]] == ["fresh"]
+    assert list(LogEvent.objects.values_list("message", flat=True)) == ["fresh"]
+
+
 def test_put_log_events_refuses_and_rejects_as_cloudwatch_does(logs):
     make_stream(logs)
     now = now_ms()

@@ -153,7 +153,8 @@ def _time_range(events, params, end_inclusive):
 
 
 def _kept(group):
-    """The group's events its retention policy still keeps."""
+    """The group's events its retention policy still keeps (those older are deleted now and then)."""
+    group.expire_now_and_then()
     events = LogEvent.objects.filter(group=group)
     cutoff = group.retention_cutoff()
     return events.filter(timestamp__gte=cutoff) if cutoff is not None else events
@@ -359,6 +360,7 @@ def put_log_events(account, region, params):
         else:
             kept.append((event["timestamp"], event["message"]))
     stream.append(kept)
+    group.expire_now_and_then()
     stream.refresh_from_db(fields=["last_ingestion_at"])
     bus.publish("logstream", stream.pk)
     return {"nextSequenceToken": _sequence_token(stream), **({"rejectedLogEventsInfo": rejected} if rejected else {})}
