@@ -1036,7 +1036,11 @@ class TaskSync:
         by_name = {c.name: c for c in seen}
         definitions = {c.get("name"): c for c in self.task.task_definition.container_definitions}
         for name in action.names:
-            stream = awslogs.stream_for(self.task, name, definitions.get(name, {}))
+            try:  # the stream again, should the group have been deleted and made anew meanwhile
+                stream = awslogs.prepare(self.task, name, definitions.get(name, {}))
+            except awslogs.LoggerArgsInvalid as exc:  # deleted while it ran: its output has nowhere to go
+                log.info("task %s: container %s cannot ship its output: %s", self.task.task_id, name, exc)
+                continue
             if stream is not None and name in by_name:
                 awslogs.shipper().follow(self.engine, by_name[name].id, stream)
 
