@@ -18,6 +18,7 @@ from orchestrator.frontend import call
 from orchestrator.models import Account, Listener, Repository, Service, TargetGroup
 from orchestrator.registry import RegistryProcess
 from tests.support.browser import wait_live
+from orchestrator.elbv2.views import call as elbv2
 from tests.support.common import free_port
 from tests.test_dashboard_journey_forms import make_alb, register_web
 
@@ -149,8 +150,28 @@ def test_the_load_balancer_page_makes_a_load_balancer_a_target_group_and_a_liste
     page.click("#create-listener-form button[type=submit]")
     listener = Listener.objects.get(port=port)
     expect(page.locator(f"a.listener-url[data-listener='{port}']")).to_have_attribute("href", listener.url)
+    # The lists are live: a load balancer made with the API shows without a reload.
+    wait_live(page)
+    page.evaluate("window.notReloaded = true")
+    elbv2(Account.default(), "CreateLoadBalancer", {"Name": "api-lb", "Subnets": ["subnet-a", "subnet-b"]})
+    expect(page.locator("tr[data-load-balancer=api-lb]")).to_contain_text("no listener yet")
+    assert page.evaluate("window.notReloaded") is True
+
     page.locator("tr[data-target-group=web-tg] a.next-step", has_text="demo").click()
     expect(page.locator("#create-service-target_group")).to_have_value(TargetGroup.objects.get().arn)
+
+
+def test_the_repository_list_shows_a_repository_made_with_the_api_live(page, live_lab_server, pushing_registry):
+    page.goto(live_lab_server.url + "/repositories/")
+    expect(page.locator("#create-repository-commands-aws")).to_contain_text("aws ecr create-repository")
+    wait_live(page)
+    page.evaluate("window.notReloaded = true")
+    registry.call(Account.default(), "CreateRepository", {"repositoryName": "api/web"})
+    row = page.locator("tr[data-repository='api/web']")
+    expect(row).to_contain_text("nothing pushed yet")
+    assert page.evaluate("window.notReloaded") is True
+    row.get_by_role("link", name="api/web").click()
+    page.wait_for_url("**/repositories/api/web/")
 
 
 @pytest.fixture
