@@ -115,7 +115,7 @@ def test_no_page_scrolls_sideways_at_390_px(page, live_lab_server, rows):
     urls = ["/", "/clusters/", "/clusters/demo/", f"/services/{rows['service'].pk}/",
             f"/tasks/{rows['task'].task_id}/", f"/tasks/{rows['stopped'][0].task_id}/", "/task-definitions/",
             "/task-definitions/web/1/", "/instances/", "/instances/fleet-1/", "/clusters/no-such-cluster/",
-            "/accounts/login/"]
+            "/accounts/login/", "/repositories/", "/load-balancers/"]
     too_wide = {}
     for url in urls:
         page.goto(live_lab_server.url + url)
