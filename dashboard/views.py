@@ -213,14 +213,14 @@ def service_form(request, data=None):
     if group is not None:
         initial.update(target_group=group.arn, container_port=group.port)
     if initial["task_definition"]:
-        td = _task_definitions(request).filter(
-            family=initial["task_definition"].rsplit(":", 1)[0], revision=initial["task_definition"].rsplit(":", 1)[1]).first()
+        # The service is named after the family, and sends traffic to its first container's port.
+        family, revision = initial["task_definition"].rsplit(":", 1)
+        td = _task_definitions(request).filter(family=family, revision=revision).first()
         containers = td.container_definitions if td else []
         if containers:
             initial.setdefault("container_name", containers[0].get("name", ""))
-            ports = containers[0].get("portMappings") or [{}]
-            initial.setdefault("container_port", ports[0].get("containerPort"))
-        initial["name"] = initial["task_definition"].rsplit(":", 1)[0]
+            initial.setdefault("container_port", (containers[0].get("portMappings") or [{}])[0].get("containerPort"))
+        initial["name"] = family
     return forms.ServiceForm(data, initial=initial, task_definitions=revisions, target_groups=groups)
 
 
