@@ -62,6 +62,7 @@ def test_interrupting_a_spot_task_from_its_page_stops_it_and_its_service_replace
 
     spot_tab.goto(f"{spot_lab.url}/tasks/{first_id}/")
     wait_live(spot_tab)
+    expect(spot_tab.locator(".task-detail [data-field=capacity_provider]")).to_have_text("FARGATE_SPOT")
     expect(spot_tab.locator(".spot-interrupt")).to_contain_text("preempted spot node")
     spot_tab.get_by_role("button", name="Interrupt Spot task").click()
     expect(spot_tab.locator(".messages")).to_contain_text("Spot interruption sent")
