@@ -234,10 +234,7 @@ class Shipper:
     def _write_loop(self):
         try:
             while not self._stop.wait(FLUSH_SECONDS):
-                try:
-                    self.flush()
-                except Exception:  # the database may be busy: the lines wait for the next flush
-                    log.exception("awslogs flush failed")
+                self.flush()
         finally:
             close_old_connections()
 
@@ -248,7 +245,13 @@ class Shipper:
                 pending, self._pending = self._pending, {}
                 dropped, self._dropped = self._dropped, {}
             for stream_pk in set(pending) | set(dropped):
-                self._store(stream_pk, pending.get(stream_pk, []), dropped.get(stream_pk, 0))
+                try:
+                    self._store(stream_pk, pending.get(stream_pk, []), dropped.get(stream_pk, 0))
+                except Exception:  # the database is busy (locked): the lines wait for the next flush
+                    log.exception("awslogs: could not store the lines of stream %s yet", stream_pk)
+                    with self._lock:
+                        self._pending[stream_pk] = pending.get(stream_pk, []) + self._pending.get(stream_pk, [])
+                        self._dropped[stream_pk] = dropped.get(stream_pk, 0) + self._dropped.get(stream_pk, 0)
 
     @staticmethod
     def _store(stream_pk, lines, dropped):

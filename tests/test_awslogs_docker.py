@@ -114,6 +114,7 @@ def test_a_flooding_container_ships_within_its_rate_and_says_what_it_dropped(
                                     'sleep 2; echo "calm again"; sleep 600')
     task = lab_rows.run_task(definition)
     stream = f"ecs/app/{task.task_id}"
+    wait_until(lambda: LogStream.objects.filter(name=stream).exists(), 30, message="the task's stream")
     wait_until(lambda: "calm again" in messages(logs, stream), 60, message="the line after the flood")
     shipped = messages(logs, stream)
     floods = [m for m in shipped if m.startswith("flood ")]
