@@ -24,7 +24,9 @@ from orchestrator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-WORKERS = 2
+# One account is evaluated by one worker at a time (its key); a check that waits on a slow
+# listener (Facts.status_of, at most URL_TIMEOUT) holds one worker, not the class.
+WORKERS = 4
 # Changes that arrive within this are one evaluation (a RunTask writes a task several times).
 COALESCE_SECONDS = 0.05
 # Kinds whose objects are an account's (the model's account field, or the path to it).
