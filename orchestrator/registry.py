@@ -30,9 +30,7 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import botocore.session
@@ -299,18 +297,6 @@ def _upstream_answers(path):
         return False
     finally:
         connection.close()
-
-
-def _answers(url):
-    """True if a registry (the lab's gate included) answers GET /v2/ at ``url``, with or
-    without asking for credentials."""
-    try:
-        with urllib.request.urlopen(url + "/v2/", timeout=1) as response:
-            return response.status == 200
-    except urllib.error.HTTPError as exc:
-        return exc.code == 401 and exc.headers.get("Docker-Distribution-Api-Version") is not None
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _move_legacy_repositories(root):

@@ -25,10 +25,10 @@ def test_it_starts_and_stops_the_registry_on_its_port(settings, tmp_path):
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": port, "REGISTRY_ROOT": str(tmp_path)}
     process = registry.start_lab_registry()
     try:
-        assert process is not None and registry._answers(f"http://127.0.0.1:{port}")
+        assert process is not None and registry._gate_identity(port) == registry.identity(tmp_path)
     finally:
         process.stop()
-    assert not registry._answers(f"http://127.0.0.1:{port}")
+    assert registry._gate_identity(port) == ""
 
 
 def test_the_banner_names_the_registry(settings):
