@@ -213,15 +213,19 @@ class Shipper:
             close_old_connections()
 
     def _buffer(self, stream_pk, lines):
-        """Hand the lines to the writer, within the stream's rate (the excess is counted, dropped)."""
+        """Hand the lines to the writer, within the stream's rate of lines per second of the
+        container's output (the excess is counted and dropped)."""
         rate = settings.FARGATE_LAB["LOGS_SHIP_LINES_PER_SECOND"]
-        allowance, last = float(rate), time.monotonic()
+        allowance, last = float(rate), None
         for line in lines:
             parsed = parse_line(line)
             if parsed is None:
                 continue
-            now = time.monotonic()
-            allowance = min(float(rate), allowance + (now - last) * rate)
+            # The rate of the container's own output (Docker's times), not of this reading: a
+            # backlog read in one go after a busy moment is not a flood.
+            now = parsed[0] / 1e9
+            if last is not None:
+                allowance = min(float(rate), allowance + max(now - last, 0.0) * rate)
             last = now
             with self._lock:
                 if allowance < 1.0:
