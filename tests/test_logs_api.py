@@ -265,6 +265,9 @@ def test_bad_input_gets_logs_own_errors(logs, raw_logs):
     assert (response.status_code, response.json()["__type"]) == (400, "SerializationException")
     response = raw_logs("CreateLogGroup", {"logGroupName": 5})
     assert (response.status_code, response.json()["__type"]) == (400, "InvalidParameterException")
+    response = raw_logs("CreateLogGroup", {"logGroupName": "k", "logGroupClass": "X" * 70000})
+    assert (response.status_code, response.json()["__type"]) == (400, "InvalidParameterException")
+    assert "enum value set: [STANDARD" in response.json()["message"]
     response = raw_logs("StartQuery", {})
     assert (response.status_code, response.json()["__type"]) == (400, "UnknownOperationException")
     assert not LogGroup.objects.exists()

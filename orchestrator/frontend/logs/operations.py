@@ -504,6 +504,10 @@ def _check_constraints(value, shape, where=""):
             _check_constraints(item, shape.value, f"{where}.{key[:64]}")
         return
     if shape.type_name == "string":
+        if shape.enum and value not in shape.enum:
+            raise LogsError("InvalidParameterException",
+                            f"1 validation error detected: Value '{value[:200]}' at '{where.rstrip('.')}' failed to "
+                            f"satisfy constraint: Member must satisfy enum value set: [{', '.join(shape.enum)}]")
         if "max" in meta and len(value) > meta["max"]:
             raise LogsError("InvalidParameterException",
                             f"1 validation error detected: Value at '{where.rstrip('.')}' failed to satisfy "
