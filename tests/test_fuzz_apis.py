@@ -113,13 +113,19 @@ def read_back(fuzzer, client):
         return parse(api, api.model.operation_model(operation), response)
 
     ecs, elbv2, ecr, logs = SERVED_APIS[:4]
+    clusters = call(ecs, "ListClusters", {}).get("clusterArns", [])
+    # Without a cluster parameter ECS reads the "default" cluster, which the fuzzer may have deleted
+    # (ECS then answers ClusterNotFoundException, rightly); those are read back per cluster below.
+    has_default = any(arn.endswith(":cluster/default") for arn in clusters)
     for api in SERVED_APIS:
         for operation in api.served():
             shape = api.model.operation_model(operation).input_shape
             if (operation.startswith(("List", "Describe")) and not (shape and shape.required_members)
-                    and operation not in api.need_a_filter and operation not in api.refused()):
+                    and operation not in api.need_a_filter and operation not in api.refused()
+                    and (api is not ecs or has_default or "cluster" not in shape.members)):
                 call(api, operation, {})
-    for cluster in call(ecs, "ListClusters", {}).get("clusterArns", []):
+    for cluster in clusters:
+        call(ecs, "ListContainerInstances", {"cluster": cluster})
         services = call(ecs, "ListServices", {"cluster": cluster, "maxResults": 100}).get("serviceArns", [])
         for start in range(0, len(services), 10):
             call(ecs, "DescribeServices", {"cluster": cluster, "services": services[start:start + 10]})
