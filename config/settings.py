@@ -226,6 +226,11 @@ FARGATE_LAB = {
     # many seconds or beyond this many, the oldest first.
     "TRACE_RETENTION_SECONDS": _env_float("FARGATE_LAB_TRACE_RETENTION_SECONDS", 86400.0),
     "TRACE_RETENTION_COUNT": _env_int("FARGATE_LAB_TRACE_RETENTION_COUNT", 5000),
+    # The activity feed is pruned the same way (orchestrator/retention.py), and a STOPPED task
+    # is forgotten this long after it stopped, as ECS forgets it after about an hour.
+    "ACTIVITY_RETENTION_SECONDS": _env_float("FARGATE_LAB_ACTIVITY_RETENTION_SECONDS", 86400.0),
+    "ACTIVITY_RETENTION_COUNT": _env_int("FARGATE_LAB_ACTIVITY_RETENTION_COUNT", 50000),
+    "STOPPED_TASK_RETENTION_SECONDS": _env_float("FARGATE_LAB_STOPPED_TASK_RETENTION_SECONDS", 3600.0),
     # Service quotas of every account but the default one (which keeps AWS's defaults), sized
     # so that 30 students fit on one machine of 2 cores (see orchestrator/quotas.py); a teacher
     # changes them per account.

@@ -270,7 +270,7 @@ def _cluster_tasks(key):
     if cluster is None:
         return None
     tasks, more = state.tasks_of(cluster=cluster)
-    return {"tasks": tasks, "more": more}
+    return {"tasks": tasks, "more": more, "all_url": reverse("dashboard:cluster_tasks", args=[cluster.name])}
 
 
 @fragment("task-row", "dashboard/fragments/task_row.html")
@@ -311,7 +311,7 @@ def _service_tasks(key):
     if service is None:
         return None
     tasks, more = state.tasks_of(service=service)
-    return {"tasks": tasks, "more": more}
+    return {"tasks": tasks, "more": more, "all_url": reverse("dashboard:service_tasks", args=[service.pk])}
 
 
 @fragment("task", "dashboard/fragments/task_detail.html")

@@ -287,6 +287,24 @@ def _mark_restart_backoff(tasks):
             task.in_restart_backoff = services[task.service_id]
 
 
+# Rows per page of a cluster's or a service's full task list (``task_page``).
+PAGE_ROWS = 100
+# What the full task list can be filtered to (``?status=``): the live tasks, the stopped, all.
+TASK_FILTERS = {"live": ~Q(last_status=Task.STOPPED), "stopped": Q(last_status=Task.STOPPED), "all": Q()}
+
+
+def task_page(number, cluster=None, service=None, status="all", per_page=PAGE_ROWS):
+    """One page of a cluster's or a service's tasks, in the table's order: a Django ``Page``
+    (an out-of-range or malformed number gives the nearest page, as ``Paginator.get_page`` does)."""
+    from django.core.paginator import Paginator
+
+    tasks = _task_rows().filter(cluster=cluster) if cluster is not None else _task_rows().filter(service=service)
+    page = Paginator(_table_order(tasks.filter(TASK_FILTERS[status])), per_page).get_page(number)
+    page.object_list = list(page.object_list)  # one query (and one prefetch) for the rows
+    _mark_restart_backoff(page.object_list)
+    return page
+
+
 def table_task_pks(cluster_id=None, service_id=None, limit=TABLE_ROWS):
     """The pks of the rows ``tasks_of`` shows (so a change to one of them can update just its row)."""
     tasks = Task.objects.filter(cluster_id=cluster_id) if cluster_id is not None else Task.objects.filter(service_id=service_id)

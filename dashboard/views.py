@@ -323,6 +323,36 @@ def _service_page(request, service, status=200, **forms_given):
     return render(request, "dashboard/service.html", context, status=status)
 
 
+def _task_list(request, title, parent_url, **owner):
+    """A cluster's or a service's tasks, page by page (the live table shows the newest only)."""
+    from dashboard import state
+
+    status = request.GET.get("status", "all")
+    if status not in state.TASK_FILTERS:
+        status = "all"
+    page = state.task_page(request.GET.get("page"), status=status, **owner)
+    return render(request, "dashboard/task_list.html", {
+        "title": title, "parent_url": parent_url, "page": page, "status": status,
+        "filters": list(state.TASK_FILTERS),
+    })
+
+
+@login_required
+@require_safe
+def cluster_tasks(request, name):
+    """ListTasks of a cluster, page by page."""
+    found = _cluster(request, name)
+    return _task_list(request, f"Cluster {found.name}", reverse("dashboard:cluster", args=[found.name]), cluster=found)
+
+
+@login_required
+@require_safe
+def service_tasks(request, pk):
+    """A service's tasks, page by page."""
+    found = _service(request, pk)
+    return _task_list(request, f"Service {found.name}", reverse("dashboard:service", args=[found.pk]), service=found)
+
+
 @login_required
 @require_safe
 def service(request, pk):

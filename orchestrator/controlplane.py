@@ -39,7 +39,7 @@ from django.db import IntegrityError, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, awslogs, bus, host_firewall, load_balancer, spot, traces
+from orchestrator import activity, awslogs, bus, host_firewall, load_balancer, retention, spot, traces
 from orchestrator.agent import Agent, sync_container, sync_instance, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
@@ -345,6 +345,7 @@ class ControlPlane:
                     if time.monotonic() - self._pruned_at >= PRUNE_SECONDS:
                         self._pruned_at = time.monotonic()
                         traces.prune()
+                        retention.prune()
             except Exception:
                 log.exception("resync failed")
                 connection.close()
