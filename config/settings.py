@@ -187,6 +187,8 @@ FARGATE_LAB = {
     "SCHEDULER_WORKERS": _env_int("FARGATE_LAB_SCHEDULER_WORKERS", 2),
     # Full relist of desired and observed state, in case an event was missed.
     "RESYNC_SECONDS": _env_float("FARGATE_LAB_RESYNC_SECONDS", 10.0),
+    # How often the leader samples each RUNNING task's CPU and memory from Docker (task_metrics).
+    "METRICS_SAMPLE_SECONDS": _env_float("FARGATE_LAB_METRICS_SAMPLE_SECONDS", 5.0),
     # Leader election among several server processes (a lease in the state database).
     "LEASE_SECONDS": _env_float("FARGATE_LAB_LEASE_SECONDS", 15.0),
     # A task without a health check counts as healthy this long after RUNNING (ECS: 40 s).

@@ -7,6 +7,8 @@
    changed, for a frontend in another process;
 3. each agent enqueues the tasks that Docker events and lists concern;
 4. a full resync every RESYNC_SECONDS enqueues everything, because any of those can miss.
+Beside them, the leader samples RUNNING tasks' CPU and memory from Docker every
+METRICS_SAMPLE_SECONDS (``orchestrator.task_metrics``).
 Workers take keys from two queues and run one level-triggered pass each, as Kubernetes gives
 each controller its own queue and workers:
 - the scheduler queue ("service:<pk>", "placement", "cluster:<pk>", "target:<pk>"): the cluster
@@ -39,7 +41,7 @@ from django.db import IntegrityError, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, awslogs, bus, host_firewall, load_balancer, retention, spot, traces
+from orchestrator import activity, awslogs, bus, host_firewall, load_balancer, retention, spot, task_metrics, traces
 from orchestrator.agent import Agent, sync_container, sync_instance, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
@@ -111,6 +113,7 @@ class ControlPlane:
         self._spawn(self._lease_loop, "controlplane-lease")
         self._spawn(self._watch_loop, "controlplane-db-watch")
         self._spawn(self._resync_loop, "controlplane-resync")
+        self._spawn(lambda: task_metrics.sampler().run(self._stop, lambda: self.is_leader), "controlplane-metrics")
         for agent in self.agents.values():
             agent.start()
         if self.is_leader:

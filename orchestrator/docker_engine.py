@@ -556,6 +556,14 @@ class DockerEngine:
                 raise
         self._owned.discard(container)
 
+    def stats(self, container):
+        """One sample of one of our containers' resource use, in Docker's stats shape (``cpu_stats``,
+        ``memory_stats``, ``read``…), read at once: ``one-shot`` skips the second sample that makes a
+        plain ``docker stats --no-stream`` wait a second or two, so ``precpu_stats`` is empty and the
+        caller derives rates from two samples of its own."""
+        self._check_owned(container)
+        return self._call("stats", lambda c: c.stats(container, stream=False, one_shot=True), timeout=10)
+
     def logs(self, container, follow=False, tail=200, timestamps=False, since=None):
         """The container's output as an iterator of text lines (follows new output if asked);
         with ``timestamps`` each line starts with Docker's RFC 3339 time of it, and ``since``
