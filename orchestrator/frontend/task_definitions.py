@@ -1,4 +1,7 @@
-"""Admission of task definitions: Fargate sizes, refused fields, and the normalized body.
+"""Task definitions: their admission (Fargate sizes, refused fields, the normalized body) and the
+operations RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions,
+ListTaskDefinitionFamilies and DeregisterTaskDefinition (DeleteTaskDefinitions is in
+``deleted_task_definitions``).
 
 A task definition is what the lab will hand to Docker, so this is where anything that would
 let a task escape its container (privileged mode, host namespaces, host paths, added
@@ -8,8 +11,14 @@ cannot honour: the decision for each field is in ``task_definition_fields``.
 import re
 
 from django.conf import settings
+from django.db.models import Max
+from django.utils import timezone
 
-from orchestrator.frontend import EcsError, wire
+from orchestrator import bus
+from orchestrator.frontend import EcsError, deleted_task_definitions, shapes, wire
+from orchestrator.frontend.operations import (
+    _check_tags, _get_task_definition, _include, _page, _paged_response, _parse_arn, operation,
+)
 from orchestrator.frontend.task_definition_fields import HEALTH_CHECK_DEFAULTS, check_task_definition
 from orchestrator.frontend.validation import check_name
 from orchestrator.models import TaskDefinition
@@ -209,3 +218,79 @@ def normalize(params, account_id):
     body["compatibilities"] = ["EC2", "FARGATE"] if fargate_ok else ["EC2"]
     body["registeredBy"] = f"arn:aws:iam::{account_id}:root"
     return body, cpu, memory
+
+
+# --- the operations -------------------------------------------------------------------------
+
+
+@operation("RegisterTaskDefinition")
+def register_task_definition(ctx, params):
+    """Register the next revision of a family (deregistered revisions still count)."""
+    body, cpu, memory = normalize(params, ctx.account.account_id)
+    tags = _check_tags(params.get("tags", []))
+    last = TaskDefinition.objects.filter(account=ctx.account, family=params["family"]).aggregate(r=Max("revision"))["r"]
+    td = TaskDefinition.objects.create(
+        account=ctx.account, family=params["family"], revision=(last or 0) + 1,
+        body=body, cpu=cpu, memory=memory, tags=tags,
+    )
+    bus.publish("task_definition", td.pk)
+    response = {"taskDefinition": shapes.task_definition_shape(td)}
+    if tags:
+        response["tags"] = tags
+    return response
+
+
+@operation("DescribeTaskDefinition")
+def describe_task_definition(ctx, params):
+    """A task definition by family, family:revision or ARN; tags with include=["TAGS"]."""
+    td = _get_task_definition(ctx, params["taskDefinition"])
+    response = {"taskDefinition": shapes.task_definition_shape(td)}
+    if "TAGS" in _include(params):
+        response["tags"] = list(td.tags)
+    return response
+
+
+@operation("ListTaskDefinitions")
+def list_task_definitions(ctx, params):
+    """Task definition ARNs, filtered by family and status (default ACTIVE), sorted ASC or DESC."""
+    rows = deleted_task_definitions.present(
+        TaskDefinition.objects.filter(account=ctx.account, status=params.get("status", TaskDefinition.ACTIVE))
+    )
+    if params.get("familyPrefix"):
+        rows = rows.filter(family=params["familyPrefix"])
+    order = ("-family", "-revision") if params.get("sort") == "DESC" else ("family", "revision")
+    items, token = _page(rows.order_by(*order).select_related("account"), params, lambda td: td.arn)
+    return _paged_response("taskDefinitionArns", items, token)
+
+
+@operation("ListTaskDefinitionFamilies")
+def list_task_definition_families(ctx, params):
+    """Family names by prefix; status ACTIVE (has an active revision), INACTIVE (has none) or ALL."""
+    rows = deleted_task_definitions.present(TaskDefinition.objects.filter(account=ctx.account))
+    if params.get("familyPrefix"):
+        rows = rows.filter(family__startswith=params["familyPrefix"])
+    active = set(rows.filter(status=TaskDefinition.ACTIVE).values_list("family", flat=True))
+    families = sorted(set(rows.values_list("family", flat=True)))
+    status = params.get("status", "ALL")
+    if status == "ACTIVE":
+        families = [f for f in families if f in active]
+    elif status == "INACTIVE":
+        families = [f for f in families if f not in active]
+    items, token = _page(families, params, lambda f: f)
+    return _paged_response("families", items, token)
+
+
+@operation("DeregisterTaskDefinition")
+def deregister_task_definition(ctx, params):
+    """Mark one revision INACTIVE: running tasks and services keep it, new ones cannot use it."""
+    ref = params["taskDefinition"]
+    family_ref = _parse_arn(ref, "task-definition", ctx.account) or "" if ref.startswith("arn:") else ref
+    if ":" not in family_ref:
+        raise EcsError("InvalidParameterException", "A revision must be specified: family:revision or the full ARN.")
+    td = _get_task_definition(ctx, ref, not_found=("ClientException", "The specified task definition does not exist."))
+    if td.status == TaskDefinition.ACTIVE:
+        td.status = TaskDefinition.INACTIVE
+        td.deregistered_at = timezone.now()
+        td.save(update_fields=("status", "deregistered_at"))
+        bus.publish("task_definition", td.pk)
+    return {"taskDefinition": shapes.task_definition_shape(td)}

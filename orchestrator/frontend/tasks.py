@@ -1,0 +1,161 @@
+"""Task operations: RunTask, StopTask, DescribeTasks, ListTasks.
+
+RunTask writes desired state only: each task starts PROVISIONING (desired RUNNING) and the
+control plane places, starts and reports it.
+"""
+from django.utils import timezone
+
+from orchestrator import bus, capacity_strategy
+from orchestrator.capacity_manager import task_ceiling, too_big
+from orchestrator.frontend import EcsError, capacity_providers, service_quotas, shapes, task_definitions
+from orchestrator.frontend.operations import (
+    _check_launch_type, _check_length, _check_placement, _check_tags, _client_token, _cluster_of, _describe_many,
+    _fingerprint, _get_cluster, _page, _paged_response, _parse_arn, _runnable_task_definition, operation,
+)
+from orchestrator.frontend.task_definition_fields import check_overrides
+from orchestrator.models import Task, TaskContainer
+
+MAX_RUN_COUNT = 10
+
+
+def _task_overrides(td, overrides):
+    """Check a RunTask overrides object against the task definition; return (cpu, memory) to use."""
+    check_overrides(overrides)
+    names = {c["name"] for c in td.container_definitions}
+    for override in overrides.get("containerOverrides", []):
+        if override.get("name") not in names:
+            raise EcsError(
+                "InvalidParameterException",
+                f"Override for container named {str(override.get('name'))[:255]} is not a container in the TaskDefinition.",
+            )
+        for field in ("cpu", "memory", "memoryReservation"):
+            if override.get(field, 0) < 0:
+                raise EcsError("InvalidParameterException", f"Container override {field} must not be negative.")
+    if "cpu" in overrides or "memory" in overrides:
+        return task_definitions.fargate_size(overrides.get("cpu", str(td.cpu)), overrides.get("memory", str(td.memory)))
+    return td.cpu, td.memory
+
+
+def _create_task(ctx, cluster, td, *, cpu, memory, overrides=None, group="", started_by="", tags=(),
+                 client_token="", fingerprint="", placement=((), ()), capacity_provider=""):
+    """One Task row (desired RUNNING, last PROVISIONING) and a TaskContainer per container definition."""
+    now = timezone.now()
+    task = Task.objects.create(
+        account=ctx.account, cluster=cluster, task_definition=td, group=group or f"family:{td.family}",
+        started_by=started_by, launch_type="FARGATE", capacity_provider=capacity_provider, cpu=cpu, memory=memory, overrides=overrides or {},
+        tags=list(tags), client_token=client_token, request_fingerprint=fingerprint, trace_id=ctx.trace_id,
+        placement_strategy=list(placement[0]), placement_constraints=list(placement[1]),
+        created_at=now, updated_at=now,
+    )
+    by_name = {o.get("name"): o for o in (overrides or {}).get("containerOverrides", [])}
+    for definition in td.container_definitions:
+        override = by_name.get(definition["name"], {})
+        TaskContainer.objects.create(
+            task=task, name=definition["name"], image=definition["image"],
+            essential=definition.get("essential", True),
+            cpu=override.get("cpu", definition.get("cpu", 0)),
+            memory=override.get("memory", definition.get("memory") or definition.get("memoryReservation")),
+        )
+    bus.publish("task", task.pk)
+    return task
+
+
+def _task_rows(queryset):
+    """Tasks with the rows their ARNs and shapes need, fetched in one query."""
+    return queryset.select_related("account", "cluster", "task_definition__account", "container_instance")
+
+
+@operation("RunTask")
+def run_task(ctx, params):
+    """Write ``count`` tasks (desired RUNNING, last PROVISIONING) for the control plane to place."""
+    cluster = _get_cluster(ctx, params.get("cluster"))
+    _check_launch_type(params)
+    count = params.get("count", 1)
+    if not 1 <= count <= MAX_RUN_COUNT:
+        raise EcsError("InvalidParameterException", f"count must be between 1 and {MAX_RUN_COUNT}.")
+    token = _client_token(params, 64)
+    fingerprint = _fingerprint(params)
+    if token:
+        earlier = _task_rows(Task.objects.filter(cluster=cluster, client_token=token)).order_by("pk")
+        if earlier.exists():
+            if earlier[0].request_fingerprint != fingerprint:
+                raise EcsError("ConflictException", "The clientToken was already used with different parameters.")
+            return {"tasks": [shapes.task_shape(t, include={"TAGS"}) for t in earlier], "failures": []}
+    td = _runnable_task_definition(ctx, params["taskDefinition"])
+    overrides = params.get("overrides", {})
+    cpu, memory = _task_overrides(td, overrides)
+    group = _check_length(params.get("group", ""), 255, "group")
+    started_by = _check_length(params.get("startedBy", ""), 128, "startedBy")
+    tags = _check_tags(params.get("tags", []))
+    strategies, constraints = _check_placement(params)
+    providers = capacity_strategy.spread(capacity_providers.strategy_for(params, cluster), count)
+    refusal = too_big(cpu, memory, task_ceiling())
+    if refusal:  # no instance could ever hold it: ECS starts none and says why in the failures
+        return {"tasks": [], "failures": [{"reason": refusal[0], "detail": refusal[1]} for _ in range(count)]}
+    over_quota = service_quotas.run_task_failures(ctx.account, cpu, providers)
+    if over_quota:  # over the account's vCPU quota: none starts, as the failures say
+        return {"tasks": [], "failures": over_quota}
+    tasks = [
+        _create_task(
+            ctx, cluster, td, cpu=cpu, memory=memory, overrides=overrides, group=group, started_by=started_by,
+            tags=tags, client_token=token, fingerprint=fingerprint,
+            placement=(strategies, constraints), capacity_provider=provider,
+        )
+        for provider in providers
+    ]
+    tasks = _task_rows(Task.objects.filter(pk__in=[t.pk for t in tasks])).order_by("pk")
+    return {"tasks": [shapes.task_shape(t, include={"TAGS"}) for t in tasks], "failures": []}
+
+def _find_task(ctx, cluster, ref):
+    """A task of the cluster by id or ARN, or None."""
+    task_id = ref
+    if ref.startswith("arn:"):
+        task_id = (_parse_arn(ref, "task", ctx.account) or "").rsplit("/", 1)[-1]
+    return _task_rows(Task.objects.filter(account=ctx.account, cluster=cluster, task_id=task_id)).first()
+
+
+@operation("StopTask")
+def stop_task(ctx, params):
+    """Ask for a task to stop (desired STOPPED); the control plane stops its containers."""
+    cluster = _cluster_of(ctx, params, params["task"], "task")
+    task = _find_task(ctx, cluster, params["task"])
+    if task is None:
+        raise EcsError("InvalidParameterException", "The referenced task was not found.")
+    reason = _check_length(params.get("reason", "Task stopped by user"), 1024, "reason")
+    if task.desired_status != Task.STOPPED:
+        now = timezone.now()
+        fields = {"desired_status": Task.STOPPED, "stop_code": "UserInitiated", "stopped_reason": reason, "updated_at": now,
+                  "stop_trace_id": ctx.trace_id}
+        if task.last_status != Task.STOPPED:
+            fields["stopping_at"] = now
+        Task.objects.filter(pk=task.pk).update(**fields)
+        task.refresh_from_db()
+        bus.publish("task", task.pk, stop=True)  # the agent takes it before waiting starts
+    return {"task": shapes.task_shape(task, include={"TAGS"})}
+
+
+@operation("DescribeTasks")
+def describe_tasks(ctx, params):
+    """Describe up to 100 tasks of one cluster by id or ARN; unknown ones are MISSING failures."""
+    tasks, failures = _describe_many(ctx, params, "tasks", 100, "task", _find_task, shapes.task_shape)
+    return {"tasks": tasks, "failures": failures}
+
+
+@operation("ListTasks")
+def list_tasks(ctx, params):
+    """Task ARNs of a cluster by family, service, startedBy, instance and desired status (default RUNNING)."""
+    cluster = _get_cluster(ctx, params.get("cluster"))
+    rows = Task.objects.filter(cluster=cluster, desired_status=params.get("desiredStatus", Task.RUNNING))
+    if params.get("family"):
+        rows = rows.filter(task_definition__family=params["family"])
+    if params.get("serviceName"):
+        rows = rows.filter(service__name=params["serviceName"].rsplit("/", 1)[-1])
+    if params.get("startedBy"):
+        rows = rows.filter(started_by=params["startedBy"])
+    if params.get("launchType"):
+        rows = rows.filter(launch_type=params["launchType"])
+    if params.get("containerInstance"):
+        rows = rows.filter(container_instance__instance_id=params["containerInstance"].rsplit("/", 1)[-1])
+    rows = rows.order_by("pk").select_related("account", "cluster")
+    items, token = _page(rows, params, lambda t: t.arn)
+    return _paged_response("taskArns", items, token)
