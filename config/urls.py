@@ -13,7 +13,7 @@ from dashboard.login_throttle import ThrottledAdminAuthenticationForm, Throttled
 from orchestrator import registry
 from orchestrator.aws_auth import credential_scope
 from orchestrator.elbv2 import views as elbv2_views
-from orchestrator.frontend import secretsmanager, ssm
+from orchestrator.frontend import secretsmanager, servicediscovery, ssm
 from orchestrator.frontend import views as frontend_views
 from orchestrator.frontend.logs import views as logs_views
 
@@ -39,6 +39,7 @@ JSON_SERVICES = [
     ("Logs_20140328.", logs_views.api),
     (ssm.TARGET_PREFIX, ssm.api),
     (secretsmanager.TARGET_PREFIX, secretsmanager.api),
+    (servicediscovery.TARGET_PREFIX, servicediscovery.api),
 ]
 
 

@@ -276,6 +276,9 @@ class Service(models.Model):
     deployment_configuration = models.JSONField(default=dict, blank=True)
     network_configuration = models.JSONField(default=dict, blank=True)
     load_balancers = models.JSONField(default=list, blank=True)
+    # Its Cloud Map registries and Service Connect configuration, as checked (service_discovery).
+    service_registries = models.JSONField(default=list, blank=True)
+    service_connect_configuration = models.JSONField(default=dict, blank=True)
     placement_strategy = models.JSONField(default=list, blank=True)
     placement_constraints = models.JSONField(default=list, blank=True)
     # Its capacity provider strategy (checked, with base and weight): the scheduler spreads its
@@ -1134,3 +1137,121 @@ class SecretVersion(models.Model):
 
     def __str__(self):
         return f"{self.secret.name} {self.version_id}"
+
+
+class Namespace(models.Model):
+    """An AWS Cloud Map namespace of one account in one region: a private DNS zone (DNS_PRIVATE,
+    ``web.lab.local``) or API-only discovery (HTTP), the Kubernetes cluster domain's counterpart."""
+
+    DNS_PRIVATE, HTTP = "DNS_PRIVATE", "HTTP"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="namespaces")
+    region = models.CharField(max_length=32, default=region)
+    namespace_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=1024)
+    type = models.CharField(max_length=16)
+    description = models.CharField(max_length=1024, blank=True)
+    vpc = models.CharField(max_length=64, blank=True)
+    creator_request_id = models.CharField(max_length=64, blank=True)
+    # The SOA TTL of a DNS namespace, as given (the lab's DNS is Docker's: see service_discovery).
+    soa_ttl = models.PositiveIntegerField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="namespace_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        return f"arn:aws:servicediscovery:{self.region}:{self.account.account_id}:namespace/{self.namespace_id}"
+
+    @property
+    def is_dns(self):
+        return self.type == Namespace.DNS_PRIVATE
+
+
+class DiscoveryService(models.Model):
+    """A Cloud Map service: a name in a namespace whose instances are the addresses it
+    resolves to (a Kubernetes Service, its instances the Endpoints)."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="services")
+    service_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=127)
+    type = models.CharField(max_length=16)
+    description = models.CharField(max_length=1024, blank=True)
+    dns_config = models.JSONField(default=dict, blank=True)
+    health_check_custom_config = models.JSONField(null=True, blank=True)
+    creator_request_id = models.CharField(max_length=64, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["namespace", "name"], name="discovery_service_unique_name")]
+
+    def __str__(self):
+        return f"{self.name}.{self.namespace.name}"
+
+    @property
+    def arn(self):
+        namespace = self.namespace
+        return f"arn:aws:servicediscovery:{namespace.region}:{namespace.account.account_id}:service/{self.service_id}"
+
+    @property
+    def dns_name(self):
+        """The name tasks resolve (``web.lab.local``), or "" when its namespace has no DNS."""
+        return f"{self.name}.{self.namespace.name}" if self.namespace.is_dns else ""
+
+
+class DiscoveryInstance(models.Model):
+    """One registered instance of a Cloud Map service: a task ECS registered (``task`` set), or
+    any address a caller registered with RegisterInstance."""
+
+    service = models.ForeignKey(DiscoveryService, on_delete=models.CASCADE, related_name="instances")
+    instance_id = models.CharField(max_length=64)
+    attributes = models.JSONField(default=dict, blank=True)
+    creator_request_id = models.CharField(max_length=64, blank=True)
+    task = models.ForeignKey("Task", null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="discovery_instances")
+    # UpdateInstanceCustomHealthStatus's word for an instance without a task (HEALTHY by default).
+    custom_health = models.CharField(max_length=16, default="HEALTHY")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["service", "instance_id"], name="discovery_instance_unique")]
+
+    def __str__(self):
+        return self.instance_id
+
+    @property
+    def health_status(self):
+        """HEALTHY or UNHEALTHY: a task's by its containers' health checks (HEALTHY without any), as
+        ECS reports it to Cloud Map; else the custom status."""
+        if self.task_id is None:
+            return self.custom_health
+        return "HEALTHY" if self.task.container_health_status in ("", "HEALTHY") else "UNHEALTHY"
+
+
+class DiscoveryOperation(models.Model):
+    """One Cloud Map operation (a namespace created, an instance registered): AWS completes
+    them asynchronously; the lab completes them at once, so they read SUCCESS when asked."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="discovery_operations")
+    region = models.CharField(max_length=32, default=region)
+    operation_id = models.CharField(max_length=64, unique=True)
+    type = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, default="SUCCESS")
+    targets = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.type} {self.operation_id}"

@@ -24,6 +24,7 @@ from orchestrator.frontend import catalog
 from orchestrator.frontend import operations as ecs_operations
 from orchestrator.frontend.logs import operations as logs_operations
 from orchestrator.frontend.secretsmanager import operations as secretsmanager_operations
+from orchestrator.frontend.servicediscovery import operations as servicediscovery_operations
 from orchestrator.frontend.ssm import operations as ssm_operations
 from tests.support.fuzz import Fuzzer, ServedApi, check_answer, parse, send
 
@@ -34,6 +35,7 @@ SERVED_APIS = [
     ServedApi("logs", lambda: logs_operations.OPERATIONS, need_a_filter=frozenset({"DescribeLogStreams"})),
     ServedApi("ssm", lambda: ssm_operations.OPERATIONS),
     ServedApi("secretsmanager", lambda: secretsmanager_operations.OPERATIONS),
+    ServedApi("servicediscovery", lambda: servicediscovery_operations.OPERATIONS),
 ]
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "5000"))
 # A request slower than this is a hang (the slowest honest one, a >1 MiB body, takes milliseconds).
@@ -145,6 +147,12 @@ def read_back(fuzzer, client):
     for group in call(logs, "DescribeLogGroups", {}).get("logGroups", []):
         call(logs, "DescribeLogStreams", {"logGroupName": group["logGroupName"]})
         call(logs, "FilterLogEvents", {"logGroupName": group["logGroupName"]})
+    cloud_map = next(api for api in SERVED_APIS if api.model_name == "servicediscovery")
+    for namespace in call(cloud_map, "ListNamespaces", {}).get("Namespaces", []):
+        call(cloud_map, "GetNamespace", {"Id": namespace["Id"]})
+    for service in call(cloud_map, "ListServices", {}).get("Services", []):
+        call(cloud_map, "GetService", {"Id": service["Id"]})
+        call(cloud_map, "ListInstances", {"ServiceId": service["Id"]})
     return problems
 
 

@@ -27,13 +27,15 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
 class ServiceError(Exception):
-    """An error in the service's own shape: ``__type``, message and HTTP status."""
+    """An error in the service's own shape: ``__type``, message and HTTP status, and any other
+    members the model gives that error (Cloud Map's NamespaceAlreadyExists names the namespace)."""
 
-    def __init__(self, error_type, message, status=400):
+    def __init__(self, error_type, message, status=400, **members):
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.status = status
+        self.members = members
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class JsonService:
             kind = self.invalid if isinstance(exc, wire.BadText) else "SerializationException"
             result, status = {"__type": kind, "message": str(exc)}, 400
         except ServiceError as exc:
-            result, status = {"__type": exc.error_type, "message": exc.message}, exc.status
+            result, status = {**exc.members, "__type": exc.error_type, "message": exc.message}, exc.status
         except Exception:  # a bug must still answer in the service's shape, never as a Django page
             log.exception("%s %s failed", self.model_name, operation)
             result, status = {"__type": self.server_error, "message": "Internal error in Fargate Lab."}, 500
