@@ -44,6 +44,8 @@ DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 LAB_HOST = os.environ.get("HOST", "127.0.0.1")
 LAB_PORT = _env_int("PORT", 8000)
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h] or ["*"]
+# Tasks call the lab's APIs at the task endpoint's address (orchestrator/task_metadata.py).
+ALLOWED_HOSTS += [] if "*" in ALLOWED_HOSTS else ["169.254.170.2"]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [

@@ -750,7 +750,9 @@ def mask_others(rows, viewer):
     own_account, own_callers = _callers_of(viewer)
     for row in rows:
         account = _arn_account(row.object_arn)
-        mine = row.caller in own_callers if row.caller else account in ("", own_account)
+        # A task role's calls are named by its assumed-role session, an ARN of the task's account.
+        mine = (row.caller in own_callers or bool(own_account) and row.caller.startswith(f"arn:aws:sts::{own_account}:")
+                if row.caller else account in ("", own_account))
         if not mine:
             row.message, row.caller, row.object_arn, row.request = "(another account)", "another account", "", {}
             row.trace_id, row.details = "", {}  # no link to a trace the viewer may not open

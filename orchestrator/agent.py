@@ -46,7 +46,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, container_dependencies, load_balancer, registry, spot, task_health, task_secrets, traces,
+    activity, awslogs, bus, container_dependencies, load_balancer, registry, spot, task_health, task_metadata,
+    task_secrets, traces,
 )
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
@@ -460,7 +461,9 @@ def container_spec(task, task_container, lab, network, secret_env=None):
     env.update({
         "FARGATE_LAB_TASK_ARN": task.arn, "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
         "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+        **task_metadata.environment(task, task_container.name),
     })
+    env.setdefault("AWS_ENDPOINT_URL", task_metadata.ENDPOINT)  # an SDK in the task reaches the lab's APIs
     cpu = int(override.get("cpu") or task_container.cpu or definition.get("cpu") or 0) or task.cpu
     # The hard limit: the container's ``memory`` if given, else the task's (a memoryReservation
     # alone is a soft limit, as on ECS).

@@ -9,7 +9,6 @@ import datetime
 import hmac
 import re
 
-from orchestrator.models import AccessKey
 
 _PARAM_RE = re.compile(r"\s*([A-Za-z]+)\s*=\s*([^,\s]*)\s*")
 _DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
@@ -49,7 +48,7 @@ def _code(failure, service):
 
 def authenticate(request, service, now=None):
     """Verify the request's SigV4 signature for ``service``; return the AccessKey that signed it."""
-    from orchestrator.frontend.sigv4 import BAD_TOKEN, canonical_request, served_regions, sign, token_refused
+    from orchestrator.frontend.sigv4 import BAD_TOKEN, canonical_request, served_regions, sign, signer
 
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header:
@@ -75,8 +74,8 @@ def authenticate(request, service, now=None):
     signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
     if abs((now or datetime.datetime.now(datetime.timezone.utc)) - signed_at) > MAX_SKEW:
         raise AuthError(_code("bad-signature", service), f"Signature expired: {amz_date} is outside the allowed 15 minutes.")
-    key = AccessKey.objects.select_related("account").filter(access_key_id=parts[0], active=True).first()
-    if key is None or token_refused(request, key):
+    key = signer(request, parts[0])
+    if key is None:
         raise AuthError(_code("bad-token", service), BAD_TOKEN)
     signed_headers = params["SignedHeaders"].lower().split(";")
     expected = sign(key.secret_access_key, amz_date, "/".join(parts[1:]), canonical_request(request, signed_headers))

@@ -41,7 +41,9 @@ from django.db import IntegrityError, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, awslogs, bus, host_firewall, load_balancer, retention, spot, task_metrics, traces
+from orchestrator import (
+    activity, awslogs, bus, host_firewall, load_balancer, retention, spot, task_metadata, task_metrics, traces,
+)
 from orchestrator.agent import Agent, sync_container, sync_instance, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
@@ -88,6 +90,7 @@ class ControlPlane:
         self._cursor = None
         self.data_plane = None  # the load balancers' listeners, served while we lead
         self._guarding = False  # whether this control plane put the host firewall's rules in place
+        self.task_endpoint = None  # 169.254.170.2 for the tasks, served with the firewall's rules
         self._pruned_at = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -133,6 +136,9 @@ class ControlPlane:
         for thread in self._threads:
             thread.join(timeout=60)
         self._stop_data_plane()
+        if self.task_endpoint is not None:
+            self.task_endpoint.stop()
+            self.task_endpoint = None
         if self._guarding:  # even if the lease ran out while the threads stopped
             host_firewall.stop(lab_id())
         if self.is_leader:
@@ -145,8 +151,11 @@ class ControlPlane:
         log.info("control plane %s stopped", self.identity)
 
     def _guard_host(self):
-        """Let this lab's tasks reach the host only on listener ports (orchestrator/host_firewall.py)."""
+        """Let this lab's tasks reach the host only on listener ports (orchestrator/host_firewall.py),
+        and 169.254.170.2 (orchestrator/task_metadata.py): the endpoint needs the firewall's DNAT."""
         try:
+            if self.task_endpoint is None and host_firewall.guard(lab_id()).available():
+                self.task_endpoint = task_metadata.TaskEndpoint().start()
             self._guarding = host_firewall.start([agent.engine for agent in self.agents.values()]) or self._guarding
         except Exception:  # the firewall is a guard, never a reason for the control plane to stop
             log.exception("host firewall: refresh failed")

@@ -10,8 +10,15 @@ So, for each of this lab's bridges, one iptables chain of its own lets through o
 1. replies to connections the host opened (health checks, the proxy, docker-proxy);
 2. the load balancers' listener ports (students' tasks call each other through them);
 and rejects every other packet from a task to the host (a service the lab offers tasks on the
-host, such as the task metadata endpoint, opens its port with ``allow(port)``). Traffic from
-tasks to the outside world is forwarded, not input, and is not touched.
+host opens its port with ``allow(port)``). Traffic from tasks to the outside world is forwarded,
+not input, and is not touched.
+
+The task endpoint (``orchestrator/task_metadata.py``: the task metadata endpoint, task role
+credentials and the lab's APIs) is reached as on ECS: 169.254.170.2:80, which a NAT chain of the
+lab's own (``FLABN-<digest>``, jumped to from PREROUTING) sends from each bridge to the endpoint's
+listener on 127.0.0.1, as the ECS agent's iptables rules send it to its own. The bridges get
+``route_localnet`` so that the kernel routes those packets to loopback, and the filter chain lets
+only them through to 127.0.0.0/8: nothing else on the host's loopback becomes reachable.
 
 The rules live in one chain, ``FLAB-<digest of the lab id>``, jumped to from INPUT by one
 rule commented with the lab id; rewriting the chain is atomic (iptables-restore) and
@@ -35,12 +42,27 @@ def chain_name(lab):
     return "FLAB-" + hashlib.sha256(lab.encode()).hexdigest()[:10]
 
 
-def rules(chain, bridges, open_ports):
-    """The chain's rules (``iptables-restore`` lines) for these bridges and allowed ports: pure."""
+# Where a task reaches the task endpoint, as on ECS.
+TASK_ENDPOINT_ADDRESS, TASK_ENDPOINT_PORT = "169.254.170.2", 80
+
+
+def nat_chain_name(lab):
+    """The lab's NAT chain (the task endpoint's DNAT)."""
+    return "FLABN-" + hashlib.sha256(lab.encode()).hexdigest()[:10]
+
+
+def rules(chain, bridges, open_ports, endpoint_port=None):
+    """The chain's rules (``iptables-restore`` lines) for these bridges and allowed ports: pure.
+    With ``endpoint_port``, connections DNAT'd to the task endpoint on loopback pass, and nothing
+    else to loopback does (the bridges route to it for the DNAT)."""
     lines = []
     ports = sorted(set(open_ports))
     for bridge in sorted(set(bridges)):
         lines.append(f"-A {chain} -i {bridge} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN")
+        if endpoint_port:
+            lines.append(f"-A {chain} -i {bridge} -d 127.0.0.1/32 -p tcp --dport {endpoint_port} "
+                         "-m conntrack --ctstate DNAT -j RETURN")
+            lines.append(f"-A {chain} -i {bridge} -d 127.0.0.0/8 -j DROP")
         for start in range(0, len(ports), MULTIPORT_MAX):
             chunk = ",".join(str(p) for p in ports[start:start + MULTIPORT_MAX])
             lines.append(f"-A {chain} -i {bridge} -p tcp -m multiport --dports {chunk} -j RETURN")
@@ -49,12 +71,21 @@ def rules(chain, bridges, open_ports):
     return lines
 
 
+def nat_rules(chain, bridges, endpoint_port):
+    """The NAT chain's rules: 169.254.170.2:80 from each bridge to the task endpoint on loopback: pure."""
+    if not endpoint_port:
+        return []
+    return [f"-A {chain} -i {bridge} -d {TASK_ENDPOINT_ADDRESS}/32 -p tcp --dport {TASK_ENDPOINT_PORT} "
+            f"-j DNAT --to-destination 127.0.0.1:{endpoint_port}" for bridge in sorted(set(bridges))]
+
+
 class HostFirewall:
     """The iptables chain that guards the host from this lab's tasks."""
 
     def __init__(self, lab):
         self.lab = lab
         self.chain = chain_name(lab)
+        self.nat_chain = nat_chain_name(lab)
         self.comment = f"fargatelab {lab}: tasks reach the host only on listener ports"
         self._lock = threading.Lock()
         self._applied = None
@@ -74,19 +105,26 @@ class HostFirewall:
                         "through their network's gateway; see the README, 'What a classroom lab protects'.", why)
         return why is None
 
-    def sync(self, bridges, open_ports):
-        """Make the chain hold exactly the rules for ``bridges``; a no-op when they are already in place."""
+    def sync(self, bridges, open_ports, endpoint_port=None):
+        """Make the chains hold exactly the rules for ``bridges``; a no-op when they are already in place."""
         if not self.available():
             return False
-        wanted = rules(self.chain, bridges, open_ports)
+        filtering = rules(self.chain, bridges, open_ports, endpoint_port)
+        nat = nat_rules(self.nat_chain, bridges, endpoint_port)
+        wanted = (filtering, nat)
         with self._lock:
-            if wanted == self._applied and self._jump_exists():  # another process may have removed them
-                return True
-            restore = "\n".join(["*filter", f":{self.chain} - [0:0]", *wanted, "COMMIT", ""])
+            if wanted == self._applied and self._jump_exists() and self._jump_exists("nat"):
+                return True  # (another process may have removed them)
+            restore = "\n".join(["*filter", f":{self.chain} - [0:0]", *filtering, "COMMIT",
+                                 "*nat", f":{self.nat_chain} - [0:0]", *nat, "COMMIT", ""])
             try:
                 self._run(["iptables-restore", "--noflush"], restore)
                 if not self._jump_exists():
                     self._run(["iptables", "-I", "INPUT", "1", *self._jump()])
+                if not self._jump_exists("nat"):
+                    self._run(["iptables", "-t", "nat", "-I", "PREROUTING", "1", *self._jump("nat")])
+                for bridge in sorted(set(bridges)) if endpoint_port else ():
+                    _route_localnet(bridge)
             except (OSError, subprocess.CalledProcessError) as exc:
                 log.warning("host firewall: could not write the rules of %s: %s", self.chain, _stderr(exc))
                 self._applied = None
@@ -105,22 +143,37 @@ class HostFirewall:
             try:
                 while self._jump_exists():
                     self._run(["iptables", "-D", "INPUT", *self._jump()])
-                if subprocess.run(["iptables", "-n", "-L", self.chain], capture_output=True).returncode == 0:
-                    self._run(["iptables", "-F", self.chain])
-                    self._run(["iptables", "-X", self.chain])
+                while self._jump_exists("nat"):
+                    self._run(["iptables", "-t", "nat", "-D", "PREROUTING", *self._jump("nat")])
+                for table, chain in (("filter", self.chain), ("nat", self.nat_chain)):
+                    if subprocess.run(["iptables", "-t", table, "-n", "-L", chain], capture_output=True).returncode == 0:
+                        self._run(["iptables", "-t", table, "-F", chain])
+                        self._run(["iptables", "-t", table, "-X", chain])
             except (OSError, subprocess.CalledProcessError) as exc:
                 log.warning("host firewall: could not remove %s: %s", self.chain, _stderr(exc))
             self._applied = None
 
-    def _jump(self):
+    def _jump(self, table="filter"):
+        if table == "nat":
+            return ["-m", "comment", "--comment", f"fargatelab {self.lab}: the task endpoint", "-j", self.nat_chain]
         return ["-m", "comment", "--comment", self.comment, "-j", self.chain]
 
-    def _jump_exists(self):
-        return subprocess.run(["iptables", "-C", "INPUT", *self._jump()], capture_output=True).returncode == 0
+    def _jump_exists(self, table="filter"):
+        builtin = "PREROUTING" if table == "nat" else "INPUT"
+        return subprocess.run(["iptables", "-t", table, "-C", builtin, *self._jump(table)],
+                              capture_output=True).returncode == 0
 
     @staticmethod
     def _run(args, stdin=None):
         subprocess.run(args, input=stdin, capture_output=True, text=True, check=True, timeout=30)
+
+
+def _route_localnet(bridge):
+    """Let the kernel route a bridge's packets to loopback (the DNAT to the task endpoint needs it)."""
+    path = f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"
+    if os.path.exists(path):
+        with open(path, "w") as knob:
+            knob.write("1")
 
 
 def _stderr(exc):
@@ -129,8 +182,10 @@ def _stderr(exc):
 
 _guards = {}
 _guards_lock = threading.Lock()
-# Host ports the lab serves to tasks besides the listeners (the task metadata endpoint adds its own).
+# Host ports the lab serves to tasks besides the listeners.
 _task_ports = set()
+# The loopback port of the task endpoint this process serves (None: it serves none).
+_endpoint = {"port": None}
 
 
 def guard(lab):
@@ -144,6 +199,12 @@ def guard(lab):
 def allow(port):
     """Let tasks reach ``port`` on the host (a service the lab offers them); applied at the next refresh."""
     _task_ports.add(int(port))
+
+
+def serve_task_endpoint(port):
+    """Send the tasks' 169.254.170.2:80 to the task endpoint on 127.0.0.1:``port`` (None: to nothing);
+    applied at the next refresh."""
+    _endpoint["port"] = int(port) if port else None
 
 
 def start(engines):
@@ -172,7 +233,8 @@ def refresh(lab):
     except EngineError as exc:  # the engine is away: keep the rules as they are until it answers
         log.info("host firewall: cannot list the networks (%s); rules unchanged", exc)
         return False
-    return firewall.sync(bridges, set(Listener.objects.values_list("port", flat=True)) | _task_ports)
+    return firewall.sync(bridges, set(Listener.objects.values_list("port", flat=True)) | _task_ports,
+                         _endpoint["port"])
 
 
 def stop(lab):

@@ -115,6 +115,11 @@ class AccessKey(models.Model):
     def __str__(self):
         return self.access_key_id
 
+    @property
+    def caller(self):
+        """Who signed, as the activity records name callers (a task role's key names its role instead)."""
+        return self.access_key_id
+
     @classmethod
     def default_key_active(cls):
         """Whether the documented key test / test still signs requests."""

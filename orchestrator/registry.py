@@ -663,7 +663,7 @@ def api(request):
         result, status = {"__type": "ServerException", "message": "internal error"}, 500
     traces.record_call("registry", f"api.{operation[:48] or 'unknown'}", trace_id, key.account, started_at,
                        (time.monotonic() - started) * 1000, message=f"ecr {operation} → {status}",
-                       caller=key.access_key_id, status_code=status)
+                       caller=key.caller, status_code=status)
     return _answer(result, status)
 
 

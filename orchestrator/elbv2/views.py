@@ -45,7 +45,7 @@ def api(request):
         result, status = protocol.render_error(ElbError("InternalFailure", "internal error", 500, sender=False), request_id), 500
     traces.record_call("load_balancer", f"api.{action[:48] or 'unknown'}", trace_id, key.account, started_at,
                        (time.monotonic() - started) * 1000, message=f"elbv2 {action[:64]} → {status}",
-                       caller=key.access_key_id, status_code=status)
+                       caller=key.caller, status_code=status)
     return _xml(result, status)
 
 
@@ -66,7 +66,7 @@ def _run(key, action, form, request_id):
         raise ElbError("InvalidAction", f"The action {action[:64] or '(none)'} is not valid for this web service.")
     model = protocol.service_model().operation_model(action)
     params = protocol.parse_params(model, form)
-    result = handler(key.account, params, caller=key.access_key_id)
+    result = handler(key.account, params, caller=key.caller)
     return protocol.render_response(model, result, request_id)
 
 

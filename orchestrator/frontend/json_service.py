@@ -86,7 +86,7 @@ class JsonService:
         try:
             raw = wire.body(request)
             key = authenticate(request, self.signing_name)
-            account, caller = key.account, key.access_key_id
+            account, caller = key.account, key.caller
             params = wire.json_object(raw)
             with traces.continuing(trace_id):
                 result, status = self.call(account, operation, params, caller), 200

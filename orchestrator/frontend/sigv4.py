@@ -53,6 +53,23 @@ def token_refused(request, key):
     return token is not None and not any(check(token, key) for check in _token_checks)
 
 
+def signer(request, key_id, find=None):
+    """The key that signed the request: an AccessKey (``find(key_id)``, by default an active one) with
+    no session token or one the lab issued for it, else temporary credentials the lab issued (a
+    task role's, ``orchestrator/task_credentials.py``) with their own token; None if neither."""
+    from orchestrator import task_credentials
+
+    key = (find or _active_key)(key_id)
+    if key is not None:
+        return None if token_refused(request, key) else key
+    token = request.META.get("HTTP_X_AMZ_SECURITY_TOKEN")
+    return task_credentials.key_for(key_id, token) if token else None
+
+
+def _active_key(key_id):
+    return AccessKey.objects.select_related("account").filter(access_key_id=key_id, active=True).first()
+
+
 def authenticate(request, now=None):
     """Verify the request's SigV4 signature; return the active AccessKey that signed it.
 
@@ -65,8 +82,8 @@ def authenticate(request, now=None):
     key_id, scope = _parse_credential(credential)
     amz_date = _request_date(request, scope)
     _check_clock(amz_date, now or datetime.datetime.now(datetime.timezone.utc))
-    key = _find_key(key_id)
-    if key is None or token_refused(request, key):
+    key = signer(request, key_id, find=_find_key)
+    if key is None:
         raise EcsError("UnrecognizedClientException", BAD_TOKEN)
     canonical = canonical_request(request, signed_headers)
     expected = sign(key.secret_access_key, amz_date, scope, canonical)
@@ -77,11 +94,11 @@ def authenticate(request, now=None):
 
 def _find_key(key_id):
     """The active access key ``key_id``; a lab with no account at all gets its default one first."""
-    key = AccessKey.objects.select_related("account").filter(access_key_id=key_id, active=True).first()
+    key = _active_key(key_id)
     if key is None and not Account.objects.exists():
         # A fresh lab answers the documented test/test key without a setup step.
         Account.default()
-        key = AccessKey.objects.select_related("account").filter(access_key_id=key_id, active=True).first()
+        key = _active_key(key_id)
     return key
 
 

@@ -352,7 +352,9 @@ CONTAINER_DEFINITION = {
 
 TASK_DEFINITION = {
     "family": Field(HONOURED, "each registration is the family's next revision"),
-    "taskRoleArn": Field(ECHOED, "kept and returned: the lab does not serve task role credentials yet"),
+    "taskRoleArn": Field(HONOURED, "the task's containers get AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: temporary "
+                                   "credentials of the task's own account at 169.254.170.2, good until they expire "
+                                   "or the task stops (the lab keeps no IAM policies: they may do what the account may)"),
     "executionRoleArn": Field(ECHOED, "kept and returned (required with container secrets, as on ECS): the lab's "
                                       "agent pulls images and reads secrets without a role"),
     "networkMode": Field(HONOURED, "awsvpc: each task gets its own address on its cluster's network; 'host' is "
@@ -396,7 +398,8 @@ TASK_OVERRIDE = {
     "memory": Field(HONOURED, "the task's Fargate size for this launch"),
     "inferenceAcceleratorOverrides": Field(REFUSED, "Elastic Inference accelerators are not available on Fargate"),
     "executionRoleArn": Field(ECHOED, "kept and returned: the lab's agent pulls images without a role"),
-    "taskRoleArn": Field(ECHOED, "kept and returned: the lab does not serve task role credentials yet"),
+    "taskRoleArn": Field(HONOURED, "the role whose credentials this task's containers get, instead of the "
+                                   "definition's"),
     "ephemeralStorage": Field(NOT_YET, "sizing a task's ephemeral storage (tasks use the engine's disk)"),
 }
 

@@ -35,7 +35,7 @@ def api(request):
         operation = _operation(request)
         body = _body(request)
         key = sigv4.authenticate(request)
-        caller, account = key.access_key_id, key.account
+        caller, account = key.caller, key.account
         params = _parse(body)
         with traces.continuing(trace_id):
             response = call(key.account, operation, params, caller=caller, trace_id=trace_id)

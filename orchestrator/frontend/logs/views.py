@@ -47,7 +47,7 @@ def api(request):
     message = f"logs {operation} → {status}" + (f" {result['__type']}: {result['message']}" if status != 200 else "")
     try:
         traces.record_call("frontend", operation, trace_id, key.account, started_at,
-                           (time.perf_counter() - started) * 1000, message=message, caller=key.access_key_id,
+                           (time.perf_counter() - started) * 1000, message=message, caller=key.caller,
                            status_code=status)
     except Exception:  # the activity log is for watching, the API answer matters more
         log.exception("could not record activity for logs %s", operation)

@@ -1,0 +1,326 @@
+"""The task endpoint on 169.254.170.2, as the ECS agent serves it to a task (the Downward API's counterpart).
+
+Every container gets ``ECS_CONTAINER_METADATA_URI_V4`` (and ``ECS_CONTAINER_METADATA_URI``, v3,
+at the same paths), and a task with a role gets ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``
+(``orchestrator/task_credentials.py``). The endpoint answers:
+- ``/v4/<id>`` (the container), ``/v4/<id>/task``, ``/v4/<id>/stats``, ``/v4/<id>/task/stats``
+  (Docker's stats, one sample each), in ECS's shapes;
+- ``/v2/credentials/<id>``: the task role's temporary credentials;
+- ``POST /``: the lab's AWS APIs (``AWS_ENDPOINT_URL`` points here), so an SDK in a task reaches
+  ECS, Logs, SSM… of its own account with no configuration. Nothing else: the dashboard and the
+  admin stay out of a task's reach.
+
+How a task reaches it: the host firewall (``orchestrator/host_firewall.py``) DNATs 169.254.170.2:80
+from the lab's bridges to this server on 127.0.0.1, as the ECS agent does for its own. The ids in
+the paths are HMACs only the lab can make, and each request must come from an address of that
+very task's containers: a task reads only its own metadata and credentials, another account's
+task gets the same 404 as an unknown id. The leader's control plane serves it (it owns the rules).
+"""
+import json
+import logging
+import socketserver
+import threading
+from datetime import timezone as dt_timezone
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from orchestrator import host_firewall, task_credentials
+from orchestrator.docker_engine import DockerEngine, EngineError, LABEL_PREFIX
+from orchestrator.models import Task
+
+log = logging.getLogger(__name__)
+
+ENDPOINT = f"http://{host_firewall.TASK_ENDPOINT_ADDRESS}"
+# The largest API request the endpoint passes on (the lab's own APIs take far less).
+MAX_BODY = 10 * 1024 * 1024
+
+
+def _container_purpose(name):
+    return f"metadata:{name}"
+
+
+def environment(task, container_name):
+    """The variables ECS sets in one container of a task for its metadata and credentials."""
+    metadata_id = task_credentials.path_id(task, _container_purpose(container_name))
+    env = {
+        "ECS_CONTAINER_METADATA_URI_V4": f"{ENDPOINT}/v4/{metadata_id}",
+        "ECS_CONTAINER_METADATA_URI": f"{ENDPOINT}/v3/{metadata_id}",
+    }
+    if task_credentials.role_arn(task):
+        env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = task_credentials.relative_uri(task)
+    return env
+
+
+# --- shapes (ECS's task metadata v4 JSON for tasks on Fargate) -------------------------------
+
+def _time(value):
+    """A datetime as the agent writes it (RFC 3339, UTC)."""
+    return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
+
+
+def _compact(data):
+    return {key: value for key, value in data.items() if value not in (None, "")}
+
+
+def _definition(task, name):
+    return next((c for c in task.task_definition.container_definitions if c.get("name") == name), {})
+
+
+def container_shape(task, container, inspected):
+    """One container as ``${ECS_CONTAINER_METADATA_URI_V4}`` answers (``inspected``: Docker's inspect, or {})."""
+    definition = _definition(task, container.name)
+    state = inspected.get("State") or {}
+    networks = (inspected.get("NetworkSettings") or {}).get("Networks") or {}
+    address = next(iter(networks.values()), {})
+    labels = {key: value for key, value in ((inspected.get("Config") or {}).get("Labels") or {}).items()
+              if not key.startswith(LABEL_PREFIX)}
+    labels.update({
+        "com.amazonaws.ecs.cluster": task.cluster.arn,
+        "com.amazonaws.ecs.container-name": container.name,
+        "com.amazonaws.ecs.task-arn": task.arn,
+        "com.amazonaws.ecs.task-definition-family": task.task_definition.family,
+        "com.amazonaws.ecs.task-definition-version": str(task.task_definition.revision),
+    })
+    log_configuration = definition.get("logConfiguration") or {}
+    return _compact({
+        "DockerId": container.docker_id,
+        "Name": container.name,
+        "DockerName": (inspected.get("Name") or "").lstrip("/"),
+        "Image": container.image,
+        "ImageID": inspected.get("Image"),
+        "Labels": labels,
+        "DesiredStatus": Task.STOPPED if task.desired_status == Task.STOPPED else Task.RUNNING,
+        "KnownStatus": container.last_status,
+        "ExitCode": container.exit_code,
+        "Limits": {"CPU": container.cpu, "Memory": container.memory or task.memory},
+        "CreatedAt": inspected.get("Created"),
+        "StartedAt": state.get("StartedAt") if container.started_at else None,
+        "FinishedAt": state.get("FinishedAt") if container.last_status == Task.STOPPED else None,
+        "Type": "NORMAL",
+        "Health": ({"status": container.health_status} if definition.get("healthCheck") else None),
+        "ContainerARN": _container_arn(task, container),
+        "LogDriver": log_configuration.get("logDriver"),
+        "LogOptions": log_configuration.get("options"),
+        "Networks": [_compact({
+            "NetworkMode": "awsvpc",
+            "IPv4Addresses": [address["IPAddress"]] if address.get("IPAddress") else [],
+            "AttachmentIndex": 0,
+            "MACAddress": address.get("MacAddress"),
+            "IPv4SubnetCIDRBlock": f"{address['IPAddress']}/{address['IPPrefixLen']}"
+            if address.get("IPAddress") and address.get("IPPrefixLen") else None,
+            "SubnetGatewayIpv4Address": address.get("Gateway"),
+            "PrivateDNSName": (inspected.get("Config") or {}).get("Hostname"),
+        })] if address else [],
+    })
+
+
+def _container_arn(task, container):
+    from orchestrator.frontend.shapes import _container_shape
+
+    return _container_shape(task, container)["containerArn"]
+
+
+def task_shape(task, inspected):
+    """The task as ``${ECS_CONTAINER_METADATA_URI_V4}/task`` answers (``inspected``: docker id -> inspect)."""
+    from orchestrator.frontend.shapes import availability_zone
+
+    containers = list(task.containers.all())
+    return _compact({
+        "Cluster": task.cluster.arn,
+        "ServiceName": task.service.name if task.service_id else None,
+        "TaskARN": task.arn,
+        "Family": task.task_definition.family,
+        "Revision": str(task.task_definition.revision),
+        "DesiredStatus": task.desired_status,
+        "KnownStatus": task.last_status,
+        "Limits": {"CPU": task.cpu / 1024, "Memory": task.memory},
+        "PullStartedAt": _time(task.pull_started_at),
+        "PullStoppedAt": _time(task.pull_stopped_at),
+        "AvailabilityZone": availability_zone(),
+        "LaunchType": "FARGATE",
+        "Containers": [container_shape(task, c, inspected.get(c.docker_id, {})) for c in containers],
+        "EphemeralStorageMetrics": {"Utilized": 0, "Reserved": 20496},
+    })
+
+
+# --- answering one request -------------------------------------------------------------------
+
+def _engine(task):
+    url = task.container_instance.engine_url if task.container_instance_id else settings.FARGATE_LAB["DOCKER_URL"]
+    return DockerEngine.for_url(url)
+
+
+def _inspect_all(engine, task):
+    """Docker's inspect of each of the task's containers that exists (docker id -> data)."""
+    found = {}
+    for container in task.containers.all():
+        if container.docker_id:
+            try:
+                found[container.docker_id] = engine.inspect(container.docker_id)
+            except EngineError:  # removed meanwhile: its metadata says what the lab knows
+                continue
+    return found
+
+
+def _addresses(inspected):
+    return {n.get("IPAddress") for data in inspected.values()
+            for n in ((data.get("NetworkSettings") or {}).get("Networks") or {}).values() if n.get("IPAddress")}
+
+
+class NotFound(Exception):
+    """No such path for this caller (an unknown id, another task's, or the wrong source)."""
+
+
+def _own_task(path_id, purpose_of, remote_addr):
+    """(task, container or None, engine, inspected) for a path id the caller may use, else NotFound."""
+    task = task_credentials.task_of_path_id(path_id)
+    if task is None:
+        raise NotFound()
+    container = None
+    if purpose_of is not None:
+        container = next((c for c in task.containers.all()
+                          if task_credentials.is_path_id(task, purpose_of(c.name), path_id)), None)
+        if container is None:
+            raise NotFound()
+    elif not task_credentials.is_path_id(task, "credentials", path_id):
+        raise NotFound()
+    engine = _engine(task)
+    inspected = _inspect_all(engine, task)
+    if remote_addr not in _addresses(inspected):  # only the task's own containers may ask
+        raise NotFound()
+    return task, container, engine, inspected
+
+
+def _stats(engine, docker_id):
+    try:
+        return engine.stats(docker_id)
+    except EngineError:
+        return None
+
+
+def metadata(path, remote_addr):
+    """(status, JSON body) for a GET of a metadata path (``/v4/<id>[/task][/stats]``, or ``/v3/…``)."""
+    parts = path.strip("/").split("/")
+    if len(parts) < 2 or parts[0] not in ("v3", "v4") or parts[2:] not in ([], ["task"], ["stats"], ["task", "stats"]):
+        raise NotFound()
+    task, container, engine, inspected = _own_task(parts[1], _container_purpose, remote_addr)
+    rest = parts[2:]
+    if rest == []:
+        return container_shape(task, container, inspected.get(container.docker_id, {}))
+    if rest == ["task"]:
+        return task_shape(task, inspected)
+    if rest == ["stats"]:
+        return _stats(engine, container.docker_id) if container.docker_id else None
+    return {c.docker_id: _stats(engine, c.docker_id) for c in task.containers.all() if c.docker_id}
+
+
+def credentials(path, remote_addr):
+    """The role credentials for a GET of ``/v2/credentials/<id>``."""
+    parts = path.strip("/").split("/")
+    if len(parts) != 3 or parts[:2] != ["v2", "credentials"]:
+        raise NotFound()
+    task, _, _, _ = _own_task(parts[2], None, remote_addr)
+    if not task_credentials.role_arn(task) or not task_credentials.alive(task):
+        raise NotFound()
+    return task_credentials.issue(task)
+
+
+def _json(start_response, status, body):
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class Application:
+    """The WSGI application of the task endpoint."""
+
+    def __init__(self):
+        self._django = None
+
+    def django(self):
+        """Django's own handler, for the API calls (made on first use: it loads the middleware)."""
+        if self._django is None:
+            from django.core.handlers.wsgi import WSGIHandler
+
+            self._django = WSGIHandler()
+        return self._django
+
+    def __call__(self, meta, start_response):
+        path, method = meta.get("PATH_INFO") or "/", meta.get("REQUEST_METHOD", "GET")
+        remote_addr = meta.get("REMOTE_ADDR", "")
+        if path == "/" and method == "POST":
+            return self.django()(meta, start_response)
+        if method != "GET":
+            return _json(start_response, "405 Method Not Allowed", "Method not allowed")
+        close_old_connections()
+        try:
+            if path.startswith("/v2/credentials/"):
+                try:
+                    return _json(start_response, "200 OK", credentials(path, remote_addr))
+                except NotFound:  # the ECS agent's words for an id it has no credentials for
+                    return _json(start_response, "400 Bad Request", {
+                        "code": "InvalidIdInRequest", "message": "CredentialsV2Request: Credentials not found"})
+            try:
+                return _json(start_response, "200 OK", metadata(path, remote_addr))
+            except NotFound:
+                return _json(start_response, "404 Not Found",
+                             "V4 container metadata handler: unable to get task arn from request")
+        except Exception:  # a bug answers 500 to the task, never takes the endpoint down
+            log.exception("task endpoint: %s failed", path[:200])
+            return _json(start_response, "500 Internal Server Error", "internal error")
+        finally:
+            close_old_connections()
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = 15  # a task that opens a connection and sends nothing holds a thread this long at most
+
+    def log_message(self, format, *args):
+        log.debug("task endpoint: %s %s", self.address_string(), format % args)
+
+    def get_environ(self):
+        meta = super().get_environ()
+        try:
+            if int(meta.get("CONTENT_LENGTH") or 0) > MAX_BODY:
+                meta["CONTENT_LENGTH"] = "0"
+        except ValueError:
+            meta["CONTENT_LENGTH"] = "0"
+        return meta
+
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class TaskEndpoint:
+    """The endpoint's server on 127.0.0.1 (an ephemeral port), on a thread of its own."""
+
+    def __init__(self):
+        self.server = None
+        self._thread = None
+
+    @property
+    def port(self):
+        return self.server.server_address[1] if self.server else None
+
+    def start(self):
+        """Bind and serve; tell the host firewall where 169.254.170.2:80 now goes."""
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.set_app(Application())
+        self._thread = threading.Thread(target=self.server.serve_forever, name="task-endpoint", daemon=True)
+        self._thread.start()
+        host_firewall.serve_task_endpoint(self.port)
+        log.info("task endpoint (metadata, role credentials, APIs) for tasks at %s, served on 127.0.0.1:%d",
+                 ENDPOINT, self.port)
+        return self
+
+    def stop(self):
+        """Stop serving (the firewall's rules go with the control plane's)."""
+        host_firewall.serve_task_endpoint(None)
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
