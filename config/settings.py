@@ -91,10 +91,12 @@ TEMPLATES = [
 ]
 
 # SQLite in WAL mode with IMMEDIATE transactions: the control plane's worker threads and the
-# web server write concurrently, and IMMEDIATE avoids lock-upgrade deadlocks between them.
+# web server write concurrently, and IMMEDIATE avoids lock-upgrade deadlocks between them. The
+# engine (orchestrator/state_database) is Django's SQLite with one writer at a time per process,
+# handed over by a lock instead of SQLite's sleeping busy wait; reads take no write lock.
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": "orchestrator.state_database",
         "NAME": os.environ.get("FARGATE_LAB_DB", str(VAR_DIR / "lab.sqlite3")),
         # Keep connections open: the control plane's threads would otherwise reconnect (and
         # rerun the PRAGMAs below) on every pass.

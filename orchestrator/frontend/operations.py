@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from orchestrator import activity, traces
+from orchestrator import activity, state_database, traces
 from orchestrator.capacity_manager import matches_expression
 from orchestrator.frontend import EcsError
 from orchestrator.frontend import wire
@@ -71,7 +71,7 @@ def dispatch(account, operation_name, params, *, caller="", trace_id=""):
     context = Context(account, caller, trace_id or activity.new_trace_id())
     try:
         if operation_name.startswith(READ_ONLY):
-            with transaction.atomic():
+            with state_database.reading():  # a snapshot; reads never queue behind writers
                 return handler(context, params)
         # Validation and the write share one transaction, as admission and the etcd write share
         # one request in the kube-apiserver: the step lasts until the commit.

@@ -1,0 +1,124 @@
+"""Django's SQLite backend, with write transactions handed over in this process by a lock.
+
+SQLite lets one writer in at a time. A writer that finds the database locked waits in SQLite's
+busy handler, which sleeps 1, 2, 5 … up to 100 ms between tries and is not woken when the
+lock frees: with 30 students' API calls and the control plane writing at once, calls queued
+for seconds behind sleeps while the database sat idle (bench/bench_labs.py). Here every write
+transaction of this process first takes one process-wide lock (``BEGIN IMMEDIATE`` under it,
+released at commit or rollback), and so does a single write statement outside a transaction:
+a waiting writer is woken the moment the last one commits. Another process (a management
+command, a second server) still meets SQLite's own busy wait, as before.
+
+``reading()`` (in ``orchestrator.state_database``) opens the next transaction DEFERRED and
+outside the lock: a snapshot for reads, which in WAL mode never waits for a writer. Should it
+write after all, it takes the lock before its first write.
+"""
+import threading
+
+from django.db.backends.sqlite3 import base
+
+# One writer at a time in this process; waits no longer than the database's busy timeout, then
+# leaves the wait to SQLite (so a writer stuck in a transaction can never hang the others).
+WRITE_LOCK = threading.Lock()
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+def _is_write(sql):
+    return sql.lstrip()[:7].upper().startswith(_WRITES)
+
+
+class LockingCursor(base.SQLiteCursorWrapper):
+    """A cursor whose write statements outside a write transaction take the process's lock."""
+
+    wrapper = None
+
+    def execute(self, query, params=None):
+        if self.wrapper is None or self.wrapper.holds_write_lock or not _is_write(query):
+            return super().execute(query, params)
+        if self.wrapper.in_atomic_block:  # a deferred (reading) transaction that writes after all
+            self.wrapper.take_write_lock()
+            return super().execute(query, params)
+        with self.wrapper.write_lock():
+            return super().execute(query, params)
+
+    def executemany(self, query, param_list):
+        if self.wrapper is None or self.wrapper.holds_write_lock or not _is_write(query):
+            return super().executemany(query, param_list)
+        if self.wrapper.in_atomic_block:
+            self.wrapper.take_write_lock()
+            return super().executemany(query, param_list)
+        with self.wrapper.write_lock():
+            return super().executemany(query, param_list)
+
+
+class _Held:
+    """Holds the process's write lock for one autocommit statement."""
+
+    def __init__(self, wrapper):
+        self.wrapper = wrapper
+
+    def __enter__(self):
+        self.wrapper.take_write_lock()
+
+    def __exit__(self, *exc):
+        self.wrapper.release_write_lock()
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    """SQLite, one writer at a time per process (see the module docstring)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.holds_write_lock = False
+        self._deferred = False
+
+    def lock_timeout(self):
+        return float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
+
+    def take_write_lock(self):
+        """Take the process's write lock (once per connection); after the busy timeout, go on
+        without it and let SQLite's own wait decide."""
+        if not self.holds_write_lock:
+            self.holds_write_lock = WRITE_LOCK.acquire(timeout=self.lock_timeout())
+
+    def release_write_lock(self):
+        if self.holds_write_lock:
+            self.holds_write_lock = False
+            WRITE_LOCK.release()
+
+    def write_lock(self):
+        return _Held(self)
+
+    def defer_next_transaction(self):
+        """Open the next transaction DEFERRED, without the write lock (``reading()``)."""
+        self._deferred = True
+
+    def create_cursor(self, name=None):
+        cursor = self.connection.cursor(factory=LockingCursor)
+        cursor.wrapper = self
+        return cursor
+
+    def _start_transaction_under_autocommit(self):
+        if self._deferred:
+            self._deferred = False
+            self.cursor().execute("BEGIN DEFERRED")
+            return
+        self.take_write_lock()
+        try:
+            super()._start_transaction_under_autocommit()
+        except BaseException:
+            self.release_write_lock()
+            raise
+
+    def _set_autocommit(self, autocommit):
+        try:
+            super()._set_autocommit(autocommit)
+        finally:
+            if autocommit:  # the transaction is over (committed or rolled back)
+                self.release_write_lock()
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:
+            self.release_write_lock()

@@ -1,0 +1,121 @@
+"""The embedded state database's engine: one writer at a time per process, handed over by a
+lock; reading transactions take no lock (orchestrator/state_database)."""
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
+
+from orchestrator import state_database
+from orchestrator.models import Account
+from orchestrator.state_database.base import WRITE_LOCK
+from tests.support.common import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def in_thread(work):
+    """Run ``work`` in a thread of its own (its own connection); returns (thread, done event, errors)."""
+    done, errors = threading.Event(), []
+
+    def run():
+        try:
+            work()
+        except Exception as exc:  # reported to the test, which fails on it
+            errors.append(exc)
+        finally:
+            connections.close_all()
+            done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, done, errors
+
+
+class Writer:
+    """A transaction held open in a thread until ``finish`` is called."""
+
+    def __init__(self, account_id):
+        self.began, self.release = threading.Event(), threading.Event()
+        self.thread, self.done, self.errors = in_thread(lambda: self.write(account_id))
+
+    def write(self, account_id):
+        with transaction.atomic():
+            Account.objects.create(account_id=account_id, name=account_id)
+            self.began.set()
+            self.release.wait(30)
+
+    def finish(self):
+        self.release.set()
+        self.done.wait(30)
+        assert not self.errors
+
+
+def test_it_uses_wal_and_its_own_engine():
+    assert connection.vendor == "sqlite"
+    assert type(connections["default"]).__module__ == "orchestrator.state_database.base"
+    with connection.cursor() as cursor:
+        assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_second_writer_waits_for_the_first_to_commit_then_goes_at_once():
+    first = Writer("111111111111")
+    first.began.wait(30)
+    assert WRITE_LOCK.locked()
+    _, second_done, second_errors = in_thread(lambda: Account.objects.create(account_id="222222222222", name="b"))
+    # The second writer is held by the process's lock, not by SQLite: the first holds the lock.
+    assert not second_done.wait(0.3)
+    first.finish()
+    wait_until(second_done.is_set, timeout=10, message="the second write after the first committed")
+    assert not second_errors
+    assert set(Account.objects.values_list("account_id", flat=True)) >= {"111111111111", "222222222222"}
+    assert not WRITE_LOCK.locked()
+
+
+def test_a_reading_transaction_reads_while_a_writer_holds_the_lock():
+    Account.objects.create(account_id="333333333333", name="c")
+    writer = Writer("444444444444")
+    writer.began.wait(30)
+    seen = []
+
+    def read():
+        with state_database.reading():
+            seen.extend(Account.objects.values_list("account_id", flat=True))
+
+    _, done, errors = in_thread(read)
+    wait_until(done.is_set, timeout=10, message="the read while the writer holds its transaction")
+    assert not errors
+    assert "333333333333" in seen and "444444444444" not in seen  # a snapshot: the uncommitted row is not seen
+    assert WRITE_LOCK.locked()  # still the writer's
+    writer.finish()
+
+
+def test_a_reading_transaction_that_writes_takes_the_lock_until_it_ends():
+    with state_database.reading():
+        assert not WRITE_LOCK.locked()
+        Account.objects.create(account_id="555555555555", name="e")
+        assert WRITE_LOCK.locked() and connection.holds_write_lock
+    assert not WRITE_LOCK.locked()
+    assert Account.objects.filter(account_id="555555555555").exists()
+
+
+def test_the_lock_is_released_when_the_transaction_rolls_back():
+    with pytest.raises(ZeroDivisionError):
+        with transaction.atomic():
+            Account.objects.create(account_id="666666666666", name="f")
+            assert WRITE_LOCK.locked()
+            1 / 0
+    assert not WRITE_LOCK.locked()
+    assert not Account.objects.filter(account_id="666666666666").exists()
+
+
+def test_a_write_outside_a_transaction_waits_for_the_lock_and_holds_it_for_one_statement():
+    account = Account.objects.create(account_id="777777777777", name="g")
+    assert not WRITE_LOCK.locked()
+    writer = Writer("888888888888")
+    writer.began.wait(30)
+    _, done, errors = in_thread(lambda: Account.objects.filter(pk=account.pk).update(name="renamed"))
+    assert not done.wait(0.3)
+    writer.finish()
+    wait_until(done.is_set, timeout=10, message="the autocommit update after the writer committed")
+    assert not errors and not WRITE_LOCK.locked()
+    assert Account.objects.get(pk=account.pk).name == "renamed"
