@@ -407,12 +407,13 @@ def service_delete(request, pk):
 
 def _task_page(request, task, status=200, **forms_given):
     """The task page, with ``forms_given`` (a bound form, a kill error) in place of the blanks."""
-    from orchestrator import awslogs
+    from orchestrator import awslogs, task_metadata
 
     context = {"task": task, "live": f"/ws/task/{task.pk}/", "stop_form": forms.StopTaskForm(), "kill_error": "",
                "interrupt_error": "", "spot_warning_seconds": spot.warning_seconds(),
                "log_stream": awslogs.task_stream(task),
-               "log_container": task.containers.order_by("-essential", "id").first()}
+               "log_container": task.containers.order_by("-essential", "id").first(),
+               "task_endpoint": task_metadata.page_facts(task)}
     context.update(forms_given)
     return render(request, "dashboard/task.html", context, status=status)
 

@@ -53,6 +53,16 @@ def environment(task, container_name):
     return env
 
 
+def page_facts(task):
+    """What the task page shows of the endpoint: each container's metadata URI and the role, never
+    the credentials (nor their path, though only the task itself could use it)."""
+    return {
+        "containers": [(c.name, environment(task, c.name)["ECS_CONTAINER_METADATA_URI_V4"]) for c in task.containers.all()],
+        "role_arn": task_credentials.role_arn(task),
+        "endpoint": ENDPOINT,
+    }
+
+
 # --- shapes (ECS's task metadata v4 JSON for tasks on Fargate) -------------------------------
 
 def _time(value):

@@ -17,7 +17,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from orchestrator import task_credentials
+from orchestrator import host_firewall, task_credentials
 from orchestrator.models import Account, Cluster, Task, TaskContainer
 
 ROLE = "arn:aws:iam::000000000000:role/web-task"
@@ -49,7 +49,7 @@ def running(lab_rows, wait_until, docker_client, **definition_fields):
     return task, container
 
 
-def test_a_container_reads_its_own_task_and_stats(control_plane, lab_rows, wait_until, docker_client):
+def test_a_container_reads_its_own_task_and_stats(control_plane, lab_rows, wait_until, docker_client, lab_id):
     task, container = running(lab_rows, wait_until, docker_client)
     env = container_env(container)
     assert env["ECS_CONTAINER_METADATA_URI_V4"].startswith("http://169.254.170.2/v4/")
@@ -74,6 +74,13 @@ def test_a_container_reads_its_own_task_and_stats(control_plane, lab_rows, wait_
     assert status == 200 and stats["memory_stats"]["usage"] > 0 and "cpu_stats" in stats
     status, stats = http_get(container, "$ECS_CONTAINER_METADATA_URI_V4/task/stats")
     assert status == 200 and list(stats) == [container.id] and stats[container.id]["pids_stats"]["current"] >= 1
+    status, body = http_get(container, "$ECS_CONTAINER_METADATA_URI/task")  # v3 names the same endpoint
+    assert status == 200 and body["TaskARN"] == task.arn
+    assert http_get(container, "$ECS_CONTAINER_METADATA_URI_V4/nothing")[0] == 404
+
+    control_plane.stop()  # the endpoint's DNAT goes with the firewall's rules
+    nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True, check=True).stdout
+    assert host_firewall.nat_chain_name(lab_id) not in nat
 
 
 def test_a_task_gets_nothing_of_another_task(control_plane, lab_rows, wait_until, docker_client):
