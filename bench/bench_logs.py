@@ -28,7 +28,7 @@ from django.core.management import call_command  # noqa: E402
 
 from orchestrator.awslogs import parse_line  # noqa: E402
 from orchestrator.controlplane import ControlPlane  # noqa: E402
-from orchestrator.frontend.logs.operations import call as logs_call  # noqa: E402
+from orchestrator.frontend.logs import SERVICE as LOGS  # noqa: E402
 from orchestrator.frontend.operations import dispatch  # noqa: E402
 from orchestrator.models import Account, Task  # noqa: E402
 
@@ -54,7 +54,7 @@ def follow_lab(account, stream, lines, poll, seen):
     token = None
     deadline = time.monotonic() + lines * 2 + 60
     while len(seen) < lines and time.monotonic() < deadline:
-        page = logs_call(account, "us-east-1", "GetLogEvents", {
+        page = LOGS.call(account, "GetLogEvents", {
             "logGroupName": "/bench/logs", "logStreamName": stream, "startFromHead": True,
             **({"nextToken": token} if token else {})})
         now = time.time()

@@ -13,9 +13,8 @@ from dashboard.login_throttle import ThrottledAdminAuthenticationForm, Throttled
 from orchestrator import registry
 from orchestrator.aws_auth import credential_scope
 from orchestrator.elbv2 import views as elbv2_views
-from orchestrator.frontend import secretsmanager, servicediscovery, ssm
+from orchestrator.frontend import logs, secretsmanager, servicediscovery, ssm
 from orchestrator.frontend import views as frontend_views
-from orchestrator.frontend.logs import views as logs_views
 
 
 def _is_elbv2(request):
@@ -36,7 +35,7 @@ def _is_elbv2(request):
 # so an unknown target gets ECS's UnknownOperationException.
 JSON_SERVICES = [
     (registry.TARGET_PREFIX, registry.api),
-    ("Logs_20140328.", logs_views.api),
+    (logs.TARGET_PREFIX, logs.api),
     (ssm.TARGET_PREFIX, ssm.api),
     (secretsmanager.TARGET_PREFIX, secretsmanager.api),
     (servicediscovery.TARGET_PREFIX, servicediscovery.api),

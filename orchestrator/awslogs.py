@@ -77,8 +77,7 @@ def prepare(task, container_name, definition):
     """Settle the group and stream a container ships to before it is created (creating the group
     with awslogs-create-group); returns the LogStream, or None without awslogs. Raises
     LoggerArgsInvalid with ECS's reason when the group is missing or a limit is reached."""
-    from orchestrator.frontend.logs import LogsError
-    from orchestrator.frontend.logs.operations import create_group, create_stream
+    from orchestrator.frontend.logs.operations import LogsError, create_group, create_stream
 
     options = options_of(definition)
     if options is None:

@@ -11,8 +11,8 @@ without TLS. A registry already on the port (say the Debian package's own servic
 never used: the lab says so and runs without ECR.
 
 The ECR API subset boto3 and the AWS CLI need (AWS JSON 1.1, target prefix
-``AmazonEC2ContainerRegistry_V20150921.``) keeps repositories in the state database and asks
-the registry's HTTP API (on its socket) for images.
+``AmazonEC2ContainerRegistry_V20150921.``, served by the shared ``JsonService``) keeps
+repositories in the state database and asks the registry's HTTP API (on its socket) for images.
 """
 import base64
 import datetime
@@ -33,24 +33,20 @@ import time
 import urllib.parse
 from pathlib import Path
 
-import botocore.session
-from botocore.validate import ParamValidator
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from django.utils import timezone
 
-from orchestrator import activity, bus, traces
-from orchestrator.aws_auth import AuthError, authenticate
+from orchestrator import activity, bus
 from orchestrator.frontend import wire
+from orchestrator.frontend.json_service import JsonService, ServiceError
 from orchestrator.models import Repository, region
 from orchestrator.registry_auth import IDENTITY_HEADER, Gate, UnixConnection, authorization_token, identity
 
 log = logging.getLogger(__name__)
 
-TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
@@ -61,14 +57,8 @@ _NAME_RE = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0
 _ACCOUNT_DIR = re.compile(r"[0-9]{12}")
 
 
-class EcrError(Exception):
+class EcrError(ServiceError):
     """An ECR error: its ``__type`` and message (HTTP 400 unless said otherwise)."""
-
-    def __init__(self, error_type, message, status=400):
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.status = status
 
 
 class RegistryError(Exception):
@@ -595,33 +585,45 @@ def get_authorization_token(account, params, caller=""):
     }]}
 
 
-OPERATIONS = {
+def _in_own_registry(operation, handler):
+    """``handler`` as JsonService calls it, refusing first a registryId of another account."""
+    @functools.wraps(handler)
+    def checked(account, params, caller=""):
+        registry_id = params.get("registryId")
+        if registry_id not in (None, account.account_id):
+            raise _not_your_registry(account, operation, registry_id)
+        if handler is get_authorization_token:
+            return handler(account, params, caller)
+        return handler(account, params)
+    return checked
+
+
+OPERATIONS = {name: _in_own_registry(name, handler) for name, handler in {
     "CreateRepository": create_repository,
     "DescribeRepositories": describe_repositories,
     "DeleteRepository": delete_repository,
     "ListImages": list_images,
     "DescribeImages": describe_images,
     "GetAuthorizationToken": get_authorization_token,
-}
+}.items()}
+# What the activity log keeps of a call (ECR's requests hold no secrets; tags stay out all the same).
+SAFE_PARAMS = ("repositoryName", "registryId", "imageTagMutability", "force", "maxResults")
+# ECR words a name that breaks its pattern its own way ("Invalid parameter at 'repositoryName'
+# failed to satisfy constraint: 'must satisfy regular expression …'"): create_repository says it.
+SERVICE = JsonService("ecr", OPERATIONS, invalid="InvalidParameterException", safe_params=SAFE_PARAMS,
+                      server_error="ServerException", component="registry", error=EcrError, patterns=False)
+TARGET_PREFIX = SERVICE.target_prefix
 
 
 def call(account, operation, params, caller=""):
     """Run one ECR operation for ``account`` (``caller``: the access key id that signed it);
     returns the response dict or raises EcrError."""
-    handler = OPERATIONS.get(operation)
-    if handler is None:
-        raise EcrError("UnknownOperationException", f"Unknown operation {operation[:64]}")
-    if not isinstance(params, dict):
-        raise EcrError("SerializationException", "The request body must be a JSON object")
-    report = ParamValidator().validate(params, _service_model().operation_model(operation).input_shape)
-    if report.has_errors():
-        raise EcrError("InvalidParameterException", report.generate_report())
-    registry_id = params.get("registryId")
-    if registry_id not in (None, account.account_id):
-        raise _not_your_registry(account, operation, registry_id)
-    if operation == "GetAuthorizationToken":
-        return handler(account, params, caller)
-    return handler(account, params)
+    return SERVICE.call(account, operation, params, caller)
+
+
+def api(request):
+    """HTTP face of ECR: POST / with X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Op>."""
+    return SERVICE.api(request)
 
 
 def _not_your_registry(account, operation, registry_id):
@@ -630,43 +632,3 @@ def _not_your_registry(account, operation, registry_id):
                     f"User: arn:aws:iam::{account.account_id}:user/AWS is not authorized to perform: ecr:{operation} "
                     f"on resource: arn:aws:ecr:{region()}:{str(registry_id)[:64]}:repository/* "
                     "(an account of this lab reaches only its own registry)")
-
-
-@functools.lru_cache(maxsize=1)
-def _service_model():
-    """botocore's ECR model, the shapes boto3 and the AWS CLI send."""
-    return botocore.session.get_session().get_service_model("ecr")
-
-
-def api(request):
-    """HTTP face of ECR: POST / with X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Op>."""
-    operation = request.META.get("HTTP_X_AMZ_TARGET", "").removeprefix(TARGET_PREFIX)
-    try:
-        raw = wire.body(request)
-    except wire.Malformed as exc:
-        return _answer({"__type": "InvalidParameterException", "message": str(exc)}, 400)
-    try:
-        key = authenticate(request, "ecr")
-    except AuthError as exc:
-        return _answer({"__type": exc.code, "message": exc.message}, 403)
-    started, started_at, trace_id = time.monotonic(), timezone.now(), traces.new_trace_id()
-    try:
-        with traces.continuing(trace_id):
-            result, status = call(key.account, operation, wire.json_object(raw), key.access_key_id), 200
-    except wire.Malformed as exc:
-        kind = "InvalidParameterException" if isinstance(exc, wire.BadText) else "SerializationException"
-        result, status = {"__type": kind, "message": str(exc)}, 400
-    except EcrError as exc:
-        result, status = {"__type": exc.error_type, "message": exc.message}, exc.status
-    except Exception:  # a bug must still answer in ECR's shape, never as a Django error page
-        log.exception("ECR %s failed", operation)
-        result, status = {"__type": "ServerException", "message": "internal error"}, 500
-    traces.record_call("registry", f"api.{operation[:48] or 'unknown'}", trace_id, key.account, started_at,
-                       (time.monotonic() - started) * 1000, message=f"ecr {operation} → {status}",
-                       caller=key.caller, status_code=status)
-    return _answer(result, status)
-
-
-def _answer(data, status):
-    """An AWS JSON 1.1 answer (errors carry their type in ``__type``)."""
-    return JsonResponse(data, status=status, content_type="application/x-amz-json-1.1")

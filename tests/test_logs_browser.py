@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from orchestrator.frontend import call
-from orchestrator.frontend.logs.operations import call as logs_call
+from orchestrator.frontend.logs import SERVICE as LOGS
 from orchestrator.models import Account, LogStream, Task, TaskDefinition
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.django_db(transaction=True)]
@@ -37,7 +37,7 @@ def test_the_task_page_streams_the_tasks_cloudwatch_stream(control_plane, lab_ro
     view = page.locator(f"#task-logs-{task.pk}")
     expect(view).to_contain_text("hello from the container", timeout=20_000)
     # Another client writes to the same stream: the page shows it, so it reads the stream itself.
-    logs_call(lab_rows.account, "us-east-1", "PutLogEvents", {
+    LOGS.call(lab_rows.account, "PutLogEvents", {
         "logGroupName": "/ecs/web", "logStreamName": stream,
         "logEvents": [{"timestamp": int(time.time() * 1000), "message": "written by PutLogEvents"}]})
     expect(view).to_contain_text("written by PutLogEvents", timeout=10_000)
@@ -52,10 +52,10 @@ def test_the_task_page_streams_the_tasks_cloudwatch_stream(control_plane, lab_ro
 
 
 def test_log_group_pages_show_only_the_accounts_own(page, live_lab_server, lab_rows):
-    logs_call(lab_rows.account, "us-east-1", "CreateLogGroup", {"logGroupName": "/mine/app"})
-    logs_call(lab_rows.account, "us-east-1", "PutRetentionPolicy", {"logGroupName": "/mine/app", "retentionInDays": 7})
+    LOGS.call(lab_rows.account, "CreateLogGroup", {"logGroupName": "/mine/app"})
+    LOGS.call(lab_rows.account, "PutRetentionPolicy", {"logGroupName": "/mine/app", "retentionInDays": 7})
     bob = Account.objects.create(account_id="222222222222", name="bob")
-    logs_call(bob, "us-east-1", "CreateLogGroup", {"logGroupName": "/bobs/secret"})
+    LOGS.call(bob, "CreateLogGroup", {"logGroupName": "/bobs/secret"})
     page.goto(f"{live_lab_server.url}/logs/")
     expect(page.locator(".log-groups")).to_contain_text("/mine/app")
     expect(page.locator(".log-groups")).to_contain_text("7 days")

@@ -1,4 +1,5 @@
-"""The HTTP face shared by the lab's smaller AWS JSON 1.1 services (SSM, Secrets Manager).
+"""The HTTP face shared by the lab's smaller AWS JSON 1.1 services (CloudWatch Logs, SSM, Secrets
+Manager, ECR).
 
 Each is a ``JsonService``: its botocore model, its operations and the error type its model uses
 for a request that does not fit the model. A call is: authenticate (SigV4, the service's own
@@ -9,6 +10,7 @@ caller, status and latency, and only the parameters the service calls safe: neve
 import functools
 import json
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -44,13 +46,22 @@ class JsonService:
 
     ``operations`` maps an operation name to ``handler(account, params, caller) -> dict``;
     ``invalid`` is the error type for input the model refuses; ``safe_params`` names the
-    request members the activity log may keep (names and flags, never values)."""
+    request members the activity log may keep (names and flags, never values); ``component``
+    is the part of the map the calls belong to (another than the frontend names its rows
+    ``api.<Operation>``, as the dashboard's own calls to it do); ``patterns`` False leaves the
+    model's regular expressions to the service's own checks (SSM names a bad filter key
+    InvalidFilterKey, ECR words a bad name its own way: a pattern check would pre-empt both);
+    ``error`` is the ServiceError class its refusals are raised as (so that an in-process
+    caller catches the service's own)."""
 
     model_name: str
     operations: dict = field(compare=False)
     invalid: str
     safe_params: tuple = ()
     server_error: str = "InternalServerError"
+    component: str = "frontend"
+    patterns: bool = True
+    error: type = ServiceError
 
     @functools.cached_property
     def model(self):
@@ -68,14 +79,15 @@ class JsonService:
         """Run one operation for ``account``; the response dict, or ServiceError."""
         handler = self.operations.get(operation)
         if handler is None:
-            raise ServiceError("UnknownOperationException", f"Operation {operation[:64]} is not supported by "
+            raise self.error("UnknownOperationException", f"Operation {operation[:64]} is not supported by "
                                                             f"Fargate Lab's {self.model_name}.")
         report = ParamValidator().validate(params, self.model.operation_model(operation).input_shape)
         if report.has_errors():
-            raise ServiceError(self.invalid, report.generate_report())
-        problem = constraint_problem(params, self.model.operation_model(operation).input_shape)
+            raise self.error(self.invalid, report.generate_report())
+        problem = constraint_problem(params, self.model.operation_model(operation).input_shape,
+                                     patterns=self.patterns)
         if problem:
-            raise ServiceError(self.invalid, f"1 validation error detected: {problem}")
+            raise self.error(self.invalid, f"1 validation error detected: {problem}")
         return handler(account, params, caller)
 
     def api(self, request):
@@ -92,8 +104,8 @@ class JsonService:
                 result, status = self.call(account, operation, params, caller), 200
         except AuthError as exc:
             result, status = {"__type": exc.code, "message": exc.message}, 403
-        except wire.Malformed as exc:
-            kind = self.invalid if isinstance(exc, wire.BadText) else "SerializationException"
+        except wire.Malformed as exc:  # text no API stores or a body too large is input the model refuses
+            kind = self.invalid if isinstance(exc, (wire.BadText, wire.TooLarge)) else "SerializationException"
             result, status = {"__type": kind, "message": str(exc)}, 400
         except ServiceError as exc:
             result, status = {**exc.members, "__type": exc.error_type, "message": exc.message}, exc.status
@@ -122,8 +134,9 @@ class JsonService:
         safe = {name: params[name] for name in self.safe_params
                 if isinstance(params.get(name), (str, bool, int))}
         safe = {name: value[:256] if isinstance(value, str) else value for name, value in safe.items()}
+        action = operation if self.component == "frontend" else f"api.{operation[:48]}"
         try:
-            traces.record_call("frontend", operation, trace_id, account, started_at,
+            traces.record_call(self.component, action, trace_id, account, started_at,
                                (time.perf_counter() - started) * 1000, result.get("ARN", "") if status == 200 else "",
                                message, caller=caller, status_code=status,
                                request={"service": self.model_name, "params": safe, "known": {}})
@@ -131,12 +144,12 @@ class JsonService:
             log.exception("could not record activity for %s %s", self.model_name, operation)
 
 
-def constraint_problem(value, shape, where=""):
-    """What of the model's constraints botocore's validator leaves unchecked (maximum lengths and
-    values, enums) ``value`` breaks, in AWS's words, or None."""
+def constraint_problem(value, shape, where="", patterns=True):
+    """What of the model's constraints botocore's validator leaves unchecked (maximum lengths,
+    sizes and values, enums, patterns) ``value`` breaks, in AWS's words, or None."""
     said = f"at '{where[:1].lower() + where[1:]}'" if where else ""
     limit = shape.metadata.get("max")
-    if shape.type_name in ("list", "string") and isinstance(value, (list, str)) and limit is not None \
+    if shape.type_name in ("list", "map", "string") and isinstance(value, (list, dict, str)) and limit is not None \
             and len(value) > limit:
         return f"Value {said} failed to satisfy constraint: Member must have length less than or equal to {limit}"
     if shape.type_name == "structure" and isinstance(value, dict):
@@ -144,19 +157,38 @@ def constraint_problem(value, shape, where=""):
                  for name, member in shape.members.items() if name in value]
     elif shape.type_name == "list" and isinstance(value, list):
         items = [(item, shape.member, f"{where}.{index + 1}.member") for index, item in enumerate(value)]
+    elif shape.type_name == "map" and isinstance(value, dict):
+        items = [item for key, entry in value.items()
+                 for item in ((key, shape.key, f"{where}.key"), (entry, shape.value, f"{where}.{key[:64]}"))]
     else:
         items = []
     for item, member, place in items:
-        problem = constraint_problem(item, member, place)
+        problem = constraint_problem(item, member, place, patterns)
         if problem:
             return problem
     if shape.type_name == "string" and isinstance(value, str) and shape.enum and value not in shape.enum:
         return (f"Value '{value[:64]}' {said} failed to satisfy constraint: Member must satisfy enum value set: "
                 f"[{', '.join(shape.enum)}]")
+    pattern = _pattern(shape.metadata.get("pattern")) if patterns else None
+    if shape.type_name == "string" and isinstance(value, str) and pattern is not None and not pattern.fullmatch(value):
+        return (f"Value '{value[:200]}' {said} failed to satisfy constraint: Member must satisfy regular expression "
+                f"pattern: {shape.metadata['pattern']}")
     if shape.type_name in ("integer", "long") and isinstance(value, int) and not isinstance(value, bool) \
             and limit is not None and value > limit:
         return f"Value '{value}' {said} failed to satisfy constraint: Member must have value less than or equal to {limit}"
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(pattern):
+    """The model's pattern compiled, or None: none given, or one Python cannot read (Java's
+    \\p{L} classes), which is left unchecked rather than guessed at."""
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern, re.DOTALL)
+    except re.error:
+        return None
 
 
 def answer(data, status):

@@ -28,13 +28,17 @@ class BadText(Malformed):
     """Well-formed JSON holding a string no API stores: a NUL or a lone surrogate."""
 
 
+class TooLarge(Malformed):
+    """A request body larger than the lab accepts."""
+
+
 def body(request):
-    """The raw request body; Malformed when it is larger than the lab accepts (1 MiB)."""
+    """The raw request body; TooLarge when it is larger than the lab accepts (1 MiB)."""
     try:
         return request.body
     except RequestDataTooBig:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        raise Malformed(f"The request body is larger than the {limit // 1024} KiB the lab accepts.") from None
+        raise TooLarge(f"The request body is larger than the {limit // 1024} KiB the lab accepts.") from None
 
 
 def _no_constant(name):

@@ -4,14 +4,18 @@ by the agent for containers with the ``awslogs`` driver (``orchestrator/awslogs.
 client with PutLogEvents. The Kubernetes counterpart is ``kubectl logs``, which reads the
 node's files: here the events outlive the container, as on CloudWatch.
 
-botocore's model (``get_service_model("logs")``) is the reference for every shape; errors are
-Logs' own (``ResourceNotFoundException``, ``InvalidParameterException``…).
+botocore's model (``get_service_model("logs")``) is the reference for every shape, checked by the
+shared ``JsonService``; errors are Logs' own (``ResourceNotFoundException``,
+``InvalidParameterException``…); the operations are in ``operations``.
 """
+from orchestrator.frontend.json_service import JsonService
+from orchestrator.frontend.logs.operations import OPERATIONS, SAFE_PARAMS, LogsError
 
-from orchestrator.frontend import EcsError
+SERVICE = JsonService("logs", OPERATIONS, invalid="InvalidParameterException", safe_params=SAFE_PARAMS,
+                      server_error="ServiceUnavailableException", error=LogsError)
+TARGET_PREFIX = SERVICE.target_prefix
 
-TARGET_PREFIX = "Logs_20140328."
 
-
-class LogsError(EcsError):
-    """A CloudWatch Logs error: its ``__type`` and message, in the same JSON shape as ECS's."""
+def api(request):
+    """The HTTP face of CloudWatch Logs."""
+    return SERVICE.api(request)

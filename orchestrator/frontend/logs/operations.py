@@ -1,19 +1,23 @@
 """The CloudWatch Logs operations the lab serves, one function each, named as the API reference
-names them. Each takes (account, region, params) already checked against botocore's model and
-returns the response dict, or raises LogsError."""
+names them. Each takes (account, region, params) already checked against botocore's model (by
+``JsonService``) and returns the response dict, or raises LogsError."""
 import functools
 import re
 
-import botocore.session
-from botocore.validate import ParamValidator
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
 from orchestrator import bus
 from orchestrator.frontend import wire
-from orchestrator.frontend.logs import LogsError, filter_pattern
-from orchestrator.models import LogEvent, LogGroup, LogStream, event_size, now_ms
+from orchestrator.frontend.json_service import ServiceError
+from orchestrator.frontend.logs import filter_pattern
+from orchestrator.models import LogEvent, LogGroup, LogStream, event_size, now_ms, region
+
+# What the activity log keeps of a call: names, flags and bounds, never an event's message.
+SAFE_PARAMS = ("logGroupName", "logStreamName", "logGroupIdentifier", "logGroupNamePrefix", "logGroupNamePattern",
+               "logStreamNamePrefix", "logGroupClass", "retentionInDays", "orderBy", "descending", "limit",
+               "startFromHead", "startTime", "endTime", "filterPattern")
 
 # The retention periods PutRetentionPolicy accepts, as CloudWatch lists them.
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -31,6 +35,10 @@ MAX_SCANNED = 50_000
 GROUP_NOT_FOUND = "The specified log group does not exist."
 STREAM_NOT_FOUND = "The specified log stream does not exist."
 _BAD_TOKEN = "The specified nextToken is invalid."
+
+
+class LogsError(ServiceError):
+    """A CloudWatch Logs error: its ``__type``, message and HTTP status."""
 
 
 def _max_groups():
@@ -448,7 +456,16 @@ def filter_log_events(account, region, params):
     return answer
 
 
-OPERATIONS = {
+def _in_the_labs_region(operation):
+    """``operation(account, region, params)`` as JsonService calls a handler: in the lab's region,
+    the only one a credential scope may name (``sigv4.served_regions``)."""
+    @functools.wraps(operation)
+    def handler(account, params, caller=""):
+        return operation(account, region(), params)
+    return handler
+
+
+OPERATIONS = {name: _in_the_labs_region(operation) for name, operation in {
     "CreateLogGroup": create_log_group,
     "DeleteLogGroup": delete_log_group,
     "DescribeLogGroups": describe_log_groups,
@@ -460,72 +477,4 @@ OPERATIONS = {
     "PutLogEvents": put_log_events,
     "GetLogEvents": get_log_events,
     "FilterLogEvents": filter_log_events,
-}
-
-
-@functools.lru_cache(maxsize=1)
-def service_model():
-    """botocore's CloudWatch Logs model: the shapes boto3 and the AWS CLI send."""
-    return botocore.session.get_session().get_service_model("logs")
-
-
-def call(account, region, operation, params):
-    """Run one Logs operation for ``account`` in ``region``; the response dict, or LogsError."""
-    handler = OPERATIONS.get(operation)
-    if handler is None:
-        raise LogsError("UnknownOperationException", f"Operation {operation[:64]} is not supported by Fargate Lab.")
-    shape = service_model().operation_model(operation).input_shape
-    report = ParamValidator().validate(params, shape)
-    if report.has_errors():
-        raise LogsError("InvalidParameterException", report.generate_report())
-    _check_constraints(params, shape)
-    return handler(account, region, params)
-
-
-def _check_constraints(value, shape, where=""):
-    """What botocore's validator leaves to the service: maximum lengths and values, patterns."""
-    meta = shape.metadata
-    if shape.type_name == "structure":
-        for name, member in shape.members.items():
-            if name in value:
-                _check_constraints(value[name], member, f"{where}{name}")
-        return
-    if shape.type_name == "list":
-        if "max" in meta and len(value) > meta["max"]:
-            raise LogsError("InvalidParameterException", f"{where} must have at most {meta['max']} items.")
-        for i, item in enumerate(value):
-            _check_constraints(item, shape.member, f"{where}[{i}].")
-        return
-    if shape.type_name == "map":
-        if "max" in meta and len(value) > meta["max"]:
-            raise LogsError("InvalidParameterException", f"{where} must have at most {meta['max']} entries.")
-        for key, item in value.items():
-            _check_constraints(key, shape.key, f"{where} key")
-            _check_constraints(item, shape.value, f"{where}.{key[:64]}")
-        return
-    if shape.type_name == "string":
-        if shape.enum and value not in shape.enum:
-            raise LogsError("InvalidParameterException",
-                            f"1 validation error detected: Value '{value[:200]}' at '{where.rstrip('.')}' failed to "
-                            f"satisfy constraint: Member must satisfy enum value set: [{', '.join(shape.enum)}]")
-        if "max" in meta and len(value) > meta["max"]:
-            raise LogsError("InvalidParameterException",
-                            f"1 validation error detected: Value at '{where.rstrip('.')}' failed to satisfy "
-                            f"constraint: Member must have length less than or equal to {meta['max']}")
-        if "pattern" in meta and _pattern(meta["pattern"]) and not _pattern(meta["pattern"]).fullmatch(value):
-            raise LogsError("InvalidParameterException",
-                            f"1 validation error detected: Value '{value[:200]}' at '{where.rstrip('.')}' failed to "
-                            f"satisfy constraint: Member must satisfy regular expression pattern: {meta['pattern']}")
-    elif shape.type_name in ("integer", "long") and "max" in meta and value > meta["max"]:
-        raise LogsError("InvalidParameterException",
-                        f"1 validation error detected: Value '{value}' at '{where.rstrip('.')}' failed to satisfy "
-                        f"constraint: Member must have value less than or equal to {meta['max']}")
-
-
-@functools.lru_cache(maxsize=64)
-def _pattern(pattern):
-    """The model's pattern compiled, or None for one Python cannot read (Java's \\p{L} classes)."""
-    try:
-        return re.compile(pattern, re.DOTALL)
-    except re.error:
-        return None
+}.items()}

@@ -3,7 +3,7 @@
 from orchestrator.frontend.json_service import JsonService
 from orchestrator.frontend.ssm.operations import OPERATIONS, SAFE_PARAMS
 
-SERVICE = JsonService("ssm", OPERATIONS, invalid="ValidationException", safe_params=SAFE_PARAMS)
+SERVICE = JsonService("ssm", OPERATIONS, invalid="ValidationException", safe_params=SAFE_PARAMS, patterns=False)
 TARGET_PREFIX = SERVICE.target_prefix
 
 
