@@ -46,8 +46,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, container_dependencies, load_balancer, registry, spot, task_health, task_metadata,
-    task_secrets, traces,
+    activity, awslogs, bus, container_dependencies, load_balancer, registry, service_discovery, spot, task_health,
+    task_metadata, task_secrets, traces,
 )
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
@@ -492,6 +492,7 @@ def container_spec(task, task_container, lab, network, secret_env=None):
         "ports": ports,
         "publish_address": lab_network.publish_address(),
         "network": network,
+        "aliases": service_discovery.aliases_for(task, task_container.name),
         "stop_timeout": stop_timeout(definition),
         "healthcheck": definition.get("healthCheck") if task_health.has_check(definition) else None,
         **hardening(definition),
@@ -722,6 +723,8 @@ class TaskSync:
         if action.new == Task.ACTIVATING:
             fields.update(self.pull_times, connectivity_at=timezone.now())
         self.advance(action.old, action.new, **fields)
+        if action.new in (Task.DEACTIVATING, Task.STOPPED) and service_discovery.deregister_task(self.task):
+            self.record("deregister", f"task {self.task.task_id} is {action.new}: deregistered from Cloud Map")
 
     def do_MarkStopping(self, action, seen):
         self.fail(action.stop_code, action.reason)
@@ -921,6 +924,9 @@ class TaskSync:
         now = timezone.now()
         self.advance(Task.ACTIVATING, Task.RUNNING, started_at=now, private_ip=private_ip)
         self.record("running", f"task {self.task.task_id} is RUNNING at {private_ip or 'no IP'}", since=began)
+        for registry in service_discovery.register_task(self.task):
+            self.record("register", f"registered task {self.task.task_id} in Cloud Map service {registry} "
+                                    f"as {private_ip or 'no IP'}")
         if self.task.service_id:
             self.enqueue(f"service:{self.task.service_id}")
 

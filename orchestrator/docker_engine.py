@@ -445,7 +445,7 @@ class DockerEngine:
 
         spec keys: name, image, labels, env (dict), entrypoint, command, working_dir, user,
         nano_cpus, memory (bytes), memory_reservation (bytes), ports [(port, "tcp"|"udp")],
-        publish_address, network, hostname, stop_timeout; read_only, cap_add, cap_drop, init,
+        publish_address, network, aliases (DNS names on that network), hostname, stop_timeout; read_only, cap_add, cap_drop, init,
         ulimits [(name, soft, hard)], sysctls (dict), interactive, tty, docker_labels (dict: the
         task definition's own labels; never one of the lab's fargatelab.* labels); pids_limit,
         log_max_size (e.g. "10m") and log_max_file (the json-file driver's rotation); healthcheck
@@ -481,7 +481,7 @@ class DockerEngine:
             networking = None
             if spec.get("network"):
                 networking = client.create_networking_config(
-                    {spec["network"]: client.create_endpoint_config()}
+                    {spec["network"]: client.create_endpoint_config(aliases=spec.get("aliases") or None)}
                 )
             created = client.create_container(
                 image=spec["image"],

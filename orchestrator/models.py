@@ -1235,11 +1235,11 @@ class DiscoveryInstance(models.Model):
 
     @property
     def health_status(self):
-        """HEALTHY or UNHEALTHY: a task's by its containers' health checks (HEALTHY without any), as
-        ECS reports it to Cloud Map; else the custom status."""
+        """HEALTHY, UNHEALTHY or UNKNOWN: a task's by its containers' health checks (HEALTHY without
+        any, UNKNOWN until they first pass), as ECS reports it to Cloud Map; else the custom status."""
         if self.task_id is None:
             return self.custom_health
-        return "HEALTHY" if self.task.container_health_status in ("", "HEALTHY") else "UNHEALTHY"
+        return self.task.container_health_status or "HEALTHY"
 
 
 class DiscoveryOperation(models.Model):

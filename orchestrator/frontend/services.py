@@ -6,7 +6,7 @@ desired count and rolls one deployment into the next.
 from django.utils import timezone
 
 from orchestrator import bus
-from orchestrator.frontend import EcsError, capacity_providers, service_quotas, shapes
+from orchestrator.frontend import EcsError, capacity_providers, service_quotas, service_registries, shapes
 from orchestrator.frontend.deployments import _deployment_configuration, _new_deployment
 from orchestrator.frontend.operations import (
     _check_launch_type, _check_placement, _check_tags, _client_token, _cluster_of, _describe_many, _fingerprint,
@@ -127,6 +127,7 @@ def create_service(ctx, params):
     desired_count = _check_desired_count(params.get("desiredCount", 0))
     service_quotas.check_services(ctx.account, cluster)
     service_quotas.check_desired_count(ctx.account, desired_count)
+    discovery = service_registries.check_discovery(ctx, params, td, cluster)
     now = timezone.now()
     service = Service.objects.create(
         account=ctx.account, cluster=cluster, name=name, task_definition=td,
@@ -140,8 +141,9 @@ def create_service(ctx, params):
         client_token=token, request_fingerprint=fingerprint,
         tags=_check_tags(params.get("tags", [])),
         created_by=f"arn:aws:iam::{ctx.account.account_id}:root",
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, **discovery,
     )
+    service_registries.prepare(ctx, service)
     _new_deployment(service)
     bus.publish("service", service.pk)
     return _service_response(service)
@@ -174,6 +176,13 @@ def update_service(ctx, params):
         new_deployment = True
     if "loadBalancers" in params:
         _check_load_balancers(ctx, params["loadBalancers"], service.task_definition)
+    # Tasks take their discovery names when created: new names (or a new definition's ports) roll out.
+    for field, value in service_registries.check_discovery(ctx, params, service.task_definition, service.cluster,
+                                                           service).items():
+        if value != getattr(service, field):
+            setattr(service, field, value)
+            fields.add(field)
+            new_deployment = True
     _check_placement(params)
     for param, field in (
         ("loadBalancers", "load_balancers"),
@@ -194,6 +203,7 @@ def update_service(ctx, params):
     service.steady = False
     fields.add("steady")
     service.save(update_fields=tuple(fields))
+    service_registries.prepare(ctx, service)
     if new_deployment:
         _new_deployment(service)
     elif "desiredCount" in params:

@@ -173,7 +173,19 @@ def deployment_shape(d):
         "networkConfiguration": d.service.network_configuration or None,
         "rolloutState": d.rollout_state,
         "rolloutStateReason": d.rollout_state_reason or None,
+        **_service_connect(d.service),
     })
+
+
+def _service_connect(service):
+    """A deployment's serviceConnectConfiguration and serviceConnectResources, if it has them."""
+    from orchestrator.frontend import service_registries
+
+    connect = service.service_connect_configuration
+    if not connect:
+        return {}
+    return {"serviceConnectConfiguration": dict(connect),
+            "serviceConnectResources": service_registries.connect_resources(service) or None}
 
 
 def service_shape(s, include=()):
@@ -183,7 +195,7 @@ def service_shape(s, include=()):
         "serviceName": s.name,
         "clusterArn": s.cluster.arn,
         "loadBalancers": list(s.load_balancers),
-        "serviceRegistries": [],
+        "serviceRegistries": list(s.service_registries),
         "status": s.status,
         "desiredCount": s.desired_count,
         "runningCount": s.running_count,

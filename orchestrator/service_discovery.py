@@ -1,0 +1,125 @@
+"""Service discovery: the names a service's tasks are found by (a Kubernetes Service's DNS name
+and its Endpoints), from ECS ``serviceRegistries`` and Service Connect.
+
+Two halves, as on AWS:
+1. **Cloud Map instances.** A task of a service with registries is registered as an instance
+   (its task id, ``AWS_INSTANCE_IPV4``, the port and ECS's attributes) in each Cloud Map
+   service once RUNNING, and deregistered as it starts to stop (``register_task``,
+   ``deregister_task``, called by the agent). DiscoverInstances and ListInstances read them.
+2. **DNS.** The names are Docker network aliases of the task's container on its cluster
+   network (``aliases_for``, given to the container when it is created): Docker's embedded DNS
+   on a user-defined network answers them for every container on that network, with the
+   address of each running container that carries them (so every task of the service, MULTIVALUE),
+   and stops answering for a container as soon as it stops. Cluster networks are per account
+   and cluster (``agent.network_name``): another account's tasks are on other networks and
+   neither resolve nor reach the names. An embedded resolver was the other choice; aliases need
+   no server of the lab's on the task's path and no DNS setting in the container.
+
+What this does not do: Docker answers for a container whose health checks fail (the Cloud Map
+instance says UNHEALTHY and DiscoverInstances leaves it out, but the alias still resolves), and
+Service Connect has no Envoy proxy: a client alias's port is the container's own port.
+"""
+from django.db import IntegrityError, transaction
+
+from orchestrator.models import DiscoveryInstance, DiscoveryService, Namespace, region
+
+
+def _container_port(definition, port_name=None):
+    """The containerPort of the definition's port mapping (named ``port_name``, else its first)."""
+    for mapping in definition.get("portMappings") or []:
+        if port_name is None or mapping.get("name") == port_name:
+            return mapping.get("containerPort")
+    return None
+
+
+def registry_service(account, arn):
+    """The Cloud Map service a registryArn names in ``account``, or None."""
+    prefix = f"arn:aws:servicediscovery:{region()}:{account.account_id}:service/"
+    if not arn.startswith(prefix):
+        return None
+    return DiscoveryService.objects.filter(service_id=arn[len(prefix):], namespace__account=account).select_related(
+        "namespace__account").first()
+
+
+def find_namespace(account, ref):
+    """The account's namespace a name, id or ARN names, or None."""
+    rows = Namespace.objects.filter(account=account, region=region()).select_related("account")
+    if ref.startswith("arn:"):
+        return next((n for n in rows.filter(namespace_id=ref.rpartition("/")[2]) if n.arn == ref), None)
+    return rows.filter(name=ref).first() or rows.filter(namespace_id=ref).first()
+
+
+def registrations(service):
+    """What a service's tasks are registered as: (Cloud Map service, container name, port, DNS
+    names) for each of its serviceRegistries and Service Connect services."""
+    definitions = service.task_definition.container_definitions
+    first = next((c for c in definitions if c.get("portMappings")), definitions[0] if definitions else {})
+    found = []
+    for entry in service.service_registries or []:
+        registry = registry_service(service.account, entry.get("registryArn", ""))
+        if registry is None:
+            continue
+        name = entry.get("containerName") or first.get("name")
+        definition = next((c for c in definitions if c.get("name") == name), {})
+        port = entry.get("containerPort") or entry.get("port") or _container_port(definition)
+        found.append((registry, name, port, [registry.dns_name] if registry.dns_config else []))
+    connect = service.service_connect_configuration or {}
+    namespace = find_namespace(service.account, connect["namespace"]) if connect.get("enabled") else None
+    if namespace is not None:
+        for entry in connect.get("services") or []:
+            discovery = DiscoveryService.objects.filter(
+                namespace=namespace, name=entry.get("discoveryName") or entry["portName"]).first()
+            definition = next((c for c in definitions if _container_port(c, entry["portName"]) is not None), {})
+            if discovery is None or not definition:
+                continue
+            names = [alias.get("dnsName") or f"{discovery.name}.{namespace.name}"
+                     for alias in entry.get("clientAliases") or []]
+            found.append((discovery, definition["name"], _container_port(definition, entry["portName"]), names))
+    return found
+
+
+def aliases_for(task, container_name):
+    """The DNS names ``container_name`` of ``task`` answers on its cluster network."""
+    if task.service_id is None:
+        return []
+    names = []
+    for _, name, _, dns_names in registrations(task.service):
+        if name == container_name:
+            names += [n for n in dns_names if n not in names]
+    return names
+
+
+def instance_attributes(task, port):
+    """The attributes ECS gives a task's Cloud Map instance."""
+    attributes = {
+        "AWS_INSTANCE_IPV4": task.private_ip, "AWS_INIT_HEALTH_STATUS": "HEALTHY",
+        "AVAILABILITY_ZONE": f"{region()}a", "REGION": region(), "ECS_CLUSTER_NAME": task.cluster.name,
+        "ECS_SERVICE_NAME": task.service.name, "ECS_TASK_DEFINITION_FAMILY": task.task_definition.family,
+    }
+    if port:
+        attributes["AWS_INSTANCE_PORT"] = str(port)
+    return attributes
+
+
+def register_task(task):
+    """Register a RUNNING task (its private IP known) in its service's Cloud Map services;
+    returns the Cloud Map services it was registered in."""
+    if task.service_id is None or not task.private_ip:
+        return []
+    done = []
+    for registry, _, port, _ in registrations(task.service):
+        try:
+            with transaction.atomic():
+                DiscoveryInstance.objects.update_or_create(
+                    service=registry, instance_id=task.task_id,
+                    defaults={"task": task, "attributes": instance_attributes(task, port)})
+        except IntegrityError:  # the Cloud Map service was deleted meanwhile: nothing to register in
+            continue
+        done.append(registry)
+    return done
+
+
+def deregister_task(task):
+    """Deregister a task that is stopping from every Cloud Map service; how many instances went."""
+    deleted, _ = DiscoveryInstance.objects.filter(task_id=task.pk).delete()
+    return deleted
