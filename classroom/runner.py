@@ -71,7 +71,10 @@ class Runner:
         self.threads = []
 
     def on_bus(self, kind, pk, **info):
-        """Bus subscriber (any thread): note what changed; the lookup happens on a worker."""
+        """Bus subscriber (any thread): note what changed; the lookup happens on a worker. A change
+        made in another server process (a shared bus) is that process's runner's to evaluate."""
+        if info.get("remote"):
+            return
         if kind in _OWNERS or (kind in EVERYONE and not info.get("heartbeat")):
             self.queue.add_after(f"{kind}:{pk}", COALESCE_SECONDS)
 

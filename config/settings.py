@@ -90,28 +90,59 @@ TEMPLATES = [
     },
 ]
 
-# SQLite in WAL mode with IMMEDIATE transactions: the control plane's worker threads and the
-# web server write concurrently, and IMMEDIATE avoids lock-upgrade deadlocks between them. The
-# engine (orchestrator/state_database) is Django's SQLite with one writer at a time per process,
-# handed over by a lock instead of SQLite's sleeping busy wait; reads take no write lock.
-DATABASES = {
-    "default": {
-        "ENGINE": "orchestrator.state_database",
-        "NAME": os.environ.get("FARGATE_LAB_DB", str(VAR_DIR / "lab.sqlite3")),
-        # Keep connections open: the control plane's threads would otherwise reconnect (and
-        # rerun the PRAGMAs below) on every pass.
-        "CONN_MAX_AGE": None,
-        "OPTIONS": {
-            "timeout": 30,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        },
-        # One test database per test process, so that parallel test runs never share one.
-        "TEST": {"NAME": os.environ.get("FARGATE_LAB_TEST_DB", str(VAR_DIR / f"test-{os.getpid()}.sqlite3"))},
-    }
-}
+# The state database. By default the embedded SQLite, in WAL mode with IMMEDIATE transactions:
+# the control plane's worker threads and the web server write concurrently, and IMMEDIATE
+# avoids lock-upgrade deadlocks between them. The engine (orchestrator/state_database) is
+# Django's SQLite with one writer at a time per process, handed over by a lock instead of
+# SQLite's sleeping busy wait; reads take no write lock. DATABASE_URL (postgres://user:pass@host/name)
+# selects PostgreSQL instead, for a school's lab or several server processes.
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    import dj_database_url
+    from django.core.exceptions import ImproperlyConfigured
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=None, conn_health_checks=True)
+    if _database["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL selects PostgreSQL (postgres://user:password@host:5432/name), not {_database['ENGINE']}; "
+            "leave it unset for the embedded SQLite (FARGATE_LAB_DB)")
+    # One test database per test process (test_<name>_<pid>), so that test runs sharing a
+    # server never share a database.
+    _database["TEST"] = {"NAME": os.environ.get("FARGATE_LAB_TEST_DB", f"test_{_database['NAME']}_{os.getpid()}")}
+    DATABASES = {"default": _database}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "orchestrator.state_database",
+            "NAME": os.environ.get("FARGATE_LAB_DB", str(VAR_DIR / "lab.sqlite3")),
+            # Keep connections open: the control plane's threads would otherwise reconnect (and
+            # rerun the PRAGMAs below) on every pass.
+            "CONN_MAX_AGE": None,
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            # One test database per test process, so that parallel test runs never share one.
+            "TEST": {"NAME": os.environ.get("FARGATE_LAB_TEST_DB", str(VAR_DIR / f"test-{os.getpid()}.sqlite3"))},
+        }
+    }
+
+# The channel layer: in memory by default (one process). REDIS_URL (redis://host:6379/0) selects
+# channels-redis, and the change bus between server processes goes over the same Redis
+# (orchestrator/bus.py); without it, on PostgreSQL, the bus uses LISTEN/NOTIFY.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
+        "hosts": [REDIS_URL],
+        # Labs sharing a Redis server keep apart by their id; a burst of changes must not fill a
+        # page's channel (channels-redis drops messages beyond its capacity, 100 by default).
+        "prefix": f"fargatelab:{os.environ.get('FARGATE_LAB_ID', 'lab')}:",
+        "capacity": 1000,
+        "expiry": 30,
+    }}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 AUTH_PASSWORD_VALIDATORS = []
 # Failed logins are counted here (dashboard/login_throttle.py); the default cache stays unused.

@@ -15,21 +15,28 @@ message per ``EVENTS_INTERVAL``), never waiting behind the coalescing of the fig
 
 One broadcaster per event loop, started by the first consumer that connects.
 
-The bus is process-local. Writes made by another process — a control plane run apart with
-``manage.py controlplane``, or the leader among several server workers — reach the pages
-through ``DatabaseWatch``, which looks at the state database every ``WATCH_INTERVAL`` for rows
-changed since its last look that the bus did not already carry.
+On SQLite the bus is process-local. Writes made by another process — a control plane run
+apart with ``manage.py controlplane``, or the leader among several server workers — reach the
+pages through ``DatabaseWatch``, which looks at the state database every ``WATCH_INTERVAL`` for
+rows changed since its last look that the bus did not already carry. With a shared bus (REDIS_URL,
+or PostgreSQL: ``bus.shared()``) other processes' changes arrive on the bus itself and there is
+no look at the database.
+
+Each process's broadcaster serves the pages whose sockets that process holds. On a channel
+layer shared between processes (channels-redis), its groups carry the process's name
+(``scoped``): every broadcaster hears every change, and a page must hear one of them, not N.
 """
 import asyncio
 import itertools
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict, deque
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from django.utils import timezone
 
@@ -75,9 +82,18 @@ _seen = {}  # (kind, pk) -> (label, {field: value}) as of the object's last desc
 _owners = {}  # (kind, pk) -> the account pk of the object (None for the lab's own, instances)
 _broadcasters = {}
 _broadcasters_lock = threading.Lock()
+# This process's name in the groups of a channel layer shared between processes.
+PROCESS = uuid.uuid4().hex[:12]
 # One sequence for every broadcaster of the process: renders are cached by it (RenderCache), so
 # a broadcaster started on a new event loop (a restarted server) must not reuse the numbers.
 _sequence = itertools.count(1)
+
+
+def scoped(group):
+    """The name of page group ``group`` on this process's channel layer (see the module doc)."""
+    if isinstance(get_channel_layer(), InMemoryChannelLayer):
+        return group
+    return f"{group}.{PROCESS}"
 
 
 def note_write(kind, pk, **info):
@@ -319,7 +335,8 @@ class Broadcaster:
         """Subscribe to the bus and start the flushing and watching tasks (call on ``self.loop``)."""
         self.unsubscribe = bus.subscribe(self.on_bus)
         self.task = self.loop.create_task(self.run(), name="dashboard-broadcaster")
-        self.watch_task = self.loop.create_task(self.run_watch(), name="dashboard-database-watch")
+        if bus.share() is None:  # the bus is this process's only: look at the database for the others'
+            self.watch_task = self.loop.create_task(self.run_watch(), name="dashboard-database-watch")
         self.events_task = self.loop.create_task(self.run_events(), name="dashboard-map-events")
 
     def stop(self):
@@ -360,7 +377,7 @@ class Broadcaster:
             self.events_seq = next(_sequence)
             try:
                 await self.channel_layer.group_send(
-                    "lab", {"type": EVENTS_MESSAGE_TYPE, "seq": self.events_seq, "events": batch})
+                    scoped("lab"), {"type": EVENTS_MESSAGE_TYPE, "seq": self.events_seq, "events": batch})
             except Exception:  # a failed send must not end the animation; the next event retries
                 log.exception("dashboard map events failed")
             await asyncio.sleep(EVENTS_INTERVAL)
@@ -400,7 +417,7 @@ class Broadcaster:
         await database_sync_to_async(describe_writes)()
         groups = await database_sync_to_async(route)(batch)
         for group, changes in groups.items():
-            await self.channel_layer.group_send(group, {"type": MESSAGE_TYPE, "seq": self.seq, "changes": changes})
+            await self.channel_layer.group_send(scoped(group), {"type": MESSAGE_TYPE, "seq": self.seq, "changes": changes})
 
 
 async def ensure_started():

@@ -202,7 +202,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         viewed = any(fragments.is_viewed(name) for name in self.page.fragments)
         self.viewer = await _viewer(user) if self.page.events or viewed else None
         self.rows = {}
-        self.joined = self.page.groups(self.key)
+        self.joined = [broadcast.scoped(group) for group in self.page.groups(self.key)]
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await broadcast.ensure_started()

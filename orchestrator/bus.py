@@ -1,18 +1,77 @@
-"""A process-local change bus: "look at this key now".
+"""The change bus: "look at this key now".
 
 The frontend publishes the kind and primary key of what it wrote (after the transaction
 commits); the control plane's work queue and the dashboard's broadcaster subscribe. Events
-carry no state: subscribers re-read the database (level-triggered). A control plane in
-another process does not hear this bus; it watches the database instead (see controlplane).
-"""
-import logging
-import threading
+carry no state: subscribers re-read the database (level-triggered).
 
-from django.db import transaction
+On the embedded SQLite the bus is process-local: a control plane or a dashboard in another
+process watches the database instead (see controlplane and dashboard.broadcast). With
+REDIS_URL, or on PostgreSQL, the bus is shared: every change is also sent to the other
+processes on the same state database (Redis pub/sub, else LISTEN/NOTIFY: bus_transports),
+and their subscribers hear it with ``remote=True`` (and the trace it was published in).
+"""
+import atexit
+import logging
+import os
+import threading
+import uuid
+
+from django.conf import settings
+from django.db import connections, transaction
 
 log = logging.getLogger(__name__)
 _subscribers = []
 _lock = threading.Lock()
+_shared = {}  # pid -> (sender id, transport): a forked process makes its own
+_shared_lock = threading.Lock()
+
+
+def shared():
+    """Whether changes travel between processes (REDIS_URL, or a PostgreSQL state database)."""
+    return bool(settings.REDIS_URL) or connections["default"].vendor == "postgresql"
+
+
+def _transport():
+    """This process's (sender id, transport), started on first use; (None, None) when not shared."""
+    pid = os.getpid()
+    found = _shared.get(pid)
+    if found is not None:
+        return found
+    if not shared():
+        return None, None
+    from orchestrator import bus_transports
+
+    with _shared_lock:
+        if pid not in _shared:
+            database = connections["default"].settings_dict
+            channel = bus_transports.channel_name(database)
+            if settings.REDIS_URL:
+                transport = bus_transports.RedisTransport(settings.REDIS_URL, channel, _heard)
+            else:
+                transport = bus_transports.PostgresTransport(database, channel, _heard)
+            sender = uuid.uuid4().hex
+            _shared[pid] = (sender, transport)
+            transport.start()
+            atexit.register(transport.flush)
+    return _shared[pid]
+
+
+def share():
+    """Start hearing the other processes now (a server, a control plane); idempotent. The
+    transport whose listener is subscribed, or None when the bus is not shared."""
+    return _transport()[1]
+
+
+def _heard(sender, changes):
+    """The listener thread heard a batch: tell this process's subscribers of another's changes."""
+    from orchestrator import traces
+
+    if sender == _transport()[0]:
+        return
+    for kind, pk, info in changes:
+        trace = info.pop("trace", "")
+        with traces.continuing(trace):
+            _deliver(kind, pk, {**info, "remote": True})
 
 
 def subscribe(callback):
@@ -29,7 +88,18 @@ def subscribe(callback):
 
 
 def publish_now(kind, pk, **info):
-    """Tell every subscriber that object ``kind``/``pk`` changed. Subscriber errors are logged, not raised."""
+    """Tell every subscriber (and, when shared, every other process) that object ``kind``/``pk``
+    changed. Subscriber errors are logged, not raised."""
+    _deliver(kind, pk, info)
+    sender, transport = _transport()
+    if transport is not None:
+        from orchestrator import traces
+
+        trace = traces.current()
+        transport.send(sender, [kind, pk, {**info, "trace": trace} if trace else info])
+
+
+def _deliver(kind, pk, info):
     with _lock:
         subscribers = list(_subscribers)
     for callback in subscribers:

@@ -3,8 +3,9 @@
 ``ControlPlane().start()`` starts threads; ``stop()`` ends them. How work arrives:
 1. the change bus (kinds "task", "service", "cluster") enqueues a key at once, for a frontend
    in this process;
-2. a database watcher (every ~250 ms) enqueues tasks and services whose desired state
-   changed, for a frontend in another process;
+2. for a frontend in another process: on a shared bus (REDIS_URL or PostgreSQL), the bus
+   itself, as 1.; on SQLite, a database watcher (every ~250 ms) that enqueues tasks and
+   services whose desired state changed;
 3. each agent enqueues the tasks that Docker events and lists concern;
 4. a full resync every RESYNC_SECONDS enqueues everything, because any of those can miss.
 Beside them, the leader samples RUNNING tasks' CPU and memory from Docker every
@@ -108,13 +109,15 @@ class ControlPlane:
         self._cursor = timezone.now()
         self._prime_watcher()
         self._unsubscribe = bus.subscribe(self._on_bus)
+        shared = bus.share() is not None  # other processes' writes arrive on the bus
         for n in range(self.scheduler_workers):
             self._spawn(lambda: self._work(self.scheduler_queue), f"controlplane-scheduler-{n + 1}")
         for n in range(self.workers):
             self._spawn(lambda: self._work(self.agent_queue), f"controlplane-agent-{n + 1}")
         self._renew_lease()
         self._spawn(self._lease_loop, "controlplane-lease")
-        self._spawn(self._watch_loop, "controlplane-db-watch")
+        if not shared:
+            self._spawn(self._watch_loop, "controlplane-db-watch")
         self._spawn(self._resync_loop, "controlplane-resync")
         self._spawn(lambda: task_metrics.sampler().run(self._stop, lambda: self.is_leader), "controlplane-metrics")
         for agent in self.agents.values():

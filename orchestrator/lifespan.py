@@ -37,8 +37,10 @@ class ControlPlaneLifespan:
 
     def _start(self):
         from classroom import runner
+        from orchestrator import bus
         from orchestrator.registry import start_lab_registry
 
+        bus.share()  # hear the other server processes' changes (REDIS_URL or PostgreSQL)
         self.registry = start_lab_registry()
         runner.start()  # the labs' checks, re-run on the bus as the students' objects change
         if not settings.FARGATE_LAB["CONTROL_PLANE"]:

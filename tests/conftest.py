@@ -6,6 +6,10 @@ fail, never skip, when it is missing, so a CI machine without them goes red.
 Tests that restart the Docker daemon (they use the ``restart_docker`` fixture) stop every
 container on the engine, the user's own included, so they run only where that is agreed:
 in CI (``CI=true``) or with ``FARGATE_LAB_ALLOW_DOCKER_RESTART=1``.
+
+Tests marked ``postgres`` are about the PostgreSQL state database (LISTEN/NOTIFY, several
+processes on one database): they run when DATABASE_URL names one (CI's second run) and are
+deselected, with a line saying so, on the embedded SQLite.
 """
 import os
 
@@ -19,7 +23,26 @@ pytest_plugins = [
     "tests.support.elb",
     "tests.support.dashboard",
     "tests.support.classroom",
+    "tests.support.servers",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres_test_database_closes(request):
+    """On PostgreSQL: before the test database is dropped, end the sessions threads left open on
+    it (a persistent connection per thread that ran a query), which would make the drop fail."""
+    if not os.environ.get("DATABASE_URL"):
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    yield
+    from django.db import connection
+
+    with request.getfixturevalue("django_db_blocker").unblock():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        connection.close()
 
 
 def docker_restart_allowed():
@@ -28,7 +51,14 @@ def docker_restart_allowed():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Hold back the daemon-restarting tests on a machine that did not agree to it."""
+    """Leave out the PostgreSQL tests on SQLite; hold back the daemon-restarting tests on a
+    machine that did not agree to it."""
+    if not os.environ.get("DATABASE_URL"):
+        postgres = [item for item in items if item.get_closest_marker("postgres")]
+        if postgres:
+            config.hook.pytest_deselected(items=postgres)
+            items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+            config._fargatelab_postgres_deselected = len(postgres)
     if docker_restart_allowed():
         return
     reason = (
@@ -38,3 +68,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "restart_docker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    left_out = getattr(config, "_fargatelab_postgres_deselected", 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} PostgreSQL test(s) deselected on SQLite: run them with DATABASE_URL=postgres://… "
+            "(see the README's \"Tests and benchmarks\"; CI's second run does)")

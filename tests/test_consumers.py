@@ -10,10 +10,11 @@ from django.test import Client
 from django.utils import timezone
 
 from config.asgi import application
-from dashboard import consumers
+from dashboard import broadcast, consumers
 from orchestrator import activity, bus
 from dashboard.broadcast import DatabaseWatch
 from orchestrator.models import Account, Cluster, ContainerInstance, Task, TaskDefinition
+from tests.support.servers import elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,11 +39,11 @@ def lab():
     return {"account": account, "cluster": cluster, "td": td, "task": task}
 
 
-def run(coroutine):
+def run(coroutine, timeout=20):
     """Run one async scenario on a fresh event loop in its own thread (each test gets its own
     broadcaster; a browser test's Playwright loop may already run in this thread)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, asyncio.wait_for(coroutine, timeout=20)).result()
+        return pool.submit(asyncio.run, asyncio.wait_for(coroutine, timeout=timeout)).result()
 
 
 async def connect(path, session=None):
@@ -176,26 +177,40 @@ def test_it_pushes_a_new_task_to_its_cluster_page(session, lab):
 
 
 def test_it_pushes_a_change_another_process_wrote(session, lab):
-    """A control plane run apart (or another server worker) writes the database; this process's
-    bus never hears of it, and the page still follows."""
+    """A control plane run apart (or another server worker) writes the database: on SQLite this
+    process's bus never hears of it and the page follows the database; on a shared bus
+    (PostgreSQL, Redis) the other process's change arrives on the bus."""
     task = lab["task"]
-
-    def stop_elsewhere():
-        Task.objects.filter(pk=task.pk).update(
-            last_status=Task.STOPPED, desired_status=Task.STOPPED, stopped_reason="stopped by another process",
-            stopped_at=timezone.now(), updated_at=timezone.now(),
-        )  # no bus.publish: that process's bus is not ours
 
     async def scenario():
         communicator, connected, _ = await connect(f"/ws/task/{task.pk}/", session)
         assert connected
         await communicator.receive_from(timeout=5)
-        await write(stop_elsewhere)
+        await sync_to_async(elsewhere)(f"""
+            from django.utils import timezone
+            from orchestrator import bus
+            from orchestrator.models import Task
+            Task.objects.filter(pk={task.pk}).update(
+                last_status=Task.STOPPED, desired_status=Task.STOPPED, stopped_reason="stopped by another process",
+                stopped_at=timezone.now(), updated_at=timezone.now())
+            bus.publish("task", {task.pk}, origin="controlplane")
+        """)
         html = await receive_until(communicator, "stopped by another process")
         assert 'data-status="STOPPED"' in html
         await communicator.disconnect()
 
-    run(scenario())
+    run(scenario(), timeout=90)
+
+
+def test_the_page_looks_at_the_database_only_when_the_bus_is_this_processs_alone(session, lab):
+    async def scenario():
+        communicator, connected, _ = await connect(f"/ws/task/{lab['task'].pk}/", session)
+        assert connected
+        broadcaster = await broadcast.ensure_started()
+        await communicator.disconnect()
+        return broadcaster.watch_task is not None
+
+    assert run(scenario()) == (not bus.shared())
 
 
 def test_the_database_watch_reports_only_what_the_bus_did_not_carry(lab):

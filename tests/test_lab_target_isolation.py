@@ -6,7 +6,6 @@ Here bob tries the same with his own key and is refused with InvalidTarget; his 
 accepted, answers through his listener, and its target goes when the task stops.
 """
 import re
-import sqlite3
 
 import boto3
 import pytest
@@ -82,8 +81,8 @@ def test_a_student_can_target_only_their_own_tasks(lab):
     # The same through an instance target group: only a port one of bob's tasks publishes.
     instance_tg = bob_elbv2.create_target_group(Name="probe-inst", Protocol="HTTP", Port=80,
                                                 TargetType="instance")["TargetGroups"][0]
-    with sqlite3.connect(lab.env["FARGATE_LAB_DB"]) as db:  # instance ids are on the shared instances page
-        (instance_id,) = db.execute("SELECT instance_id FROM orchestrator_containerinstance LIMIT 1").fetchone()
+    # Instance ids are on the shared instances page.
+    ((instance_id,),) = lab.query("SELECT instance_id FROM orchestrator_containerinstance LIMIT 1")
     for port in (lab.port, registry_port):
         code, message = refusal(bob_elbv2.register_targets, TargetGroupArn=instance_tg["TargetGroupArn"],
                                 Targets=[{"Id": instance_id, "Port": port}])

@@ -6,10 +6,12 @@ import contextlib
 import functools
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import pytest
@@ -49,6 +51,8 @@ class LabProcess:
             "FARGATE_LAB_REGISTRY_PORT": str(free_port()),
             **(extra_env or {}),
         }
+        if os.environ.get("DATABASE_URL"):  # on PostgreSQL: a database of its own on the same server
+            self.env["DATABASE_URL"] = lab_database(lab_id)
 
     def start(self):
         """Start ``manage.py lab`` and wait until the API answers."""
@@ -92,12 +96,50 @@ class LabProcess:
         return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
                               text=True, timeout=60)
 
+    def query(self, sql):
+        """The rows of ``sql`` read straight from the lab's state database (SQLite or PostgreSQL)."""
+        if "DATABASE_URL" in self.env:
+            import psycopg
+
+            with psycopg.connect(self.env["DATABASE_URL"]) as db:
+                return db.execute(sql).fetchall()
+        with sqlite3.connect(self.env["FARGATE_LAB_DB"]) as db:
+            return db.execute(sql).fetchall()
+
     def client(self, service="ecs", **overrides):
         """A boto3 client pointed at the lab, with the default account's key."""
         kwargs = {**CREDENTIALS, **overrides}
         return boto3.client(
             service, endpoint_url=self.url, config=Config(retries={"max_attempts": 1}), **kwargs
         )
+
+
+_lab_databases = []
+
+
+def lab_database(lab_id):
+    """A new PostgreSQL database for lab ``lab_id`` beside the run's (named after both, so that
+    runs sharing the server never meet), dropped at the end of the session; its URL."""
+    import psycopg
+
+    base = urlsplit(os.environ["DATABASE_URL"])
+    name = f"{base.path.lstrip('/')}_{lab_id}".replace("-", "_")[:63]
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    _lab_databases.append(name)
+    return urlunsplit(base._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lab_databases():
+    """Drop the PostgreSQL databases this session's labs made (only those)."""
+    yield
+    if _lab_databases:
+        import psycopg
+
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as db:
+            for name in _lab_databases:
+                db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
