@@ -62,6 +62,15 @@ def share():
     return _transport()[1]
 
 
+def unshare():
+    """Stop this process's transport (at the end of a test session, before its database goes)."""
+    with _shared_lock:
+        found = _shared.pop(os.getpid(), None)
+    if found is not None:
+        found[1].flush()
+        found[1].stop()
+
+
 def _heard(sender, changes):
     """The listener thread heard a batch: tell this process's subscribers of another's changes."""
     from orchestrator import traces

@@ -57,6 +57,16 @@ def value(quota, account):
     return default(quota, account) if own is None else own
 
 
+def hold(account):
+    """Lock ``account``'s row until the transaction ends, before a quota is checked against the
+    write it limits: on PostgreSQL two such transactions of one account would otherwise both
+    count the same usage and both pass. (SQLite's IMMEDIATE transactions already take turns;
+    there this is a no-op.)"""
+    from orchestrator.models import Account
+
+    list(Account.objects.select_for_update().filter(pk=account.pk).values_list("pk", flat=True))
+
+
 def vcpu_quota_for(capacity_provider):
     """The vCPU quota tasks of this capacity provider count against."""
     return SPOT_VCPU if capacity_provider == SPOT else ON_DEMAND_VCPU
@@ -81,7 +91,9 @@ def vcpu_room(account, capacity_provider=""):
 
 def tasks_that_fit(account, cpu, providers):
     """Of tasks of ``cpu`` units, one per entry of ``providers`` (their capacity providers), those
-    that fit in the account's vCPU quotas now, in order: the list of their providers."""
+    that fit in the account's vCPU quotas now, in order: the list of their providers (call in the
+    transaction that starts them: it holds the account)."""
+    hold(account)
     room = {}
     fitting = []
     for provider in providers:

@@ -38,6 +38,9 @@ def postgres_test_database_closes(request):
     yield
     from django.db import connection
 
+    from orchestrator import bus
+
+    bus.unshare()
     with request.getfixturevalue("django_db_blocker").unblock():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from orchestrator import activity, state_database, traces
+from orchestrator import activity, quotas, state_database, traces
 from orchestrator.capacity_manager import matches_expression
 from orchestrator.frontend import EcsError
 from orchestrator.frontend import wire
@@ -79,6 +79,9 @@ def dispatch(account, operation_name, params, *, caller="", trace_id=""):
                          trace_id=context.trace_id) as write:
             write.skip = True  # a refused request writes nothing: no step
             with transaction.atomic():
+                # One account's writes take turns, as on SQLite, so that a quota or a clientToken
+                # checked here still holds at the commit (the account row first: no deadlock).
+                quotas.hold(account)
                 response = handler(context, params)
             write.skip = False
         return response
