@@ -245,9 +245,11 @@ FARGATE_LAB = {
     "TASK_LOG_MAX_FILE": _env_int("FARGATE_LAB_TASK_LOG_MAX_FILE", 3),
     "DEMO_IMAGE": os.environ.get("FARGATE_LAB_DEMO_IMAGE", "fargate-lab/demo:latest"),
     # ECR: the lab's own OCI registry (Debian's docker-registry, started by the lab), reached
-    # through its token-checking gate on 127.0.0.1:<REGISTRY_PORT>. Not 5000: that is where the
-    # Debian package's system service listens, which the lab never uses.
+    # through its token-checking gate on <REGISTRY_LISTEN_ADDRESS>:<REGISTRY_PORT> ("": the lab's
+    # HOST; always on 127.0.0.1 too, where the lab's own engine pulls). Not 5000: that is where
+    # the Debian package's system service listens, which the lab never uses.
     "REGISTRY_PORT": _env_int("FARGATE_LAB_REGISTRY_PORT", 5055),
+    "REGISTRY_LISTEN_ADDRESS": os.environ.get("FARGATE_LAB_REGISTRY_LISTEN_ADDRESS", ""),
     "REGISTRY_ROOT": os.environ.get("FARGATE_LAB_REGISTRY_ROOT", ""),
     "REGISTRY_BIN": os.environ.get("FARGATE_LAB_REGISTRY_BIN", ""),
     # Load balancers: the address listeners bind, and a new target group's deregistration

@@ -758,9 +758,13 @@ class TaskSync:
         self.record("pull", f"pulling {image} for task {self.task.task_id}")
         began = self.clock()
         progress = PullProgress(image, self.report_pull)
-        auth = pull_credentials(self.task.account.account_id) if registry.is_registry_image(image) else None
+        ours = registry.is_registry_image(image)
+        auth = pull_credentials(self.task.account.account_id) if ours else None
         try:
-            self.engine.pull(image, progress=progress, auth=auth)
+            if ours:  # through 127.0.0.1 (plain HTTP there), tagged with the name the task gives
+                self.engine.pull(registry.local_reference(image), progress=progress, auth=auth, as_name=image)
+            else:
+                self.engine.pull(image, progress=progress, auth=auth)
         except ImageNotFound as exc:
             raise TaskFailed("TaskFailedToStart", f"CannotPullContainerError: pull image {image}: {exc}",
                              self.using(image))

@@ -271,9 +271,11 @@ class DockerEngine:
         """Stop assuming ``image`` is present (a create said it is not)."""
         self._images.discard(image)
 
-    def pull(self, image, progress=None, auth=None):
+    def pull(self, image, progress=None, auth=None, as_name=None):
         """Pull ``image`` (with the registry credentials ``auth``, a {username, password} dict,
-        when given), calling ``progress(dict)`` for each progress message; raises ImageNotFound."""
+        when given), calling ``progress(dict)`` for each progress message; raises ImageNotFound.
+        ``as_name``: tag what was pulled with this name too (the same registry named by another
+        address, as a task's image names it)."""
         repository, tag = _split_image(image)
 
         def run(client):
@@ -282,6 +284,8 @@ class DockerEngine:
                     raise ImageNotFound(message.get("error", "pull failed"))
                 if progress:
                     progress(message)
+            if as_name and as_name != image:
+                client.tag(image, *_split_image(as_name))
 
         try:
             self._call("pull", run, timeout=PULL_TIMEOUT)

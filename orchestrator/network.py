@@ -47,6 +47,11 @@ def listen_address():
     return _address(settings.FARGATE_LAB.get("ELB_LISTEN_ADDRESS") or lab_host())
 
 
+def registry_listen_address():
+    """Where ECR's gate listens: FARGATE_LAB_REGISTRY_LISTEN_ADDRESS, else the lab's HOST."""
+    return _address(settings.FARGATE_LAB.get("REGISTRY_LISTEN_ADDRESS") or lab_host())
+
+
 def default_route_address():
     """This machine's address on its default route (no packet is sent), else 127.0.0.1."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -3,12 +3,15 @@
 Images live in a real CNCF distribution registry (Debian's ``docker-registry``) that the lab
 starts as its own child process, with its own configuration and storage, listening on a Unix
 socket only the lab's user can open. Docker reaches it through the lab's gate on
-127.0.0.1:<REGISTRY_PORT> (5055 by default; see ``registry_auth``), which checks the token
-GetAuthorizationToken hands out and the account in each repository path: a repository's URI is
-``127.0.0.1:5055/<account id>/<name>``, so two accounts may both have ``web`` and each reaches
-only its own. Docker talks plain HTTP to registries on 127.0.0.0/8, so ``docker push`` works
-without TLS. A registry already on the port (say the Debian package's own service on :5000) is
-never used: the lab says so and runs without ECR.
+<REGISTRY_LISTEN_ADDRESS>:<REGISTRY_PORT> (the lab's HOST and 5055 by default; see
+``registry_auth``), which checks the token GetAuthorizationToken hands out and the account in each
+repository path: a repository's URI is ``127.0.0.1:5055/<account id>/<name>`` (on a classroom lab,
+the advertised address instead of 127.0.0.1), so two accounts may both have ``web`` and each
+reaches only its own. Docker talks plain HTTP to registries on 127.0.0.0/8, so ``docker push``
+works there without TLS; a student's machine pushing to a classroom lab lists it as an insecure
+registry (README), and the lab's own engine pulls through 127.0.0.1, where the gate always
+listens. A registry already on the port (say the Debian package's own service on :5000) is never
+used: the lab says so and runs without ECR.
 
 The ECR API subset boto3 and the AWS CLI need (AWS JSON 1.1, target prefix
 ``AmazonEC2ContainerRegistry_V20150921.``, served by the shared ``JsonService``) keeps
@@ -39,7 +42,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from orchestrator import activity, bus
+from orchestrator import activity, bus, network
 from orchestrator.frontend import wire
 from orchestrator.frontend.json_service import JsonService, ServiceError
 from orchestrator.models import Repository, region
@@ -70,8 +73,20 @@ def registry_port():
 
 
 def registry_host():
-    """host:port of the registry, the first part of every repositoryUri."""
-    return f"127.0.0.1:{registry_port()}"
+    """host:port of the registry as students reach it, the first part of every repositoryUri and
+    GetAuthorizationToken's proxyEndpoint: 127.0.0.1 on a lab whose gate listens on loopback,
+    else the address the lab advertises (see orchestrator/network.py)."""
+    bound = network.registry_listen_address()
+    if network.is_loopback(bound):
+        return f"127.0.0.1:{registry_port()}"
+    return f"{network.url_host(network.advertised_host(bound))}:{registry_port()}"
+
+
+def local_reference(image):
+    """``image`` (of the lab's registry) named through 127.0.0.1, where the gate always listens:
+    the lab's own engine pulls there, since Docker talks plain HTTP to 127.0.0.0/8 only."""
+    host, _, rest = image.partition("/")
+    return f"127.0.0.1:{registry_port()}/{rest}" if host != f"127.0.0.1:{registry_port()}" else image
 
 
 def repository_path(repository):
@@ -85,9 +100,10 @@ def repository_uri(repository):
 
 
 def is_registry_image(image):
-    """True if ``image`` names a repository of the lab's registry (127.0.0.1 or localhost)."""
+    """True if ``image`` names a repository of the lab's registry (at its advertised address,
+    127.0.0.1 or localhost)."""
     host = image.split("/", 1)[0] if "/" in image else ""
-    return host in (registry_host(), f"localhost:{registry_port()}")
+    return host in (registry_host(), f"127.0.0.1:{registry_port()}", f"localhost:{registry_port()}")
 
 
 def storage_root():
@@ -126,7 +142,7 @@ def _die_with_parent():
 
 class RegistryProcess:
     """The lab's own registry: the CNCF distribution registry as a child process on a Unix
-    socket, and the gate that checks tokens on 127.0.0.1:<port>."""
+    socket, and the gate that checks tokens on <REGISTRY_LISTEN_ADDRESS>:<port> (and 127.0.0.1)."""
 
     def __init__(self, port=None, root=None, binary=None):
         self.port = port or registry_port()
@@ -160,10 +176,11 @@ class RegistryProcess:
         RegistryError with the reason."""
         if not self.binary:
             raise RegistryError("no registry binary: install Debian's docker-registry package (apt-get install docker-registry)")
+        address = network.registry_listen_address()
         try:
-            self.gate = Gate(self.port, self.socket, self.root)
+            self.gate = Gate(self.port, self.socket, self.root, address)
         except OSError as exc:
-            raise RegistryError(f"port {self.port} on 127.0.0.1 is taken ({exc.strerror}): "
+            raise RegistryError(f"port {self.port} on {address} is taken ({exc.strerror}): "
                                 f"{_holder(self.port, self.root)}") from None
         try:
             self._start_registry(timeout)

@@ -2,7 +2,8 @@
 request's token (GetAuthorizationToken's) and the account in the repository's path.
 
 The CNCF distribution registry listens on a Unix socket only the lab's user can open; this gate
-listens on 127.0.0.1:<REGISTRY_PORT> and forwards a request only when
+listens on <REGISTRY_LISTEN_ADDRESS>:<REGISTRY_PORT> (the lab's HOST by default, so students on
+other machines push to it; always on 127.0.0.1 as well) and forwards a request only when
 
 1. it carries ``Basic AWS:<token>``, a token the lab signed for one account (12 hours, as ECR's),
    whose access key is still active;
@@ -360,22 +361,52 @@ class GateHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
 
-class Gate(ThreadingHTTPServer):
-    """The gate on 127.0.0.1:<port>, forwarding to the registry's socket ``upstream``."""
+class _Listener(ThreadingHTTPServer):
+    """The gate on one address."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port, upstream, root):
-        super().__init__(("127.0.0.1", port), GateHandler)
-        self.upstream = str(upstream)
-        self.identity = identity(root)
-        self.thread = None
+    def __init__(self, address, port, upstream, identity_):
+        if ":" in address:
+            self.address_family = socket.AF_INET6
+        super().__init__((address, port), GateHandler)
+        self.upstream = upstream
+        self.identity = identity_
+
+
+class Gate:
+    """The gate on <address>:<port> (the lab's HOST by default), and on 127.0.0.1:<port> too when
+    that address is another one (the lab's own engine and processes reach it there), forwarding
+    to the registry's socket ``upstream``."""
+
+    def __init__(self, port, upstream, root, address="127.0.0.1"):
+        addresses = [address]
+        if address not in ("0.0.0.0", "::", "127.0.0.1"):
+            addresses.append("127.0.0.1")
+        self.listeners = []
+        try:
+            for bound in addresses:
+                self.listeners.append(_Listener(bound, port, str(upstream), identity(root)))
+        except OSError:
+            self.server_close()
+            raise
+        self.server_port = self.listeners[0].server_port
+        self.threads = []
 
     def start(self):
-        self.thread = threading.Thread(target=self.serve_forever, name=f"ecr-gate-{self.server_port}", daemon=True)
-        self.thread.start()
+        for listener in self.listeners:
+            thread = threading.Thread(target=listener.serve_forever, daemon=True,
+                                      name=f"ecr-gate-{listener.server_address[0]}-{self.server_port}")
+            thread.start()
+            self.threads.append(thread)
 
     def stop(self):
-        self.shutdown()
+        for listener in self.listeners:
+            if any(t.is_alive() for t in self.threads):
+                listener.shutdown()
         self.server_close()
+
+    def server_close(self):
+        for listener in self.listeners:
+            listener.server_close()
