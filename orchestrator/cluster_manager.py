@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from orchestrator import activity, bus, capacity_strategy, elb_health, quotas, task_health, traces
 from orchestrator import deployments as rollout
+from orchestrator.deployments import CIRCUIT_BREAKER_REASON, STOPPED_REASON
 from orchestrator.capacity_manager import task_ceiling, too_big
 from orchestrator.models import ContainerInstance, Deployment, ReconcilePass, Service, Task, TaskContainer
 
@@ -35,7 +36,6 @@ LB_HEALTH = {"HEALTHY": "healthy", "UNHEALTHY": "unhealthy"}
 HEALTH_POLL_SECONDS = 1.0
 THROTTLE_EVENT = ("is unable to consistently start tasks successfully. For more information, see the "
                   "Troubleshooting section of the Amazon ECS Developer Guide.")
-CIRCUIT_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
 
 
 # --- plain data the plan works on ---------------------------------------------------------
@@ -70,6 +70,7 @@ class DeploymentState:
     pending_count: int = 0
     failed_tasks: int = 0
     recorded_failed_tasks: int = 0  # what the row says (written when it changes)
+    stop_requested: str = ""  # StopServiceDeployment asked for a rollback
 
 
 @dataclass
@@ -265,12 +266,19 @@ def plan(service, tasks, now=None):
     want = service.desired_count
     failed = primary is not None and primary.rollout_state == Deployment.FAILED
 
-    # 2. The circuit breaker (only while the deployment is in progress).
-    if (service.circuit_breaker and primary is not None and primary.rollout_state == Deployment.IN_PROGRESS
-            and primary.failed_tasks >= rollout.circuit_breaker_threshold(want)):
-        actions.append(FailDeployment(primary_id, CIRCUIT_BREAKER_REASON, primary.failed_tasks))
-        actions.append(AddEvent(f"(deployment {primary_id}) deployment failed: tasks failed to start."))
-        target = service.last_completed(primary_id) if service.rollback else None
+    # 2. StopServiceDeployment, then the circuit breaker (only while the deployment is in progress).
+    in_progress = primary is not None and primary.rollout_state == Deployment.IN_PROGRESS
+    stopped = in_progress and primary.stop_requested == "ROLLBACK"
+    tripped = (not stopped and in_progress and service.circuit_breaker
+               and primary.failed_tasks >= rollout.circuit_breaker_threshold(want))
+    if stopped or tripped:
+        if stopped:
+            actions.append(FailDeployment(primary_id, STOPPED_REASON, primary.failed_tasks))
+            actions.append(AddEvent(f"(deployment {primary_id}) deployment stopped: StopServiceDeployment."))
+        else:
+            actions.append(FailDeployment(primary_id, CIRCUIT_BREAKER_REASON, primary.failed_tasks))
+            actions.append(AddEvent(f"(deployment {primary_id}) deployment failed: tasks failed to start."))
+        target = service.last_completed(primary_id) if service.rollback or stopped else None
         if target is not None:
             actions.append(Rollback(primary_id, target.deployment_id))
             actions.append(AddEvent(f"rolling back to deployment {target.deployment_id}."))
@@ -283,10 +291,15 @@ def plan(service, tasks, now=None):
     judged = {t.pk: health(t, service, now) for t in live}
     # A task on a DRAINING instance is moved as a rolling update moves old tasks: its replacement
     # starts within maximumPercent, and it stops while minimumHealthyPercent holds (ECS's draining).
+    # A failed deployment's tasks are not waited for (a rollback stops them even while their
+    # health is not judged yet).
+    abandoned = {d.deployment_id for d in service.deployments
+                 if d.rollout_state == Deployment.FAILED and d.deployment_id != primary_id}
     rollout_tasks = [
         rollout.RolloutTask(
             key=t.pk, primary=t.deployment_id == primary_id and not t.draining, running=t.last_status == Task.RUNNING,
-            healthy=judged[t.pk][0], created_order=order[t.pk], settling=judged[t.pk][1],
+            healthy=judged[t.pk][0], created_order=order[t.pk],
+            settling=judged[t.pk][1] and t.deployment_id not in abandoned,
         )
         for t in live
     ]
@@ -436,7 +449,8 @@ def load(service_pk, now=None):
     failures = _failed_tasks(service)
     deployment_states = [
         DeploymentState(d.deployment_id, d.status, d.rollout_state, d.desired_count, d.running_count,
-                        d.pending_count, failed_tasks=failures.get(d.pk, 0), recorded_failed_tasks=d.failed_tasks)
+                        d.pending_count, failed_tasks=failures.get(d.pk, 0), recorded_failed_tasks=d.failed_tasks,
+                        stop_requested=d.stop_requested)
         for d in rows
     ]
     state = ServiceState(
@@ -640,7 +654,7 @@ class ClusterManager:
         Deployment.objects.filter(deployment_id=action.deployment_id, rollout_state=Deployment.IN_PROGRESS).update(
             rollout_state=Deployment.COMPLETED,
             rollout_state_reason="ECS deployment {} completed.".format(action.deployment_id),
-            updated_at=timezone.now(),
+            updated_at=timezone.now(), finished_at=timezone.now(),
         )
         activity.record("cluster_manager", "rollout-completed", service.arn,
                         f"deployment {action.deployment_id} of service {service.name} completed")
@@ -673,6 +687,8 @@ class ClusterManager:
         ).update(rollout_state=Deployment.FAILED, rollout_state_reason=action.reason, failed_tasks=action.failed_tasks,
                  updated_at=timezone.now())
         if changed:
+            Deployment.objects.filter(deployment_id=action.deployment_id, stopped_at=None).update(
+                stopped_at=timezone.now())
             activity.record("cluster_manager", "rollout-failed", service.arn,
                             f"deployment {action.deployment_id} of service {service.name} FAILED: {action.reason}")
             bus.publish("service", service.pk, origin="controlplane")
@@ -683,11 +699,15 @@ class ClusterManager:
         now = timezone.now()
         with transaction.atomic():
             target = Deployment.objects.select_related("task_definition").get(deployment_id=action.to_id)
+            failed = Deployment.objects.filter(deployment_id=action.failed_id).first()
             service.deployments.filter(status=Deployment.PRIMARY).update(status=Deployment.ACTIVE, updated_at=now)
+            # It deploys the target's service revision again, on behalf of the failed deployment.
             rollback = Deployment.objects.create(
                 service=service, deployment_id=Deployment.new_id(), status=Deployment.PRIMARY,
                 task_definition=target.task_definition, desired_count=service.desired_count,
                 rollout_state=Deployment.IN_PROGRESS, created_at=now, updated_at=now,
+                revision_id=target.revision_number, revision=target.revision, rollback_of=failed,
+                source_revisions=[failed.revision_number] if failed else [],
             )
             Task.objects.filter(deployment=target).exclude(last_status=Task.STOPPED).update(deployment=rollback)
             Deployment.objects.filter(pk=target.pk).update(

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 DEFAULT_MINIMUM_HEALTHY_PERCENT = 100
 DEFAULT_MAXIMUM_PERCENT = 200
 THROTTLE_CAP_SECONDS = 15 * 60
+CIRCUIT_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
+STOPPED_REASON = "Service deployment stopped by StopServiceDeployment (ROLLBACK): rolling back."
 
 
 def rolling_limits(desired, minimum_healthy_percent=None, maximum_percent=None):

@@ -290,6 +290,8 @@ class Service(models.Model):
     # tasks over FARGATE and FARGATE_SPOT by it; [] runs them on the FARGATE launch type.
     capacity_provider_strategy = models.JSONField(default=list, blank=True)
     health_check_grace_period = models.PositiveIntegerField(null=True, blank=True)
+    # ECS Exec: the tasks this service starts run the managed ExecuteCommandAgent.
+    enable_execute_command = models.BooleanField(default=False)
     client_token = models.CharField(max_length=36, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
     tags = models.JSONField(default=list, blank=True)
@@ -379,9 +381,39 @@ class Deployment(models.Model):
     rollout_state_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The service revision it deploys ("" on rows older than revisions: their id's digits), the
+    # service's configuration it was made from, and the revisions live when it started.
+    revision_id = models.CharField(max_length=32, blank=True)
+    revision = models.JSONField(default=dict, blank=True)
+    source_revisions = models.JSONField(default=list, blank=True)
+    # A rollback deployment names the service deployment it rolls back.
+    rollback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollbacks")
+    # StopServiceDeployment's request (desired state: the cluster manager rolls back).
+    stop_requested = models.CharField(max_length=16, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    @property
+    def revision_number(self):
+        """The id of the service revision it deploys."""
+        return self.revision_id or self.deployment_id.rsplit("/", 1)[-1]
+
+    def _service_path(self):
+        service = self.service
+        return f"arn:aws:ecs:{region()}:{service.account.account_id}:{{}}/{service.cluster.name}/{service.name}/"
+
+    @property
+    def service_deployment_arn(self):
+        """Its ARN as a service deployment (ListServiceDeployments, StopServiceDeployment)."""
+        return self._service_path().format("service-deployment") + self.deployment_id.rsplit("/", 1)[-1]
+
+    @property
+    def service_revision_arn(self):
+        """The ARN of the service revision it deploys (DescribeServiceRevisions)."""
+        return self._service_path().format("service-revision") + self.revision_number
 
     @classmethod
     def new_id(cls):
@@ -432,6 +464,10 @@ class Task(models.Model):
     placement_constraints = models.JSONField(default=list, blank=True)
     client_token = models.CharField(max_length=64, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
+    # Task scale-in protection (UpdateTaskProtection): protected until then (None: not protected).
+    protected_until = models.DateTimeField(null=True, blank=True)
+    # ECS Exec: the task runs the managed ExecuteCommandAgent and accepts ExecuteCommand.
+    enable_execute_command = models.BooleanField(default=False)
     # The trace of the request that created the task (RunTask, or the service's pass).
     trace_id = models.CharField(max_length=64, blank=True)
     # The trace that stopped it (a StopTask, a scale-in, a container that died): the agent's

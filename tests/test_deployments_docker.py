@@ -188,3 +188,46 @@ def test_tasks_that_keep_failing_are_throttled_until_a_new_revision(control_plan
                message="the new revision to start at once")
     assert Task.objects.filter(service=service).count() == launched + 1
     assert (timezone.now() - started).total_seconds() < 8
+
+
+def test_stop_service_deployment_rolls_back_to_the_previous_revision(
+        control_plane, ecs, lab_rows, docker_engine, wait_until):
+    rev1 = register(ecs, lab_rows.image)
+    # Revision 2's tasks run but never turn healthy (the check fails, inside a long start
+    # period), so its rollout stays IN_PROGRESS with both revisions' tasks running.
+    never_healthy = {"command": ["CMD-SHELL", "exit 1"], "interval": 5, "timeout": 2, "retries": 3,
+                     "startPeriod": 300}
+    rev2 = register(ecs, lab_rows.image, healthCheck=never_healthy)
+    service = create(ecs, rev1, 2)  # no circuit breaker, no rollback option: StopServiceDeployment rolls back anyway
+    wait_until(lambda: healthy_and_steady(service, 2), 60, message="2 healthy tasks of revision 1")
+    originals = set(Task.objects.filter(service=service, last_status="RUNNING").values_list("pk", flat=True))
+    ecs("UpdateService", cluster=ecs.cluster, service="web", taskDefinition=rev2)
+    wait_until(lambda: Task.objects.filter(service=service, last_status="RUNNING",
+                                           task_definition__revision=2).count() == 2, 60,
+               message="revision 2's tasks to run beside revision 1's")
+    rev2_tasks = set(Task.objects.filter(service=service, task_definition__revision=2).values_list("task_id", flat=True))
+    arn = ecs("ListServiceDeployments", cluster=ecs.cluster, service="web")["serviceDeployments"][0]
+    assert arn["status"] == "IN_PROGRESS"
+
+    ecs("StopServiceDeployment", serviceDeploymentArn=arn["serviceDeploymentArn"], stopType="ROLLBACK")
+
+    def rolled_back():
+        (shown,) = ecs("DescribeServiceDeployments", serviceDeploymentArns=[arn["serviceDeploymentArn"]])[
+            "serviceDeployments"]
+        return shown if shown["status"] == "ROLLBACK_SUCCESSFUL" else None
+
+    wait_until(rolled_back, 60, message="the rollback to succeed")
+    shown = rolled_back()
+    assert shown["rollback"]["reason"].startswith("Service deployment stopped by StopServiceDeployment")
+    assert shown["rollback"]["serviceRevisionArn"] == shown["sourceServiceRevisions"][0]["arn"]
+    assert "stoppedAt" in shown and "finishedAt" in shown
+    assert describe(ecs)["taskDefinition"] == rev1
+    # Revision 1's tasks never stopped; revision 2's containers are gone from Docker.
+    running = Task.objects.filter(service=service, last_status="RUNNING", desired_status="RUNNING")
+    assert set(running.values_list("pk", flat=True)) == originals
+    wait_until(lambda: not {c["labels"].get("fargatelab.task-id") for c in docker_engine.list_containers()
+                            if c["state"] == "running"} & rev2_tasks, 30, message="revision 2's containers to stop")
+    assert len([c for c in docker_engine.list_containers() if c["state"] == "running"]) == 2
+    events = [e["message"] for e in describe(ecs)["events"]]
+    assert f"(service web) (deployment {Deployment.objects.get(rollback_of=None, task_definition__revision=2).deployment_id})" \
+           " deployment stopped: StopServiceDeployment." in events

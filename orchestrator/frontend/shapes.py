@@ -188,8 +188,25 @@ def _service_connect(service):
             "serviceConnectResources": service_registries.connect_resources(service) or None}
 
 
+def current_service_deployment(live):
+    """(currentServiceDeployment, currentServiceRevisions) of a service from its live deployments:
+    the service deployment in charge (a rollback shows as the one it rolls back) and each
+    revision with its tasks."""
+    primary = next((d for d in live if d.status == "PRIMARY"), None)
+    current = (primary.rollback_of or primary).service_deployment_arn if primary is not None else None
+    revisions = {}
+    for d in live:
+        revisions.setdefault(d.revision_number, {
+            "arn": d.service_revision_arn, "requestedTaskCount": d.desired_count,
+            "runningTaskCount": d.running_count, "pendingTaskCount": d.pending_count,
+        })
+    return current, list(revisions.values())
+
+
 def service_shape(s, include=()):
     """A Service as DescribeServices returns it: deployments and the newest 100 events."""
+    live = list(s.deployments.exclude(status="INACTIVE"))
+    current, revisions = current_service_deployment(live)
     data = {
         "serviceArn": s.arn,
         "serviceName": s.name,
@@ -206,7 +223,9 @@ def service_shape(s, include=()):
         "platformFamily": "Linux",
         "taskDefinition": s.task_definition.arn,
         "deploymentConfiguration": dict(s.deployment_configuration),
-        "deployments": [deployment_shape(d) for d in s.deployments.exclude(status="INACTIVE")],
+        "deployments": [deployment_shape(d) for d in live],
+        "currentServiceDeployment": current,
+        "currentServiceRevisions": revisions,
         "events": [
             {"id": e.event_id, "createdAt": epoch(e.created_at), "message": e.message} for e in s.events.all()[:100]
         ],
