@@ -65,6 +65,8 @@ def revision_of(service):
         "loadBalancers": list(service.load_balancers),
         "networkConfiguration": dict(service.network_configuration),
         "deploymentConfiguration": dict(service.deployment_configuration),
+        "serviceRegistries": list(service.service_registries),
+        "serviceConnectConfiguration": dict(service.service_connect_configuration),
     }
 
 
@@ -226,8 +228,10 @@ def service_revision_shape(deployment):
         "platformVersion": PLATFORM_VERSION,
         "platformFamily": "Linux",
         "loadBalancers": list(revision.get("loadBalancers", service.load_balancers)),
-        "serviceRegistries": [],
+        "serviceRegistries": list(revision.get("serviceRegistries", service.service_registries)),
         "networkConfiguration": revision.get("networkConfiguration", service.network_configuration) or None,
+        "serviceConnectConfiguration": revision.get(
+            "serviceConnectConfiguration", service.service_connect_configuration) or None,
         "containerImages": [{"containerName": c["name"], "image": c["image"]} for c in td.container_definitions],
         "guardDutyEnabled": False,
         "createdAt": epoch(deployment.created_at),
