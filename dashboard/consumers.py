@@ -86,6 +86,7 @@ PAGES = {
         "service-events": {"service", "task"},
         "service-tasks": {"task"},
         "service-load-balancing": {"service", "task"},
+        "service-discovery": {"service", "task"},
         "service-twin": {"service", "task"},
         "service-passes": {"service"},
     }),

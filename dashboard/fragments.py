@@ -351,6 +351,12 @@ def _service_load_balancing(key):
     return None if service is None else {"service": service, "rows": state.service_load_balancing(service)}
 
 
+@fragment("service-discovery", "dashboard/fragments/service_discovery.html")
+def _service_discovery(key):
+    service = state.service_or_none(key)
+    return None if service is None else {"service": service, "rows": state.service_discovery(service)}
+
+
 # --- Kubernetes twins: each object's manifest as YAML ---------------------------------------
 
 @fragment("task-twin", "dashboard/fragments/manifest.html")

@@ -549,6 +549,18 @@ def service_load_balancing(service):
     return rows
 
 
+def service_discovery(service):
+    """Each Cloud Map service a service's tasks register in (serviceRegistries, Service Connect):
+    how it is found (the DNS names tasks resolve, or DiscoverInstances only), and its instances."""
+    from orchestrator import service_discovery as discovery
+
+    rows = []
+    for registration in discovery.registrations(service):
+        instances = list(registration.registry.instances.select_related("task"))
+        rows.append({**registration._asdict(), "namespace": registration.registry.namespace, "instances": instances})
+    return rows
+
+
 # --- The map as a diagram: one small figure set per box ----------------------------------
 # Every box shows aggregates only (counts, rates, the name of the last action), never another
 # account's ids; the fleet's task chips name only the viewer's own tasks ("all" for staff).

@@ -43,7 +43,27 @@ def service_twin(service):
     balancing = _load_balancing(service)
     if balancing:
         kinds += ", Service + EndpointSlice (target group), Ingress (listener)"
-    return _twin(manifests + balancing, kinds)
+    discovery = _discovery(service)
+    if discovery:
+        kinds += ", Service + EndpointSlice (Cloud Map service)"
+    return _twin(manifests + balancing + discovery, kinds)
+
+
+def _discovery(service):
+    """The Cloud Map services a service's tasks register in, each a Service whose name resolves
+    and the EndpointSlice of its instances (their Pods named)."""
+    from orchestrator import service_discovery
+
+    namespace = kubernetes.namespace_of(service.cluster.name)
+    manifests = []
+    for registry, _, port, _, _ in service_discovery.registrations(service):
+        instances = list(registry.instances.select_related(
+            "task__service", "task__deployment", "task__task_definition"))
+        shaped = [{"Id": i.instance_id, "Attributes": i.attributes, "HealthStatus": i.health_status}
+                  for i in instances]
+        pods = {i.instance_id: i.task.pod_name for i in instances if i.task_id}
+        manifests += kubernetes.discovery_for(registry.name, namespace, port, shaped, pods)
+    return manifests
 
 
 def _task_definitions(account, arns):

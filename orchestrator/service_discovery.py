@@ -19,6 +19,8 @@ What this does not do: Docker answers for a container whose health checks fail (
 instance says UNHEALTHY and DiscoverInstances leaves it out, but the alias still resolves), and
 Service Connect has no Envoy proxy: a client alias's port is the container's own port.
 """
+from typing import NamedTuple
+
 from django.db import IntegrityError, transaction
 
 from orchestrator.models import DiscoveryInstance, DiscoveryService, Namespace, region
@@ -49,9 +51,18 @@ def find_namespace(account, ref):
     return rows.filter(name=ref).first() or rows.filter(namespace_id=ref).first()
 
 
+class Registration(NamedTuple):
+    """One Cloud Map service a service's tasks register in, and how."""
+
+    registry: DiscoveryService
+    container: str  # the container whose address is registered and carries the names
+    port: int
+    names: list  # the DNS names it answers on the cluster network
+    kind: str  # "service registry" or "Service Connect"
+
+
 def registrations(service):
-    """What a service's tasks are registered as: (Cloud Map service, container name, port, DNS
-    names) for each of its serviceRegistries and Service Connect services."""
+    """The Registrations of a service's serviceRegistries and Service Connect services."""
     definitions = service.task_definition.container_definitions
     first = next((c for c in definitions if c.get("portMappings")), definitions[0] if definitions else {})
     found = []
@@ -62,7 +73,8 @@ def registrations(service):
         name = entry.get("containerName") or first.get("name")
         definition = next((c for c in definitions if c.get("name") == name), {})
         port = entry.get("containerPort") or entry.get("port") or _container_port(definition)
-        found.append((registry, name, port, [registry.dns_name] if registry.dns_config else []))
+        found.append(Registration(registry, name, port, [registry.dns_name] if registry.dns_config else [],
+                                  "service registry"))
     connect = service.service_connect_configuration or {}
     namespace = find_namespace(service.account, connect["namespace"]) if connect.get("enabled") else None
     if namespace is not None:
@@ -74,7 +86,8 @@ def registrations(service):
                 continue
             names = [alias.get("dnsName") or f"{discovery.name}.{namespace.name}"
                      for alias in entry.get("clientAliases") or []]
-            found.append((discovery, definition["name"], _container_port(definition, entry["portName"]), names))
+            found.append(Registration(discovery, definition["name"], _container_port(definition, entry["portName"]),
+                                      names, "Service Connect"))
     return found
 
 
@@ -83,9 +96,9 @@ def aliases_for(task, container_name):
     if task.service_id is None:
         return []
     names = []
-    for _, name, _, dns_names in registrations(task.service):
-        if name == container_name:
-            names += [n for n in dns_names if n not in names]
+    for registration in registrations(task.service):
+        if registration.container == container_name:
+            names += [n for n in registration.names if n not in names]
     return names
 
 
@@ -107,7 +120,7 @@ def register_task(task):
     if task.service_id is None or not task.private_ip:
         return []
     done = []
-    for registry, _, port, _ in registrations(task.service):
+    for registry, _, port, _, _ in registrations(task.service):
         try:
             with transaction.atomic():
                 DiscoveryInstance.objects.update_or_create(

@@ -259,6 +259,22 @@ def test_a_target_group_is_a_service_with_an_endpoint_slice_ready_from_health():
     assert slice_["endpoints"][0]["targetRef"] == {"kind": "Pod", "name": "web-abc", "namespace": "demo"}
 
 
+def test_a_cloud_map_service_is_a_service_with_an_endpoint_slice_of_its_instances():
+    instances = [
+        {"Id": "t1", "Attributes": {"AWS_INSTANCE_IPV4": "10.0.1.5", "AVAILABILITY_ZONE": "us-east-1a"},
+         "HealthStatus": "HEALTHY"},
+        {"Id": "t2", "Attributes": {"AWS_INSTANCE_IPV4": "10.0.1.6"}, "HealthStatus": "UNKNOWN"},
+    ]
+    service, slice_ = [validate(m) for m in kubernetes.discovery_for("web", "demo", 80, instances, {"t1": "web-abc"})]
+    assert service["metadata"]["name"] == "web" and service["spec"]["ports"][0]["port"] == 80
+    assert slice_["metadata"]["labels"] == {"kubernetes.io/service-name": "web"}
+    assert [(e["addresses"], e["conditions"]["ready"]) for e in slice_["endpoints"]] == [
+        (["10.0.1.5"], True), (["10.0.1.6"], False)]
+    assert slice_["endpoints"][0]["targetRef"]["name"] == "web-abc" and "targetRef" not in slice_["endpoints"][1]
+    headless, _ = [validate(m) for m in kubernetes.discovery_for("api.v1", "demo", None, [])]
+    assert headless["spec"] == {"clusterIP": "None"}
+
+
 def test_a_listener_is_an_ingress_of_its_load_balancer():
     group_arn = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web-tg/1"
     ingress = validate(kubernetes.ingress_for(

@@ -1,8 +1,9 @@
 """Cluster operations: CreateCluster, DescribeClusters, ListClusters, DeleteCluster, UpdateCluster,
 UpdateClusterSettings.
 
-``configuration`` (ECS Exec logging and KMS keys) and ``serviceConnectDefaults`` are stored and
-echoed as given: the lab has no KMS, no ECS Exec log delivery and no Cloud Map to act on them.
+``configuration`` (ECS Exec logging and KMS keys) is stored and echoed as given: the lab has no
+KMS and no ECS Exec log delivery. ``serviceConnectDefaults`` is the namespace Service Connect uses
+when a service names none (``service_registries``).
 """
 from django.utils import timezone
 

@@ -272,8 +272,8 @@ PORT_MAPPING = {
     "containerPort": Field(HONOURED, "published on the lab's address; with awsvpc the host port is the container port"),
     "hostPort": Field(HONOURED, "with awsvpc it must equal containerPort (ECS fills it in)"),
     "protocol": Field(HONOURED, "tcp or udp"),
-    "name": Field(ECHOED, "kept and returned: it names the port for Service Connect, which the lab does not have"),
-    "appProtocol": Field(ECHOED, "kept and returned: it is read by Service Connect, which the lab does not have"),
+    "name": Field(HONOURED, "names the port a Service Connect service's portName refers to"),
+    "appProtocol": Field(ECHOED, "kept and returned: it is read by Service Connect's proxy, which the lab does not have"),
     "containerPortRange": Field(NOT_YET, "port ranges"),
 }
 

@@ -13,12 +13,13 @@ from orchestrator.kubernetes.names import (
     KUBERNETES_NAMES, app_label, cpu_quantity, dns_label, family_revision, last_part, memory_quantity,
     namespace_of, pod_name, pod_template_hash, timestamp, to_yaml,
 )
-from orchestrator.kubernetes.networking import ingress_for, service_for, target_group_for
+from orchestrator.kubernetes.networking import discovery_for, ingress_for, service_for, target_group_for
 from orchestrator.kubernetes.pods import pod_for, pod_phase, pod_spec, pod_status, pod_template_for, probe_for
 from orchestrator.kubernetes.workloads import deployment_for, replica_set_for, rolling_update
 
 __all__ = [
-    "KUBERNETES_NAMES", "app_label", "aws_cli_for", "containers_of", "cpu_quantity", "deployment_for", "dns_label",
+    "KUBERNETES_NAMES", "app_label", "aws_cli_for", "containers_of", "cpu_quantity", "deployment_for", "discovery_for",
+    "dns_label",
     "family_revision", "ingress_for", "kubectl_for", "last_part", "memory_quantity", "namespace_for", "namespace_of",
     "node_for", "pod_for", "pod_name", "pod_phase", "pod_spec", "pod_status", "pod_template_for", "pod_template_hash",
     "probe_for", "replica_set_for", "request_summary", "rolling_update", "service_for", "target_group_for",

@@ -121,3 +121,30 @@ def _fixed_response(action):
     return json.dumps({"type": "fixed-response", "fixedResponseConfig": compact({
         "statusCode": str(config.get("StatusCode", "200")), "contentType": config.get("ContentType"),
         "messageBody": config.get("MessageBody")})})
+
+
+def discovery_for(name, namespace, port, instances, pods=None):
+    """A Cloud Map service (ECS serviceRegistries or Service Connect) as the Service whose DNS
+    name tasks resolve and the EndpointSlice of its registered instances (Cloud Map's
+    ListInstances: ``{"Id", "Attributes", "HealthStatus"}``); an endpoint is ready when its
+    instance is HEALTHY. ``pods``: instance id -> Pod name."""
+    service_name = dns_label(name)
+    ports = [{"name": "tcp", "port": int(port), "targetPort": int(port), "protocol": "TCP"}] if port else []
+    endpoints = [compact({
+        "addresses": [instance["Attributes"].get("AWS_INSTANCE_IPV4", "")],
+        "conditions": {"ready": instance.get("HealthStatus") == "HEALTHY"},
+        "targetRef": {"kind": "Pod", "name": pods[instance["Id"]], "namespace": namespace}
+        if instance["Id"] in (pods or {}) else None,
+        "zone": instance["Attributes"].get("AVAILABILITY_ZONE"),
+    }) for instance in instances]
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": metadata(service_name, namespace),
+         "spec": compact({"clusterIP": None if ports else "None", "ports": ports or None})},
+        {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": metadata(f"{service_name}-1", namespace, labels={"kubernetes.io/service-name": service_name},
+                                 annotations={"endpointslice.kubernetes.io/managed-by": "fargate-lab"}),
+            "addressType": "IPv4", "endpoints": endpoints,
+            **({"ports": [{"name": "tcp", "port": int(port), "protocol": "TCP"}]} if port else {}),
+        },
+    ]
