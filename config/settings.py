@@ -224,6 +224,10 @@ FARGATE_LAB = {
     "RESYNC_SECONDS": _env_float("FARGATE_LAB_RESYNC_SECONDS", 10.0),
     # How often the leader samples each RUNNING task's CPU and memory from Docker (task_metrics).
     "METRICS_SAMPLE_SECONDS": _env_float("FARGATE_LAB_METRICS_SAMPLE_SECONDS", 5.0),
+    # The service autoscaler's metric window: target tracking scales out once the average over it
+    # passes the target, and in once the average over five of them is below 90 % of it (AWS: 3
+    # and 15 one-minute datapoints).
+    "SCALING_METRIC_WINDOW_SECONDS": _env_float("FARGATE_LAB_SCALING_METRIC_WINDOW_SECONDS", 60.0),
     # Leader election among several server processes (a lease in the state database).
     "LEASE_SECONDS": _env_float("FARGATE_LAB_LEASE_SECONDS", 15.0),
     # A task without a health check counts as healthy this long after RUNNING (ECS: 40 s).

@@ -13,7 +13,7 @@ from dashboard.login_throttle import ThrottledAdminAuthenticationForm, Throttled
 from orchestrator import registry
 from orchestrator.aws_auth import credential_scope
 from orchestrator.elbv2 import views as elbv2_views
-from orchestrator.frontend import logs, secretsmanager, servicediscovery, ssm
+from orchestrator.frontend import application_autoscaling, logs, secretsmanager, servicediscovery, ssm
 from orchestrator.frontend import views as frontend_views
 
 
@@ -39,6 +39,7 @@ JSON_SERVICES = [
     (ssm.TARGET_PREFIX, ssm.api),
     (secretsmanager.TARGET_PREFIX, secretsmanager.api),
     (servicediscovery.TARGET_PREFIX, servicediscovery.api),
+    (application_autoscaling.TARGET_PREFIX, application_autoscaling.api),
 ]
 
 

@@ -9,7 +9,9 @@
 3. each agent enqueues the tasks that Docker events and lists concern;
 4. a full resync every RESYNC_SECONDS enqueues everything, because any of those can miss.
 Beside them, the leader samples RUNNING tasks' CPU and memory from Docker every
-METRICS_SAMPLE_SECONDS (``orchestrator.task_metrics``).
+METRICS_SAMPLE_SECONDS (``orchestrator.task_metrics``); after each sampling pass every scalable
+target ("scalable-target:<pk>", the scheduler queue) gets a pass of the service autoscaler
+(``orchestrator.service_autoscaler``), as do targets Application Auto Scaling's API changes.
 Workers take keys from two queues and run one level-triggered pass each, as Kubernetes gives
 each controller its own queue and workers:
 - the scheduler queue ("service:<pk>", "placement", "cluster:<pk>", "target:<pk>"): the cluster
@@ -43,14 +45,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, host_firewall, load_balancer, retention, spot, task_metadata, task_metrics, traces,
+    activity, awslogs, bus, host_firewall, load_balancer, retention, service_autoscaler, spot, task_metadata,
+    task_metrics, traces,
 )
 from orchestrator.agent import Agent, sync_container, sync_instance, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
 from orchestrator.cluster_manager import ClusterManager
 from orchestrator.docker_engine import DockerEngine, EngineError, EngineUnavailable, lab_id
 from orchestrator.elbv2.operations import forget_unowned_targets
-from orchestrator.models import ContainerInstance, Lease, Service, Target, Task
+from orchestrator.models import ContainerInstance, Lease, ScalableTarget, Service, Target, Task
 from orchestrator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -119,7 +122,8 @@ class ControlPlane:
         if not shared:
             self._spawn(self._watch_loop, "controlplane-db-watch")
         self._spawn(self._resync_loop, "controlplane-resync")
-        self._spawn(lambda: task_metrics.sampler().run(self._stop, lambda: self.is_leader), "controlplane-metrics")
+        self._spawn(lambda: task_metrics.sampler().run(self._stop, lambda: self.is_leader, self._after_sampling),
+                    "controlplane-metrics")
         for agent in self.agents.values():
             agent.start()
         if self.is_leader:
@@ -288,6 +292,8 @@ class ControlPlane:
             return
         if kind in ("task", "service", "cluster"):
             self.enqueue(f"{kind}:{pk}", urgent=bool(info.get("stop")))
+        elif kind == "scalable-target":  # Application Auto Scaling's API changed a target or its policies
+            self.enqueue(f"scalable-target:{pk}")
         elif kind == "target":  # the data plane wrote a health change: the service looks at it
             self.enqueue(f"target:{pk}")
         elif kind == "instance" and info.get("disconnected"):  # its agent is cut off for a while
@@ -326,6 +332,11 @@ class ControlPlane:
             except Exception:
                 log.exception("database watch failed")
                 connection.close()
+
+    def _after_sampling(self):
+        """New utilisation is in: every scalable target of a live service gets an autoscaler pass."""
+        for pk in ScalableTarget.objects.filter(service__status=Service.ACTIVE).values_list("pk", flat=True):
+            self.enqueue(f"scalable-target:{pk}")
 
     def resync(self):
         """Enqueue every live service and task, a placement pass, and relist every engine."""
@@ -406,6 +417,8 @@ class ControlPlane:
             service_pk = Target.objects.filter(pk=int(rest)).values_list("task__service_id", flat=True).first()
             if service_pk:
                 self.enqueue(f"service:{service_pk}")
+        elif kind == "scalable-target":
+            service_autoscaler.sync_target(int(rest), self.enqueue)
         elif kind == "instance":
             sync_instance(int(rest), self.enqueue)
         elif kind == "container":

@@ -1296,3 +1296,152 @@ class DiscoveryOperation(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.operation_id}"
+
+
+# --- Application Auto Scaling (the HorizontalPodAutoscaler of ECS services) --------------------
+
+def service_linked_role(account_id):
+    """The role Application Auto Scaling assumes for ECS when RegisterScalableTarget names none."""
+    return (f"arn:aws:iam::{account_id}:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_ECSService")
+
+
+class ScalableTarget(models.Model):
+    """An ECS service's desired count registered with Application Auto Scaling, within min and max
+    capacity (what a HorizontalPodAutoscaler's minReplicas and maxReplicas bound)."""
+
+    NAMESPACE, DIMENSION = "ecs", "ecs:service:DesiredCount"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="scalable_targets")
+    region = models.CharField(max_length=32, default=region)
+    resource_id = models.CharField(max_length=1600)  # service/<cluster>/<service>
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="scalable_targets")
+    target_id = models.CharField(max_length=32, default=new_id)
+    min_capacity = models.PositiveIntegerField()
+    max_capacity = models.PositiveIntegerField()
+    role_arn = models.CharField(max_length=1600)
+    suspended_state = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # What the scaling controller last saw (the HPA's status: current metrics, when), for the pages.
+    observed = models.JSONField(default=dict, blank=True)
+    # The not-scaled reason last recorded, so that one is recorded once, not on every pass.
+    not_scaled_code = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["resource_id"]
+        constraints = [models.UniqueConstraint(fields=["account", "region", "resource_id"],
+                                               name="scalable_target_unique_resource")]
+
+    def __str__(self):
+        return self.resource_id
+
+    @property
+    def arn(self):
+        return f"arn:aws:application-autoscaling:{self.region}:{self.account.account_id}:scalable-target/{self.target_id}"
+
+    def suspended(self, what):
+        """Whether DynamicScalingInSuspended, DynamicScalingOutSuspended or ScheduledScalingSuspended is set."""
+        return bool(self.suspended_state.get(what))
+
+
+class ScalingPolicy(models.Model):
+    """A target tracking or step scaling policy of a scalable target (an HPA's metrics and behavior)."""
+
+    TARGET_TRACKING, STEP = "TargetTrackingScaling", "StepScaling"
+
+    target = models.ForeignKey(ScalableTarget, on_delete=models.CASCADE, related_name="policies")
+    name = models.CharField(max_length=256)
+    policy_type = models.CharField(max_length=32)
+    policy_id = models.CharField(max_length=36, default=new_uuid)
+    # The configuration as the API shows it (TargetTrackingScalingPolicyConfiguration or
+    # StepScalingPolicyConfiguration), defaults filled in.
+    configuration = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    # When this policy last scaled out and in: its cooldowns count from these.
+    scaled_out_at = models.DateTimeField(null=True, blank=True)
+    scaled_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["target", "name"], name="scaling_policy_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        target = self.target
+        return (f"arn:aws:autoscaling:{target.region}:{target.account.account_id}:scalingPolicy:{self.policy_id}:"
+                f"resource/ecs/{target.resource_id}:policyName/{self.name}")
+
+    def alarm_names(self):
+        """The CloudWatch alarms AWS makes for a target tracking policy (high: scale out, low: in)."""
+        if self.policy_type != self.TARGET_TRACKING:
+            return []
+        base = f"TargetTracking-{self.target.resource_id}"
+        names = [f"{base}-AlarmHigh-{self.policy_id}"]
+        if not self.configuration.get("DisableScaleIn"):
+            names.append(f"{base}-AlarmLow-{self.policy_id}")
+        return names
+
+
+class ScheduledAction(models.Model):
+    """A scheduled change of a scalable target's min and max capacity (at, rate or cron)."""
+
+    target = models.ForeignKey(ScalableTarget, on_delete=models.CASCADE, related_name="scheduled_actions")
+    name = models.CharField(max_length=256)
+    action_id = models.CharField(max_length=36, default=new_uuid)
+    schedule = models.CharField(max_length=1600)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    min_capacity = models.PositiveIntegerField(null=True, blank=True)
+    max_capacity = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # The last time it ran (None: never): the controller runs each scheduled time once.
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["target", "name"], name="scheduled_action_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def arn(self):
+        target = self.target
+        return (f"arn:aws:autoscaling:{target.region}:{target.account.account_id}:scheduledAction:{self.action_id}:"
+                f"resource/ecs/{target.resource_id}:scheduledActionName/{self.name}")
+
+
+class ScalingActivity(models.Model):
+    """One decision of the scaling controller (DescribeScalingActivities): a scale, or why not."""
+
+    SUCCESSFUL, FAILED, UNFULFILLED = "Successful", "Failed", "Unfulfilled"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="scaling_activities")
+    region = models.CharField(max_length=32, default=region)
+    resource_id = models.CharField(max_length=1600)
+    target = models.ForeignKey(ScalableTarget, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="activities")
+    activity_id = models.CharField(max_length=36, default=new_uuid)
+    description = models.TextField()
+    cause = models.TextField()
+    start_time = models.DateTimeField(default=timezone.now)
+    end_time = models.DateTimeField(null=True, blank=True)
+    status_code = models.CharField(max_length=16, default=SUCCESSFUL)
+    status_message = models.TextField(blank=True)
+    details = models.TextField(blank=True)
+    # [{"Code": "AlreadyAtMaxCapacity", "MaxCapacity": …}] for a decision not to scale.
+    not_scaled_reasons = models.JSONField(default=list, blank=True)
+    trace_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-start_time", "-id"]
+        indexes = [models.Index(fields=["account", "region", "resource_id"])]
+
+    def __str__(self):
+        return f"{self.resource_id}: {self.description}"

@@ -221,6 +221,14 @@ class Sampler:
                     per_task.append(mean(recent))
         return mean(per_task), len(per_task)
 
+    def covered(self, task_pks, now=None):
+        """Seconds of history the tasks have between them: from the oldest sample of any to ``now``
+        (0 for none), so that a window's average is only trusted once data spans the window."""
+        now = time.time() if now is None else now
+        with self._lock:
+            oldest = [self._history[pk][0].at for pk in task_pks if self._history.get(pk)]
+        return now - min(oldest) if oldest else 0.0
+
     def container_stats(self, docker_id):
         """(previous, latest) raw Docker samples of a container (either None if not sampled)."""
         with self._lock:

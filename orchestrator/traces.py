@@ -43,6 +43,8 @@ KUBERNETES = {
     ("cluster_manager", "rollout-completed"): "Deployment controller: rollout complete",
     ("cluster_manager", "rollout-failed"): "Deployment controller: ProgressDeadlineExceeded",
     ("cluster_manager", "rollback"): "kubectl rollout undo",
+    ("cluster_manager", "autoscale"): "HorizontalPodAutoscaler controller: scale the Deployment's replicas "
+                                      "(kubectl autoscale)",
     ("cluster_manager", "*"): "kube-controller-manager",
     ("capacity_manager", "place"): "kube-scheduler: Filter, Score, Bind",
     ("capacity_manager", "no-capacity"): "kube-scheduler: FailedScheduling (Pod stays Pending)",

@@ -21,6 +21,7 @@ from django.test import Client
 from orchestrator import registry
 from orchestrator.elbv2 import operations as elbv2_operations
 from orchestrator.frontend import catalog
+from orchestrator.frontend.application_autoscaling import operations as application_autoscaling_operations
 from orchestrator.frontend import operations as ecs_operations
 from orchestrator.frontend.logs import operations as logs_operations
 from orchestrator.frontend.secretsmanager import operations as secretsmanager_operations
@@ -36,6 +37,7 @@ SERVED_APIS = [
     ServedApi("ssm", lambda: ssm_operations.OPERATIONS),
     ServedApi("secretsmanager", lambda: secretsmanager_operations.OPERATIONS),
     ServedApi("servicediscovery", lambda: servicediscovery_operations.OPERATIONS),
+    ServedApi("application-autoscaling", lambda: application_autoscaling_operations.OPERATIONS),
 ]
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "5000"))
 # A request slower than this is a hang (the slowest honest one, a >1 MiB body, takes milliseconds).

@@ -81,7 +81,10 @@ class JsonService:
         if handler is None:
             raise self.error("UnknownOperationException", f"Operation {operation[:64]} is not supported by "
                                                             f"Fargate Lab's {self.model_name}.")
-        report = ParamValidator().validate(params, self.model.operation_model(operation).input_shape)
+        try:
+            report = ParamValidator().validate(params, self.model.operation_model(operation).input_shape)
+        except (RuntimeError, ValueError, OverflowError) as exc:  # botocore reading a timestamp it cannot place
+            raise ServiceError(self.invalid, f"1 validation error detected: {str(exc)[:200]}") from None
         if report.has_errors():
             raise self.error(self.invalid, report.generate_report())
         problem = constraint_problem(params, self.model.operation_model(operation).input_shape,

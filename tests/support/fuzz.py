@@ -46,7 +46,8 @@ NASTY_STRINGS = [
 NASTY_NUMBERS = [0, -1, 1, 2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 10**30, 1.5, -0.0, 1e308, 3.0, True, False]
 # Plausible values, so that many requests get past the first checks into the code behind them.
 PLAUSIBLE_STRINGS = ["demo", "web", "default", "team/web", "fuzz-1", "fuzz-2", "256", "512", "1024", "FARGATE",
-                     "awsvpc", "subnet-a", "sg-1", "fargate-lab/demo:latest", "HTTP", "ip", "vpc-fargatelab"]
+                     "awsvpc", "subnet-a", "sg-1", "fargate-lab/demo:latest", "HTTP", "ip", "vpc-fargatelab",
+                     "service/default/web", "service/default/demo", "rate(5 minutes)", "cron(0 8 * * ? *)"]
 
 
 @dataclass(frozen=True)
