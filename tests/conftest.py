@@ -9,7 +9,8 @@ in CI (``CI=true``) or with ``FARGATE_LAB_ALLOW_DOCKER_RESTART=1``.
 
 Tests marked ``postgres`` are about the PostgreSQL state database (LISTEN/NOTIFY, several
 processes on one database): they run when DATABASE_URL names one (CI's second run) and are
-deselected, with a line saying so, on the embedded SQLite.
+deselected, with a line saying so, on the embedded SQLite. Tests marked ``sqlite`` are about the
+embedded engine itself (orchestrator/state_database) and are deselected on PostgreSQL.
 """
 import os
 
@@ -56,12 +57,12 @@ def docker_restart_allowed():
 def pytest_collection_modifyitems(config, items):
     """Leave out the PostgreSQL tests on SQLite; hold back the daemon-restarting tests on a
     machine that did not agree to it."""
-    if not os.environ.get("DATABASE_URL"):
-        postgres = [item for item in items if item.get_closest_marker("postgres")]
-        if postgres:
-            config.hook.pytest_deselected(items=postgres)
-            items[:] = [item for item in items if not item.get_closest_marker("postgres")]
-            config._fargatelab_postgres_deselected = len(postgres)
+    other_engine = "sqlite" if os.environ.get("DATABASE_URL") else "postgres"
+    left_out = [item for item in items if item.get_closest_marker(other_engine)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker(other_engine)]
+        config._fargatelab_engine_deselected = (other_engine, len(left_out))
     if docker_restart_allowed():
         return
     reason = (
@@ -74,8 +75,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    left_out = getattr(config, "_fargatelab_postgres_deselected", 0)
-    if left_out:
+    engine, left_out = getattr(config, "_fargatelab_engine_deselected", (None, 0))
+    if engine == "postgres":
         terminalreporter.write_line(
             f"{left_out} PostgreSQL test(s) deselected on SQLite: run them with DATABASE_URL=postgres://… "
             "(see the README's \"Tests and benchmarks\"; CI's second run does)")
+    elif engine == "sqlite":
+        terminalreporter.write_line(f"{left_out} test(s) of the embedded SQLite engine deselected on PostgreSQL")

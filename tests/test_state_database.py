@@ -10,7 +10,7 @@ from orchestrator.models import Account
 from orchestrator.state_database.base import WRITE_LOCK
 from tests.support.common import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
 
 
 def in_thread(work):

@@ -30,8 +30,9 @@ poll = functools.partial(wait_until, timeout=30.0)
 class LabProcess:
     """One lab subprocess: start, stop (gracefully, as Ctrl-C does), restart, clients."""
 
-    def __init__(self, workdir, lab_id, extra_env=None):
+    def __init__(self, workdir, lab_id, extra_env=None, args=()):
         self.workdir = Path(workdir)
+        self.args = list(args)  # more arguments of ``manage.py lab``
         self.lab_id = lab_id
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,14 +52,14 @@ class LabProcess:
             "FARGATE_LAB_REGISTRY_PORT": str(free_port()),
             **(extra_env or {}),
         }
-        if os.environ.get("DATABASE_URL"):  # on PostgreSQL: a database of its own on the same server
-            self.env["DATABASE_URL"] = lab_database(lab_id)
+        if os.environ.get("DATABASE_URL") and "DATABASE_URL" not in (extra_env or {}):
+            self.env["DATABASE_URL"] = lab_database(lab_id)  # on PostgreSQL: a database of its own
 
     def start(self):
         """Start ``manage.py lab`` and wait until the API answers."""
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "lab", "--skip-demo-image"],
+            [sys.executable, "manage.py", "lab", "--skip-demo-image", *self.args],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

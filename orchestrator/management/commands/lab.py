@@ -1,5 +1,6 @@
 """``manage.py lab``: start the whole lab in one process — web server, ECS API, dashboard and
 the in-process control plane — after migrating the state database and building the demo image."""
+import os
 import subprocess
 import sys
 
@@ -23,8 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.LAB_PORT, help="port to listen on (env PORT; default 8000)")
         parser.add_argument("--skip-demo-image", action="store_true", help="do not build the demo image")
         parser.add_argument("--no-control-plane", action="store_true", help="serve the API and dashboard only")
+        parser.add_argument("--workers", type=int, default=1,
+                            help="server processes (default 1; make run WORKERS=N): each serves the API and the "
+                                 "live dashboard, and the leader among their control planes (a lease in the state "
+                                 "database) reconciles. Use PostgreSQL (DATABASE_URL) for more than one")
 
-    def handle(self, *args, host, port, skip_demo_image, no_control_plane, **options):
+    def handle(self, *args, host, port, skip_demo_image, no_control_plane, workers, **options):
         from orchestrator.docker_engine import DockerEngine, EngineUnavailable
 
         engine = DockerEngine.from_settings()
@@ -41,12 +46,19 @@ class Command(BaseCommand):
         self.bootstrap(host)
         if not skip_demo_image:
             self.ensure_demo_image(engine)
+        if workers < 1:
+            raise CommandError("--workers must be 1 or more")
         if no_control_plane:
             settings.FARGATE_LAB["CONTROL_PLANE"] = False
-        self.banner(host, port)
+        # Worker processes start afresh from the settings: they learn what was decided here
+        # from the environment.
+        os.environ["HOST"] = host
+        os.environ["FARGATE_LAB_CONTROL_PLANE"] = "1" if settings.FARGATE_LAB["CONTROL_PLANE"] else "0"
+        self.banner(host, port, workers)
         import uvicorn
 
-        uvicorn.run("config.asgi:application", host=host, port=port, lifespan="on", log_level="warning")
+        uvicorn.run("config.asgi:application", host=host, port=port, lifespan="on", log_level="warning",
+                    workers=workers)
 
     def bootstrap(self, host):
         """The default account and admin user; refuse a classroom lab with the default password or key."""
@@ -71,7 +83,7 @@ class Command(BaseCommand):
         if result.returncode != 0:
             raise CommandError(f"Could not build the demo image {image}:\n{result.stderr.strip()}")
 
-    def banner(self, host, port):
+    def banner(self, host, port, workers=1):
         from orchestrator import network
         from orchestrator.registry import registry_host, start_problem
 
@@ -91,6 +103,8 @@ class Command(BaseCommand):
             f"  admin      {url}/admin/\n"
             f"  tasks and load balancers publish on {network.publish_address()} and "
             f"{network.listen_address()}; load balancer URLs name {network.load_balancer_domain()}\n"
-            "Stop with Ctrl-C; running tasks are adopted on the next start."
+            + (f"  served by {workers} processes; the leader among their control planes reconciles\n"
+               if workers > 1 else "")
+            + "Stop with Ctrl-C; running tasks are adopted on the next start."
         )
         sys.stdout.flush()
