@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestrator', '0017_service_discovery'),
+        ('orchestrator', '0018_ecs_deployments_protection_exec'),
     ]
 
     operations = [
