@@ -58,6 +58,7 @@ class TaskState:
     # Placed on a DRAINING instance: ECS replaces it as a rolling update would.
     draining: bool = False
     capacity_provider: str = ""  # FARGATE or FARGATE_SPOT by the service's strategy; "" without one
+    protected_until: datetime | None = None  # task scale-in protection, in force until then
 
 
 @dataclass
@@ -300,6 +301,7 @@ def plan(service, tasks, now=None):
             key=t.pk, primary=t.deployment_id == primary_id and not t.draining, running=t.last_status == Task.RUNNING,
             healthy=judged[t.pk][0], created_order=order[t.pk],
             settling=judged[t.pk][1] and t.deployment_id not in abandoned,
+            protected=t.protected_until is not None and t.protected_until > now,
         )
         for t in live
     ]
@@ -340,6 +342,13 @@ def plan(service, tasks, now=None):
         else:
             wait = min(service.health_grace_seconds - (now - t.started_at).total_seconds() for t in settling)
         actions.append(RequeueAfter(max(wait, 0.05)))
+
+    # Protected tasks that a scale-in or the rollout had to leave: look again when the first
+    # protection expires (UpdateTaskProtection also looks at once when it lifts one).
+    guarded = [t.protected_until for t in live if t.protected_until is not None and t.protected_until > now]
+    primary_count = sum(1 for t in live if t.deployment_id == primary_id and not t.draining)
+    if guarded and (old_live or primary_count > want):
+        actions.append(RequeueAfter(max((min(guarded) - now).total_seconds(), 0.05)))
 
     # 5. Retire old deployments with nothing left.
     for deployment in service.deployments:
@@ -470,11 +479,11 @@ def load(service_pk, now=None):
                   t["deployment__deployment_id"] or "", t["started_at"],
                   LB_HEALTH.get(t["lb_health_status"], "initial") if state.has_load_balancer else None,
                   t["container_health_status"], t["container_instance__status"] == ContainerInstance.DRAINING,
-                  t["capacity_provider"])
+                  t["capacity_provider"], t["protected_until"])
         for t in service.tasks.exclude(last_status=Task.STOPPED).values(
             "pk", "task_id", "desired_status", "last_status", "created_at", "deployment__deployment_id",
             "started_at", "lb_health_status", "container_health_status", "container_instance__status",
-            "capacity_provider")
+            "capacity_provider", "protected_until")
     ]
     # Restart throttling counts the primary deployment's failures only: a new deployment (a new
     # task definition, or a forced one) starts afresh.

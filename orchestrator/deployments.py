@@ -54,6 +54,7 @@ class RolloutTask:
     healthy: bool  # RUNNING and healthy (load balancer, or past the grace period)
     created_order: int = 0  # larger is newer
     settling: bool = False  # RUNNING, health not judged yet (in its grace period, or target "initial")
+    protected: bool = False  # task scale-in protection (UpdateTaskProtection) in force
 
 
 @dataclass
@@ -78,6 +79,9 @@ def plan_rollout(desired, tasks, minimum_healthy_percent=None, maximum_percent=N
     4. Start primary tasks up to ``desired``, keeping the total within the maximum (counting the
        tasks this pass stops, and the ``stopping`` ones still on their way out, as present until
        they are STOPPED: no surge past the maximum).
+    Protected tasks are never stopped by a scale-in or a deployment, as ECS documents task
+    scale-in protection: the service stays above its desired count, or the deployment waits,
+    until their protection is removed or expires.
     """
     min_healthy, max_total = rolling_limits(desired, minimum_healthy_percent, maximum_percent)
     # With maximum 100 and minimum 100 nothing can move, as in ECS, and the deployment waits.
@@ -87,13 +91,16 @@ def plan_rollout(desired, tasks, minimum_healthy_percent=None, maximum_percent=N
     healthy = sum(1 for t in tasks if t.healthy)
 
     surplus = len(primary) - desired
+    stopped_surplus = 0
     if surplus > 0:
-        for task in sorted(primary, key=lambda t: (t.running, -t.created_order))[:surplus]:
+        unprotected = [t for t in primary if not t.protected]
+        for task in sorted(unprotected, key=lambda t: (t.running, -t.created_order))[:surplus]:
             step.stop.append(task.key)
             healthy -= task.healthy
+            stopped_surplus += 1
 
     for task in sorted(old, key=lambda t: (t.healthy, t.running, -t.created_order)):
-        if task.settling and not task.healthy:
+        if task.protected or (task.settling and not task.healthy):
             continue
         if not task.healthy:
             step.stop.append(task.key)
@@ -101,7 +108,7 @@ def plan_rollout(desired, tasks, minimum_healthy_percent=None, maximum_percent=N
             step.stop.append(task.key)
             healthy -= 1
 
-    live_primary = len(primary) - max(surplus, 0)
+    live_primary = len(primary) - stopped_surplus
     total = len(tasks) + stopping
     room = max(max_total - total, 0)
     # A plain scale-out (no old tasks) is never held back by maximumPercent.

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from orchestrator.frontend.operations import dispatch
-from orchestrator.models import Deployment, Service, ServiceEvent, Task
+from orchestrator.models import Deployment, ReconcilePass, Service, ServiceEvent, Task
 
 pytestmark = pytest.mark.docker
 GRACE = 1.0
@@ -231,3 +231,28 @@ def test_stop_service_deployment_rolls_back_to_the_previous_revision(
     events = [e["message"] for e in describe(ecs)["events"]]
     assert f"(service web) (deployment {Deployment.objects.get(rollback_of=None, task_definition__revision=2).deployment_id})" \
            " deployment stopped: StopServiceDeployment." in events
+
+
+def test_a_protected_task_survives_a_scale_in(control_plane, ecs, lab_rows, docker_engine, wait_until):
+    rev1 = register(ecs, lab_rows.image)
+    service = create(ecs, rev1, 3)
+    wait_until(lambda: healthy_and_steady(service, 3), 60, message="3 healthy tasks")
+    keep = Task.objects.filter(service=service, last_status="RUNNING").order_by("pk").first()
+    shown = ecs("UpdateTaskProtection", cluster=ecs.cluster, tasks=[keep.task_id], protectionEnabled=True,
+                expiresInMinutes=60)
+    assert shown["protectedTasks"][0]["protectionEnabled"] is True
+
+    ecs("UpdateService", cluster=ecs.cluster, service="web", desiredCount=1)
+    wait_until(lambda: healthy_and_steady(service, 1), 60, message="the scale-in to 1")
+    (left,) = Task.objects.filter(service=service, last_status="RUNNING")
+    assert left.pk == keep.pk
+    running = [c for c in docker_engine.list_containers() if c["state"] == "running"]
+    assert [c["labels"]["fargatelab.task-id"] for c in running] == [keep.task_id]
+
+    # With every task protected, a scale-in to 0 waits; lifting the protection lets it go on.
+    ecs("UpdateService", cluster=ecs.cluster, service="web", desiredCount=0)
+    wait_until(lambda: ReconcilePass.objects.filter(service=service, desired=0).exists(), 30,
+               message="a pass of the scheduler at desired 0")
+    assert Task.objects.get(pk=keep.pk).desired_status == "RUNNING"
+    ecs("UpdateTaskProtection", cluster=ecs.cluster, tasks=[keep.task_id], protectionEnabled=False)
+    wait_until(lambda: Task.objects.get(pk=keep.pk).last_status == "STOPPED", 30, message="the task to stop")
