@@ -10,6 +10,7 @@ from dashboard.fragments import fragment
 from classroom import progress as progress_views
 from classroom.labs import get_lab
 from classroom.models import LabProgress
+from orchestrator import task_metrics
 
 
 @fragment("lab-steps", "classroom/fragments/lab_steps.html")
@@ -29,4 +30,5 @@ def _class_roster(key):
 
 
 consumers.PAGES["lab"] = consumers.Page(model=LabProgress, group="labrun", fragments={"lab-steps": {"lab_progress"}})
-consumers.PAGES["class"] = consumers.Page(fragments={"class-roster": {"lab_progress", "task"}}, staff=True)
+consumers.PAGES["class"] = consumers.Page(fragments={"class-roster": {"lab_progress", "task", task_metrics.BUS_KIND}},
+                                          staff=True)

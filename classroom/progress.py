@@ -6,6 +6,7 @@ from django.db.models import Count, Q, Sum
 
 from classroom.labs import all_labs, get_lab
 from classroom.models import LabProgress
+from orchestrator import task_metrics
 from orchestrator.models import Account, Task
 
 
@@ -61,7 +62,7 @@ def students():
 
 def class_rows():
     """One row per student: their account, the lab they worked on last, its step and ticks, and
-    their account's running tasks and the vCPU those reserve."""
+    their account's running tasks, the vCPU those reserve, and the CPU and memory they use."""
     labs = all_labs()
     users = list(students())
     progress_of = {}
@@ -69,9 +70,10 @@ def class_rows():
                      .order_by("user_id", "-updated_at")):
         progress_of.setdefault(progress.user_id, []).append(progress)
     accounts = {user.pk: Account.of_user(user) for user in users}
-    usage = {row["account_id"]: row for row in Task.objects.filter(
-        account__in=set(accounts.values()), last_status=Task.RUNNING, desired_status=Task.RUNNING)
-        .values("account_id").annotate(tasks=Count("id"), cpu=Sum("cpu"))}
+    running = Task.objects.filter(account__in=set(accounts.values()), last_status=Task.RUNNING,
+                                  desired_status=Task.RUNNING)
+    usage = {row["account_id"]: row for row in running.values("account_id").annotate(tasks=Count("id"), cpu=Sum("cpu"))}
+    measured = measured_use(running.values_list("pk", "account_id"))
     rows = []
     for user in users:
         account = accounts[user.pk]
@@ -88,8 +90,22 @@ def class_rows():
             "current": current, "current_number": lab.step_ids.index(current.id) + 1 if current else None,
             "labs_done": sum(1 for p in runs if p.completed_at),
             "running_tasks": used.get("tasks", 0), "vcpu": (used.get("cpu") or 0) / 1024,
+            "measured": measured.get(account.pk),
         })
     return rows
+
+
+def measured_use(task_accounts):
+    """{account pk: {"vcpu", "memory_mib", "tasks"}}: what the accounts' running tasks use, as
+    Docker last measured it (orchestrator/task_metrics; tasks not sampled yet are left out)."""
+    owners = dict(task_accounts)
+    found = {}
+    for pk, usage in task_metrics.latest(list(owners)).items():
+        total = found.setdefault(owners[pk], {"vcpu": 0.0, "memory_mib": 0.0, "tasks": 0})
+        total["vcpu"] += usage.cpu_units / 1024
+        total["memory_mib"] += usage.memory_mib
+        total["tasks"] += 1
+    return found
 
 
 def csv_rows():

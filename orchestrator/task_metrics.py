@@ -34,6 +34,8 @@ from orchestrator.models import Task, TaskContainer
 
 log = logging.getLogger(__name__)
 CACHE_PREFIX = "task-usage:"
+# What the control plane publishes on the bus after each sampling pass (the pages showing use listen).
+BUS_KIND = "task_metrics"
 # How much history a task keeps: the longest metric window anyone asks for.
 HISTORY_SECONDS = 900.0
 # Reads in flight at once (the engine client's connection pool holds 32).

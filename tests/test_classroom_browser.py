@@ -90,3 +90,41 @@ def test_a_students_lab_page_ticks_live_and_resumes(browser, live_lab_server, st
         expect(page.locator("#step-push")).to_have_attribute("open", "")
     finally:
         page.context.close()
+
+
+
+@pytest.fixture
+def fast_sampling(settings, lab_id):
+    """Task metrics sampled twice a second (set before the control plane starts)."""
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "METRICS_SAMPLE_SECONDS": 0.5}
+
+
+@pytest.mark.docker
+def test_the_class_page_shows_each_students_measured_cpu_and_memory_live(browser, fast_sampling, control_plane,
+                                                                          live_lab_server, students, teacher,
+                                                                          demo_image):
+    from orchestrator.models import Cluster, Task
+    from tests.support.common import wait_until
+    from tests.support.docker import LabRows
+
+    page = login(browser, live_lab_server.url, "teach", TEACHER_PASSWORD)
+    try:
+        amy, bob = students[0], students[1]
+        rows = LabRows(demo_image)
+        rows.account = Account.of_user(amy)
+        rows.cluster = Cluster.objects.create(account=rows.account, name="demo")
+        busy = rows.run_task(rows.task_definition(family="busy", command=["sh", "-c", "while :; do :; done"]))
+        page.goto(live_lab_server.url + "/class/")
+        wait_live(page)
+        page.evaluate("window.notReloaded = true")
+        wait_until(lambda: Task.objects.get(pk=busy.pk).last_status == Task.RUNNING, 60, message="amy's busy task")
+        amy_row = page.locator('tr[data-student="amy"]')
+        # Busy at its 0.25 vCPU: measured near it (Docker holds it there), pushed without a reload.
+        wait_until(lambda: float(amy_row.locator(".class-cpu").get_attribute("data-vcpu") or 0) > 0.15, 30,
+                   interval=0.3, message="amy's measured CPU on the class page")
+        assert float(amy_row.locator(".class-cpu").get_attribute("data-vcpu")) < 0.35
+        expect(amy_row.locator(".class-memory")).to_contain_text("MiB")
+        expect(page.locator(f'tr[data-student="{bob.username}"] .class-cpu')).to_contain_text("–")
+        assert page.evaluate("window.notReloaded") is True
+    finally:
+        page.context.close()
