@@ -871,16 +871,37 @@ def image_suggestions(account):
     return list(dict.fromkeys(suggested))
 
 
+def _rule_rows(listener):
+    """A listener's rules as its card lists them: priority, conditions in words, where they send."""
+    from orchestrator.elbv2.rules import describe
+
+    names = {tg.arn: tg.name for tg in listener.target_groups.all()}
+    rows = []
+    for rule in listener.rules.all():
+        action = rule.actions[0] if rule.actions else {}
+        if action.get("Type") == "forward":
+            arns = [action["TargetGroupArn"]] if action.get("TargetGroupArn") else [
+                g.get("TargetGroupArn") for g in (action.get("ForwardConfig") or {}).get("TargetGroups") or []]
+            to = ", ".join(names.get(arn, "?") for arn in arns)
+        else:
+            to = f"fixed response {(action.get('FixedResponseConfig') or {}).get('StatusCode', '')}".strip()
+        rows.append({"priority": rule.priority, "when": describe(rule.conditions), "to": to})
+    return rows
+
+
 def load_balancing(account_pk):
     """The account's load balancers (listeners with their URLs), and target groups with their
     targets' health, health check and deregistration delay."""
     from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup
 
-    listeners = Listener.objects.prefetch_related("target_groups").order_by("port")
-    lbs = (LoadBalancer.objects.filter(account_id=account_pk).select_related("account")
-           .prefetch_related(Prefetch("listeners", listeners)).order_by("name"))
+    listeners = Listener.objects.prefetch_related("target_groups", "rules").order_by("port")
+    lbs = list(LoadBalancer.objects.filter(account_id=account_pk).select_related("account")
+               .prefetch_related(Prefetch("listeners", listeners)).order_by("name"))
+    for lb in lbs:
+        for listener in lb.listeners.all():
+            listener.rule_rows = _rule_rows(listener)
     groups = (TargetGroup.objects.filter(account_id=account_pk).select_related("account")
               .prefetch_related(Prefetch("targets", Target.objects.select_related("task")), "listeners__load_balancer")
               .order_by("name"))
     clusters = Cluster.objects.filter(account_id=account_pk, status=Cluster.ACTIVE).order_by("name")
-    return {"load_balancers": list(lbs), "target_groups": list(groups), "clusters": list(clusters)}
+    return {"load_balancers": lbs, "target_groups": list(groups), "clusters": list(clusters)}

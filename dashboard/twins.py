@@ -84,8 +84,11 @@ def _group_manifests(group, namespace, listeners):
 
 def _listener_ingress(listener, namespace):
     """The Ingress of one listener, its backends named by the target groups it forwards to."""
+    from orchestrator.elbv2.rules import rule_shape
+
     groups = {g.arn: tg_shape(g) for g in listener.target_groups.select_related("account")}
-    return kubernetes.ingress_for(lb_shape(listener.load_balancer), listener_shape(listener), groups, namespace)
+    rules = [rule_shape(rule) for rule in listener.rules.select_related("listener__load_balancer__account")]
+    return kubernetes.ingress_for(lb_shape(listener.load_balancer), listener_shape(listener), groups, namespace, rules)
 
 
 def _namespace_of_group(group):

@@ -31,7 +31,9 @@ from django.utils import timezone
 
 from orchestrator import activity, bus, host_firewall, traces
 from orchestrator.docker_engine import lab_id
+from orchestrator.elbv2 import attributes as elb_attributes
 from orchestrator.elbv2 import operations
+from orchestrator.elbv2 import rules as elb_rules
 from orchestrator.elbv2.protocol import ElbError
 from orchestrator.frontend import wire
 from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup, Task
@@ -213,6 +215,10 @@ class ListenerRuntime:
         self.pk = pk
         self.port = port
         self.actions = []
+        self.rules = []
+        self.idle_timeout = 60.0
+        self.xff_mode, self.xff_client_port = "append", False
+        self.response_headers = []
         self.runner = None
 
 
@@ -331,22 +337,21 @@ class DataPlane:
         """Plain data of every listener and every target group a listener forwards to."""
         listeners = {}
         used = set()
-        for listener in Listener.objects.prefetch_related("target_groups"):
-            actions = []
-            for action in sorted(listener.default_actions, key=lambda a: a.get("Order", 0)):
-                if action.get("Type") == "forward":
-                    by_arn = {tg.arn: tg.pk for tg in listener.target_groups.all()}
-                    weighted = [(t.get("TargetGroupArn"), t.get("Weight", 1))
-                                for t in (action.get("ForwardConfig") or {}).get("TargetGroups") or []]
-                    if not weighted:
-                        weighted = [(action.get("TargetGroupArn"), 1)]
-                    groups = [(by_arn[arn], weight) for arn, weight in weighted if arn in by_arn]
-                    used.update(pk for pk, _ in groups)
-                    actions.append({"type": "forward", "groups": groups})
-                else:
-                    actions.append({"type": "fixed-response", "config": action.get("FixedResponseConfig") or {}})
-            listeners[listener.pk] = {"port": listener.port, "actions": actions, "bind_error": listener.bind_error,
-                                      "load_balancer": listener.load_balancer_id}
+        for listener in Listener.objects.select_related("load_balancer").prefetch_related("target_groups", "rules"):
+            by_arn = {tg.arn: tg.pk for tg in listener.target_groups.all()}
+            lb_attributes = elb_attributes.values(elb_attributes.LOAD_BALANCER, listener.load_balancer.attributes)
+            listener_attributes = elb_attributes.values(elb_attributes.LISTENER, listener.attributes)
+            listeners[listener.pk] = {
+                "port": listener.port, "bind_error": listener.bind_error, "load_balancer": listener.load_balancer_id,
+                "actions": _runtime_actions(listener.default_actions, by_arn, used),
+                # Rules by priority, each a matcher and its actions, before the default actions.
+                "rules": [(elb_rules.compile_conditions(rule.conditions), _runtime_actions(rule.actions, by_arn, used))
+                          for rule in listener.rules.all()],
+                "idle_timeout": float(lb_attributes["idle_timeout.timeout_seconds"]),
+                "xff_mode": lb_attributes["routing.http.xff_header_processing.mode"],
+                "xff_client_port": lb_attributes["routing.http.xff_client_port.enabled"] == "true",
+                "response_headers": elb_attributes.response_headers(listener_attributes),
+            }
         groups = {}
         for tg in TargetGroup.objects.filter(pk__in=used):
             groups[tg.pk] = {
@@ -453,7 +458,9 @@ class DataPlane:
                     errors[pk] = error
                     continue
                 self.listeners[pk] = listener
-            listener.actions = spec["actions"]
+            listener.actions, listener.rules = spec["actions"], spec["rules"]
+            listener.idle_timeout, listener.response_headers = spec["idle_timeout"], spec["response_headers"]
+            listener.xff_mode, listener.xff_client_port = spec["xff_mode"], spec["xff_client_port"]
         return errors
 
     def _apply_targets(self, group, rows):
@@ -554,14 +561,26 @@ class DataPlane:
     # --- the proxy ------------------------------------------------------------------------
 
     async def _handle(self, request, listener):
-        """Answer one request by the listener's first action: forward it, or a fixed response."""
-        if not listener.actions:
+        """Answer one request as the load balancer does, with the listener's response headers."""
+        response = await self._route(request, listener)
+        for name, value in listener.response_headers:
+            response.headers[name] = value
+        return response
+
+    async def _route(self, request, listener):
+        """The first action of the first rule whose conditions all match (by priority), else of
+        the default actions: forward the request, or a fixed response."""
+        actions = listener.actions
+        if listener.rules:
+            seen = _request_facts(request)
+            actions = next((rule_actions for matcher, rule_actions in listener.rules if matcher(seen)), actions)
+        if not actions:
             return _plain(503, "503 Service Temporarily Unavailable")
-        action = listener.actions[0]
+        action = actions[0]
         if action["type"] == "fixed-response":
             config = action["config"]
             return web.Response(status=int(config.get("StatusCode", 200)), text=config.get("MessageBody", ""),
-                                content_type=config.get("ContentType", "text/plain"))
+                                content_type=config.get("ContentType", "text/plain"), headers={"Server": "awselb/2.0"})
         groups = [(self.groups.get(pk), weight) for pk, weight in action["groups"]]
         groups = [(g, w) for g, w in groups if g is not None and w > 0]
         if not groups:
@@ -582,7 +601,7 @@ class DataPlane:
                 return _plain(503 if not tried else 502, "503 Service Temporarily Unavailable" if not tried else "502 Bad Gateway")
             tried.add(target.pk)
             try:
-                return await self._exchange(request, target, headers, body, skip)
+                return await self._exchange(request, target, headers, body, skip, listener.idle_timeout)
             except aiohttp.ClientConnectorError:
                 # The target refused: keep it out of rotation until a health check passes.
                 target.refused_until = time.monotonic() + max(group.config["interval"], 1.0)
@@ -599,11 +618,13 @@ class DataPlane:
                     continue
                 return _plain(502, "502 Bad Gateway")
 
-    async def _exchange(self, request, target, headers, body, skip):
-        """One request to one target; returns the response to send back."""
+    async def _exchange(self, request, target, headers, body, skip, idle_timeout):
+        """One request to one target; returns the response to send back. The load balancer's
+        idle timeout bounds each wait for the target's bytes (a 504 when it runs out)."""
         async with self.session.request(
             request.method, target.base_url + request.rel_url.raw_path_qs, headers=headers,
             data=body or None, allow_redirects=False, skip_auto_headers=skip,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=idle_timeout),
         ) as upstream:
             out_headers = [(k, v) for k, v in upstream.headers.items()
                            if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
@@ -640,15 +661,50 @@ def new_event_loop():
     return uvloop.new_event_loop()
 
 
+def _runtime_actions(actions, by_arn, used):
+    """A listener's or a rule's actions as the data plane takes them, in their order; adds the
+    pks of the target groups they forward to into ``used``."""
+    runtime = []
+    for action in sorted(actions, key=lambda a: a.get("Order", 0)):
+        if action.get("Type") == "forward":
+            weighted = [(t.get("TargetGroupArn"), t.get("Weight", 1))
+                        for t in (action.get("ForwardConfig") or {}).get("TargetGroups") or []]
+            if not weighted:
+                weighted = [(action.get("TargetGroupArn"), 1)]
+            groups = [(by_arn[arn], weight) for arn, weight in weighted if arn in by_arn]
+            used.update(pk for pk, _ in groups)
+            runtime.append({"type": "forward", "groups": groups})
+        else:
+            runtime.append({"type": "fixed-response", "config": action.get("FixedResponseConfig") or {}})
+    return runtime
+
+
+def _request_facts(request):
+    """What a listener rule's conditions look at in a request."""
+    host = request.headers.get("Host", "")
+    return {
+        "method": request.method, "path": request.rel_url.path, "headers": request.headers,
+        "host": host.rsplit(":", 1)[0] if not host.endswith("]") else host,
+        "query": list(request.rel_url.query.items()), "source": request.remote or "",
+    }
+
+
 def _forward_headers(request, listener):
-    """The request's headers for the target: hop-by-hop ones dropped, X-Forwarded-* added."""
+    """The request's headers for the target: hop-by-hop ones dropped, X-Forwarded-* added
+    (X-Forwarded-For as the load balancer's routing.http.xff_* attributes say)."""
     headers = [(k, v) for k, v in request.headers.items()
                if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
     peer = request.remote or ""
+    if listener.xff_client_port and request.transport is not None:
+        peername = request.transport.get_extra_info("peername")
+        if peername:
+            peer = f"{peer}:{peername[1]}"
     forwarded_for = request.headers.get("X-Forwarded-For")
-    headers = [(k, v) for k, v in headers if k.lower() not in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")]
+    headers = [(k, v) for k, v in headers if k.lower() not in ("x-forwarded-proto", "x-forwarded-port")
+               and (listener.xff_mode == "preserve" or k.lower() != "x-forwarded-for")]
+    if listener.xff_mode == "append":
+        headers.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))
     headers += [
-        ("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer),
         ("X-Forwarded-Proto", "http"),
         ("X-Forwarded-Port", str(listener.port)),
     ]
@@ -679,7 +735,8 @@ def _without_lab_cookies(headers):
 
 
 def _plain(status, text):
-    return web.Response(status=status, text=text + "\n", content_type="text/plain")
+    """An answer the load balancer writes itself, signed as an ALB signs its own."""
+    return web.Response(status=status, text=text + "\n", content_type="text/plain", headers={"Server": "awselb/2.0"})
 
 
 def matches(matcher, status):

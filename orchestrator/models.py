@@ -744,6 +744,8 @@ class LoadBalancer(models.Model):
     subnets = models.JSONField(default=list, blank=True)
     security_groups = models.JSONField(default=list, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    # ModifyLoadBalancerAttributes' values that differ from ELBv2's defaults (elbv2/attributes.py).
+    attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -812,7 +814,10 @@ class Listener(models.Model):
     port = models.PositiveIntegerField()
     protocol = models.CharField(max_length=8, default="HTTP")
     default_actions = models.JSONField(default=list)
+    # Every target group its default actions and its rules forward to.
     target_groups = models.ManyToManyField(TargetGroup, related_name="listeners", blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
     # Written by the data plane: "" while serving, else why the port could not be bound.
     bind_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -835,6 +840,38 @@ class Listener(models.Model):
     def url(self):
         """The URL a browser opens: the load balancer's DNS name and this port."""
         return f"http://{self.load_balancer.dns_name}:{self.port}/"
+
+
+class ListenerRule(models.Model):
+    """A listener rule: conditions on the request (path, host, method, headers, query) and the
+    actions taken when they all match, tried by priority before the listener's default actions.
+    The Kubernetes counterpart is an Ingress rule (host, path → backend Service)."""
+
+    listener = models.ForeignKey(Listener, on_delete=models.CASCADE, related_name="rules")
+    rule_id = models.CharField(max_length=16, unique=True, default=new_short_id)
+    priority = models.PositiveIntegerField()
+    conditions = models.JSONField(default=list)
+    actions = models.JSONField(default=list)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["listener", "priority"], name="uniq_rule_priority")]
+        ordering = ["priority"]
+
+    def __str__(self):
+        return f"{self.listener} rule {self.priority}"
+
+    @property
+    def arn(self):
+        return rule_arn(self.listener, self.rule_id)
+
+
+def rule_arn(listener, rule_id):
+    """The ARN of a rule of ``listener`` (its default rule's id is the listener's own)."""
+    lb = listener.load_balancer
+    return (f"arn:aws:elasticloadbalancing:{region()}:{lb.account.account_id}:"
+            f"listener-rule/app/{lb.name}/{lb.lb_id}/{listener.listener_id}/{rule_id}")
 
 
 class Target(models.Model):

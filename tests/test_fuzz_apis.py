@@ -31,7 +31,9 @@ from tests.support.fuzz import Fuzzer, ServedApi, check_answer, parse, send
 
 SERVED_APIS = [
     ServedApi("ecs", lambda: ecs_operations.OPERATIONS, refused=lambda: frozenset(catalog.refusals())),
-    ServedApi("elbv2", lambda: elbv2_operations.OPERATIONS, need_a_filter=frozenset({"DescribeListeners"})),
+    ServedApi("elbv2", lambda: {**elbv2_operations.OPERATIONS, **elbv2_operations.REFUSED},
+              need_a_filter=frozenset({"DescribeListeners", "DescribeRules"}),
+              refused=lambda: frozenset(elbv2_operations.REFUSED)),
     ServedApi("ecr", lambda: registry.OPERATIONS),
     ServedApi("logs", lambda: logs_operations.OPERATIONS, need_a_filter=frozenset({"DescribeLogStreams"})),
     ServedApi("ssm", lambda: ssm_operations.OPERATIONS),
@@ -139,7 +141,12 @@ def read_back(fuzzer, client):
     for family in call(ecs, "ListTaskDefinitions", {}).get("taskDefinitionArns", []):
         call(ecs, "DescribeTaskDefinition", {"taskDefinition": family})
     for lb in call(elbv2, "DescribeLoadBalancers", {}).get("LoadBalancers", []):
-        call(elbv2, "DescribeListeners", {"LoadBalancerArn": lb["LoadBalancerArn"]})
+        call(elbv2, "DescribeLoadBalancerAttributes", {"LoadBalancerArn": lb["LoadBalancerArn"]})
+        for listener in call(elbv2, "DescribeListeners", {"LoadBalancerArn": lb["LoadBalancerArn"]}).get("Listeners", []):
+            rules = call(elbv2, "DescribeRules", {"ListenerArn": listener["ListenerArn"]}).get("Rules", [])
+            call(elbv2, "DescribeListenerAttributes", {"ListenerArn": listener["ListenerArn"]})
+            call(elbv2, "DescribeTags", {"ResourceArns": [lb["LoadBalancerArn"], listener["ListenerArn"]]
+                                         + [r["RuleArn"] for r in rules if not r["IsDefault"]][:18]})
     for tg in call(elbv2, "DescribeTargetGroups", {}).get("TargetGroups", []):
         call(elbv2, "DescribeTargetHealth", {"TargetGroupArn": tg["TargetGroupArn"]})
         call(elbv2, "DescribeTargetGroupAttributes", {"TargetGroupArn": tg["TargetGroupArn"]})

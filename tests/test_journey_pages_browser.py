@@ -220,3 +220,20 @@ def test_a_rolling_update_starts_from_the_service_page(page, live_lab_server, be
     page.click("#rollout-form button[type=submit]")
     expect(page.locator(".messages")).to_contain_text("forced new deployment")
     assert service.deployments.count() == 3
+
+
+def test_a_listener_rule_made_with_the_api_shows_under_its_listener_live(page, live_lab_server):
+    account = Account.default()
+    make_alb(account)
+    listener = Listener.objects.get()
+    api_tg = elbv2(account, "CreateTargetGroup", {"Name": "api-tg", "Protocol": "HTTP", "Port": 80,
+                                                  "TargetType": "ip"})["TargetGroups"][0]
+    page.goto(live_lab_server.url + "/load-balancers/")
+    wait_live(page)
+    page.evaluate("window.notReloaded = true")
+    elbv2(account, "CreateRule", {"ListenerArn": listener.arn, "Priority": 10, "Conditions": [
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}],
+        "Actions": [{"Type": "forward", "TargetGroupArn": api_tg["TargetGroupArn"]}]})
+    rule = page.locator("tr[data-load-balancer=web-lb] ol.listener-rules li[data-priority='10']")
+    expect(rule).to_have_text("10 when path-pattern is /api/* → api-tg")
+    assert page.evaluate("window.notReloaded") is True

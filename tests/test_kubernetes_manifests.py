@@ -1,5 +1,7 @@
 """Kubernetes twins on plain data: the ECS API's shapes in, manifests out, each validated against
 Kubernetes' own OpenAPI schema."""
+import json
+
 import pytest
 import yaml
 
@@ -286,6 +288,34 @@ def test_a_listener_is_an_ingress_of_its_load_balancer():
     assert ingress["spec"]["defaultBackend"] == {"service": {"name": "web-tg", "port": {"number": 80}}}
     assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/listen-ports"] == '[{"HTTP": 8080}]'
     assert ingress["status"]["loadBalancer"]["ingress"] == [{"hostname": "demo-lb-1.us-east-1.elb.localhost"}]
+
+
+def test_listener_rules_are_the_ingress_rules_hosts_and_paths_in_the_spec():
+    web, api = ("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/" + n for n in ("web-tg/1", "api-tg/2"))
+    ingress = validate(kubernetes.ingress_for(
+        {"LoadBalancerName": "demo-lb", "DNSName": "demo-lb-1.us-east-1.elb.localhost", "LoadBalancerArn": "arn:lb"},
+        {"Port": 8080, "Protocol": "HTTP", "ListenerArn": "arn:listener",
+         "DefaultActions": [{"Type": "forward", "TargetGroupArn": web}]},
+        {web: {"TargetGroupName": "web-tg", "Port": 80}, api: {"TargetGroupName": "api-tg", "Port": 80}},
+        rules=[
+            {"Priority": "5", "Conditions": [{"Field": "host-header", "HostHeaderConfig": {"Values": ["Admin.example.com"]}}],
+             "Actions": [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "403"}}]},
+            {"Priority": "10", "Conditions": [
+                {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*", "/v?/status"]}},
+                {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["GET"]}}],
+             "Actions": [{"Type": "forward", "TargetGroupArn": api}]},
+        ]))
+    admin, paths = ingress["spec"]["rules"]
+    assert admin["host"] == "admin.example.com"
+    assert admin["http"]["paths"][0]["backend"] == {"service": {"name": "rule-1", "port": {"name": "use-annotation"}}}
+    assert [(p["path"], p["pathType"]) for p in paths["http"]["paths"]] == [
+        ("/api", "Prefix"), ("/v?/status", "ImplementationSpecific")]
+    assert paths["http"]["paths"][0]["backend"]["service"]["name"] == "api-tg"
+    annotations = ingress["metadata"]["annotations"]
+    assert json.loads(annotations["alb.ingress.kubernetes.io/conditions.api-tg"]) == [
+        {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["GET"]}}]
+    assert json.loads(annotations["alb.ingress.kubernetes.io/actions.rule-1"])["fixedResponseConfig"]["statusCode"] == "403"
+    assert ingress["spec"]["defaultBackend"]["service"]["name"] == "web-tg"
 
 
 def test_a_task_definition_is_a_pod_template():

@@ -215,6 +215,9 @@ def create_load_balancer(account, params, caller=""):
                     f"Fargate Lab load balancers are IPv4 only, not '{params['IpAddressType']}'")
     subnets = list(params.get("Subnets") or []) + [m.get("SubnetId", "") for m in params.get("SubnetMappings") or []]
     existing = LoadBalancer.objects.filter(account=account, name=name).first()
+    if existing is None and LoadBalancer.objects.filter(account=account).count() >= LIMITS["application-load-balancers"]:
+        raise error("TooManyLoadBalancersException",
+                    f"An account can have at most {LIMITS['application-load-balancers']} application load balancers")
     if existing is not None:
         # CreateLoadBalancer is idempotent: the same name and settings return the same LB.
         if existing.scheme == scheme and existing.type == lb_type:
@@ -252,12 +255,64 @@ def delete_load_balancer(account, params, caller=""):
     arn = _required(params, "LoadBalancerArn")
     match = _match_arn("loadbalancer", arn)
     lb = LoadBalancer.objects.filter(account=account, lb_id=match.group(3)).first()
+    if lb is not None and lb.attributes.get("deletion_protection.enabled") == "true":
+        raise error("OperationNotPermittedException",
+                    f"Load balancer '{arn}' cannot be deleted because deletion protection is enabled")
     if lb is not None:  # deleting a load balancer that is gone already succeeds, as on AWS
         pk = lb.pk
         lb.delete()
         lb.pk = pk
         _changed("load_balancer", lb, "DeleteLoadBalancer", arn, caller=caller)
     return {}
+
+
+def set_subnets(account, params, caller=""):
+    """The subnets a load balancer names (shown as its availability zones; the lab has one network per account)."""
+    lb = get_load_balancer(account, _required(params, "LoadBalancerArn"))
+    if params.get("IpAddressType", "ipv4") != "ipv4":
+        raise error("InvalidConfigurationRequestException",
+                    f"Fargate Lab load balancers are IPv4 only, not '{params['IpAddressType']}'")
+    subnets = list(params.get("Subnets") or []) + [m.get("SubnetId", "") for m in params.get("SubnetMappings") or []]
+    if not subnets:
+        raise ElbError("ValidationError", "Specify at least one subnet (Subnets or SubnetMappings)")
+    LoadBalancer.objects.filter(pk=lb.pk).update(subnets=subnets)
+    lb.subnets = subnets
+    _changed("load_balancer", lb, "SetSubnets", lb.arn, ", ".join(subnets), caller)
+    return {"AvailabilityZones": lb_shape(lb)["AvailabilityZones"], "IpAddressType": lb.ip_address_type}
+
+
+def set_security_groups(account, params, caller=""):
+    """The security groups a load balancer names. The lab isolates accounts with its own host
+    firewall and per-account networks; security group rules are not evaluated (README)."""
+    lb = get_load_balancer(account, _required(params, "LoadBalancerArn"))
+    if params.get("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic") not in (None, "off"):
+        raise error("InvalidConfigurationRequestException", "Fargate Lab has no PrivateLink traffic to enforce rules on")
+    groups = list(params.get("SecurityGroups") or [])
+    LoadBalancer.objects.filter(pk=lb.pk).update(security_groups=groups)
+    _changed("load_balancer", lb, "SetSecurityGroups", lb.arn, ", ".join(groups), caller)
+    return {"SecurityGroupIds": groups}
+
+
+def set_ip_address_type(account, params, caller=""):
+    lb = get_load_balancer(account, _required(params, "LoadBalancerArn"))
+    wanted = _required(params, "IpAddressType")
+    if wanted != "ipv4":
+        raise error("InvalidConfigurationRequestException", f"Fargate Lab load balancers are IPv4 only, not '{wanted}'")
+    return {"IpAddressType": lb.ip_address_type}
+
+
+# The quotas DescribeAccountLimits reports: each is enforced by the operation that would exceed it.
+LIMITS = {
+    "application-load-balancers": 50,
+    "listeners-per-application-load-balancer": 50,
+    "rules-per-application-load-balancer": 100,
+}
+
+
+def describe_account_limits(account, params, caller=""):
+    rows = [{"Name": name, "Max": str(value)} for name, value in LIMITS.items()]
+    chunk, marker = _page(rows, params)
+    return {"Limits": chunk, "NextMarker": marker}
 
 
 # --- target groups ------------------------------------------------------------------------
@@ -477,6 +532,9 @@ def create_listener(account, params, caller=""):
             f"Port {port} is taken by load balancer '{same_port.load_balancer.name}': every load balancer of "
             f"the lab listens on {listen_address()}, so each listener needs a port of its own",
         )
+    if lb.listeners.count() >= LIMITS["listeners-per-application-load-balancer"]:
+        raise error("TooManyListenersException",
+                    f"A load balancer can have at most {LIMITS['listeners-per-application-load-balancer']} listeners")
     reason = port_bindable(port)
     if reason:
         raise error("InvalidConfigurationRequestException", reason[0].upper() + reason[1:])
@@ -497,6 +555,43 @@ def describe_listeners(account, params, caller=""):
         raise ElbError("ValidationError", "You must specify either listener ARNs or a load balancer ARN")
     chunk, marker = _page(rows, params)
     return {"Listeners": [listener_shape(listener) for listener in chunk], "NextMarker": marker}
+
+
+def modify_listener(account, params, caller=""):
+    """A listener's port, protocol (HTTP) or default actions; the data plane rebinds a new port."""
+    listener = get_listener(account, _required(params, "ListenerArn"))
+    for https_only in ("SslPolicy", "Certificates", "AlpnPolicy", "MutualAuthentication"):
+        if params.get(https_only):
+            raise error("UnsupportedProtocolException",
+                        f"{https_only} applies to HTTPS listeners: Fargate Lab listeners speak HTTP")
+    protocol = params.get("Protocol", listener.protocol)
+    if protocol != "HTTP":
+        raise error("UnsupportedProtocolException", f"Protocol '{protocol}' is not supported: Fargate Lab listeners speak HTTP")
+    port = params.get("Port", listener.port)
+    if not 1 <= port <= 65535:
+        raise ElbError("ValidationError", "Port must be between 1 and 65535")
+    if port != listener.port:
+        same_port = Listener.objects.filter(port=port).select_related("load_balancer").first()
+        if same_port is not None:
+            if same_port.load_balancer_id == listener.load_balancer_id:
+                raise error("DuplicateListenerException", f"A listener already exists on port {port}")
+            raise error("InvalidConfigurationRequestException",
+                        f"Port {port} is taken by load balancer '{same_port.load_balancer.name}': every load balancer "
+                        f"of the lab listens on {listen_address()}, so each listener needs a port of its own")
+        reason = port_bindable(port)
+        if reason:
+            raise error("InvalidConfigurationRequestException", reason[0].upper() + reason[1:])
+    actions = listener.default_actions
+    if params.get("DefaultActions"):
+        actions, _ = _check_actions(account, params["DefaultActions"])
+    from orchestrator.elbv2 import rules
+
+    with transaction.atomic():
+        Listener.objects.filter(pk=listener.pk).update(port=port, protocol=protocol, default_actions=actions)
+        listener.port, listener.protocol, listener.default_actions = port, protocol, actions
+        rules.associate(listener)
+    _changed("listener", listener, "ModifyListener", listener.arn, listener.url, caller)
+    return {"Listeners": [listener_shape(listener)]}
 
 
 def delete_listener(account, params, caller=""):
@@ -710,4 +805,30 @@ OPERATIONS = {
     "RegisterTargets": register_targets,
     "DeregisterTargets": deregister_targets,
     "DescribeTargetHealth": describe_target_health,
+    "ModifyListener": modify_listener,
+    "SetSubnets": set_subnets,
+    "SetSecurityGroups": set_security_groups,
+    "SetIpAddressType": set_ip_address_type,
+    "DescribeAccountLimits": describe_account_limits,
+}
+
+# Attributes, rules and tags build on the helpers above; each adds its operations to OPERATIONS.
+from orchestrator.elbv2 import attributes, rules, tagging  # noqa: E402,F401
+
+# ELBv2 operations that cannot apply to the lab, each answered with the reason.
+_HTTPS = "Fargate Lab listeners speak HTTP: there are no certificates, TLS policies or trust stores to manage"
+REFUSED = {
+    **{name: ("UnsupportedProtocolException", _HTTPS) for name in (
+        "AddListenerCertificates", "RemoveListenerCertificates", "DescribeListenerCertificates", "DescribeSSLPolicies",
+        "CreateTrustStore", "DeleteTrustStore", "DescribeTrustStores", "ModifyTrustStore",
+        "AddTrustStoreRevocations", "RemoveTrustStoreRevocations", "DescribeTrustStoreRevocations",
+        "DescribeTrustStoreAssociations", "DeleteSharedTrustStoreAssociation",
+        "GetTrustStoreCaCertificatesBundle", "GetTrustStoreRevocationContent")},
+    **{name: ("OperationNotPermittedException",
+              "Fargate Lab load balancers run on the lab's own host: there is no load balancer capacity to reserve")
+       for name in ("DescribeCapacityReservation", "ModifyCapacityReservation")},
+    "ModifyIpPools": ("OperationNotPermittedException",
+                      "Fargate Lab load balancers take the lab host's address: there are no IPAM pools"),
+    "GetResourcePolicy": ("OperationNotPermittedException",
+                          "Fargate Lab does not share load balancer resources between accounts (no resource policies)"),
 }

@@ -9,7 +9,7 @@ from django.utils import timezone
 from orchestrator import traces
 from orchestrator.aws_auth import AuthError, authenticate
 from orchestrator.elbv2 import protocol
-from orchestrator.elbv2.operations import OPERATIONS
+from orchestrator.elbv2.operations import OPERATIONS, REFUSED
 from orchestrator.elbv2.protocol import ElbError
 from orchestrator.frontend import wire
 
@@ -62,6 +62,9 @@ def _run(key, action, form, request_id):
     if form.get("Version") not in (None, protocol.API_VERSION):
         raise ElbError("InvalidParameterValue", f"Version '{form.get('Version')[:32]}' is not {protocol.API_VERSION}")
     handler = OPERATIONS.get(action)
+    if action in REFUSED:
+        code, message = REFUSED[action]
+        raise protocol.error(code, message)
     if handler is None:
         raise ElbError("InvalidAction", f"The action {action[:64] or '(none)'} is not valid for this web service.")
     model = protocol.service_model().operation_model(action)

@@ -78,9 +78,67 @@ def target_group_for(target_group, health, namespace="default", pods=None):
     ]
 
 
-def ingress_for(load_balancer, listener, target_groups, namespace="default"):
+def _rule_backend(actions, target_groups, annotations, name):
+    """The Ingress backend of a rule's (or the listener's) first action; a fixed response is an
+    action annotation the backend names, as the AWS Load Balancer Controller writes it."""
+    for action in actions or []:
+        arn = action.get("TargetGroupArn") or next(
+            (g.get("TargetGroupArn") for g in (action.get("ForwardConfig") or {}).get("TargetGroups") or []), None)
+        if action.get("Type") == "forward" and arn in target_groups:
+            group = target_groups[arn]
+            return {"service": {"name": dns_label(group.get("TargetGroupName")),
+                                "port": {"number": int(group.get("Port") or 80)}}}
+        if action.get("Type") == "fixed-response":
+            annotations[f"alb.ingress.kubernetes.io/actions.{name}"] = _fixed_response(action)
+            return {"service": {"name": name, "port": {"name": "use-annotation"}}}
+    return None
+
+
+def _ingress_path(pattern):
+    """An ELBv2 path pattern as an Ingress path: "/api/*" is the Prefix "/api", a pattern with no
+    wildcard is Exact, any other is ImplementationSpecific (the controller passes it through)."""
+    if pattern.endswith("/*") and not any(c in pattern[:-2] for c in "*?"):
+        return {"path": pattern[:-2] or "/", "pathType": "Prefix"}
+    if not any(c in pattern for c in "*?"):
+        return {"path": pattern, "pathType": "Exact"}
+    return {"path": pattern, "pathType": "ImplementationSpecific"}
+
+
+def _ingress_rules(rules, target_groups, annotations):
+    """Listener rules (by priority) as Ingress rules: hosts and paths in the spec; every other
+    condition (method, header, query string, source IP) in the controller's conditions annotation."""
+    out = []
+    for n, rule in enumerate(rules, start=1):
+        name = f"rule-{n}"
+        backend = _rule_backend(rule.get("Actions"), target_groups, annotations, name)
+        if backend is None:
+            continue
+        hosts, paths, others = [None], [{"path": "/", "pathType": "Prefix"}], []
+        for condition in rule.get("Conditions") or []:
+            field = condition.get("Field")
+            values = (condition.get("HostHeaderConfig") or condition.get("PathPatternConfig") or {}).get("Values") \
+                or condition.get("Values") or []
+            if field == "host-header" and all(not any(c in v.lstrip("*.") for c in "*?") for v in values):
+                hosts = list(values)
+            elif field == "path-pattern":
+                paths = [_ingress_path(v) for v in values]
+            else:
+                others.append({k: v for k, v in condition.items() if k != "Values"})
+        if others:
+            service = backend["service"]["name"]
+            annotations[f"alb.ingress.kubernetes.io/conditions.{service}"] = json.dumps(others)
+        for host in hosts:
+            entry = {"http": {"paths": [{**path, "backend": backend} for path in paths]}}
+            if host:
+                entry = {"host": host.lower(), **entry}
+            out.append(entry)
+    return out
+
+
+def ingress_for(load_balancer, listener, target_groups, namespace="default", rules=()):
     """One listener of a load balancer as an Ingress of the AWS Load Balancer Controller: one
-    Ingress per listener port, grouped into one ALB by ``group.name``. ``target_groups``: ARN ->
+    Ingress per listener port, grouped into one ALB by ``group.name``; its rules (DescribeRules'
+    shapes, the default one left out) as the Ingress's rules. ``target_groups``: ARN ->
     DescribeTargetGroups shape."""
     lb_name = dns_label(load_balancer.get("LoadBalancerName", "alb"))
     annotations = {
@@ -88,22 +146,12 @@ def ingress_for(load_balancer, listener, target_groups, namespace="default"):
         "alb.ingress.kubernetes.io/scheme": load_balancer.get("Scheme", "internet-facing"),
         "alb.ingress.kubernetes.io/listen-ports": f'[{{"{listener.get("Protocol", "HTTP")}": {int(listener["Port"])}}}]',
     }
-    backend = None
-    for action in listener.get("DefaultActions") or []:
-        arn = action.get("TargetGroupArn") or next(
-            (g.get("TargetGroupArn") for g in (action.get("ForwardConfig") or {}).get("TargetGroups") or []), None)
-        if action.get("Type") == "forward" and arn in target_groups:
-            group = target_groups[arn]
-            backend = {"service": {"name": dns_label(group.get("TargetGroupName")),
-                                   "port": {"number": int(group.get("Port") or 80)}}}
-            break
-        if action.get("Type") == "fixed-response":
-            annotations["alb.ingress.kubernetes.io/actions.fixed-response"] = _fixed_response(action)
-            backend = {"service": {"name": "fixed-response", "port": {"name": "use-annotation"}}}
-            break
+    backend = _rule_backend(listener.get("DefaultActions"), target_groups, annotations, "fixed-response")
     spec = {"ingressClassName": "alb"}
     if backend:
         spec["defaultBackend"] = backend
+    if rules:
+        spec["rules"] = _ingress_rules(rules, target_groups, annotations)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",

@@ -114,9 +114,13 @@ def error_of(call, *args, **kwargs):
     return error["Error"]["Code"], error["Error"]["Message"], error["ResponseMetadata"]["HTTPStatusCode"]
 
 
-def assert_model_shape(operation, response):
-    """Assert that a parsed boto3 response carries every member botocore's ECS model requires."""
-    from orchestrator.frontend.validation import service_model
+def assert_model_shape(operation, response, service="ecs"):
+    """Assert that a parsed boto3 response carries every member botocore's model of ``service``
+    (ECS unless named) requires."""
+    import botocore.session
+
+    def service_model():
+        return botocore.session.get_session().get_service_model(service)
 
     def walk(shape, value, path):
         if shape.type_name == "structure":
