@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestrator', '0016_service_capacity_provider_strategy'),
+        ('orchestrator', '0018_ecs_deployments_protection_exec'),
     ]
 
     operations = [
