@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestrator', '0018_ecs_deployments_protection_exec'),
+        ('orchestrator', '0019_application_autoscaling'),
     ]
 
     operations = [
