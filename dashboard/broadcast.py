@@ -41,7 +41,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.utils import timezone
 
 from orchestrator import bus
-from orchestrator.models import Activity, Cluster, ContainerInstance, Deployment, Service, Task, TaskDefinition
+from orchestrator.models import (Activity, Cluster, ContainerInstance, Deployment, ScalableTarget, Service, Task,
+                                 TaskDefinition)
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,8 @@ def route(batch):
         for row in Task.objects.filter(pk__in=task_pks).values("pk", "cluster_id", "service_id", "container_instance_id")
     }
     services = dict(Service.objects.filter(pk__in=service_pks).values_list("pk", "cluster_id"))
+    scaled = dict(ScalableTarget.objects.filter(pk__in={pk for kind, pk, _ in batch if kind == "scalable-target"})
+                  .exclude(service=None).values_list("pk", "service_id"))
     for kind, pk, component in batch:
         if kind == "activity":
             add("lab", "activity", component or "")
@@ -231,6 +234,8 @@ def route(batch):
             add(f"labrun-{pk}", kind, pk)
         elif kind == "repository":
             add(f"repository-{pk}", kind, pk)
+        elif kind == "scalable-target" and pk in scaled:  # the service page's autoscaler
+            add(f"service-{scaled[pk]}", kind, pk)
     return {group: {kind: sorted(values, key=str) for kind, values in kinds.items()} for group, kinds in groups.items()}
 
 

@@ -87,6 +87,7 @@ PAGES = {
         "service-tasks": {"task"},
         "service-load-balancing": {"service", "task"},
         "service-discovery": {"service", "task"},
+        "service-autoscaling": {"service", "scalable-target"},
         "service-twin": {"service", "task"},
         "service-passes": {"service"},
     }),

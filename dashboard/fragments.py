@@ -351,6 +351,12 @@ def _service_load_balancing(key):
     return None if service is None else {"service": service, "rows": state.service_load_balancing(service)}
 
 
+@fragment("service-autoscaling", "dashboard/fragments/service_autoscaling.html")
+def _service_autoscaling(key):
+    service = state.service_or_none(key)
+    return None if service is None else {"service": service, **state.service_autoscaling(service)}
+
+
 @fragment("service-discovery", "dashboard/fragments/service_discovery.html")
 def _service_discovery(key):
     service = state.service_or_none(key)

@@ -549,6 +549,43 @@ def service_load_balancing(service):
     return rows
 
 
+def service_autoscaling(service):
+    """The service's scalable target as its HorizontalPodAutoscaler shows it: min and max, each
+    policy's metric as the autoscaler last measured it against its target, the scheduled
+    actions, the latest decisions (not-scaled ones too) and the HPA twin; {} when it has none."""
+    from orchestrator import kubernetes
+    from orchestrator.frontend.application_autoscaling import operations as autoscaling
+    from orchestrator.kubernetes.autoscaling import horizontal_pod_autoscaler_for
+    from orchestrator.models import ScalingActivity
+
+    target = service.scalable_targets.select_related("account").first()
+    if target is None:
+        return {}
+    policies = list(target.policies.all())
+    rows = []
+    for policy in policies:
+        policy.target = target
+        config = policy.configuration
+        if policy.policy_type == policy.TARGET_TRACKING:
+            metric = config["PredefinedMetricSpecification"]["PredefinedMetricType"]
+            rows.append({"policy": policy, "metric": metric, "target": config["TargetValue"],
+                         "current": target.observed.get(metric), "scale_in": not config.get("DisableScaleIn"),
+                         "cooldowns": (config.get("ScaleOutCooldown"), config.get("ScaleInCooldown"))})
+        else:
+            rows.append({"policy": policy, "metric": "ECSServiceAverageCPUUtilization", "steps": config["StepAdjustments"],
+                         "current": target.observed.get("ECSServiceAverageCPUUtilization"),
+                         "adjustment": config["AdjustmentType"], "cooldowns": (config.get("Cooldown"),)})
+    activities = ScalingActivity.objects.filter(account=target.account, region=target.region,
+                                                resource_id=target.resource_id)[:8]
+    shown = {m: v for m, v in target.observed.items() if m.startswith("ECSService")}
+    twin = horizontal_pod_autoscaler_for(autoscaling.target_shape(target), [autoscaling.policy_shape(p) for p in policies],
+                                         shown, service.desired_count)
+    return {"target": target, "policies": rows, "scheduled": list(target.scheduled_actions.all()),
+            "activities": list(activities), "measured_tasks": target.observed.get("tasks"),
+            "yaml": kubernetes.to_yaml(twin), "window": settings.FARGATE_LAB["SCALING_METRIC_WINDOW_SECONDS"],
+            "sample": settings.FARGATE_LAB["METRICS_SAMPLE_SECONDS"]}
+
+
 def service_discovery(service):
     """Each Cloud Map service a service's tasks register in (serviceRegistries, Service Connect):
     how it is found (the DNS names tasks resolve, or DiscoverInstances only), and its instances."""

@@ -89,7 +89,7 @@ def _epoch(moment):
     return moment.timestamp() if moment else None
 
 
-def _target_shape(target):
+def target_shape(target):
     return {"ServiceNamespace": "ecs", "ResourceId": target.resource_id, "ScalableDimension": ScalableTarget.DIMENSION,
             "MinCapacity": target.min_capacity, "MaxCapacity": target.max_capacity, "RoleARN": target.role_arn,
             "CreationTime": _epoch(target.created_at), "ScalableTargetARN": target.arn,
@@ -104,7 +104,7 @@ def _alarms(policy):
             for name in policy.alarm_names()]
 
 
-def _policy_shape(policy):
+def policy_shape(policy):
     shape = {"PolicyARN": policy.arn, "PolicyName": policy.name, "ServiceNamespace": "ecs",
              "ResourceId": policy.target.resource_id, "ScalableDimension": ScalableTarget.DIMENSION,
              "PolicyType": policy.policy_type, "Alarms": _alarms(policy), "CreationTime": _epoch(policy.created_at)}
@@ -211,7 +211,7 @@ def describe_scalable_targets(account, params, caller):
     if params.get("ResourceIds"):
         rows = rows.filter(resource_id__in=params["ResourceIds"])
     shown, token = _paged(rows, params, "targets")
-    return _answer("ScalableTargets", [_target_shape(t) for t in shown], token)
+    return _answer("ScalableTargets", [target_shape(t) for t in shown], token)
 
 
 def deregister_scalable_target(account, params, caller):
@@ -220,6 +220,8 @@ def deregister_scalable_target(account, params, caller):
         pk, service_pk = target.pk, target.service_id
         target.delete()  # its policies and scheduled actions go with it, as on AWS
     bus.publish("scalable-target", pk, service=service_pk)
+    if service_pk:  # the row is gone: the service's page hears of it as a change of the service
+        bus.publish("service", service_pk)
     return {}
 
 
@@ -352,7 +354,7 @@ def _of_targets(model, account, params, names):
 def describe_scaling_policies(account, params, caller):
     rows = _of_targets(ScalingPolicy, account, params, "PolicyNames")
     shown, token = _paged(rows, params, "policies")
-    return _answer("ScalingPolicies", [_policy_shape(p) for p in shown], token)
+    return _answer("ScalingPolicies", [policy_shape(p) for p in shown], token)
 
 
 def delete_scaling_policy(account, params, caller):
