@@ -8,12 +8,11 @@ flushes at most once per ``INTERVAL``: it routes the batch to groups ("lab", "cl
     {"type": "lab.changed", "seq": n, "changes": {"task": [pk…], "activity": ["frontend"…], …}}
 
 so a burst of 100 writes costs each open page one render, not 100. Consumers render. The map
-animates each activity row: those go to "lab" in a lane of their own, at once (at most one
-message per ``EVENTS_INTERVAL``), never waiting behind the coalescing of the figures:
+animates each activity row: those go in a lane of their own, at once (at most one message per
+``EVENTS_INTERVAL``), never waiting behind the coalescing of the figures, to the ``map-events``
+group, whose members are one hub per server process (``dashboard.fanout``), not the sockets.
 
-    {"type": "lab.events", "seq": n, "events": [activity pk…]}
-
-One broadcaster per event loop, started by the first consumer that connects.
+One broadcaster (and its hub) per event loop, started by the first consumer that connects.
 
 On SQLite the bus is process-local. Writes made by another process — a control plane run
 apart with ``manage.py controlplane``, or the leader among several server workers — reach the
@@ -40,6 +39,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from django.utils import timezone
 
+from dashboard import fanout
 from orchestrator import bus
 from orchestrator.models import (Activity, Cluster, ContainerInstance, Deployment, ScalableTarget, Service, Task,
                                  TaskDefinition)
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 INTERVAL = 0.1
 EVENTS_INTERVAL = 0.01
-EVENTS_MESSAGE_TYPE = "lab.events"
 WATCH_INTERVAL = 0.5
 # Rows are re-read this long before the watch's cursor: a transaction that commits late (or a
 # clock a little behind) must not be missed. What was already reported is not reported twice.
@@ -335,6 +334,7 @@ class Broadcaster:
         self.events_wake = asyncio.Event()
         self.events_seq = 0
         self.events_task = None
+        self.hub = fanout.Hub(loop, channel_layer, scoped(fanout.GROUP))
 
     def start(self):
         """Subscribe to the bus and start the flushing and watching tasks (call on ``self.loop``)."""
@@ -352,6 +352,7 @@ class Broadcaster:
         for task in (self.task, self.watch_task, self.events_task):
             if task and not self.loop.is_closed():
                 self.loop.call_soon_threadsafe(task.cancel)
+        self.hub.stop()
 
     def on_bus(self, kind, pk, **info):
         """Bus subscriber: hand the change to the loop; never blocks the writer."""
@@ -374,7 +375,7 @@ class Broadcaster:
         self.events_wake.set()
 
     async def run_events(self):
-        """Send the activity rows that arrived to the map's pages at once, then rest ``EVENTS_INTERVAL``."""
+        """Send the activity rows that arrived to the map's hubs at once, then rest ``EVENTS_INTERVAL``."""
         while True:
             await self.events_wake.wait()
             self.events_wake.clear()
@@ -382,7 +383,7 @@ class Broadcaster:
             self.events_seq = next(_sequence)
             try:
                 await self.channel_layer.group_send(
-                    scoped("lab"), {"type": EVENTS_MESSAGE_TYPE, "seq": self.events_seq, "events": batch})
+                    self.hub.group, {"type": fanout.MESSAGE_TYPE, "seq": self.events_seq, "events": batch})
             except Exception:  # a failed send must not end the animation; the next event retries
                 log.exception("dashboard map events failed")
             await asyncio.sleep(EVENTS_INTERVAL)
@@ -436,6 +437,7 @@ async def ensure_started():
         broadcaster = Broadcaster(loop, get_channel_layer())
         _broadcasters[loop] = broadcaster
     broadcaster.start()
+    await broadcaster.hub.start()
     return broadcaster
 
 

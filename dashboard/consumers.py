@@ -25,7 +25,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 # The broadcaster's messages: handled without Channels' stop in the database thread first.
-BROADCASTS = {broadcast.MESSAGE_TYPE, broadcast.EVENTS_MESSAGE_TYPE}
+BROADCASTS = {broadcast.MESSAGE_TYPE}
 
 # The kinds that change the numbers of the object pages.
 OBJECTS = {"task", "service", "cluster", "instance"}
@@ -133,10 +133,8 @@ def _visible(model, key, account_pk):
 
 
 def _render_all(items, seq):
-    """``render_all`` in the database thread, or, for the map's events alone, in a thread of
-    their own: the animation must not wait behind the boxes' renders and the database watch."""
-    events_only = all(name == "map-events" for name, _ in items)
-    return database_sync_to_async(render_all, thread_sensitive=not events_only)(items, seq)
+    """``render_all`` in the database thread."""
+    return database_sync_to_async(render_all)(items, seq)
 
 
 def render_all(items, seq):
@@ -207,14 +205,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.joined = [broadcast.scoped(group) for group in self.page.groups(self.key)]
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
-        await broadcast.ensure_started()
+        broadcaster = await broadcast.ensure_started()
+        if self.page.events:  # the events come through this process's hub (dashboard.fanout)
+            self.hub = broadcaster.hub
+            self.hub.add(self, self.viewer)
         await self.accept()
         await self.send_fragments([(name, self.key_of(name)) for name in self.page.fragments], seq=None)
         if self.page.events:
-            # The figures render in a task of their own, in order, so that an event arriving
-            # meanwhile is animated at once instead of waiting behind them.
+            # The figures render in a task of their own, in order, so that they never hold up
+            # an event.
             self.figures = asyncio.Queue()
             self.figures_worker = asyncio.create_task(self.send_figures())
+            await self.hub.ready(self)
 
     def key_of(self, name):
         """The key fragment ``name`` renders with on this page (with the viewer for viewed ones)."""
@@ -223,6 +225,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return self.fragment_key
 
     async def disconnect(self, code):
+        if getattr(self, "hub", None):
+            self.hub.discard(self)
         for group in getattr(self, "joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
         worker = getattr(self, "figures_worker", None)
@@ -268,11 +272,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.figures.put_nowait((items, event["seq"]))
         elif items:
             await self.send_fragments(items, seq=event["seq"])
-
-    async def lab_events(self, event):
-        """Activity rows for the map to animate (their own lane, ahead of the figures)."""
-        if self.page.events:
-            await self.send_fragments([("map-events", (self.viewer, tuple(event["events"])))], ("events", event["seq"]))
 
     async def send_fragments(self, items, seq):
         messages, shown = await _render_shared(items, seq)
