@@ -102,3 +102,38 @@ def test_a_closed_map_no_longer_counts_as_an_audience(admin_user):
         return dict(hub.sockets)
 
     assert run(scenario()) == {}
+
+
+class Socket:
+    """Stands in for a map consumer: keeps what the hub sends it."""
+
+    def __init__(self):
+        self.sent = asyncio.Queue()
+
+    async def send(self, text_data=None):
+        self.sent.put_nowait(text_data)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_hub_fans_out_over_a_redis_channel_layer(redis_url):
+    from channels_redis.core import RedisChannelLayer
+
+    row = activity.record("frontend", "RunTask", "", "RunTask → 200", caller="t", status_code=200)
+
+    async def scenario():
+        layer = RedisChannelLayer(hosts=[redis_url])
+        hub = fanout.Hub(asyncio.get_running_loop(), layer, "map-events.test")
+        await hub.start()
+        sockets = [Socket() for _ in range(3)]
+        for socket in sockets:
+            hub.add(socket, "all")
+            await hub.ready(socket)
+        await layer.group_send("map-events.test", {"type": fanout.MESSAGE_TYPE, "seq": 1, "events": [row.pk]})
+        received = [await asyncio.wait_for(socket.sent.get(), 10) for socket in sockets]
+        hub.stop()
+        await layer.flush()
+        return received
+
+    received = run(scenario())
+    assert received[0] == received[1] == received[2]
+    assert f'<li data-seq="{row.pk}"' in received[0]
