@@ -273,6 +273,11 @@ FARGATE_LAB = {
     # is forgotten this long after it stopped, as ECS forgets it after about an hour.
     "ACTIVITY_RETENTION_SECONDS": _env_float("FARGATE_LAB_ACTIVITY_RETENTION_SECONDS", 86400.0),
     "ACTIVITY_RETENTION_COUNT": _env_int("FARGATE_LAB_ACTIVITY_RETENTION_COUNT", 50000),
+    # AWS's pace for task launches (orchestrator/pacing.py): off by default, so the lab starts
+    # tasks as fast as the machine allows; on, RunTask beyond the bucket is ThrottlingException.
+    "AWS_PACING": _env_int("FARGATE_LAB_AWS_PACING", 0),
+    "TASK_LAUNCH_RATE": _env_float("FARGATE_LAB_TASK_LAUNCH_RATE", 20.0),
+    "TASK_LAUNCH_BURST": _env_int("FARGATE_LAB_TASK_LAUNCH_BURST", 100),
     "STOPPED_TASK_RETENTION_SECONDS": _env_float("FARGATE_LAB_STOPPED_TASK_RETENTION_SECONDS", 3600.0),
     # Service quotas of every account but the default one (which keeps AWS's defaults), sized
     # so that 30 students fit on one machine of 2 cores (see orchestrator/quotas.py); a teacher

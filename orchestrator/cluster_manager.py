@@ -20,7 +20,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus, capacity_strategy, elb_health, quotas, task_health, traces
+from orchestrator import activity, bus, capacity_strategy, elb_health, pacing, quotas, task_health, traces
 from orchestrator import deployments as rollout
 from orchestrator.deployments import CIRCUIT_BREAKER_REASON, STOPPED_REASON
 from orchestrator.capacity_manager import task_ceiling, too_big
@@ -572,9 +572,14 @@ class ClusterManager:
                                     f"requirements. Reason: {refusal[0]}: {refusal[1]}")
             return
         created = []
+        # With AWS's pace kept, the scheduler starts what the account's launch bucket allows
+        # and comes back for the rest once it has refilled.
+        count, wait = pacing.take(service.account_id, action.count, partial=True)
+        if count < action.count:
+            self.enqueue(f"service:{service.pk}", delay=wait)
         with transaction.atomic():
             # The account's vCPU quota bounds what starts; the resync comes back when tasks stop.
-            providers = action.providers or [""] * action.count
+            providers = (action.providers or [""] * action.count)[:count]
             fitting = quotas.tasks_that_fit(service.account, task_definition.cpu, providers)
             for provider in fitting:
                 task = Task.objects.create(

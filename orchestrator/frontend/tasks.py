@@ -5,7 +5,7 @@ control plane places, starts and reports it.
 """
 from django.utils import timezone
 
-from orchestrator import bus, capacity_strategy
+from orchestrator import bus, capacity_strategy, pacing
 from orchestrator.capacity_manager import task_ceiling, too_big
 from orchestrator.frontend import EcsError, capacity_providers, service_quotas, shapes, task_definitions
 from orchestrator.frontend.operations import (
@@ -95,6 +95,8 @@ def run_task(ctx, params):
     over_quota = service_quotas.run_task_failures(ctx.account, cpu, providers)
     if over_quota:  # over the account's vCPU quota: none starts, as the failures say
         return {"tasks": [], "failures": over_quota}
+    if pacing.take(ctx.account.pk, count)[0] < count:
+        raise EcsError("ThrottlingException", "Rate exceeded")
     tasks = [
         _create_task(
             ctx, cluster, td, cpu=cpu, memory=memory, overrides=overrides, group=group, started_by=started_by,
