@@ -65,7 +65,7 @@ def test_run_task_beyond_the_bucket_is_throttled_and_writes_nothing(live_server,
 def test_a_service_starts_its_tasks_at_the_accounts_pace(control_plane, lab_rows, paced, wait_until):
     paced(rate=4, burst=2)
     service = lab_rows.create_service(8)
-    wait_until(lambda: Service.objects.get(pk=service.pk).tasks.count() == 8, 30, message="8 tasks started")
+    wait_until(lambda: Service.objects.get(pk=service.pk).tasks.count() == 8, 60, message="8 tasks started")
     created = sorted(service.tasks.values_list("created_at", flat=True))
     # The bucket never gives more than the burst plus what it refilled since the first launch.
     for n, at in enumerate(created, start=1):
