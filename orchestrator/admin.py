@@ -211,3 +211,33 @@ class LogGroupAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     readonly_fields = ("stored_bytes",)
     inlines = [LogStreamInline]
+
+
+class ScalingPolicyInline(admin.TabularInline):
+    model = models.ScalingPolicy
+    fields = ("name", "policy_type", "configuration", "scaled_out_at", "scaled_in_at")
+    readonly_fields = ("scaled_out_at", "scaled_in_at")
+    extra = 0
+
+
+class ScheduledActionInline(admin.TabularInline):
+    model = models.ScheduledAction
+    fields = ("name", "schedule", "time_zone", "min_capacity", "max_capacity", "last_run_at")
+    extra = 0
+
+
+@admin.register(models.ScalableTarget)
+class ScalableTargetAdmin(admin.ModelAdmin):
+    """Application Auto Scaling's targets: min and max capacity and the suspended state can be repaired here."""
+
+    list_display = ("resource_id", "account", "region", "min_capacity", "max_capacity", "created_at")
+    search_fields = ("resource_id",)
+    readonly_fields = ("observed", "not_scaled_code")
+    inlines = [ScalingPolicyInline, ScheduledActionInline]
+
+
+@admin.register(models.ScalingActivity)
+class ScalingActivityAdmin(admin.ModelAdmin):
+    list_display = ("resource_id", "account", "description", "status_code", "start_time")
+    list_filter = ("status_code",)
+    search_fields = ("resource_id", "description", "cause")
