@@ -16,6 +16,7 @@ the paths are HMACs only the lab can make, and each request must come from an ad
 very task's containers: a task reads only its own metadata and credentials, another account's
 task gets the same 404 as an unknown id. The leader's control plane serves it (it owns the rules).
 """
+import collections
 import json
 import logging
 import socketserver
@@ -203,11 +204,28 @@ def _own_task(path_id, purpose_of, remote_addr):
     return task, container, engine, inspected
 
 
+# The last sample answered per container: the next answer's ``precpu_stats``, as the ECS agent's
+# stats (read from Docker's stream) carry the sample before, so that a CPU percentage can be
+# computed from one answer. Bounded: old containers' samples go first.
+_previous = {}
+_previous_lock = threading.Lock()
+PREVIOUS_KEPT = 1000
+
+
 def _stats(engine, docker_id):
+    """Docker's stats of one container, with the previous sample this endpoint took as ``precpu_stats``."""
     try:
-        return engine.stats(docker_id)
+        sample = engine.stats(docker_id)
     except EngineError:
         return None
+    with _previous_lock:
+        before = _previous.pop(docker_id, None)
+        _previous[docker_id] = {"cpu_stats": sample.get("cpu_stats"), "read": sample.get("read")}
+        while len(_previous) > PREVIOUS_KEPT:
+            _previous.pop(next(iter(_previous)))
+    if before and before["cpu_stats"]:
+        sample["precpu_stats"], sample["preread"] = before["cpu_stats"], before["read"]
+    return sample
 
 
 def metadata(path, remote_addr):
@@ -301,8 +319,42 @@ class _Handler(WSGIRequestHandler):
 
 
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    """A thread per connection, but at most PER_ADDRESS at once from one address and TOTAL in all:
+    a task that opens connections by the thousand is refused, not served at the others' expense."""
+
     daemon_threads = True
     allow_reuse_address = True
+    PER_ADDRESS, TOTAL = 8, 128
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._open = collections.Counter()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        address = client_address[0]
+        with self._open_lock:
+            if self._open[address] >= self.PER_ADDRESS or sum(self._open.values()) >= self.TOTAL:
+                self.shutdown_request(request)
+                return
+            self._open[address] += 1
+        try:
+            super().process_request(request, client_address)
+        except Exception:  # no thread could start: give the slot back
+            self._release(address)
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(client_address[0])
+
+    def _release(self, address):
+        with self._open_lock:
+            self._open[address] -= 1
+            if self._open[address] <= 0:
+                del self._open[address]
 
 
 class TaskEndpoint:

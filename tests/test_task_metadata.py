@@ -1,12 +1,14 @@
 """The task endpoint's pure parts: its firewall rules, the variables a container gets, and the
 answers to requests it refuses before looking anything up."""
 import json
+import socket
 import threading
 
 import pytest
 
 from orchestrator import host_firewall, task_metadata
 from orchestrator.models import Account
+from tests.support.common import wait_until
 from tests.test_task_credentials import ROLE, make_task
 
 
@@ -74,3 +76,26 @@ def test_a_path_from_an_address_outside_the_task_gets_404(transactional_db):
 def test_only_get_and_the_apis_post_are_served(transactional_db):
     assert call("/v4/x", method="PUT")[0] == "405 Method Not Allowed"
     assert call("/v4/x", method="POST")[0] == "405 Method Not Allowed"
+
+
+def test_one_address_holds_only_a_few_connections_at_once(transactional_db):
+    """A task that opens connections and sends nothing holds PER_ADDRESS threads, not all of them."""
+    endpoint = task_metadata.TaskEndpoint().start()
+    held = []
+    try:
+        for _ in range(task_metadata._Server.PER_ADDRESS):
+            held.append(socket.create_connection(("127.0.0.1", endpoint.port), timeout=10))
+        wait_until(lambda: sum(endpoint.server._open.values()) == task_metadata._Server.PER_ADDRESS,
+                   message="the idle connections accepted")
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as refused:
+            assert refused.recv(100) == b""  # closed at once, unanswered
+        held.pop().close()
+        wait_until(lambda: sum(endpoint.server._open.values()) < task_metadata._Server.PER_ADDRESS,
+                   message="a slot given back")
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as served:
+            served.sendall(b"GET /nothing HTTP/1.0\r\n\r\n")
+            assert served.recv(100).startswith(b"HTTP/1.0 404")
+    finally:
+        for sock in held:
+            sock.close()
+        endpoint.stop()

@@ -45,7 +45,7 @@ def running(lab_rows, wait_until, docker_client, **definition_fields):
     definition.body.update(definition_fields)
     definition.save(update_fields=["body"])
     task = lab_rows.run_task(definition)
-    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "RUNNING", 30, message="task RUNNING")
+    wait_until(lambda: Task.objects.get(pk=task.pk).last_status == "RUNNING", 90, message="task RUNNING")
     task.refresh_from_db()
     (container,) = docker_client.containers.list(filters={"label": f"fargatelab.task-id={task.task_id}"})
     return task, container
@@ -74,6 +74,9 @@ def test_a_container_reads_its_own_task_and_stats(control_plane, lab_rows, wait_
     assert status == 200 and body["DockerId"] == container.id and body["KnownStatus"] == "RUNNING"
     status, stats = http_get(container, "$ECS_CONTAINER_METADATA_URI_V4/stats")
     assert status == 200 and stats["memory_stats"]["usage"] > 0 and "cpu_stats" in stats
+    status, again = http_get(container, "$ECS_CONTAINER_METADATA_URI_V4/stats")
+    # The sample before comes with it (as from the ECS agent), so one answer gives a CPU percentage.
+    assert again["precpu_stats"] == stats["cpu_stats"] and again["preread"] == stats["read"]
     status, stats = http_get(container, "$ECS_CONTAINER_METADATA_URI_V4/task/stats")
     assert status == 200 and list(stats) == [container.id] and stats[container.id]["pids_stats"]["current"] >= 1
     status, body = http_get(container, "$ECS_CONTAINER_METADATA_URI/task")  # v3 names the same endpoint
