@@ -7,7 +7,7 @@ from django.db import connection, connections, transaction
 
 from orchestrator import state_database
 from orchestrator.models import Account
-from orchestrator.state_database.base import WRITE_LOCK
+from orchestrator.state_database.base import WRITE_LOCK, TurnLock
 from tests.support.common import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
@@ -119,3 +119,36 @@ def test_a_write_outside_a_transaction_waits_for_the_lock_and_holds_it_for_one_s
     wait_until(done.is_set, timeout=10, message="the autocommit update after the writer committed")
     assert not errors and not WRITE_LOCK.locked()
     assert Account.objects.get(pk=account.pk).name == "renamed"
+
+
+def test_writers_get_the_lock_in_the_order_they_asked():
+    lock, order = TurnLock(), []
+    assert lock.acquire()
+    threads = []
+    for number in range(5):
+        asked = threading.Event()
+
+        def writer(number=number, asked=asked):
+            asked.set()
+            assert lock.acquire(timeout=10)
+            order.append(number)
+            lock.release()
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        asked.wait(5)
+        wait_until(lambda n=number: len(lock._waiting) == n + 1, timeout=5, message=f"writer {number} waiting")
+        threads.append(thread)
+    lock.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == [0, 1, 2, 3, 4] and not lock.locked()
+
+
+def test_a_writer_that_waits_too_long_gives_up_its_turn():
+    lock = TurnLock()
+    assert lock.acquire()
+    assert lock.acquire(timeout=0.05) is False
+    assert not lock._waiting
+    lock.release()
+    assert not lock.locked() and lock.acquire(timeout=0) and lock.locked()

@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 from django.http import HttpResponse
 from django.utils import timezone
 
-from orchestrator import traces
+from orchestrator import state_database, traces
 from orchestrator.aws_auth import AuthError, authenticate
 from orchestrator.elbv2 import protocol
 from orchestrator.elbv2.operations import OPERATIONS, REFUSED
@@ -29,6 +29,12 @@ def api(request):
     except wire.Malformed as exc:
         return _xml(protocol.render_error(ElbError("ValidationError", str(exc)), request_id), 400)
     action = (form or {}).get("Action", "")
+    with state_database.one_turn(action):  # a call that writes: one transaction with its activity row
+        return _api(request, request_id, started, started_at, trace_id, form, action)
+
+
+def _api(request, request_id, started, started_at, trace_id, form, action):
+    """The call itself: authenticate, run, record, answer."""
     try:
         key = authenticate(request, "elasticloadbalancing")
     except AuthError as exc:

@@ -20,7 +20,7 @@ from botocore.validate import ParamValidator
 from django.http import HttpResponse
 from django.utils import timezone
 
-from orchestrator import traces
+from orchestrator import state_database, traces
 from orchestrator.aws_auth import AuthError, authenticate
 from orchestrator.frontend import wire
 
@@ -94,9 +94,15 @@ class JsonService:
         return handler(account, params, caller)
 
     def api(self, request):
-        """Answer one HTTP call (see the module docstring)."""
+        """Answer one HTTP call (see the module docstring); one that writes in one transaction
+        with its activity rows."""
         started, started_at, trace_id = time.perf_counter(), timezone.now(), traces.new_trace_id()
         operation = request.META.get("HTTP_X_AMZ_TARGET", "").removeprefix(self.target_prefix)[:64] or "unknown"
+        with state_database.one_turn(operation):
+            return self._api(request, started, started_at, trace_id, operation)
+
+    def _api(self, request, started, started_at, trace_id, operation):
+        """The call itself: authenticate, run, record, answer."""
         account, caller, params = None, "", {}
         try:
             raw = wire.body(request)

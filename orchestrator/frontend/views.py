@@ -12,7 +12,7 @@ import uuid
 from django.http import HttpResponse
 from django.utils import timezone
 
-from orchestrator import activity, traces
+from orchestrator import activity, state_database, traces
 from orchestrator.frontend import EcsError, call, sigv4, wire
 from orchestrator.frontend.operations import supported
 
@@ -27,7 +27,14 @@ _ARN_FIELDS = (
 
 
 def api(request):
-    """Answer one ECS API call (see the module docstring for the steps)."""
+    """Answer one ECS API call (see the module docstring for the steps), a call that writes in
+    one transaction with its activity rows."""
+    with state_database.one_turn(_target_name(request)):
+        return _api(request)
+
+
+def _api(request):
+    """The call itself: route, authenticate, dispatch, record, answer."""
     started, started_at = time.perf_counter(), timezone.now()
     trace_id = traces.new_trace_id()
     operation, caller, response, params, account = _target_name(request), "", {}, {}, None

@@ -13,13 +13,55 @@ command, a second server) still meets SQLite's own busy wait, as before.
 outside the lock: a snapshot for reads, which in WAL mode never waits for a writer. Should it
 write after all, it takes the lock before its first write.
 """
+import collections
 import threading
 
 from django.db.backends.sqlite3 import base
 
+
+class TurnLock:
+    """A lock handed to its waiters in the order they came (a plain Lock lets a thread that just
+    released it take it again ahead of one that has waited: under a class's load, a writer was
+    seen passed over for a minute)."""
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._waiting = collections.deque()
+        self._held = False
+
+    def acquire(self, timeout=-1):
+        """Take the lock in turn; False when ``timeout`` seconds passed first."""
+        with self._mutex:
+            if not self._held and not self._waiting:
+                self._held = True
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        if turn.acquire(timeout=timeout):
+            return True  # handed over by release()
+        with self._mutex:
+            if turn in self._waiting:
+                self._waiting.remove(turn)
+                return False
+        return True  # handed over just as the wait ended
+
+    def release(self):
+        """Hand the lock to the writer that has waited longest (or free it)."""
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._held = False
+
+    def locked(self):
+        with self._mutex:
+            return self._held
+
+
 # One writer at a time in this process; waits no longer than the database's busy timeout, then
 # leaves the wait to SQLite (so a writer stuck in a transaction can never hang the others).
-WRITE_LOCK = threading.Lock()
+WRITE_LOCK = TurnLock()
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 
 
