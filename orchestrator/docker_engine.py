@@ -585,6 +585,54 @@ class DockerEngine:
         )
         return LogStream(stream)
 
+    def exec_session(self, container, command, rows=24, cols=80):
+        """An interactive ``docker exec -it`` of ``command`` in one of our containers: an
+        ExecSession to read its terminal output from and write keystrokes to."""
+        self._check_owned(container)
+        exec_id = self._call("exec", lambda c: c.exec_create(container, command, stdin=True, tty=True,
+                                                              environment={"TERM": "xterm-256color"}))["Id"]
+        sock = self._call("exec", lambda c: c.exec_start(exec_id, tty=True, socket=True), timeout=None)
+        session = ExecSession(self, exec_id, getattr(sock, "_sock", sock))
+        session.resize(rows, cols)
+        return session
+
+
+class ExecSession:
+    """One interactive exec's terminal: ``recv`` blocks for output ("" once it ended), ``send``
+    writes input, ``resize`` sets the terminal size, ``close`` (from any thread) ends it."""
+
+    def __init__(self, engine, exec_id, sock):
+        self.engine, self.exec_id, self._sock = engine, exec_id, sock
+
+    def recv(self, size=4096):
+        """Up to ``size`` bytes of terminal output; b"" when the command ended."""
+        try:
+            return self._sock.recv(size)
+        except OSError:
+            return b""
+
+    def send(self, data):
+        """Write keystrokes (bytes) to the command's terminal."""
+        self._sock.sendall(data)
+
+    def resize(self, rows, cols):
+        """Set the terminal's size (the command may not have started yet: then it is ignored)."""
+        try:
+            self.engine._call("exec", lambda c: c.exec_resize(self.exec_id, height=int(rows), width=int(cols)))
+        except EngineError:
+            pass
+
+    def close(self):
+        """End the session: the socket closes, and a waiting ``recv`` returns b""."""
+        try:
+            self._sock.shutdown(2)
+        except OSError:
+            pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
 
 class LogStream:
     """A followed container log as text lines, which another thread may ``close()``.

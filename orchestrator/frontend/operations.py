@@ -311,6 +311,6 @@ def _describe_many(ctx, params, key, limit, kind, find, shape):
 # Operations of the resource families, each in its own module, register on import.
 from orchestrator.frontend import (  # noqa: E402,F401,I001
     account_settings, attributes, capacity_providers, clusters, container_instances, deleted_task_definitions,
-    deployments, express_gateway, not_applicable, service_quotas, service_registries, services, tags,
+    deployments, execute_command, express_gateway, not_applicable, service_quotas, service_registries, services, tags,
     task_definitions, task_protection, tasks,
 )

@@ -138,6 +138,7 @@ def create_service(ctx, params):
         placement_strategy=strategies, placement_constraints=constraints,
         capacity_provider_strategy=strategy,
         health_check_grace_period=params.get("healthCheckGracePeriodSeconds"),
+        enable_execute_command=params.get("enableExecuteCommand", False),
         client_token=token, request_fingerprint=fingerprint,
         tags=_check_tags(params.get("tags", [])),
         created_by=f"arn:aws:iam::{ctx.account.account_id}:root",
@@ -189,6 +190,7 @@ def update_service(ctx, params):
         ("placementStrategy", "placement_strategy"),
         ("placementConstraints", "placement_constraints"),
         ("healthCheckGracePeriodSeconds", "health_check_grace_period"),
+        ("enableExecuteCommand", "enable_execute_command"),  # for the tasks it starts from now on
     ):
         if param in params:
             setattr(service, field, params[param])

@@ -90,7 +90,22 @@ def _container_shape(task, container):
         "cpu": str(container.cpu),
         "memory": str(container.memory) if container.memory else None,
     }
+    if task.enable_execute_command:
+        data["managedAgents"] = [exec_agent_shape(container)]
     return _compact(data)
+
+
+def exec_agent_status(container):
+    """The ECS Exec agent's lastStatus in a container: it runs while the container runs."""
+    if container.last_status in ("RUNNING", "STOPPED"):
+        return container.last_status
+    return "PENDING"
+
+
+def exec_agent_shape(container):
+    """The container's managed agent ExecuteCommandAgent (ECS Exec), as DescribeTasks shows it."""
+    return _compact({"name": "ExecuteCommandAgent", "lastStatus": exec_agent_status(container),
+                     "lastStartedAt": epoch(container.started_at)})
 
 
 def _attachment_id(task):
@@ -126,7 +141,7 @@ def task_shape(t, include=()):
         "createdAt": epoch(t.created_at),
         "desiredStatus": t.desired_status,
         "lastStatus": t.last_status,
-        "enableExecuteCommand": False,
+        "enableExecuteCommand": t.enable_execute_command,
         "group": t.group or None,
         "healthStatus": t.health_status,
         "launchType": t.launch_type,
@@ -239,7 +254,7 @@ def service_shape(s, include=()):
         "createdBy": s.created_by or None,
         "enableECSManagedTags": False,
         "propagateTags": "NONE",
-        "enableExecuteCommand": False,
+        "enableExecuteCommand": s.enable_execute_command,
     }
     if "TAGS" in include:
         data["tags"] = list(s.tags)

@@ -37,7 +37,8 @@ def _task_overrides(td, overrides):
 
 
 def _create_task(ctx, cluster, td, *, cpu, memory, overrides=None, group="", started_by="", tags=(),
-                 client_token="", fingerprint="", placement=((), ()), capacity_provider=""):
+                 client_token="", fingerprint="", placement=((), ()), capacity_provider="",
+                 enable_execute_command=False):
     """One Task row (desired RUNNING, last PROVISIONING) and a TaskContainer per container definition."""
     now = timezone.now()
     task = Task.objects.create(
@@ -45,7 +46,7 @@ def _create_task(ctx, cluster, td, *, cpu, memory, overrides=None, group="", sta
         started_by=started_by, launch_type="FARGATE", capacity_provider=capacity_provider, cpu=cpu, memory=memory, overrides=overrides or {},
         tags=list(tags), client_token=client_token, request_fingerprint=fingerprint, trace_id=ctx.trace_id,
         placement_strategy=list(placement[0]), placement_constraints=list(placement[1]),
-        created_at=now, updated_at=now,
+        enable_execute_command=enable_execute_command, created_at=now, updated_at=now,
     )
     by_name = {o.get("name"): o for o in (overrides or {}).get("containerOverrides", [])}
     for definition in td.container_definitions:
@@ -102,6 +103,7 @@ def run_task(ctx, params):
             ctx, cluster, td, cpu=cpu, memory=memory, overrides=overrides, group=group, started_by=started_by,
             tags=tags, client_token=token, fingerprint=fingerprint,
             placement=(strategies, constraints), capacity_provider=provider,
+            enable_execute_command=params.get("enableExecuteCommand", False),
         )
         for provider in providers
     ]
