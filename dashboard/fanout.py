@@ -44,6 +44,8 @@ class Hub:
         self.sockets = {}  # viewer -> {consumer: None}, in the order they connected
         self.channel = None
         self.tasks = ()
+        self.quiet = asyncio.Event()  # no fan-out under way
+        self.quiet.set()
 
     async def start(self):
         """Take a channel, join the group, and start reading it (call on ``self.loop``)."""
@@ -87,14 +89,21 @@ class Hub:
             except Exception:  # the layer is unreachable now: try again next time
                 log.exception("map events hub could not rejoin its group")
 
+    async def idle(self):
+        """Return once no fan-out is under way (the figures wait for the events to be out)."""
+        await self.quiet.wait()
+
     async def run(self):
         """Fan out every message the group brings."""
         while True:
             message = await self.channel_layer.receive(self.channel)
+            self.quiet.clear()
             try:
                 await self.fan_out(tuple(message["events"]))
             except Exception:  # one failed batch must not end the animation; the next event retries
                 log.exception("map events fan-out failed")
+            finally:
+                self.quiet.set()
 
     async def fan_out(self, pks):
         """Render ``pks`` once per audience present, then send each socket its audience's HTML."""
