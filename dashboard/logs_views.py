@@ -3,6 +3,7 @@ latest events (what ``aws logs describe-log-streams`` and ``aws logs tail`` show
 from datetime import datetime, timezone
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import F
 from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
@@ -32,7 +33,7 @@ def log_group(request, name):
     group = LogGroup.objects.filter(account=account_for(request.user), region=region(), name=name).first()
     if group is None:
         raise Http404("No such log group in your account.")
-    streams = list(group.streams.order_by("-last_event_at", "name"))
+    streams = list(group.streams.order_by(F("last_event_at").desc(nulls_last=True), "name"))  # unwritten last
     names = {s.pk: s.name for s in streams}
     cutoff = group.retention_cutoff()
     events = LogEvent.objects.filter(group=group)

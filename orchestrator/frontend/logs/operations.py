@@ -327,7 +327,10 @@ def describe_log_streams(account, region, params):
         streams = streams.filter(name__startswith=prefix)
     descending = bool(params.get("descending"))
     if order_by == "LastEventTime":
-        streams = streams.order_by(*(("-last_event_at", "-name") if descending else ("last_event_at", "name")))
+        # A stream never written counts as the oldest, on either database (PostgreSQL would put
+        # NULLs first in a descending order).
+        streams = streams.order_by(*((F("last_event_at").desc(nulls_last=True), "-name") if descending
+                                     else (F("last_event_at").asc(nulls_first=True), "name")))
     else:
         streams = streams.order_by("-name" if descending else "name")
     found = list(streams)
