@@ -149,3 +149,16 @@ def test_list_service_deployments_of_an_unknown_service_is_service_not_found(dem
     assert code == "ServiceNotFoundException"
     code, _, _ = error_of(demo.list_service_deployments, cluster="nope", service="svc")
     assert code == "ClusterNotFoundException"
+
+
+def test_deployment_controllers_other_than_ecs_are_refused(demo):
+    for kind in ("EXTERNAL", "CODE_DEPLOY"):
+        code, message, _ = error_of(demo.create_service, cluster="demo", serviceName=f"bg-{kind.lower()}",
+                                    taskDefinition="web:1", deploymentController={"type": kind})
+        assert code == "InvalidParameterException" and kind in message
+        code, _, _ = error_of(demo.update_service, cluster="demo", service="svc", deploymentController={"type": kind})
+        assert code == "InvalidParameterException"
+    assert list(Service.objects.values_list("name", flat=True)) == ["svc"]
+    ok = demo.create_service(cluster="demo", serviceName="ecs", taskDefinition="web:1",
+                             deploymentController={"type": "ECS"})["service"]
+    assert ok["deploymentController"] == {"type": "ECS"}

@@ -57,6 +57,17 @@ def _deployment_configuration(given, current=None):
     return conf
 
 
+def check_deployment_controller(params):
+    """Refuse a deployment controller other than ECS's own (the cluster manager's rolling update)."""
+    kind = (params.get("deploymentController") or {}).get("type", "ECS")
+    if kind != "ECS":
+        raise EcsError(
+            "InvalidParameterException",
+            f"Fargate Lab runs services with the ECS deployment controller only; the {kind} controller "
+            "(blue/green through CodeDeploy, or task sets of an external controller) is not supported.",
+        )
+
+
 def revision_of(service):
     """The service's configuration a new deployment deploys (its service revision)."""
     return {

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from orchestrator import bus
 from orchestrator.frontend import EcsError, capacity_providers, service_quotas, service_registries, shapes
-from orchestrator.frontend.deployments import _deployment_configuration, _new_deployment
+from orchestrator.frontend.deployments import _deployment_configuration, _new_deployment, check_deployment_controller
 from orchestrator.frontend.operations import (
     _check_launch_type, _check_placement, _check_tags, _client_token, _cluster_of, _describe_many, _fingerprint,
     _get_cluster, _page, _paged_response, _parse_arn, _runnable_task_definition, operation,
@@ -117,6 +117,7 @@ def create_service(ctx, params):
             return _service_response(live)
         raise EcsError("InvalidParameterException", "Creation of service was not idempotent.")
     _check_launch_type(params)
+    check_deployment_controller(params)
     strategy = capacity_providers.strategy_for(params, cluster)
     if params.get("schedulingStrategy", "REPLICA") != "REPLICA":
         raise EcsError("InvalidParameterException", "Fargate only supports the REPLICA scheduling strategy.")
@@ -154,6 +155,7 @@ def create_service(ctx, params):
 def update_service(ctx, params):
     """Scale a service or roll it to a new task definition (a new PRIMARY deployment)."""
     service = _get_live_service(ctx, params)
+    check_deployment_controller(params)
     fields = {"updated_at"}
     new_deployment = bool(params.get("forceNewDeployment"))
     if "taskDefinition" in params:
