@@ -14,7 +14,9 @@ outside the lock: a snapshot for reads, which in WAL mode never waits for a writ
 write after all, it takes the lock before its first write.
 """
 import collections
+import logging
 import threading
+import time
 
 from django.db.backends.sqlite3 import base
 
@@ -58,6 +60,10 @@ class TurnLock:
         with self._mutex:
             return self._held
 
+
+log = logging.getLogger("orchestrator.state_database")
+# A turn held longer than this is logged: every other writer of the process waited for it.
+LONG_TURN_SECONDS = 5.0
 
 # One writer at a time in this process; waits no longer than the database's busy timeout, then
 # leaves the wait to SQLite (so a writer stuck in a transaction can never hang the others).
@@ -112,6 +118,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.holds_write_lock = False
+        self._turn_began = 0.0
         self._deferred = False
 
     def lock_timeout(self):
@@ -121,12 +128,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Take the process's write lock (once per connection); after the busy timeout, go on
         without it and let SQLite's own wait decide."""
         if not self.holds_write_lock:
+            asked = time.monotonic()
             self.holds_write_lock = WRITE_LOCK.acquire(timeout=self.lock_timeout())
+            self._turn_began = time.monotonic()
+            if not self.holds_write_lock:
+                log.warning("no turn at the write lock after %.0f s (%s): SQLite's own wait decides",
+                            self._turn_began - asked, threading.current_thread().name)
 
     def release_write_lock(self):
         if self.holds_write_lock:
             self.holds_write_lock = False
             WRITE_LOCK.release()
+            held = time.monotonic() - self._turn_began
+            if held > LONG_TURN_SECONDS:
+                log.warning("%s held the write lock for %.1f s: every other writer waited",
+                            threading.current_thread().name, held)
 
     def write_lock(self):
         return _Held(self)
