@@ -90,6 +90,7 @@ class HostFirewall:
         self._lock = threading.Lock()
         self._applied = None
         self._warned = False
+        self._localnet = set()  # the bridges this lab gave route_localnet (taken back when unneeded)
         self.engines = set()  # the local engines whose bridges are guarded; empty while stopped
 
     def available(self):
@@ -123,8 +124,12 @@ class HostFirewall:
                     self._run(["iptables", "-I", "INPUT", "1", *self._jump()])
                 if not self._jump_exists("nat"):
                     self._run(["iptables", "-t", "nat", "-I", "PREROUTING", "1", *self._jump("nat")])
-                for bridge in sorted(set(bridges)) if endpoint_port else ():
-                    _route_localnet(bridge)
+                wanted_localnet = set(bridges) if endpoint_port else set()
+                for bridge in sorted(self._localnet - wanted_localnet):
+                    _route_localnet(bridge, False)
+                for bridge in sorted(wanted_localnet):
+                    _route_localnet(bridge, True)
+                self._localnet = wanted_localnet
             except (OSError, subprocess.CalledProcessError) as exc:
                 log.warning("host firewall: could not write the rules of %s: %s", self.chain, _stderr(exc))
                 self._applied = None
@@ -141,6 +146,10 @@ class HostFirewall:
             return
         with self._lock:
             try:
+                # First: with the filter chain gone, a bridge routing to loopback would let tasks there.
+                for bridge in sorted(self._localnet):
+                    _route_localnet(bridge, False)
+                self._localnet = set()
                 while self._jump_exists():
                     self._run(["iptables", "-D", "INPUT", *self._jump()])
                 while self._jump_exists("nat"):
@@ -168,12 +177,13 @@ class HostFirewall:
         subprocess.run(args, input=stdin, capture_output=True, text=True, check=True, timeout=30)
 
 
-def _route_localnet(bridge):
-    """Let the kernel route a bridge's packets to loopback (the DNAT to the task endpoint needs it)."""
+def _route_localnet(bridge, on):
+    """Let the kernel route a bridge's packets to loopback, or no longer (the DNAT to the task
+    endpoint needs it); a bridge gone meanwhile needs nothing."""
     path = f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"
     if os.path.exists(path):
         with open(path, "w") as knob:
-            knob.write("1")
+            knob.write("1" if on else "0")
 
 
 def _stderr(exc):

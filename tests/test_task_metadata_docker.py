@@ -83,9 +83,13 @@ def test_a_container_reads_its_own_task_and_stats(control_plane, lab_rows, wait_
     assert status == 200 and body["TaskARN"] == task.arn
     assert http_get(container, "$ECS_CONTAINER_METADATA_URI_V4/nothing")[0] == 404
 
-    control_plane.stop()  # the endpoint's DNAT goes with the firewall's rules
+    bridge = "br-" + next(iter(address.values()))["NetworkID"][:12]
+    localnet = f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"
+    assert open(localnet).read().strip() == "1"  # the DNAT to loopback needs it
+    control_plane.stop()  # the endpoint's DNAT goes with the firewall's rules, and the bridge's routing to loopback
     nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True, check=True).stdout
     assert host_firewall.nat_chain_name(lab_id) not in nat
+    assert open(localnet).read().strip() == "0"
 
 
 def test_a_task_gets_nothing_of_another_task(control_plane, lab_rows, wait_until, docker_client):
