@@ -278,8 +278,8 @@ class Application:
     def __call__(self, meta, start_response):
         path, method = meta.get("PATH_INFO") or "/", meta.get("REQUEST_METHOD", "GET")
         remote_addr = meta.get("REMOTE_ADDR", "")
-        if path == "/" and method == "POST":
-            return self.django()(meta, start_response)
+        if path == "/" and method == "POST" and ("HTTP_X_AMZ_TARGET" in meta or "HTTP_AUTHORIZATION" in meta):
+            return self.django()(meta, start_response)  # an AWS API call (never the dashboard's page at /)
         if method != "GET":
             return _json(start_response, "405 Method Not Allowed", "Method not allowed")
         close_old_connections()

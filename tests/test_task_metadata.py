@@ -76,6 +76,7 @@ def test_a_path_from_an_address_outside_the_task_gets_404(transactional_db):
 def test_only_get_and_the_apis_post_are_served(transactional_db):
     assert call("/v4/x", method="PUT")[0] == "405 Method Not Allowed"
     assert call("/v4/x", method="POST")[0] == "405 Method Not Allowed"
+    assert call("/", method="POST")[0] == "405 Method Not Allowed"  # not an API call: the dashboard stays out of reach
 
 
 def test_one_address_holds_only_a_few_connections_at_once(transactional_db):
