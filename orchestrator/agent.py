@@ -939,8 +939,10 @@ class TaskSync:
         port bindings and targets to the new ones; remove the networks left once unused."""
         self.engine.ensure_network(self.network, labels=self.network_labels)
         left = set()
+        names = {c.id: c.name for c in seen}
         for container_id in action.ids:
-            left.update(self.engine.move_to_network(container_id, self.network))
+            aliases = service_discovery.aliases_for(self.task, names.get(container_id, ""))
+            left.update(self.engine.move_to_network(container_id, self.network, aliases=aliases))
         old_ip, private_ip = self.task.private_ip, ""
         for container in seen:
             try:

@@ -401,15 +401,15 @@ class DockerEngine:
         except (ContainerNotFound, Conflict):
             return []
 
-    def move_to_network(self, container, network):
-        """Attach one of our containers to ``network`` and detach it from every other network;
-        returns the names of the networks it left."""
+    def move_to_network(self, container, network, aliases=None):
+        """Attach one of our containers to ``network`` (with its DNS ``aliases`` there) and detach
+        it from every other network; returns the names of the networks it left."""
         self._check_owned(container)
 
         def run(client):
             attached = client.inspect_container(container)["NetworkSettings"]["Networks"] or {}
             if network not in attached:
-                client.connect_container_to_network(container, network)
+                client.connect_container_to_network(container, network, aliases=aliases or None)
             left = [name for name in attached if name != network]
             for name in left:
                 client.disconnect_container_from_network(container, name)

@@ -164,3 +164,24 @@ def test_another_account_sees_nothing_of_it(live_server, sd):
     assert error_of(bob.discover_instances, NamespaceName="lab.local", ServiceName="web")[0] == "NamespaceNotFound"
     bob.create_private_dns_namespace(Name="lab.local", Vpc="vpc-fargatelab")  # its own, of the same name
     assert len(sd.list_namespaces()["Namespaces"]) == 1
+
+
+def test_custom_health_is_set_by_the_caller_and_read_back(sd):
+    namespace_id = sd.get_operation(OperationId=sd.create_http_namespace(Name="shop")["OperationId"]
+                                    )["Operation"]["Targets"]["NAMESPACE"]
+    custom = sd.create_service(Name="cart", NamespaceId=namespace_id,
+                               HealthCheckCustomConfig={"FailureThreshold": 1})["Service"]["Id"]
+    plain = sd.create_service(Name="plain", NamespaceId=namespace_id)["Service"]["Id"]
+    for service_id in (custom, plain):
+        sd.register_instance(ServiceId=service_id, InstanceId="i-1", Attributes={"AWS_INSTANCE_IPV4": "10.0.0.1"})
+    before = sd.discover_instances_revision(NamespaceName="shop", ServiceName="cart")["InstancesRevision"]
+    sd.update_instance_custom_health_status(ServiceId=custom, InstanceId="i-1", Status="UNHEALTHY")
+    assert sd.get_instances_health_status(ServiceId=custom)["Status"] == {"i-1": "UNHEALTHY"}
+    assert sd.discover_instances(NamespaceName="shop", ServiceName="cart")["Instances"] == []
+    assert [i["HealthStatus"] for i in sd.discover_instances(
+        NamespaceName="shop", ServiceName="cart", HealthStatus="ALL")["Instances"]] == ["UNHEALTHY"]
+    assert error_of(sd.update_instance_custom_health_status, ServiceId=plain, InstanceId="i-1",
+                    Status="HEALTHY")[0] == "CustomHealthNotFound"
+    assert error_of(sd.get_instances_health_status, ServiceId=custom, Instances=["i-9"])[0] == "InstanceNotFound"
+    sd.register_instance(ServiceId=custom, InstanceId="i-2", Attributes={"AWS_INSTANCE_IPV4": "10.0.0.2"})
+    assert sd.discover_instances_revision(NamespaceName="shop", ServiceName="cart")["InstancesRevision"] != before

@@ -423,8 +423,8 @@ def _health_wanted(wanted, instances):
     return healthy or (instances if wanted == "HEALTHY_OR_ELSE_ALL" else [])
 
 
-def discover_instances(account, params, caller):
-    """The data plane's answer (``data-servicediscovery``): a service's instances by names."""
+def _discovered(account, params):
+    """(namespace, service) a data-plane call names by their names, or their NotFound errors."""
     if params.get("OwnerAccount") not in (None, account.account_id):
         raise ServiceError("NamespaceNotFound", "Fargate Lab shares no namespace between accounts.")
     namespace = _namespaces(account).filter(name=params["NamespaceName"]).first()
@@ -433,6 +433,17 @@ def discover_instances(account, params, caller):
     service = namespace.services.filter(name=params["ServiceName"]).first()
     if service is None:
         raise ServiceError("ServiceNotFound", f"Service {params['ServiceName'][:127]} not found in {namespace.name}.")
+    return namespace, service
+
+
+def _revision(service):
+    """The service's InstancesRevision: its newest instance's row id (a registration changes it)."""
+    return service.instances.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def discover_instances(account, params, caller):
+    """The data plane's answer (``data-servicediscovery``): a service's instances by names."""
+    namespace, service = _discovered(account, params)
     instances = list(service.instances.select_related("task"))
     query = params.get("QueryParameters") or {}
     instances = [i for i in instances if all(i.attributes.get(k) == v for k, v in query.items())]
@@ -441,10 +452,44 @@ def discover_instances(account, params, caller):
     instances = preferred or instances
     instances = _health_wanted(params.get("HealthStatus") or "HEALTHY", instances)
     instances = instances[:params.get("MaxResults") or 100]
-    revision = service.instances.order_by("-pk").values_list("pk", flat=True).first() or 0
     return {"Instances": [{"InstanceId": i.instance_id, "NamespaceName": namespace.name, "ServiceName": service.name,
                            "HealthStatus": i.health_status, "Attributes": i.attributes} for i in instances],
-            "InstancesRevision": revision}
+            "InstancesRevision": _revision(service)}
+
+
+def discover_instances_revision(account, params, caller):
+    return {"InstancesRevision": _revision(_discovered(account, params)[1])}
+
+
+def get_instances_health_status(account, params, caller):
+    service = get_service_of(account, params["ServiceId"])
+    instances = list(service.instances.select_related("task"))
+    wanted = params.get("Instances")
+    if wanted:
+        known = {i.instance_id: i for i in instances}
+        missing = [name for name in wanted if name not in known]
+        if missing:
+            raise ServiceError("InstanceNotFound", f"Instance {missing[0][:64]} is not registered in service "
+                                                   f"{service.service_id}.")
+        instances = [known[name] for name in dict.fromkeys(wanted)]
+    shown, token = page(instances, params, 100, 100, invalid("The NextToken is not valid."))
+    answer = {"Status": {i.instance_id: i.health_status for i in shown}}
+    if token:
+        answer["NextToken"] = token
+    return answer
+
+
+def update_instance_custom_health_status(account, params, caller):
+    with transaction.atomic():
+        service, instance = _instance_of(account, params)
+        if service.health_check_custom_config is None:
+            raise ServiceError("CustomHealthNotFound", f"Service {service.service_id} has no HealthCheckCustomConfig: "
+                                                       "its instances' health cannot be set.")
+        if instance.task_id is not None:
+            raise invalid(f"Instance {instance.instance_id} is registered by ECS, which reports its task's health "
+                          "(its containers' health checks).")
+        DiscoveryInstance.objects.filter(pk=instance.pk).update(custom_health=params["Status"])
+    return {}
 
 
 def operation_shape(operation, summary=False):
@@ -505,6 +550,9 @@ OPERATIONS = {
     "GetInstance": get_instance,
     "ListInstances": list_instances,
     "DiscoverInstances": discover_instances,
+    "DiscoverInstancesRevision": discover_instances_revision,
+    "GetInstancesHealthStatus": get_instances_health_status,
+    "UpdateInstanceCustomHealthStatus": update_instance_custom_health_status,
     "GetOperation": get_operation,
     "ListOperations": list_operations,
 }
