@@ -134,5 +134,8 @@ def register_task(task):
 
 def deregister_task(task):
     """Deregister a task that is stopping from every Cloud Map service; how many instances went."""
-    deleted, _ = DiscoveryInstance.objects.filter(task_id=task.pk).delete()
+    rows = DiscoveryInstance.objects.filter(task_id=task.pk)
+    if not rows.exists():  # most tasks have none: no write (SQLite has one writer at a time)
+        return 0
+    deleted, _ = rows.delete()
     return deleted
