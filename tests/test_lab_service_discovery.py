@@ -48,7 +48,7 @@ def running_client(ecs, docker_client, lab):
     arn = ecs.run_task(cluster="demo", taskDefinition="client", launchType="FARGATE",
                        networkConfiguration=NETWORK)["tasks"][0]["taskArn"]
     poll(lambda: ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
-         message="the client task RUNNING")
+         timeout=60, message="the client task RUNNING")
     [container] = [c for c in lab_containers(docker_client, lab.lab_id) if c.labels["fargatelab.task-arn"] == arn]
     return container
 
