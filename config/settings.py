@@ -134,7 +134,9 @@ else:
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
-        "hosts": [REDIS_URL],
+        # A consumer waits on Redis in 5 s blocking pops: redis-py's own 5 s read timeout (its
+        # default since 6.x) must not end that wait first, which would close the page's socket.
+        "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
         # Labs sharing a Redis server keep apart by their id; a burst of changes must not fill a
         # page's channel (channels-redis drops messages beyond its capacity, 100 by default).
         "prefix": f"fargatelab:{os.environ.get('FARGATE_LAB_ID', 'lab')}:",

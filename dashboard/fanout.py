@@ -49,7 +49,10 @@ class Hub:
 
     async def start(self):
         """Take a channel, join the group, and start reading it (call on ``self.loop``)."""
-        self.channel = await self.channel_layer.new_channel("map-events.")
+        # The layer's own prefix, as the consumers' channels have: channels-redis serves every
+        # channel of a process from one Redis list per prefix, one prefix at a time, so a hub
+        # on a prefix of its own held the sockets' messages up to 5 s behind its waits.
+        self.channel = await self.channel_layer.new_channel()
         await self.channel_layer.group_add(self.group, self.channel)
         self.tasks = (self.loop.create_task(self.run(), name="dashboard-map-events-hub"),
                       self.loop.create_task(self.rejoin(), name="dashboard-map-events-rejoin"))
