@@ -205,6 +205,9 @@ FARGATE_LAB = {
     # memory, as `docker info` reports them. Either way no task gets more than its engine has.
     "INSTANCE_CPU": _env_int("FARGATE_LAB_INSTANCE_CPU", None),
     "INSTANCE_MEMORY": _env_int("FARGATE_LAB_INSTANCE_MEMORY", None),
+    # The addresses of the lab's networks, a /24 each (one per account and cluster); "" leaves
+    # them to Docker's default pools, which hold about 30 networks.
+    "NETWORK_POOL": os.environ.get("FARGATE_LAB_NETWORK_POOL", "10.224.0.0/12"),
     # Docker engine URL for the fleet ("" = DOCKER_HOST or the local socket).
     "DOCKER_URL": os.environ.get("FARGATE_LAB_DOCKER_URL", ""),
     # Host address that task ports are published on ("": the lab's HOST; see orchestrator/network.py).

@@ -541,6 +541,8 @@ def instance_rooms():
                 "ecs.availability-zone": availability_zone(instance.engine_url, engines),
                 "fargatelab.engine": instance.engine_url or "local",
                 "fargatelab.instance-name": instance.name,
+                # "simulated" (a sim:// runtime, orchestrator/simulated_engine.py) or "docker".
+                "fargatelab.instance-kind": instance.kind,
             },
             groups=groups.get(instance.pk, Counter()),
             status=instance.status,

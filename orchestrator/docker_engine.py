@@ -7,6 +7,7 @@ carries ``fargatelab.lab=<LAB_ID>``, listings are always filtered by it, and eve
 on a container refuses one that lacks it. No container is ever given privileges, the host
 network, bind mounts or extra capabilities (beyond SYS_PTRACE, the one Fargate allows).
 """
+import ipaddress
 import logging
 import os
 import re
@@ -164,7 +165,12 @@ class DockerEngine:
         key = (url, lab or lab_id())
         with cls._shared_lock:
             if key not in cls._shared:
-                cls._shared[key] = cls(url, lab=key[1])
+                if url.startswith("sim://"):  # a simulated runtime: instances without Docker
+                    from orchestrator.simulated_engine import SimulatedEngine
+
+                    cls._shared[key] = SimulatedEngine(url, lab=key[1])
+                else:
+                    cls._shared[key] = cls(url, lab=key[1])
             return cls._shared[key]
 
     @classmethod
@@ -307,7 +313,16 @@ class DockerEngine:
             found = [n for n in client.networks(names=[name]) if n["Name"] == name]
             if found:
                 return found[0]["Id"]
-            return client.create_network(name, driver="bridge", labels=labels, check_duplicate=True)["Id"]
+            for attempt in range(3):
+                subnet = self._free_subnet(client)
+                ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)]) if subnet else None
+                try:
+                    return client.create_network(name, driver="bridge", labels=labels, check_duplicate=True,
+                                                 ipam=ipam)["Id"]
+                except docker.errors.APIError as exc:
+                    # Another process took that /24 meanwhile: choose again.
+                    if "overlaps" not in str(exc) or attempt == 2:
+                        raise
 
         with self._network_lock:  # one creator at a time: Docker 20.10 allows duplicate network names
             network_id = self._call("network", run)
@@ -316,6 +331,27 @@ class DockerEngine:
         for hook in DockerEngine.network_hooks:
             hook(self)
         return network_id
+
+    def _free_subnet(self, client):
+        """A /24 of NETWORK_POOL that no network of the engine (and, for a local engine, no route
+        of this host) overlaps, or None to let Docker choose. Docker's own default pools hold
+        about 30 bridge networks: a class of 30 students, a network each, would exhaust them."""
+        pool = settings.FARGATE_LAB.get("NETWORK_POOL")
+        if not pool:
+            return None
+        taken = []
+        for network in client.networks():
+            for config in (network.get("IPAM") or {}).get("Config") or []:
+                try:
+                    taken.append(ipaddress.ip_network(config.get("Subnet") or "", strict=False))
+                except ValueError:
+                    continue
+        if self.is_local:
+            taken += _host_routes()
+        for subnet in ipaddress.ip_network(pool).subnets(new_prefix=24):
+            if not any(subnet.overlaps(other) for other in taken if other.version == 4):
+                return str(subnet)
+        raise EngineError(f"every /24 of the lab's network pool {pool} is in use (FARGATE_LAB_NETWORK_POOL)")
 
     @property
     def is_local(self):
@@ -653,6 +689,23 @@ class LogStream:
             self._stream.close()
         except Exception:  # closing a dead socket is fine
             pass
+
+
+def _host_routes():
+    """The IPv4 networks this host routes to (not its default route), from /proc/net/route."""
+    routes = []
+    try:
+        with open("/proc/net/route") as table:
+            next(table)
+            for line in table:
+                fields = line.split()
+                destination, mask = (ipaddress.IPv4Address(int(value, 16).to_bytes(4, "little")) for value in
+                                     (fields[1], fields[7]))
+                if int(mask):
+                    routes.append(ipaddress.ip_network(f"{destination}/{mask}", strict=False))
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    return routes
 
 
 def _log_config(spec):

@@ -225,6 +225,7 @@ class ContainerInstance(models.Model):
 
     instance_id = models.CharField(max_length=32, unique=True, default=new_id)
     name = models.CharField(max_length=64, unique=True)
+    # sim://… is a simulated runtime (no Docker): see ``kind``.
     engine_url = models.CharField(max_length=255, blank=True, help_text='"" = the local engine')
     status = models.CharField(max_length=16, default=ACTIVE)
     cpu_registered = models.PositiveIntegerField()
@@ -241,6 +242,12 @@ class ContainerInstance(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def kind(self):
+        """"simulated" for an instance on a simulated runtime (KWOK's idea: a node without a
+        kubelet, orchestrator/simulated_engine.py), else "docker"."""
+        return "simulated" if self.engine_url.startswith("sim://") else "docker"
 
     def arn_for(self, account_id, cluster_name):
         """The ARN of this instance as seen from one cluster of one account."""
