@@ -276,7 +276,8 @@ class SimulatedEngine:
                 del self._networks[name]
             return unused
 
-    def move_to_network(self, container, network):
+    def move_to_network(self, container, network, aliases=None):
+        """As DockerEngine's (a simulated network has no DNS, so the aliases change nothing)."""
         with self._lock:
             found = self._get(container)
             left = [n for n in found.networks if n != network]
