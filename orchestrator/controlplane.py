@@ -336,7 +336,7 @@ class ControlPlane:
     def _after_sampling(self):
         """New utilisation is in: every scalable target of a live service gets an autoscaler pass,
         and the pages that show measured use (the class) hear of it on the bus."""
-        for pk in ScalableTarget.objects.filter(service__status=Service.ACTIVE).values_list("pk", flat=True):
+        for pk in ScalableTarget.objects.values_list("pk", flat=True):
             self.enqueue(f"scalable-target:{pk}")
         bus.publish_now(task_metrics.BUS_KIND, 0)
 

@@ -417,8 +417,12 @@ def _schedule_view(action, now):
 def sync_target(pk, enqueue):
     """One pass of the autoscaler over scalable target ``pk`` (see the module docstring)."""
     target = ScalableTarget.objects.select_related("account", "service", "service__cluster").filter(pk=pk).first()
-    if target is None or target.service is None or target.service.status != Service.ACTIVE:
+    if target is None:
         return
+    if target.service is None or target.service.status != Service.ACTIVE:
+        target.service = _rebind(target)
+        if target.service is None:  # the service is gone: the target waits for one of its name, as on AWS
+            return
     service, now = target.service, timezone.now()
     running = list(service.tasks.filter(last_status=Task.RUNNING, desired_status=Task.RUNNING)
                    .values_list("pk", flat=True))
@@ -431,6 +435,17 @@ def sync_target(pk, enqueue):
     _observe(target, found, service.desired_count, now)
     for action in actions:
         globals()[f"do_{type(action).__name__}"](target, service, action, policies, schedules, enqueue, now)
+
+
+def _rebind(target):
+    """The ACTIVE service the target's ResourceId names now (one deleted and created again), bound
+    to the target; None while there is none."""
+    _, cluster, name = target.resource_id.split("/")
+    service = Service.objects.select_related("cluster").filter(
+        account=target.account, cluster__name=cluster, name=name, status=Service.ACTIVE).first()
+    if service is not None:
+        ScalableTarget.objects.filter(pk=target.pk).update(service=service)
+    return service
 
 
 def _observe(target, found, desired, now):

@@ -168,3 +168,29 @@ def test_due_times_follow_each_kind_of_schedule():
     assert due_time("cron(30 * * * ? *)", "UTC", None, NOW - timedelta(hours=1), created, ran, NOW) is None  # ended
     assert due_time("cron(0 12 ? * WED *)", "UTC", None, None, created, None, NOW) == NOW  # 2 Dec 2026 is a Wednesday
     assert due_time("cron(0 12 ? * THU *)", "UTC", None, None, created, None, NOW) is None
+
+
+def test_a_target_follows_its_service_deleted_and_created_again(db):
+    from orchestrator.frontend import call
+    from orchestrator.frontend.application_autoscaling import SERVICE as AUTOSCALING
+    from orchestrator.models import Account, ScalableTarget, ScalingActivity, Service
+    from orchestrator.service_autoscaler import sync_target
+
+    account = Account.default()
+    call(account, "CreateCluster", {"clusterName": "demo"})
+    call(account, "RegisterTaskDefinition", {
+        "family": "web", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256",
+        "memory": "512", "containerDefinitions": [{"name": "web", "image": "fargate-lab/demo:latest"}]})
+    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1"})
+    AUTOSCALING.call(account, "RegisterScalableTarget", {
+        "ServiceNamespace": "ecs", "ScalableDimension": "ecs:service:DesiredCount", "ResourceId": "service/demo/web",
+        "MinCapacity": 2, "MaxCapacity": 4})
+    call(account, "DeleteService", {"cluster": "demo", "service": "web", "force": True})
+    Service.objects.filter(name="web").update(status=Service.INACTIVE)  # what the cluster manager ends with
+    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1"})
+    again = Service.objects.get(name="web", status=Service.ACTIVE)
+    target = ScalableTarget.objects.get()
+    sync_target(target.pk, lambda *args, **kwargs: None)
+    assert ScalableTarget.objects.get().service == again
+    assert Service.objects.get(pk=again.pk).desired_count == 2  # brought up to the minimum capacity
+    assert ScalingActivity.objects.get().description == "Setting desired count to 2."
