@@ -490,12 +490,12 @@ def do_RunScheduledAction(target, service, action, policies, schedules, enqueue,
 
 def do_SetDesiredCount(target, service, action, policies, schedules, enqueue, now):
     """Write the new desired count if nobody changed it meanwhile; record the decision."""
-    trace = traces.begin("cluster_manager", "autoscale", service.arn, target.account)
     with transaction.atomic():
         changed = Service.objects.filter(pk=service.pk, status=Service.ACTIVE, desired_count=action.was).update(
             desired_count=action.count, updated_at=now, steady=False)
         if not changed:  # UpdateService (or another pass) got there first: the next pass decides again
             return
+        trace = traces.begin("cluster_manager", "autoscale", service.arn, target.account)
         service.deployments.filter(status=Deployment.PRIMARY).update(desired_count=action.count, updated_at=now)
         stamp = {"scaled_out_at" if action.direction == "out" else "scaled_in_at": now}
         if action.policy:
