@@ -134,6 +134,9 @@ def read_all(containers):
         except EngineError as exc:
             log.debug("no stats for %s: %s", docker_id[:12], exc)
             return docker_id, None
+        except Exception:  # one engine's bug must not leave every other task unmeasured
+            log.exception("stats of %s failed", docker_id[:12])
+            return docker_id, None
     if not containers:
         return {}
     futures = [_readers.submit(one, url, docker_id) for url, docker_id in containers]
