@@ -13,8 +13,9 @@ teacher would, to hold all of what follows unless --noisy-vcpu says otherwise):
      wait for them: they stay STOPPING for two minutes);
   2. keeps --floods tasks writing to stdout as fast as they can (a log flood);
   3. runs a burst of --burst tasks just before each of the quiet student's RunTasks.
-Prints the median of each (target: the noisy figure within 2x the quiet one), and removes
-every container, network and file it made. --profile adds, per phase, where the quiet task's
+Prints the median of each (target: the noisy figure within 2x the quiet one) and the cores
+dockerd used meanwhile (read from /proc, when this user may), and removes every container,
+network and file it made (and the lab's paced log reader, which outlives the lab by design). --profile adds, per phase, where the quiet task's
 time went: the median start (from the RunTask call) and duration of each step the lab recorded
 for it (placement, docker create, docker start, RUNNING reported).
 """
@@ -38,6 +39,8 @@ import requests
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from orchestrator import paced_logs  # noqa: E402  (stdlib only: no Django set up here)
 POLL = 0.02
 STUBBORN = "trap '' TERM; while true; do sleep 1; done"
 FLOOD = "yes 'a log line as long as a log line tends to be, over and over again' "
@@ -106,6 +109,7 @@ class Lab:
                                   text=True).stdout.split()
         if networks:
             subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
+        paced_logs.stop(self.lab_id)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -180,10 +184,23 @@ def _epoch(stamp):
     return datetime.fromisoformat(stamp).replace(tzinfo=timezone.utc).timestamp()
 
 
-def report(what, times, calm):
-    """One line: the median of ``times`` and its ratio to the quiet lab's median."""
+def dockerd_cpu():
+    """(CPU seconds dockerd has used, wall time), or None when its /proc entry cannot be read."""
+    try:
+        pid = Path("/var/run/docker.pid").read_text().strip()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), time.monotonic()
+
+
+def report(what, times, calm, since=None):
+    """One line: the median of ``times``, its ratio to the quiet lab's median, and the cores
+    dockerd used since ``since`` (a dockerd_cpu())."""
     median = statistics.median(times)
-    print(f"{what:<64} median {median:5.2f} s  x{median / statistics.median(calm):4.2f}  "
+    now = dockerd_cpu()
+    cores = f"  dockerd {(now[0] - since[0]) / (now[1] - since[1]):4.2f} cores" if since and now else ""
+    print(f"{what:<64} median {median:5.2f} s  x{median / statistics.median(calm):4.2f}{cores}  "
           f"(runs {', '.join(f'{t:.2f}' for t in times)})", flush=True)
 
 
@@ -218,8 +235,9 @@ def main():
             phases.append((what, len(MEASURED)))
 
         measured("quiet lab")
+        since = dockerd_cpu()
         calm = [time_run_task(quiet) for _ in range(args.rounds)]
-        report("quiet lab", calm, calm)
+        report("quiet lab", calm, calm, since)
 
         stubborn = run(noisy, "stubborn", args.stubborn)
         wait_status(noisy, stubborn, "RUNNING")
@@ -227,21 +245,25 @@ def main():
             noisy.stop_task(cluster="demo", task=arn, reason="the worst a tenant can do")
         wait_status(noisy, stubborn, "STOPPING")
         measured("long stops")
+        since = dockerd_cpu()
         report(f"+ {args.stubborn} SIGTERM-ignoring tasks STOPPING (stopTimeout 120)",
-               [time_run_task(quiet) for _ in range(args.rounds)], calm)
+               [time_run_task(quiet) for _ in range(args.rounds)], calm, since)
 
         wait_status(noisy, run(noisy, "flood", args.floods), "RUNNING")
         measured("+ floods")
-        report(f"+ {args.floods} tasks flooding stdout", [time_run_task(quiet) for _ in range(args.rounds)], calm)
+        since = dockerd_cpu()
+        report(f"+ {args.floods} tasks flooding stdout", [time_run_task(quiet) for _ in range(args.rounds)], calm,
+               since)
 
         loud = []
         measured("+ burst")
+        since = dockerd_cpu()
         for _ in range(args.rounds):
             burst = run(noisy, "web", args.burst)
             loud.append(time_run_task(quiet))
             for arn in burst:
                 noisy.stop_task(cluster="demo", task=arn)
-        report(f"+ a burst of {args.burst} RunTasks just before each", loud, calm)
+        report(f"+ a burst of {args.burst} RunTasks just before each", loud, calm, since)
         still = not stubborn or all(t["lastStatus"] == "STOPPING"
                                     for t in noisy.describe_tasks(cluster="demo", tasks=stubborn)["tasks"])
         print(f"ratio, all of it against the quiet lab: {statistics.median(loud) / statistics.median(calm):.2f}  "

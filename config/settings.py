@@ -245,13 +245,16 @@ FARGATE_LAB = {
     "STOP_TIMEOUT_SECONDS": _env_int("FARGATE_LAB_STOP_TIMEOUT", 30),
     # What one task may take of the host (a classroom shares it): port mappings (each one a
     # docker-proxy process of a few MB) per container and per task, processes per container
-    # (Docker's PidsLimit), and each container's output kept on disk (the json-file driver
-    # rotates at TASK_LOG_MAX_SIZE, keeping TASK_LOG_MAX_FILE files).
+    # (Docker's PidsLimit), a json-file container's output kept on disk (rotated at TASK_LOG_MAX_SIZE,
+    # keeping TASK_LOG_MAX_FILE files), and the bytes a second the paced log reader takes from
+    # each container of a local engine before the container's writes wait (0: no pacing, every
+    # container on json-file; orchestrator/paced_logs.py).
     "MAX_CONTAINER_PORTS": _env_int("FARGATE_LAB_MAX_CONTAINER_PORTS", 10),
     "MAX_TASK_PORTS": _env_int("FARGATE_LAB_MAX_TASK_PORTS", 20),
     "TASK_PIDS_LIMIT": _env_int("FARGATE_LAB_TASK_PIDS_LIMIT", 1024),
     "TASK_LOG_MAX_SIZE": os.environ.get("FARGATE_LAB_TASK_LOG_MAX_SIZE", "10m"),
     "TASK_LOG_MAX_FILE": _env_int("FARGATE_LAB_TASK_LOG_MAX_FILE", 3),
+    "TASK_LOG_PACE": _env_int("FARGATE_LAB_TASK_LOG_PACE", 65536),
     "DEMO_IMAGE": os.environ.get("FARGATE_LAB_DEMO_IMAGE", "fargate-lab/demo:latest"),
     # ECR: the lab's own OCI registry (Debian's docker-registry, started by the lab), reached
     # through its token-checking gate on <REGISTRY_LISTEN_ADDRESS>:<REGISTRY_PORT> ("": the lab's

@@ -46,8 +46,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, container_dependencies, load_balancer, registry, service_discovery, spot, task_health,
-    task_metadata, task_secrets, traces,
+    activity, awslogs, bus, container_dependencies, load_balancer, paced_logs, registry, service_discovery, spot,
+    task_health, task_metadata, task_secrets, traces,
 )
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
@@ -447,9 +447,10 @@ def network_labels(account_id, cluster_name):
     return {LABEL_CLUSTER: cluster_name, LABEL_ACCOUNT: account_id}
 
 
-def container_spec(task, task_container, lab, network, secret_env=None):
+def container_spec(task, task_container, lab, network, secret_env=None, log_address=None):
     """The container to create for one container of a task (a Pod spec's container);
-    ``secret_env`` is its ``secrets`` as read from their stores (see ``task_secrets``)."""
+    ``secret_env`` is its ``secrets`` as read from their stores (see ``task_secrets``);
+    ``log_address`` the paced log reader's, None for json-file (``paced_logs``)."""
     definition = next((c for c in task.task_definition.container_definitions if c.get("name") == task_container.name), {})
     override = next(
         (o for o in (task.overrides or {}).get("containerOverrides", []) if o.get("name") == task_container.name), {}
@@ -499,6 +500,7 @@ def container_spec(task, task_container, lab, network, secret_env=None):
         "pids_limit": settings.FARGATE_LAB["TASK_PIDS_LIMIT"],
         "log_max_size": settings.FARGATE_LAB["TASK_LOG_MAX_SIZE"],
         "log_max_file": settings.FARGATE_LAB["TASK_LOG_MAX_FILE"],
+        "log_address": log_address,
     }
 
 
@@ -802,10 +804,11 @@ class TaskSync:
             if stream is not None:
                 self.record("awslogs", f"container {name} of task {self.task.task_id} ships its output to log group "
                                        f"{stream.group.name}, stream {stream.name}")
+        log_address = self.paced_log_address()
         for name in action.names:
             began = self.clock()
             task_container = self.containers[name]
-            spec = container_spec(self.task, task_container, lab, network, secret_env.get(name))
+            spec = container_spec(self.task, task_container, lab, network, secret_env.get(name), log_address)
             try:
                 try:
                     docker_id = self.create(spec)
@@ -842,6 +845,17 @@ class TaskSync:
                                                    for name, values in env.items()) + " (values not shown)",
                     since=began)
         return env
+
+    def paced_log_address(self):
+        """The paced log reader's address for this task's containers (started if need be), or
+        None: a remote engine's dockerd cannot reach this host's socket, and without a reader
+        the containers get json-file (see ``paced_logs``)."""
+        if not self.engine.is_local:
+            return None
+        address = paced_logs.ensure_running(self.engine.lab)
+        if address is None and paced_logs.pace() > 0:
+            log.warning("the paced log reader did not start; task %s's output goes to json-file", self.task.task_id)
+        return address
 
     def create(self, spec):
         """Create the container; if one of that name exists (a crash after create), adopt it."""
@@ -1332,7 +1346,10 @@ class Agent:
         return traces.begin("docker", "die", task.arn, task.account)
 
     def relist(self):
-        """List the lab's containers and enqueue every task they (or the database) concern."""
+        """List the lab's containers and enqueue every task they (or the database) concern;
+        restart the paced log reader if it died (Docker drops what its containers write meanwhile)."""
+        if self.engine.is_local:
+            paced_logs.ensure_running(self.engine.lab)
         # Read before the list: a task RUNNING then whose container the list lacks was lost.
         # (Not those of an instance whose agent is cut off: nobody there reports them now.)
         running = dict(Task.objects.filter(container_instance__engine_url=self.engine_url, last_status=Task.RUNNING,

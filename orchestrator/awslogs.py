@@ -4,15 +4,21 @@ the stream ECS names ``<awslogs-stream-prefix>/<container name>/<task id>``.
 
 As on ECS, the group and the stream are settled before the container is created (``prepare``):
 ``awslogs-create-group: true`` creates a missing group, otherwise a missing group fails the task
-with ECS's ResourceInitializationError. The container keeps Docker's json-file driver (rotated
-on disk as every task's): the ``Shipper`` follows each shipping container's Docker log stream
-(one reader thread per container, blocked on the engine's socket) and one writer thread stores
+with ECS's ResourceInitializationError. The container keeps the driver every task container has
+(its output paced by ``paced_logs`` and kept by Docker's dual-logging cache, or json-file): the
+``Shipper`` follows each shipping container's Docker log stream, which both serve (one reader
+thread per container, blocked on the engine's socket), and one writer thread stores
 what the readers buffered every FLUSH_SECONDS, so a line reaches GetLogEvents well within a
 second and a flood costs one batched write per stream per flush. A stream ships at most
 LOGS_SHIP_LINES_PER_SECOND lines a second (the rest are dropped and the stream says how many),
 and each stream and group keeps a bounded size (models.LogGroup). A follow resumed after a
 restart starts from the last line stored (``LogStream.shipped_until_ns``), so no line is stored
 twice; when the container stops, ``finish`` reads what the follow may have missed.
+
+It follows Docker's stream rather than reading the paced reader's connection: Docker's stream
+carries each line's own timestamp (the resume point after a restart and ``finish``'s catch-up
+read), works on remote engines and with json-file alike, and the reader stays a process that
+keeps nothing and needs no database.
 
 Kubernetes' counterpart is the kubelet keeping the container's log files for ``kubectl logs``;
 the difference shown to students: these events outlive the container.

@@ -488,7 +488,8 @@ class DockerEngine:
         publish_address, network, aliases (DNS names on that network), hostname, stop_timeout; read_only, cap_add, cap_drop, init,
         ulimits [(name, soft, hard)], sysctls (dict), interactive, tty, docker_labels (dict: the
         task definition's own labels; never one of the lab's fargatelab.* labels); pids_limit,
-        log_max_size (e.g. "10m") and log_max_file (the json-file driver's rotation); healthcheck
+        log_max_size (e.g. "10m") and log_max_file (the output's rotation on disk), log_address (the
+        paced log reader's ``unix://`` address, or None for json-file); healthcheck
         (a container definition's healthCheck: command, interval, timeout, retries, startPeriod).
         """
         extra = sorted(set(spec.get("cap_add") or []) - ADDABLE_CAPABILITIES)
@@ -709,9 +710,17 @@ def _host_routes():
 
 
 def _log_config(spec):
-    """The json-file log driver, rotated as the spec asks (None: the engine's default driver)."""
+    """Where the container's output goes (None: the engine's default driver). With a
+    ``log_address``, Docker's syslog driver to the lab's paced reader (``paced_logs``), the output
+    kept for ``docker logs`` by Docker's dual-logging cache, which Docker bounds itself (5 files
+    of 20 MB, the older ones compressed: Docker 20.10 accepts cache-max-size and cache-max-file
+    but does not apply them, measured); else json-file, rotated at log_max_size × log_max_file."""
     if not spec.get("log_max_size"):
         return None
+    if spec.get("log_address"):
+        # cache-disabled: a daemon default that turns the cache off would leave no docker logs.
+        return docker.types.LogConfig(type="syslog", config={
+            "syslog-address": spec["log_address"], "cache-disabled": "false"})
     return docker.types.LogConfig(type="json-file", config={
         "max-size": str(spec["log_max_size"]), "max-file": str(spec.get("log_max_file") or 1)})
 

@@ -88,7 +88,7 @@ def strict_lab(tmp_path, docker_client, lab_demo_image):
 
     lab = LabProcess(tmp_path, f"test-{uuid.uuid4().hex[:8]}", extra_env={
         "FARGATE_LAB_TASK_PIDS_LIMIT": "40", "FARGATE_LAB_TASK_LOG_MAX_SIZE": "1m",
-        "FARGATE_LAB_TASK_LOG_MAX_FILE": "1"})
+        "FARGATE_LAB_TASK_LOG_MAX_FILE": "1", "FARGATE_LAB_TASK_LOG_PACE": "0"})
     lab.start()
     yield lab
     lab.stop()

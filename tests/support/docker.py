@@ -29,6 +29,7 @@ def lab_id(settings):
     lab = f"test-{uuid.uuid4().hex[:8]}"
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "LAB_ID": lab, "RESYNC_SECONDS": 2.0}
     yield lab
+    from orchestrator import paced_logs
     from orchestrator.host_firewall import HostFirewall
 
     HostFirewall(lab).remove()  # a control plane that did not stop cleanly leaves it behind
@@ -39,6 +40,7 @@ def lab_id(settings):
         engine.remove_unused_networks()
     except EngineError:  # the engine is gone: nothing of ours can be left running on it
         pass
+    paced_logs.stop(lab)  # it outlives a control plane by design; a test's lab is done with
 
 
 @pytest.fixture

@@ -188,7 +188,8 @@ def lab_containers(docker_client, lab_id, all=False):
 
 
 def remove_lab_objects(docker_client, lab_id):
-    """Remove this lab's containers, networks and host firewall chain (and only them)."""
+    """Remove this lab's containers, networks, host firewall chain and paced log reader (and only them)."""
+    from orchestrator import paced_logs
     from orchestrator.host_firewall import HostFirewall
 
     HostFirewall(lab_id).remove()  # a lab that did not stop cleanly leaves it behind
@@ -196,6 +197,7 @@ def remove_lab_objects(docker_client, lab_id):
         container.remove(force=True)
     for network in docker_client.networks.list(filters={"label": f"fargatelab.lab={lab_id}"}):
         network.remove()
+    paced_logs.stop(lab_id)  # it outlives its lab by design; a test's lab is done with
 
 
 @pytest.fixture
