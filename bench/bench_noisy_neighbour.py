@@ -150,7 +150,9 @@ def time_run_task(ecs):
     """Seconds from run_task to a describe_tasks that says RUNNING (polled every 20 ms), as a user sees it."""
     started, called_at = time.monotonic(), time.time()
     [arn] = run(ecs, "web", 1)
-    while ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]["lastStatus"] != "RUNNING":
+    while (task := ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0])["lastStatus"] != "RUNNING":
+        if task["lastStatus"] == "STOPPED":  # e.g. the engine is out of network address pools
+            raise RuntimeError(f"the quiet tenant's task stopped: {task.get('stoppedReason')}")
         time.sleep(POLL)
     elapsed = time.monotonic() - started
     MEASURED.append((arn, called_at))

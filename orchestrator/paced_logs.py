@@ -28,10 +28,12 @@ the reader is the lab's answer to a noisy neighbour on a shared node.
 """
 import fcntl
 import hashlib
+import logging
 import os
 import selectors
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -39,18 +41,37 @@ import threading
 import time
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 IDLE_SECONDS = 30.0
 START_TIMEOUT = 5.0
 # The most one connection may carry ahead of its pace (one second's worth, and at least this).
 MIN_CHUNK = 4096
 
 _ensure_lock = threading.Lock()
+_spawned = []  # the readers this process started (reaped once they exit)
 
 
 def socket_path(lab):
-    """The reader's socket for ``lab`` on this host (short enough for a Unix socket's name)."""
+    """The reader's socket for ``lab`` on this host, in this user's private directory (short
+    enough for a Unix socket's name)."""
     digest = hashlib.sha256(lab.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"fargate-lab-logs-{digest}.sock"
+    return private_dir() / f"logs-{digest}.sock"
+
+
+def private_dir():
+    """``$TMPDIR/fargate-lab-<uid>``, this user's own (0700): no other user of the machine may
+    bind the reader's name first and so receive the tasks' output. PermissionError when the
+    name is taken by anything else."""
+    path = Path(tempfile.gettempdir()) / f"fargate-lab-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    status = os.lstat(path)
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o077:
+        raise PermissionError(f"{path} is not this user's own private directory")
+    return path
 
 
 def answers(path):
@@ -81,14 +102,20 @@ def ensure_running(lab=None):
     rate = pace()
     if rate <= 0:
         return None
-    path = socket_path(lab or lab_id())
+    try:
+        path = socket_path(lab or lab_id())
+    except OSError as exc:
+        log.warning("no paced log reader: %s", exc)
+        return None
     if answers(path):
         return f"unix://{path}"
     with _ensure_lock:
+        _spawned[:] = [process for process in _spawned if process.poll() is None]
         if not answers(path):
-            subprocess.Popen([sys.executable, "-m", "orchestrator.paced_logs", str(path), str(rate), str(os.getpid())],
-                             cwd=Path(__file__).resolve().parents[1], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            command = [sys.executable, "-m", "orchestrator.paced_logs", str(path), str(rate), str(os.getpid())]
+            _spawned.append(subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                             start_new_session=True))
             deadline = time.monotonic() + START_TIMEOUT
             while not answers(path):
                 if time.monotonic() > deadline:
@@ -107,9 +134,16 @@ def reader_pid(lab):
 
 
 def stop(lab):
-    """End ``lab``'s reader (a test's lab is done with; a real lab's reader ends by itself)."""
+    """End ``lab``'s reader (a test's lab is done with; a real lab's reader ends by itself), and
+    no other process: the pid must still be a reader of this lab's socket."""
     pid = reader_pid(lab)
     if pid is None:
+        return
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return
+    if str(socket_path(lab)).encode() not in command:
         return
     try:
         os.kill(pid, signal.SIGTERM)

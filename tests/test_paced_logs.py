@@ -115,3 +115,14 @@ def test_ensure_running_starts_one_reader_and_says_where(settings, tmp_path):
 def test_without_a_pace_there_is_no_reader(settings):
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "TASK_LOG_PACE": 0}
     assert paced_logs.ensure_running("test-no-pace") is None
+
+
+def test_the_socket_is_in_this_users_own_directory_or_nowhere(settings, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "TASK_LOG_PACE": RATE}
+    path = paced_logs.socket_path("test-private")
+    assert path.parent == tmp_path / f"fargate-lab-{os.getuid()}" and (path.parent.stat().st_mode & 0o777) == 0o700
+    path.parent.chmod(0o755)  # another user could bind a name in it: no reader, json-file instead
+    assert paced_logs.ensure_running("test-private") is None

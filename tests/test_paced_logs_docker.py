@@ -69,7 +69,8 @@ def test_the_reader_outlives_a_control_plane_restart_and_comes_back_when_killed(
 
     os.kill(reader, signal.SIGKILL)
     wait_until(lambda: paced_logs.reader_pid(lab_id) not in (None, reader)
-               and paced_logs.answers(paced_logs.socket_path(lab_id)), 30, message="the agent's relist to start a reader")
+               and paced_logs.answers(paced_logs.socket_path(lab_id)), 30,
+               message="the agent's relist to start a reader")
     before = last_tick(docker_engine, container_id)
     wait_until(lambda: last_tick(docker_engine, container_id) > before + 2, 20,
                message="ticks again once Docker reconnects to the new reader")
@@ -79,7 +80,8 @@ def test_without_a_pace_a_task_container_gets_json_file(control_plane, lab_rows,
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "TASK_LOG_PACE": 0}
     container_id = running_container(lab_rows, wait_until, TICKS)
     assert docker_engine.inspect(container_id)["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {
-        "max-size": settings.FARGATE_LAB["TASK_LOG_MAX_SIZE"], "max-file": str(settings.FARGATE_LAB["TASK_LOG_MAX_FILE"])}}
+        "max-size": settings.FARGATE_LAB["TASK_LOG_MAX_SIZE"],
+        "max-file": str(settings.FARGATE_LAB["TASK_LOG_MAX_FILE"])}}
     wait_until(lambda: last_tick(docker_engine, container_id) >= 2, 20, message="ticks in docker logs")
 
 
