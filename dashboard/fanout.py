@@ -44,6 +44,7 @@ class Hub:
         self.sockets = {}  # viewer -> {consumer: None}, in the order they connected
         self.channel = None
         self.tasks = ()
+        self.sending = set()  # the sends under way (kept until done)
         self.quiet = asyncio.Event()  # no fan-out under way
         self.quiet.set()
 
@@ -120,9 +121,17 @@ class Hub:
                 continue
             for consumer, held in list(self.sockets.get(viewer, {}).items()):
                 if held is None:
-                    await self.send(consumer, html)
+                    self.spawn(consumer, html)
                 else:
                     held.append(html)
+
+    def spawn(self, consumer, html):
+        """Send in a task of its own: a socket whose client reads slowly (its buffer full) then
+        waits alone, not every socket behind it. One socket's sends still go out in order (they
+        wait for it to drain in the order they came)."""
+        task = self.loop.create_task(self.send(consumer, html))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
 
     @staticmethod
     async def send(consumer, html):
