@@ -587,6 +587,7 @@ class ClusterManager:
                     service=service, deployment=deployment, group=f"service:{service.name}",
                     started_by=action.deployment_id, launch_type=service.launch_type, capacity_provider=provider,
                     cpu=task_definition.cpu, memory=task_definition.memory,
+                    network_configuration=service.network_configuration,
                     enable_execute_command=service.enable_execute_command,
                     trace_id=traces.current() or activity.new_trace_id(),
                 )

@@ -466,6 +466,8 @@ class Task(models.Model):
     memory = models.PositiveIntegerField()
     overrides = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    # RunTask's (or its service's) networkConfiguration: its ENI attachment shows the subnet asked for.
+    network_configuration = models.JSONField(default=dict, blank=True)
     # RunTask's placementStrategy and placementConstraints (a service's tasks follow the service's).
     placement_strategy = models.JSONField(default=list, blank=True)
     placement_constraints = models.JSONField(default=list, blank=True)

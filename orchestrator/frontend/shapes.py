@@ -29,8 +29,20 @@ def availability_zone():
     return region() + AVAILABILITY_ZONE_SUFFIX
 
 
+def _cluster_statistics(c, data):
+    """DescribeClusters' STATISTICS: every task and service is Fargate's, none EC2's (as ECS spells them)."""
+    counts = {
+        "runningEC2TasksCount": 0, "runningFargateTasksCount": data["runningTasksCount"],
+        "pendingEC2TasksCount": 0, "pendingFargateTasksCount": data["pendingTasksCount"],
+        "activeEC2ServiceCount": 0, "activeFargateServiceCount": data["activeServicesCount"],
+        "drainingEC2ServiceCount": 0, "drainingFargateServiceCount": c.services.filter(status="DRAINING").count(),
+    }
+    return [{"name": name, "value": str(value)} for name, value in counts.items()]
+
+
 def cluster_shape(c, include=()):
-    """A Cluster as DescribeClusters returns it; ``include`` may name TAGS, SETTINGS and CONFIGURATIONS."""
+    """A Cluster as DescribeClusters returns it; ``include`` may name TAGS, SETTINGS, CONFIGURATIONS,
+    STATISTICS and ATTACHMENTS."""
     tasks = c.tasks.exclude(last_status=Task.STOPPED)
     data = {
         "clusterArn": c.arn,
@@ -40,10 +52,16 @@ def cluster_shape(c, include=()):
         "runningTasksCount": tasks.filter(last_status=Task.RUNNING).count(),
         "pendingTasksCount": tasks.filter(last_status__in=PENDING_STATES).count(),
         "activeServicesCount": c.services.filter(status="ACTIVE").count(),
-        "statistics": [],
         "capacityProviders": list(c.capacity_providers),
         "defaultCapacityProviderStrategy": list(c.default_capacity_provider_strategy),
     }
+    if "STATISTICS" in include:
+        data["statistics"] = _cluster_statistics(c, data)
+    if "ATTACHMENTS" in include:
+        # FARGATE and FARGATE_SPOT attach no Auto Scaling group to a cluster, as on ECS.
+        data["attachments"] = []
+        if c.capacity_providers:
+            data["attachmentsStatus"] = "UPDATE_COMPLETE"
     if c.service_connect_defaults:
         data["serviceConnectDefaults"] = dict(c.service_connect_defaults)
     if "TAGS" in include:
@@ -114,9 +132,19 @@ def _attachment_id(task):
 
 
 def _eni_attachment(task):
-    """The awsvpc ENI attachment: one IP per task (the pod IP)."""
-    details = [{"name": "subnetId", "value": "subnet-fargatelab"}]
+    """The awsvpc ENI attachment: one IP per task (the pod IP), in the subnet the task asked for."""
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, f"eni/{task.task_id}").hex
+    subnets = (task.network_configuration or {}).get("awsvpcConfiguration", {}).get("subnets") or ["subnet-fargatelab"]
+    # A locally administered unicast MAC (02:…), stable per task as an ENI's is.
+    mac = ":".join(["02"] + [digest[i:i + 2] for i in range(17, 27, 2)])
+    details = [
+        {"name": "subnetId", "value": subnets[0]},
+        {"name": "networkInterfaceId", "value": f"eni-{digest[:17]}"},
+        {"name": "macAddress", "value": mac},
+    ]
     if task.private_ip:
+        domain = "ec2.internal" if region() == "us-east-1" else f"{region()}.compute.internal"
+        details.append({"name": "privateDnsName", "value": f"ip-{task.private_ip.replace('.', '-')}.{domain}"})
         details.append({"name": "privateIPv4Address", "value": task.private_ip})
     status = "ATTACHED" if task.private_ip else ("DELETED" if task.last_status == Task.STOPPED else "PRECREATED")
     return {"id": _attachment_id(task), "type": "ElasticNetworkInterface", "status": status, "details": details}

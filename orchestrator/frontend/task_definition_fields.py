@@ -87,8 +87,11 @@ def _network_mode(value, context):
 
 
 def _pid_mode(value, context):
+    if value == "host" and not context.fargate:
+        return "pidMode 'host' is not supported by Fargate Lab: its tasks share no host namespaces."
     if value == "host":
-        return "pidMode 'host' is not supported by Fargate Lab (nor by Fargate)."
+        return ("Tasks using the Fargate launch type do not support pidMode 'host'. "
+                "The supported value for pidMode is 'task'.")
     if value == "task":
         return "pidMode 'task' (one process namespace for the task's containers) is not supported by Fargate Lab yet."
     return None

@@ -198,23 +198,29 @@ def normalize(params, account_id):
             raise EcsError("ClientException", f"Fargate requires that '{missing}' be defined at the task level.")
     container_cpu = sum(c.get("cpu", 0) for c in containers)
     container_memory = sum(c.get("memory") or c.get("memoryReservation") or 0 for c in containers)
-    if "cpu" in params and "memory" in params:
+    if fargate:
         cpu, memory = fargate_size(params["cpu"], params["memory"])
-        if container_cpu > cpu:
-            raise EcsError("ClientException", f"The sum of container cpu ({container_cpu}) is greater than the task cpu ({cpu}).")
-        if container_memory > memory:
-            raise EcsError(
-                "ClientException", f"The sum of container memory ({container_memory}) is greater than the task memory ({memory})."
-            )
-        body["cpu"], body["memory"] = str(cpu), str(memory)
-        fargate_ok = network_mode == "awsvpc"
     else:
-        # An EC2-style definition: sized by its containers, not runnable on Fargate.
+        # EC2's rules, not Fargate's size table: without a task memory each container names its own.
+        if "memory" not in params:
+            for c in containers:
+                if not (c.get("memory") or c.get("memoryReservation")):
+                    raise EcsError("ClientException", f"Invalid setting for container '{c['name']}'. "
+                                   "At least one of 'memory' or 'memoryReservation' must be specified.")
         cpu = parse_cpu(params["cpu"]) if "cpu" in params else container_cpu
         memory = parse_memory(params["memory"]) if "memory" in params else container_memory
         if cpu is None or memory is None:
             raise EcsError("ClientException", "Invalid 'cpu' or 'memory' setting for task.")
-        fargate_ok = False
+    if "cpu" in params and container_cpu > cpu:
+        raise EcsError("ClientException", f"The sum of container cpu ({container_cpu}) is greater than the task cpu ({cpu}).")
+    if "memory" in params and container_memory > memory:
+        raise EcsError(
+            "ClientException", f"The sum of container memory ({container_memory}) is greater than the task memory ({memory})."
+        )
+    if "cpu" in params and "memory" in params:
+        body["cpu"], body["memory"] = str(cpu), str(memory)
+    # ECS adds FARGATE to the compatibilities of any definition that Fargate could run.
+    fargate_ok = network_mode == "awsvpc" and "cpu" in params and "memory" in params and memory in FARGATE_SIZES.get(cpu, ())
     body["compatibilities"] = ["EC2", "FARGATE"] if fargate_ok else ["EC2"]
     body["registeredBy"] = f"arn:aws:iam::{account_id}:root"
     return body, cpu, memory

@@ -38,13 +38,13 @@ def _task_overrides(td, overrides):
 
 def _create_task(ctx, cluster, td, *, cpu, memory, overrides=None, group="", started_by="", tags=(),
                  client_token="", fingerprint="", placement=((), ()), capacity_provider="",
-                 enable_execute_command=False):
+                 enable_execute_command=False, network_configuration=None):
     """One Task row (desired RUNNING, last PROVISIONING) and a TaskContainer per container definition."""
     now = timezone.now()
     task = Task.objects.create(
         account=ctx.account, cluster=cluster, task_definition=td, group=group or f"family:{td.family}",
         started_by=started_by, launch_type="FARGATE", capacity_provider=capacity_provider, cpu=cpu, memory=memory, overrides=overrides or {},
-        tags=list(tags), client_token=client_token, request_fingerprint=fingerprint, trace_id=ctx.trace_id,
+        tags=list(tags), network_configuration=network_configuration or {}, client_token=client_token, request_fingerprint=fingerprint, trace_id=ctx.trace_id,
         placement_strategy=list(placement[0]), placement_constraints=list(placement[1]),
         enable_execute_command=enable_execute_command, created_at=now, updated_at=now,
     )
@@ -104,6 +104,7 @@ def run_task(ctx, params):
             tags=tags, client_token=token, fingerprint=fingerprint,
             placement=(strategies, constraints), capacity_provider=provider,
             enable_execute_command=params.get("enableExecuteCommand", False),
+            network_configuration=params.get("networkConfiguration", {}),
         )
         for provider in providers
     ]

@@ -1,0 +1,108 @@
+"""Fidelity points of issue 11 through boto3: what ECS answers that scripts read."""
+import re
+
+from orchestrator.models import Service, Task
+from tests.support.api import assert_model_shape, fargate_task_definition
+
+NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-0abc", "subnet-0def"], "securityGroups": ["sg-0123"],
+                                   "assignPublicIp": "DISABLED"}}
+
+
+def _details(task):
+    (attachment,) = task["attachments"]
+    assert attachment["type"] == "ElasticNetworkInterface"
+    return {d["name"]: d["value"] for d in attachment["details"]}
+
+
+def test_the_eni_attachment_carries_the_subnet_an_eni_id_a_mac_and_the_private_ip(ecs):
+    ecs.create_cluster(clusterName="demo")
+    ecs.register_task_definition(**fargate_task_definition())
+    arn = ecs.run_task(cluster="demo", taskDefinition="web", networkConfiguration=NETWORK)["tasks"][0]["taskArn"]
+    Task.objects.update(private_ip="10.0.3.7", last_status="RUNNING")
+    response = ecs.describe_tasks(cluster="demo", tasks=[arn])
+    assert_model_shape("DescribeTasks", response)
+    details = _details(response["tasks"][0])
+    assert details["subnetId"] == "subnet-0abc"
+    assert re.fullmatch(r"eni-[0-9a-f]{17}", details["networkInterfaceId"])
+    assert re.fullmatch(r"02(:[0-9a-f]{2}){5}", details["macAddress"])
+    assert details["privateIPv4Address"] == "10.0.3.7"
+    assert details["privateDnsName"] == "ip-10-0-3-7.ec2.internal"
+    # Stable across calls, and one interface per task.
+    assert _details(ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]) == details
+    other = ecs.run_task(cluster="demo", taskDefinition="web", networkConfiguration=NETWORK)["tasks"][0]
+    assert _details(other)["networkInterfaceId"] != details["networkInterfaceId"]
+    assert "privateIPv4Address" not in _details(other)  # not attached yet
+
+
+def test_a_services_tasks_take_the_services_subnet(ecs):
+    from orchestrator.cluster_manager import ClusterManager
+
+    ecs.create_cluster(clusterName="demo")
+    ecs.register_task_definition(**fargate_task_definition())
+    ecs.create_service(cluster="demo", serviceName="s", taskDefinition="web", desiredCount=1,
+                       networkConfiguration=NETWORK)
+    ClusterManager(lambda key, delay=0: None).sync_service(Service.objects.get().pk)
+    arns = ecs.list_tasks(cluster="demo", serviceName="s")["taskArns"]
+    assert len(arns) == 1
+    assert _details(ecs.describe_tasks(cluster="demo", tasks=arns)["tasks"][0])["subnetId"] == "subnet-0abc"
+
+
+def test_describe_clusters_honours_statistics_and_attachments(ecs):
+    ecs.create_cluster(clusterName="demo", capacityProviders=["FARGATE"])
+    ecs.register_task_definition(**fargate_task_definition())
+    ecs.run_task(cluster="demo", taskDefinition="web", count=2)
+    Task.objects.filter(pk=Task.objects.order_by("pk").first().pk).update(last_status="RUNNING")
+    plain = ecs.describe_clusters(clusters=["demo"])
+    assert_model_shape("DescribeClusters", plain)
+    assert "statistics" not in plain["clusters"][0] and "attachments" not in plain["clusters"][0]
+    response = ecs.describe_clusters(clusters=["demo"], include=["STATISTICS", "ATTACHMENTS"])
+    assert_model_shape("DescribeClusters", response)
+    cluster = response["clusters"][0]
+    statistics = {s["name"]: s["value"] for s in cluster["statistics"]}
+    assert statistics["runningFargateTasksCount"] == "1" and statistics["pendingFargateTasksCount"] == "1"
+    assert statistics["runningEC2TasksCount"] == "0" and statistics["activeFargateServiceCount"] == "0"
+    assert cluster["attachments"] == [] and cluster["attachmentsStatus"] == "UPDATE_COMPLETE"
+
+
+def test_an_ec2_definition_is_held_to_ec2s_rules_not_fargates_sizes(ecs):
+    from tests.support.api import error_of
+
+    ec2 = {"family": "old", "requiresCompatibilities": ["EC2"], "cpu": "128", "memory": "300",
+           "containerDefinitions": [{"name": "a", "image": "busybox"}]}
+    td = ecs.register_task_definition(**ec2)["taskDefinition"]  # no Fargate size has 128 CPU units
+    assert_model_shape("RegisterTaskDefinition", {"taskDefinition": td})
+    assert (td["cpu"], td["memory"], td["compatibilities"]) == ("128", "300", ["EC2"])
+    bare = {"family": "old", "requiresCompatibilities": ["EC2"],
+            "containerDefinitions": [{"name": "a", "image": "busybox", "memoryReservation": 64}, {"name": "b", "image": "x"}]}
+    code, message, _ = error_of(ecs.register_task_definition, **bare)
+    assert (code, message) == ("ClientException", "Invalid setting for container 'b'. "
+                               "At least one of 'memory' or 'memoryReservation' must be specified.")
+    bare["containerDefinitions"][1]["memory"] = 128
+    assert ecs.register_task_definition(**bare)["taskDefinition"]["revision"] == 2
+    # A definition that Fargate could run is also FARGATE-compatible, as ECS computes it.
+    both = {"family": "both", "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+            "containerDefinitions": [{"name": "a", "image": "busybox"}]}
+    assert ecs.register_task_definition(**both)["taskDefinition"]["compatibilities"] == ["EC2", "FARGATE"]
+
+
+def test_pid_mode_host_on_fargate_gets_ecss_message(ecs):
+    from orchestrator.models import TaskDefinition
+    from tests.support.api import error_of
+
+    code, message, _ = error_of(ecs.register_task_definition, **fargate_task_definition(pidMode="host"))
+    assert (code, message) == ("ClientException", "Tasks using the Fargate launch type do not support pidMode 'host'. "
+                               "The supported value for pidMode is 'task'.")
+    assert not TaskDefinition.objects.exists()
+
+
+def test_tags_are_an_empty_list_where_ecs_returns_one(ecs):
+    assert ecs.create_cluster(clusterName="demo")["cluster"]["tags"] == []
+    assert ecs.describe_clusters(clusters=["demo"], include=["TAGS"])["clusters"][0]["tags"] == []
+    ecs.register_task_definition(**fargate_task_definition())
+    assert ecs.describe_task_definition(taskDefinition="web", include=["TAGS"])["tags"] == []
+    task = ecs.run_task(cluster="demo", taskDefinition="web")["tasks"][0]
+    assert task["tags"] == []
+    assert ecs.describe_tasks(cluster="demo", tasks=[task["taskArn"]], include=["TAGS"])["tasks"][0]["tags"] == []
+    ecs.create_service(cluster="demo", serviceName="s", taskDefinition="web", desiredCount=0)
+    assert ecs.describe_services(cluster="demo", services=["s"], include=["TAGS"])["services"][0]["tags"] == []
+    assert ecs.list_tags_for_resource(resourceArn=task["taskArn"])["tags"] == []
