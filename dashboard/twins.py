@@ -2,6 +2,8 @@
 ones DescribeTasks, DescribeServices… return), handed to the pure mappings of
 ``orchestrator.kubernetes``. Each function returns the manifest(s) and their YAML."""
 from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
 
 from orchestrator import cluster_manager, kubernetes
 from orchestrator.capacity_manager import availability_zone
@@ -19,7 +21,8 @@ def task_twin(task):
     """The Pod of a task (Ready as its service judges health, CrashLoopBackOff while throttled)."""
     ready = None
     if task.service_id and task.last_status == Task.RUNNING:
-        ready = task.task_id in cluster_manager.healthy_tasks(task.service_id)
+        ready = task.service.tasks.filter(
+            cluster_manager.healthy_filter(task.service, timezone.now()), pk=task.pk).exists()
     pod = kubernetes.pod_for(
         shapes.task_shape(task), shapes.task_definition_shape(task.task_definition),
         node_name=kubernetes.dns_label(task.container_instance.name, 253) if task.container_instance else None,
@@ -34,9 +37,8 @@ def service_twin(service):
     shape = shapes.service_shape(service)
     arns = {shape["taskDefinition"], *(d["taskDefinition"] for d in shape["deployments"])}
     definitions = {td.arn: shapes.task_definition_shape(td) for td in _task_definitions(service.account, arns)}
-    ready = {}
-    for deployment_id in cluster_manager.healthy_tasks(service.pk).values():
-        ready[deployment_id] = ready.get(deployment_id, 0) + 1
+    ready = dict(service.tasks.filter(cluster_manager.healthy_filter(service, timezone.now()))
+                 .values_list("deployment__deployment_id").annotate(n=Count("pk")).order_by())
     manifests = kubernetes.deployment_for(shape, definitions, ready,
                                           min_ready_seconds=settings.FARGATE_LAB["HEALTH_GRACE_SECONDS"])
     kinds = "Deployment, ReplicaSet, Service"

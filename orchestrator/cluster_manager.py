@@ -13,7 +13,7 @@ tasks are written PROVISIONING; the capacity manager places them.
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
@@ -493,16 +493,33 @@ def load(service_pk, now=None):
     return service, (state, tasks)
 
 
+def healthy_filter(service, now):
+    """``health(task, …)[0]`` of a live task wanted RUNNING, as a query on the task's own row:
+    what the pages count (ready replicas) without loading a service's thousands of tasks."""
+    base = Q(last_status=Task.RUNNING, desired_status=Task.RUNNING, started_at__isnull=False)
+    container_ok = Q(container_health_status="") | Q(container_health_status=task_health.HEALTHY)
+    if service.load_balancers:
+        lb_healthy = [status for status, health_ in LB_HEALTH.items() if health_ == "healthy"]
+        return base & container_ok & Q(lb_health_status__in=lb_healthy)
+    grace = timedelta(seconds=float(settings.FARGATE_LAB["HEALTH_GRACE_SECONDS"]))
+    return base & (Q(container_health_status=task_health.HEALTHY)
+                   | Q(container_health_status="", started_at__lte=now - grace))
+
+
 def healthy_tasks(service_pk, now=None):
     """task id -> deployment id of the service's live tasks that count as healthy, judged as the
     rollout judges them (what Kubernetes calls ready replicas)."""
-    service, loaded = load(service_pk)
+    service = Service.objects.filter(pk=service_pk).first()
     if service is None:
         return {}
-    state, tasks = loaded
-    now = now or timezone.now()
-    return {t.task_id: t.deployment_id for t in tasks
-            if t.desired_status == Task.RUNNING and health(t, state, now)[0]}
+    rows = service.tasks.filter(healthy_filter(service, now or timezone.now()))
+    return {task_id: deployment_id or "" for task_id, deployment_id in
+            rows.values_list("task_id", "deployment__deployment_id")}
+
+
+def healthy_count(service, now=None):
+    """How many of the service's tasks ``healthy_tasks`` names, counted by the database."""
+    return service.tasks.filter(healthy_filter(service, now or timezone.now())).count()
 
 
 def _failed_tasks(service):
