@@ -1,11 +1,11 @@
-"""Clusters, container instances and tags through boto3 and the aws CLI."""
+"""Clusters and tags through boto3 and the aws CLI."""
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from orchestrator import bus
-from orchestrator.models import Cluster, ContainerInstance, Service, Task
+from orchestrator.models import Cluster, Service, Task
 from tests.support.api import error_of, fargate_task_definition
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:cluster/"
@@ -113,26 +113,6 @@ def test_it_refuses_to_delete_a_cluster_with_tasks(ecs):
 def test_it_says_cluster_not_found(ecs):
     code, message, status = error_of(ecs.delete_cluster, cluster="nope")
     assert (code, message, status) == ("ClusterNotFoundException", "Cluster not found.", 400)
-
-
-def test_it_shows_the_shared_fleet_with_remaining_capacity(ecs, default_account):
-    ecs.create_cluster(clusterName="demo")
-    instance = ContainerInstance.objects.create(name="fleet-1", cpu_registered=4096, memory_registered=8192)
-    ecs.register_task_definition(**fargate_task_definition())
-    ecs.run_task(cluster="demo", taskDefinition="web", count=3)
-    first, second, third = Task.objects.order_by("pk")
-    Task.objects.filter(pk__in=[first.pk, second.pk]).update(container_instance=instance)
-    Task.objects.filter(pk=third.pk).update(container_instance=instance, last_status="STOPPED")
-    arns = ecs.list_container_instances(cluster="demo")["containerInstanceArns"]
-    assert arns == [f"arn:aws:ecs:us-east-1:000000000000:container-instance/demo/{instance.instance_id}"]
-    described = ecs.describe_container_instances(cluster="demo", containerInstances=arns + ["nope"])
-    (shown,) = described["containerInstances"]
-    registered = {r["name"]: r["integerValue"] for r in shown["registeredResources"]}
-    remaining = {r["name"]: r["integerValue"] for r in shown["remainingResources"]}
-    assert (registered["CPU"], registered["MEMORY"]) == (4096, 8192)
-    assert (remaining["CPU"], remaining["MEMORY"]) == (4096 - 512, 8192 - 1024)
-    assert shown["pendingTasksCount"] == 2
-    assert described["failures"] == [{"arn": "nope", "reason": "MISSING"}]
 
 
 def test_it_tags_and_untags_resources(ecs):

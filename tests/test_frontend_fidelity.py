@@ -106,3 +106,33 @@ def test_tags_are_an_empty_list_where_ecs_returns_one(ecs):
     ecs.create_service(cluster="demo", serviceName="s", taskDefinition="web", desiredCount=0)
     assert ecs.describe_services(cluster="demo", services=["s"], include=["TAGS"])["services"][0]["tags"] == []
     assert ecs.list_tags_for_resource(resourceArn=task["taskArn"])["tags"] == []
+
+
+def test_fargate_hides_its_fleet_in_the_api_but_the_admin_shows_it(ecs, client):
+    from django.urls import reverse
+
+    from dashboard.bootstrap import ensure_admin
+    from orchestrator.models import ContainerInstance
+
+    ecs.create_cluster(clusterName="demo")
+    instance = ContainerInstance.objects.create(name="fleet-1", cpu_registered=4096, memory_registered=8192)
+    ecs.register_task_definition(**fargate_task_definition())
+    arn = ecs.run_task(cluster="demo", taskDefinition="web")["tasks"][0]["taskArn"]
+    Task.objects.update(container_instance=instance, last_status="RUNNING")
+    described = ecs.describe_tasks(cluster="demo", tasks=[arn])
+    assert_model_shape("DescribeTasks", described)
+    assert "containerInstanceArn" not in described["tasks"][0]
+    listed = ecs.list_container_instances(cluster="demo")
+    assert_model_shape("ListContainerInstances", listed)
+    assert listed["containerInstanceArns"] == []
+    fleet_arn = f"arn:aws:ecs:us-east-1:000000000000:container-instance/demo/{instance.instance_id}"
+    response = ecs.describe_container_instances(cluster="demo", containerInstances=[fleet_arn, instance.instance_id])
+    assert response["containerInstances"] == []
+    assert [f["reason"] for f in response["failures"]] == ["MISSING", "MISSING"]
+    assert ecs.list_tasks(cluster="demo", containerInstance=instance.instance_id)["taskArns"] == []
+    assert ecs.describe_clusters(clusters=["demo"])["clusters"][0]["registeredContainerInstancesCount"] == 0
+    # The lab's operators still see where each task runs: that contrast is the lesson.
+    ensure_admin()
+    assert client.login(username="admin", password="admin")
+    page = client.get(reverse("admin:orchestrator_containerinstance_changelist"))
+    assert page.status_code == 200 and b"fleet-1" in page.content

@@ -5,8 +5,6 @@ or DescribeServices would return. Timestamps are epoch seconds (floats), as AWS 
 """
 import uuid
 
-from django.db.models import Q, Sum
-
 from orchestrator.models import Task, region
 
 PLATFORM_VERSION = "1.4.0"
@@ -158,9 +156,6 @@ def task_shape(t, include=()):
         "taskArn": t.arn,
         "clusterArn": t.cluster.arn,
         "taskDefinitionArn": t.task_definition.arn,
-        "containerInstanceArn": (
-            t.container_instance.arn_for(t.account.account_id, t.cluster.name) if t.container_instance else None
-        ),
         "attachments": [_eni_attachment(t)],
         "availabilityZone": availability_zone(),
         "containers": [_container_shape(t, c) for c in t.containers.all()],
@@ -287,38 +282,3 @@ def service_shape(s, include=()):
     if "TAGS" in include:
         data["tags"] = list(s.tags)
     return _compact(data)
-
-
-def container_instance_shape(ci, account_id, cluster_name):
-    """A fleet instance as DescribeContainerInstances shows it from one cluster.
-
-    Remaining resources are derived from the non-STOPPED tasks placed on it, never counted.
-    """
-    placed = ci.tasks.exclude(last_status=Task.STOPPED)
-    used = placed.aggregate(cpu=Sum("cpu"), memory=Sum("memory"))
-    cpu_left = max(ci.cpu_registered - (used["cpu"] or 0), 0)
-    memory_left = max(ci.memory_registered - (used["memory"] or 0), 0)
-    return _compact({
-        "containerInstanceArn": ci.arn_for(account_id, cluster_name),
-        "ec2InstanceId": "i-" + ci.instance_id[:17],
-        "version": 1,
-        "versionInfo": {"agentVersion": "fargate-lab", "agentHash": "", "dockerVersion": "DockerVersion: 20.10"},
-        "registeredResources": _resources(ci.cpu_registered, ci.memory_registered),
-        "remainingResources": _resources(cpu_left, memory_left),
-        "status": ci.status,
-        "agentConnected": ci.agent_connected,
-        "runningTasksCount": placed.filter(last_status=Task.RUNNING).count(),
-        "pendingTasksCount": placed.filter(Q(last_status__in=PENDING_STATES)).count(),
-        "registeredAt": epoch(ci.registered_at),
-        "attributes": [{"name": "ecs.capability.fargate"}, {"name": "fargatelab.instance-name", "value": ci.name}],
-        "tags": [],
-    })
-
-
-def _resources(cpu, memory):
-    """Registered or remaining resources in ECS's Resource shape."""
-    return [
-        {"name": "CPU", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": cpu},
-        {"name": "MEMORY", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": memory},
-        {"name": "PORTS", "type": "STRINGSET", "doubleValue": 0.0, "longValue": 0, "integerValue": 0, "stringSetValue": []},
-    ]
