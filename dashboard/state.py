@@ -4,6 +4,7 @@ Pages and pushed fragments read through these functions only, so a page and its 
 never disagree. Capacity in use is derived from the tasks placed on an instance (as the
 capacity manager derives it), never read from a counter.
 """
+import contextvars
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -156,6 +157,15 @@ def _percent(used, total):
 def instances(task_limit=24, viewer=None):
     """Every instance of the fleet with its usage and (up to ``task_limit``) tasks: the viewer's
     own tasks only, when a viewer is given (``task_count`` counts everyone's)."""
+    memo = REQUEST_MEMO.get()
+    if memo is None or task_limit:
+        return _instances(task_limit, viewer)
+    if "fleet" not in memo:  # the map's boxes each ask for the fleet's usage
+        memo["fleet"] = _instances(0, viewer)
+    return memo["fleet"]
+
+
+def _instances(task_limit, viewer):
     # Recycled (INACTIVE) instances have left the fleet; their history is on the instances page.
     fleet = {i.pk: InstanceUsage(i) for i in ContainerInstance.objects.exclude(status=ContainerInstance.INACTIVE)}
     sums = (
@@ -782,8 +792,22 @@ def _own_and_others(rows, viewer):
     return own, (0 if own is rows else rows.exclude(account_id=viewer).count())
 
 
+# A dict that lives for one page request (set by the ``fragment`` template tag), or None:
+# what the page's fragments each need about its viewer is looked up once in it.
+REQUEST_MEMO = contextvars.ContextVar("request_memo", default=None)
+
+
 def _callers_of(viewer):
     """The callers that act as account ``viewer``: its access keys, and its users on the console."""
+    memo = REQUEST_MEMO.get()
+    if memo is None:
+        return _look_up_callers(viewer)
+    if ("callers", viewer) not in memo:
+        memo[("callers", viewer)] = _look_up_callers(viewer)
+    return memo[("callers", viewer)]
+
+
+def _look_up_callers(viewer):
     from django.contrib.auth import get_user_model
 
     from orchestrator.models import AccessKey, Account

@@ -20,11 +20,19 @@ _STATUS_CLASS = {
 def fragment(context, name, key=None):
     """Include live fragment ``name`` (the same HTML the WebSocket pushes later); a viewed
     fragment is rendered for the page's user."""
-    if fragments.is_viewed(name):
-        from dashboard.state import viewer_of
-
-        key = fragments.Viewed(key, viewer_of(context["request"].user))
-    return mark_safe(fragments.render(name, key) or "")
+    request = context["request"]
+    # What one page's fragments each look up about its viewer (their account, its callers) is
+    # looked up once per request: a map of 16 fragments asked it 16 times.
+    memo = request.__dict__.setdefault("_fragment_memo", {})
+    token = state.REQUEST_MEMO.set(memo)
+    try:
+        if fragments.is_viewed(name):
+            if "viewer" not in memo:
+                memo["viewer"] = state.viewer_of(request.user)
+            key = fragments.Viewed(key, memo["viewer"])
+        return mark_safe(fragments.render(name, key) or "")
+    finally:
+        state.REQUEST_MEMO.reset(token)
 
 
 UNSHOWABLE = "This row could not be shown (its data is malformed; the error is in the lab's log)."
