@@ -157,6 +157,8 @@ class DockerEngine:
         self._networks = {}
         # Images seen on the engine: a create that finds one gone again says ImageNotFound.
         self._images = set()
+        # Subnets of the lab's pool the engine refused as overlapping though no network lists them.
+        self._refused_subnets = set()
         self._resources = None
 
     @classmethod
@@ -313,16 +315,18 @@ class DockerEngine:
             found = [n for n in client.networks(names=[name]) if n["Name"] == name]
             if found:
                 return found[0]["Id"]
-            for attempt in range(3):
+            for attempt in range(16):
                 subnet = self._free_subnet(client)
                 ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)]) if subnet else None
                 try:
                     return client.create_network(name, driver="bridge", labels=labels, check_duplicate=True,
                                                  ipam=ipam)["Id"]
                 except docker.errors.APIError as exc:
-                    # Another process took that /24 meanwhile: choose again.
-                    if "overlaps" not in str(exc) or attempt == 2:
+                    # Another process took that /24 meanwhile, or the engine still holds it for a
+                    # network it lost (a daemon restart can leave a pool allocated): choose another.
+                    if "overlaps" not in str(exc) or not subnet or attempt == 15:
                         raise
+                    self._refused_subnets.add(ipaddress.ip_network(subnet))
 
         with self._network_lock:  # one creator at a time: Docker 20.10 allows duplicate network names
             network_id = self._call("network", run)
@@ -348,6 +352,7 @@ class DockerEngine:
                     continue
         if self.is_local:
             taken += _host_routes()
+        taken += self._refused_subnets
         for subnet in ipaddress.ip_network(pool).subnets(new_prefix=24):
             if not any(subnet.overlaps(other) for other in taken if other.version == 4):
                 return str(subnet)

@@ -32,7 +32,10 @@ def test_it_starts_and_stops_the_registry_on_its_port(settings, tmp_path):
 
 
 def test_the_banner_names_the_registry(settings):
-    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": 5123}
+    # A lab on loopback (whatever an earlier test left HOST at): the registry is named 127.0.0.1.
+    settings.LAB_HOST = "127.0.0.1"
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGISTRY_PORT": 5123, "REGISTRY_LISTEN_ADDRESS": "",
+                            "ADVERTISE_ADDRESS": "", "PUBLISH_ADDRESS": "", "ELB_LISTEN_ADDRESS": ""}
     out = io.StringIO()
     command = Command(stdout=out)
 

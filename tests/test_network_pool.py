@@ -21,6 +21,8 @@ def test_the_first_free_slash_24_of_the_pool_is_chosen(settings):
     assert engine._free_subnet(FakeClient(["172.17.0.0/16", "10.224.0.0/24", "10.224.1.0/25"])) == "10.224.2.0/24"
     with pytest.raises(EngineError, match="every /24 of the lab's network pool 10.224.0.0/22 is in use"):
         engine._free_subnet(FakeClient(["10.224.0.0/22"]))
+    engine._refused_subnets.add(ipaddress.ip_network("10.224.2.0/24"))  # the engine said it overlaps
+    assert engine._free_subnet(FakeClient(["172.17.0.0/16", "10.224.0.0/24", "10.224.1.0/25"])) == "10.224.3.0/24"
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "NETWORK_POOL": ""}
     assert engine._free_subnet(FakeClient([])) is None  # Docker's own pools
 

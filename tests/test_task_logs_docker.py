@@ -58,6 +58,8 @@ def test_closing_log_sockets_of_a_running_task_frees_their_threads_and_connectio
 
     run_sockets(SOCKETS)
     wait_until(lambda: not reader_threads(), 10, message=f"the readers of {SOCKETS} closed sockets to end")
-    wait_until(lambda: open_sockets() <= baseline + 2, 10,
-               message=f"open sockets back to the baseline of {baseline} (the control plane may hold one or two more)")
+    # 40 sockets' readers leaked would hold 40 or more; the control plane's own components
+    # (the metrics sampler's reads, the paced log reader's connections) may hold a few at any moment.
+    wait_until(lambda: open_sockets() <= baseline + 10, 10,
+               message=f"open sockets back to the baseline of {baseline} (the control plane may hold a few more)")
     assert Task.objects.get(pk=task.pk).last_status == "RUNNING"  # the container still runs
