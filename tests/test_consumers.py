@@ -1,7 +1,6 @@
 """The dashboard's WebSocket consumers: authenticated by the session, push HTML fragments."""
 import asyncio
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -14,6 +13,7 @@ from dashboard import broadcast, consumers
 from orchestrator import activity, bus
 from dashboard.broadcast import DatabaseWatch
 from orchestrator.models import Account, Cluster, ContainerInstance, Task, TaskDefinition
+from tests.support.common import run_scenario
 from tests.support.servers import elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,8 +42,7 @@ def lab():
 def run(coroutine, timeout=20):
     """Run one async scenario on a fresh event loop in its own thread (each test gets its own
     broadcaster; a browser test's Playwright loop may already run in this thread)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, asyncio.wait_for(coroutine, timeout=timeout)).result()
+    return run_scenario(coroutine, timeout=timeout)
 
 
 async def connect(path, session=None):

@@ -6,10 +6,10 @@ alice looks at every shared page, in a real browser and through the WebSocket pu
 bob's account has a service, a task, a load balancer and API calls; the teacher (staff) still
 sees everything.
 """
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from tests.support.common import run_scenario
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.utils import timezone
@@ -109,8 +109,7 @@ def test_a_student_sees_only_her_own_ids_on_the_shared_pages(page, live_lab_serv
 
 
 def run(coroutine):
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, asyncio.wait_for(coroutine, timeout=30)).result()
+    return run_scenario(coroutine, timeout=30)
 
 
 def test_the_websocket_pushes_name_only_her_own_objects(classroom, django_user_model):

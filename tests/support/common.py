@@ -1,5 +1,6 @@
 """Helpers every test area shares: polling a condition with a deadline, a free port, whether
 something answers HTTP, and the demo image (built once per test session)."""
+import asyncio
 import functools
 import socket
 import subprocess
@@ -49,3 +50,27 @@ def build_demo_image(image=None):
     if result.returncode != 0:
         pytest.fail(f"demo/build.sh failed: {result.stderr or result.stdout}")
     return result.stdout.strip().splitlines()[-1]
+
+
+def run_scenario(coroutine, timeout=20.0, cleanup=5.0):
+    """Run an async scenario on a fresh event loop in a thread of its own, within ``timeout`` s.
+
+    What it leaves behind (a consumer's tasks, a channel layer's receive) is cancelled and given
+    ``cleanup`` s to end, never waited on for ever: ``asyncio.run`` waits for every cancelled
+    task, so one that does not end would hold the test suite up until CI's time limit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def body():
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(asyncio.wait_for(coroutine, timeout))
+        finally:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=cleanup))
+            loop.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(body).result()
