@@ -167,7 +167,7 @@ class DockerEngine:
         key = (url, lab or lab_id())
         with cls._shared_lock:
             if key not in cls._shared:
-                if url.startswith("sim://"):  # a simulated runtime: instances without Docker
+                if (url or "").startswith("sim://"):  # a simulated runtime: instances without Docker
                     from orchestrator.simulated_engine import SimulatedEngine
 
                     cls._shared[key] = SimulatedEngine(url, lab=key[1])
