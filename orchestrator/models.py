@@ -495,6 +495,10 @@ class Task(models.Model):
     lb_health_status = models.CharField(max_length=16, blank=True)
     container_health_status = models.CharField(max_length=16, blank=True)
     private_ip = models.CharField(max_length=45, blank=True)
+    # The Docker id of the warm pool's pause container whose network the task's containers
+    # joined (its Pod sandbox, ``orchestrator.sandbox_pool``); "" for a task started without one.
+    # Written before any container joins it, so a sandbox named here is never handed out again.
+    sandbox_id = models.CharField(max_length=80, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
     pull_started_at = models.DateTimeField(null=True, blank=True)
