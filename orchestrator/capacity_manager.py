@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
@@ -38,6 +39,9 @@ NAME_RE = re.compile(r"fleet-([0-9]+)")
 DRAIN_SECONDS = 1.0
 # How soon a boot that found its engine down is tried again.
 BOOT_RETRY_SECONDS = 5.0
+# Placement decisions bound per transaction (one commit, one activity INSERT): large enough that
+# a 5,000-task service is a few commits, small enough that other writers never wait long.
+PLACE_BATCH = 250
 
 
 # --- engines ------------------------------------------------------------------------------
@@ -568,11 +572,11 @@ def fleet_state():
 
 
 class CapacityManager:
-    """Runs placement and fleet passes; ``on_placed(task_pk)`` is told of each task it placed,
+    """Runs placement and fleet passes; ``on_placed(task_pk, account_id)`` is told of each task it placed,
     ``enqueue(key, delay=…)`` asks for a later pass."""
 
     def __init__(self, on_placed=None, enqueue=None):
-        self.on_placed = on_placed or (lambda pk: None)
+        self.on_placed = on_placed or (lambda pk, account_id: None)
         self.enqueue = enqueue or (lambda key, delay=0: None)
 
     def run_pass(self):
@@ -610,29 +614,46 @@ class CapacityManager:
             pending.append(PendingTask(t.pk, t.task_id, t.cpu, t.memory, t.group,
                                        list(rule.get("placement_strategy") or []),
                                        list(rule.get("placement_constraints") or [])))
+        decisions = place(pending, instance_rooms())
         placed = 0
-        for decision in place(pending, instance_rooms()):
-            task = by_pk[decision.task_pk]
-            # The task's own trace (never the pass's: that may be another account's), also for
-            # the agent's key that ``on_placed`` enqueues.
-            with traces.continuing(task.trace_id):
-                if decision.instance_pk is None:
-                    self._wait(task, decision, began)
-                    continue
-                # The conditional update is the claim: a task already placed or stopped is skipped.
-                if task.advance(Task.PROVISIONING, Task.PENDING,
-                                container_instance_id=decision.instance_pk, pending_reason=""):
-                    placed += 1
-                    activity.record(
-                        "capacity_manager", "place", task.arn,
-                        f"placed task {task.task_id} ({task.cpu} CPU / {task.memory} MiB) on "
-                        f"{decision.instance_name}: {decision.reason}",
-                        **_decision_fields(decision, began),
-                    )
-                    bus.publish("task", task.pk, origin="controlplane")
-                    bus.publish("instance", decision.instance_pk, origin="controlplane")
-                    self.on_placed(task.pk)
+        # One transaction (one commit) and one activity INSERT per PLACE_BATCH decisions; each
+        # claim is still its own conditional UPDATE inside it.
+        for first in range(0, len(decisions), PLACE_BATCH):
+            bound = []
+            with activity.batched(), transaction.atomic():
+                for decision in decisions[first:first + PLACE_BATCH]:
+                    task = by_pk[decision.task_pk]
+                    if self._bind(task, decision, began):
+                        bound.append(task)
+                for instance_pk in sorted({t.container_instance_id for t in bound}):
+                    bus.publish("instance", instance_pk, origin="controlplane")
+            # Once committed, so that the agent's pass finds them placed.
+            for task in bound:
+                with traces.continuing(task.trace_id):
+                    self.on_placed(task.pk, task.account_id)
+            placed += len(bound)
         return placed
+
+    def _bind(self, task, decision, began):
+        """Carry out one decision: bind the task (True) or say why it waits."""
+        # The task's own trace (never the pass's: that may be another account's), also for
+        # the agent's key that ``on_placed`` enqueues.
+        with traces.continuing(task.trace_id):
+            if decision.instance_pk is None:
+                self._wait(task, decision, began)
+                return False
+            # The conditional update is the claim: a task already placed or stopped is skipped.
+            if not task.advance(Task.PROVISIONING, Task.PENDING,
+                                container_instance_id=decision.instance_pk, pending_reason=""):
+                return False
+            activity.record(
+                "capacity_manager", "place", task.arn,
+                f"placed task {task.task_id} ({task.cpu} CPU / {task.memory} MiB) on "
+                f"{decision.instance_name}: {decision.reason}",
+                **_decision_fields(decision, began),
+            )
+            bus.publish("task", task.pk, origin="controlplane")
+            return True
 
     def _refuse_too_big(self, waiting):
         """Stop the waiting tasks no instance could ever hold (with ECS's reason); return the others."""

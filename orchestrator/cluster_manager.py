@@ -34,6 +34,8 @@ FAILURE_CODES = Task.FAILURE_CODES
 LB_HEALTH = {"HEALTHY": "healthy", "UNHEALTHY": "unhealthy"}
 # How often a rollout waiting on load balancer or container health checks looks again.
 HEALTH_POLL_SECONDS = 1.0
+# Scheduler stops claimed per transaction (each its own conditional UPDATE, one commit for all).
+STOP_BATCH = 250
 THROTTLE_EVENT = ("is unable to consistently start tasks successfully. For more information, see the "
                   "Troubleshooting section of the Amazon ECS Developer Guide.")
 
@@ -588,7 +590,6 @@ class ClusterManager:
             self._say_once(service, "was unable to place a task because no container instance met all of its "
                                     f"requirements. Reason: {refusal[0]}: {refusal[1]}")
             return
-        created = []
         # With AWS's pace kept, the scheduler starts what the account's launch bucket allows
         # and comes back for the rest once it has refilled.
         count, wait = pacing.take(service.account_id, action.count, partial=True)
@@ -596,10 +597,11 @@ class ClusterManager:
             self.enqueue(f"service:{service.pk}", delay=wait)
         with transaction.atomic():
             # The account's vCPU quota bounds what starts; the resync comes back when tasks stop.
+            # The tasks and their containers are two INSERTs however many start.
             providers = (action.providers or [""] * action.count)[:count]
             fitting = quotas.tasks_that_fit(service.account, task_definition.cpu, providers)
-            for provider in fitting:
-                task = Task.objects.create(
+            created = Task.objects.bulk_create([
+                Task(
                     account=service.account, cluster=service.cluster, task_definition=task_definition,
                     service=service, deployment=deployment, group=f"service:{service.name}",
                     started_by=action.deployment_id, launch_type=service.launch_type, capacity_provider=provider,
@@ -608,14 +610,16 @@ class ClusterManager:
                     enable_execute_command=service.enable_execute_command,
                     trace_id=traces.current() or activity.new_trace_id(),
                 )
-                TaskContainer.objects.bulk_create([
-                    TaskContainer(
-                        task=task, name=c.get("name", ""), image=c.get("image", ""),
-                        essential=c.get("essential", True), cpu=c.get("cpu") or 0, memory=c.get("memory"),
-                    )
-                    for c in task_definition.container_definitions
-                ])
-                created.append(task)
+                for provider in fitting
+            ])
+            definitions = task_definition.container_definitions
+            TaskContainer.objects.bulk_create([
+                TaskContainer(
+                    task=task, name=c.get("name", ""), image=c.get("image", ""),
+                    essential=c.get("essential", True), cpu=c.get("cpu") or 0, memory=c.get("memory"),
+                )
+                for task in created for c in definitions
+            ])
         if created:
             ids = " ".join(f"(task {t.task_id})" for t in created)
             service.add_event(f"has started {len(created)} tasks: {ids}.")
@@ -625,11 +629,12 @@ class ClusterManager:
                                     "Developer Guide.")
         if not created:
             return
-        for task in created:
-            activity.record("cluster_manager", "start-task", task.arn,
-                            f"service {service.name} is short of tasks: started task {task.task_id} "
-                            f"({action.deployment_id})", trace_id=task.trace_id)
-            bus.publish("task", task.pk, origin="controlplane")
+        with activity.batched():
+            for task in created:
+                activity.record("cluster_manager", "start-task", task.arn,
+                                f"service {service.name} is short of tasks: started task {task.task_id} "
+                                f"({action.deployment_id})", trace_id=task.trace_id)
+                bus.publish("task", task.pk, origin="controlplane")
         bus.publish("service", service.pk, origin="controlplane")
         self.enqueue("placement")
 
@@ -643,14 +648,22 @@ class ClusterManager:
     def _apply_StopTasks(self, service, action):
         now = timezone.now()
         stopped = []
-        for pk, task_id in zip(action.task_pks, action.task_ids):
-            changed = Task.objects.filter(pk=pk, desired_status=Task.RUNNING).update(
-                desired_status=Task.STOPPED, stop_code="ServiceSchedulerInitiated",
-                stopped_reason=action.reason, stopping_at=now, updated_at=now, stop_trace_id=traces.current(),
-            )
-            if changed:  # else somebody stopped it first
+        chosen = list(zip(action.task_pks, action.task_ids))
+        # Each stop is its own conditional UPDATE, STOP_BATCH of them to a transaction (one commit).
+        for first in range(0, len(chosen), STOP_BATCH):
+            claimed = []
+            with transaction.atomic():
+                for pk, task_id in chosen[first:first + STOP_BATCH]:
+                    changed = Task.objects.filter(pk=pk, desired_status=Task.RUNNING).update(
+                        desired_status=Task.STOPPED, stop_code="ServiceSchedulerInitiated",
+                        stopped_reason=action.reason, stopping_at=now, updated_at=now,
+                        stop_trace_id=traces.current(),
+                    )
+                    if changed:  # else somebody stopped it first
+                        claimed.append((pk, task_id))
+                        bus.publish("task", pk, origin="controlplane")
+            for pk, task_id in claimed:  # once committed, so that the agent's pass finds it to stop
                 stopped.append(task_id)
-                bus.publish("task", pk, origin="controlplane")
                 self.enqueue(f"task:{pk}", urgent=True)  # stops go before the starts waiting
         if stopped:
             ids = " ".join(f"(task {t})" for t in stopped)

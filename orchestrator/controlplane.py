@@ -204,9 +204,9 @@ class ControlPlane:
         """True when no key waits in either queue (delayed keys aside)."""
         return all(len(queue) == 0 for queue in self.queues)
 
-    def _on_placed(self, pk):
-        """A task was placed (in a scheduler worker): learn its account, then look at it."""
-        self._learn_tenants(Task.objects.filter(pk=pk))
+    def _on_placed(self, pk, account_id):
+        """A task was placed (in a scheduler worker): remember its account, then look at it."""
+        self._tenants[f"task:{pk}"] = account_id
         self.enqueue(f"task:{pk}")
 
     def _learn_tenants(self, tasks):
@@ -389,7 +389,8 @@ class ControlPlane:
             trace = queue.trace_of(key)
             try:
                 if self.is_leader:
-                    with traces.continuing(trace):
+                    # The pass's activity rows are written together when it ends.
+                    with traces.continuing(trace), activity.batched():
                         self.process(key)
                 queue.forget(key)
             except EngineUnavailable as exc:

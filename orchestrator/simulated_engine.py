@@ -17,6 +17,7 @@ container start), ``exit`` (a running container exits with code 0 after this lon
 default, runs until stopped) and ``stop`` (a SIGTERM'd container exits after this long). E.g.
 ``sim://kwok?cpus=128&pull=0.3&start=0.05``.
 """
+import collections
 import heapq
 import itertools
 import queue
@@ -27,7 +28,7 @@ from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlsplit
 
 from orchestrator.docker_engine import (
-    LABEL_LAB, Conflict, ContainerNotFound, EngineError, NotOwned, _split_image, lab_id,
+    LABEL_LAB, LABEL_TASK_ID, Conflict, ContainerNotFound, EngineError, NotOwned, _split_image, lab_id,
 )
 
 SCHEME = "sim://"
@@ -140,6 +141,8 @@ class SimulatedEngine:
         self._lock = threading.RLock()
         self._containers = {}  # id -> _Container
         self._names = {}  # name -> id
+        self._by_task = {}  # task id label -> {container ids}: the agent lists one task's containers
+        self._network_users = collections.Counter()  # network name -> containers attached to it
         self._images = set()
         self._networks = {}  # name -> id
         self._addresses = {}  # network name -> next host number
@@ -256,7 +259,13 @@ class SimulatedEngine:
         pass
 
     def _in_use(self, name):
-        return any(name in c.networks for c in self._containers.values())
+        return self._network_users[name] > 0
+
+    def _attach(self, container, networks):
+        """Set the container's networks, keeping the count of each network's containers."""
+        self._network_users.subtract(container.networks)
+        container.networks = list(networks)
+        self._network_users.update(container.networks)
 
     def remove_network(self, name):
         with self._lock:
@@ -281,7 +290,8 @@ class SimulatedEngine:
         with self._lock:
             found = self._get(container)
             left = [n for n in found.networks if n != network]
-            found.networks, found.network = [network], network
+            self._attach(found, [network])
+            found.network = network
             return left
 
     def _address(self, network):
@@ -302,7 +312,11 @@ class SimulatedEngine:
         wanted = dict(labels or {})
         with self._lock:
             rows = []
-            for c in self._containers.values():
+            if LABEL_TASK_ID in wanted:  # one task's: looked up, not a scan of thousands
+                candidates = [self._containers[i] for i in self._by_task.get(str(wanted[LABEL_TASK_ID]), ())]
+            else:
+                candidates = self._containers.values()
+            for c in candidates:
                 if any(c.labels.get(k) != str(v) for k, v in wanted.items()) or (not all and not c.running):
                     continue
                 rows.append({
@@ -327,6 +341,8 @@ class SimulatedEngine:
                                    self._address(spec.get("network") or "default"))
             self._containers[container.id] = container
             self._names[container.name] = container.id
+            self._by_task.setdefault(labels.get(LABEL_TASK_ID, ""), set()).add(container.id)
+            self._network_users.update(container.networks)
             self._emit(container, "create")
             return container.id
 
@@ -394,6 +410,11 @@ class SimulatedEngine:
                 self._exit(c, 137, signal="9")
             del self._containers[container]
             self._names.pop(c.name, None)
+            self._attach(c, [])
+            siblings = self._by_task.get(c.labels.get(LABEL_TASK_ID, ""), set())
+            siblings.discard(container)
+            if not siblings:
+                self._by_task.pop(c.labels.get(LABEL_TASK_ID, ""), None)
             self._emit(c, "destroy")
 
     def stats(self, container):

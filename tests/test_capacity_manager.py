@@ -78,7 +78,7 @@ def small_fleet(db, settings):
 def test_it_places_pending_tasks_and_leaves_the_rest_waiting_with_a_reason(small_fleet):
     tasks = [small_fleet() for _ in range(3)]
     placed = []
-    assert CapacityManager(on_placed=placed.append).place_pending() == 2
+    assert CapacityManager(on_placed=lambda pk, account_id: placed.append(pk)).place_pending() == 2
     for task in tasks:
         task.refresh_from_db()
     assert [t.last_status for t in tasks] == ["PENDING", "PENDING", "PROVISIONING"]
@@ -139,7 +139,7 @@ def test_it_places_a_run_task_by_its_own_constraints_and_strategy(db, settings):
                                           "expression": f"attribute:instanceId == {first.instance_id}"}])
               for _ in range(2)]
     distinct = [run(placement_constraints=[{"type": "distinctInstance"}]) for _ in range(3)]
-    CapacityManager(on_placed=lambda pk: None).place_pending()
+    CapacityManager(on_placed=lambda pk, account_id: None).place_pending()
     for task in pinned + distinct:
         task.refresh_from_db()
     # Without its constraint a task goes where most room is left: the pinned pair would split.
