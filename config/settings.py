@@ -187,6 +187,12 @@ LOGGING = {
 FARGATE_LAB = {
     "LAB_ID": os.environ.get("FARGATE_LAB_ID", "lab"),
     "REGION": os.environ.get("FARGATE_LAB_REGION", "us-east-1"),
+    # The regions served (the default REGION always among them): a call acts in the region of its
+    # signature's credential scope, and each region's objects are its own. FARGATE_LAB_REGIONS is
+    # a comma-separated list.
+    "REGIONS": [name.strip() for name in os.environ.get(
+        "FARGATE_LAB_REGIONS", "us-east-1,us-east-2,us-west-2,eu-west-1,eu-central-1,ap-southeast-1").split(",")
+        if name.strip()],
     "DEFAULT_ACCOUNT": "000000000000",
     # Run the control plane inside the web server process (the lifespan of the ASGI app).
     "CONTROL_PLANE": os.environ.get("FARGATE_LAB_CONTROL_PLANE", "1") == "1",

@@ -28,6 +28,7 @@ from orchestrator import activity, bus
 from orchestrator.docker_engine import LABEL_ACCOUNT, LABEL_TASK_ARN, DockerEngine, EngineError
 from orchestrator.models import (
     Account, Cluster, ContainerInstance, Deployment, LoadBalancer, Repository, Service, TargetGroup, Task, TaskDefinition,
+    acting_in,
 )
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,11 @@ def _delete_through_operations(account):
     from orchestrator.elbv2 import operations as elbv2
 
     for lb in list(LoadBalancer.objects.filter(account=account)):
-        elbv2.delete_load_balancer(account, {"LoadBalancerArn": lb.arn}, caller="teacher:reset")
+        with acting_in(lb.region):  # each region's, as a call in that region deletes it
+            elbv2.delete_load_balancer(account, {"LoadBalancerArn": lb.arn}, caller="teacher:reset")
     for tg in list(TargetGroup.objects.filter(account=account)):
-        elbv2.delete_target_group(account, {"TargetGroupArn": tg.arn}, caller="teacher:reset")
+        with acting_in(tg.region):
+            elbv2.delete_target_group(account, {"TargetGroupArn": tg.arn}, caller="teacher:reset")
     try:  # the images go with their repositories (from disk even when the registry is down)
         registry.remove_account_repositories(account)
     except Exception as exc:  # whatever went wrong, the rows go below and the reset goes on

@@ -11,7 +11,7 @@ import logging
 import threading
 
 from orchestrator import bus, kubernetes, traces
-from orchestrator.models import Activity, Task, TaskDefinition
+from orchestrator.models import Activity, Task, TaskDefinition, region
 
 log = logging.getLogger(__name__)
 _pending = threading.local()  # .rows: the rows recorded within ``batched()``, or None outside it
@@ -80,7 +80,7 @@ def _known(account, operation, params):
     reference = params.get("taskDefinition")
     if isinstance(reference, str) and account is not None:
         family, revision = kubernetes.family_revision(reference)
-        revisions = TaskDefinition.objects.filter(account=account, family=family)
+        revisions = TaskDefinition.objects.filter(account=account, region=region(), family=family)
         found = (revisions.filter(revision=revision) if revision else
                  revisions.filter(status=TaskDefinition.ACTIVE).order_by("-revision")).first()
         if found is not None:

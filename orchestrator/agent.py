@@ -55,7 +55,7 @@ from orchestrator.docker_engine import (
     Conflict, ContainerNotFound, DockerEngine, EngineError, EngineUnavailable, ImageNotFound, InvalidReference,
     summarize,
 )
-from orchestrator.models import ContainerInstance, Target, Task, TaskContainer, TaskDefinition, region
+from orchestrator.models import ContainerInstance, Target, Task, TaskContainer, TaskDefinition, acting_in, region
 from orchestrator.registry_auth import pull_credentials
 
 log = logging.getLogger(__name__)
@@ -458,7 +458,7 @@ def container_spec(task, task_container, lab, network, secret_env=None, log_addr
     env = {e["name"]: str(e.get("value", "")) for e in definition.get("environment", []) if e.get("name")}
     env.update({e["name"]: str(e.get("value", "")) for e in override.get("environment", []) if e.get("name")})
     env.update(secret_env or {})
-    region = settings.FARGATE_LAB["REGION"]
+    region = task.cluster.region  # the task's region: its SDK calls act there
     env.update({
         "FARGATE_LAB_TASK_ARN": task.arn, "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
         "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
@@ -610,7 +610,7 @@ class TaskSync:
         self.engine = engine_for(task)
         self.containers = {c.name: c for c in task.containers.all()}
         self.pull_times = {}
-        self.network = network_name(self.engine.lab, task.account.account_id, task.cluster.name)
+        self.network = network_name(self.engine.lab, task.account.account_id, task.cluster.name, task.cluster.region)
         self.network_labels = network_labels(task.account.account_id, task.cluster.name)
 
     def wanted(self):
@@ -838,7 +838,8 @@ class TaskSync:
             return {}
         began = self.clock()
         try:
-            env = {name: task_secrets.environment(self.task.account, secrets) for name, secrets in wanted.items()}
+            with acting_in(self.task.cluster.region):  # the task's region's parameters and secrets
+                env = {name: task_secrets.environment(self.task.account, secrets) for name, secrets in wanted.items()}
         except task_secrets.SecretsUnavailable as exc:
             raise TaskFailed("TaskFailedToStart", str(exc)) from None
         self.record("secrets", "read " + "; ".join(f"{', '.join(values)} for container {name}"

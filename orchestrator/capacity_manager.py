@@ -726,11 +726,11 @@ class CapacityManager:
         try:
             engine.ping()
             cpu, memory = instance_size(instance.engine_url)
-            networks = set(self._waiting().values_list("account__account_id", "cluster__name"))
-            for account_id, cluster in sorted(networks):
-                engine.ensure_network(network_name(engine.lab, account_id, cluster),
+            networks = set(self._waiting().values_list("account__account_id", "cluster__name", "cluster__region"))
+            for account_id, cluster, where in sorted(networks):
+                engine.ensure_network(network_name(engine.lab, account_id, cluster, where),
                                       labels=network_labels(account_id, cluster))
-            clusters = {cluster for _, cluster in networks}
+            clusters = {cluster for _, cluster, _ in networks}
         except EngineError as exc:
             activity.record("capacity_manager", "boot-failed", message=f"{instance.name} cannot boot yet: {exc}")
             self.enqueue(PLACEMENT_KEY, delay=BOOT_RETRY_SECONDS)

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from orchestrator import activity, bus, traces
 from orchestrator.models import (
-    Account, Announcement, Cluster, ContainerInstance, Service, Task, TaskContainer, TaskDefinition, lab_setting,
+    Account, Announcement, Cluster, ContainerInstance, Service, Task, TaskContainer, TaskDefinition, default_region,
+    lab_setting,
 )
 
 # The lab's own account for the tasks that fill the fleet (no user is a member of it).
@@ -140,13 +141,13 @@ def _chaos_account_pk():
 def _filler_definition():
     """The chaos account, its cluster and the filler's task definition (made once)."""
     account, _ = Account.objects.get_or_create(account_id=CHAOS_ACCOUNT_ID, defaults={"name": "chaos"})
-    cluster, _ = Cluster.objects.get_or_create(account=account, name=FILLER_CLUSTER)
-    definition = TaskDefinition.objects.filter(account=account, family="filler").order_by("-revision").first()
+    cluster, _ = Cluster.objects.get_or_create(account=account, region=default_region(), name=FILLER_CLUSTER)
+    definition = TaskDefinition.objects.filter(account=account, region=default_region(), family="filler").order_by("-revision").first()
     if definition is None:
         body = {"family": "filler", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
                 "cpu": "256", "memory": "512",
                 "containerDefinitions": [{"name": "filler", "image": lab_setting("DEMO_IMAGE"), "essential": True}]}
-        definition = TaskDefinition.objects.create(account=account, family="filler", revision=1, cpu=256,
+        definition = TaskDefinition.objects.create(account=account, region=default_region(), family="filler", revision=1, cpu=256,
                                                    memory=512, body=body)
     return account, cluster, definition
 

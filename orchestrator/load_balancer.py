@@ -36,7 +36,7 @@ from orchestrator.elbv2 import operations
 from orchestrator.elbv2 import rules as elb_rules
 from orchestrator.elbv2.protocol import ElbError
 from orchestrator.frontend import wire
-from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup, Task
+from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup, Task, acting_in
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,12 @@ def _task_targets(task):
     if task.service_id is None:
         return []
     # Re-read: the agent writes private_ip and the bindings just before it registers.
-    task = Task.objects.select_related("service", "account", "container_instance").get(pk=task.pk)
+    task = Task.objects.select_related("service", "account", "cluster", "container_instance").get(pk=task.pk)
     result = []
     for entry in task.service.load_balancers or []:
         try:
-            tg = operations.get_target_group(task.account, entry.get("targetGroupArn", ""))
+            with acting_in(task.cluster.region):  # the target groups of the task's region
+                tg = operations.get_target_group(task.account, entry.get("targetGroupArn", ""))
         except ElbError as exc:
             log.warning("task %s: target group %s: %s", task.task_id, entry.get("targetGroupArn"), exc.message)
             continue

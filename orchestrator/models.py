@@ -4,6 +4,8 @@ The frontend writes desired state (``desired_status``, ``desired_count``); the c
 writes observed state (``last_status``, ``running_count``). Transitions that two workers could
 race on are claimed with conditional updates (``filter(pk=…, last_status=old).update(…)``).
 """
+import contextlib
+import contextvars
 import time
 import uuid
 
@@ -22,9 +24,37 @@ def lab_setting(name):
     return settings.FARGATE_LAB[name]
 
 
-def region():
-    """The region that every ARN of this lab names."""
+# The region the current call acts in: the one in its signature's credential scope (an API
+# call) or the one the dashboard's selector chose (a page); unset, the lab's default region.
+_acting_region = contextvars.ContextVar("fargatelab_region", default=None)
+
+
+def default_region():
+    """The lab's default region (FARGATE_LAB["REGION"]): where rows made before regions live,
+    and what code running outside any call (the control plane) names when it has no object."""
     return lab_setting("REGION")
+
+
+def served_regions():
+    """The regions the lab serves (FARGATE_LAB["REGIONS"], always with the default region): a
+    signature scoped to another is refused, and the dashboard's selector offers these."""
+    return tuple(dict.fromkeys([default_region(), *lab_setting("REGIONS")]))
+
+
+def region():
+    """The region the current call acts in (see ``acting_in``), else the default region."""
+    return _acting_region.get() or default_region()
+
+
+@contextlib.contextmanager
+def acting_in(name):
+    """Run the block as a call acting in region ``name``: ``region()`` names it, so what the block
+    creates lives there and what it lists or finds is that region's."""
+    token = _acting_region.set(name)
+    try:
+        yield name
+    finally:
+        _acting_region.reset(token)
 
 
 def new_id():
@@ -151,6 +181,8 @@ class Cluster(models.Model):
     ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="clusters")
+    # Each region's objects are its own: an account's us-east-1 and eu-west-1 "default" are two.
+    region = models.CharField(max_length=32, default=region)
     name = models.CharField(max_length=255)
     status = models.CharField(max_length=16, default=ACTIVE)
     tags = models.JSONField(default=list, blank=True)
@@ -163,14 +195,14 @@ class Cluster(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_cluster_name")]
+        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="uniq_cluster_name")]
 
     def __str__(self):
         return self.name
 
     @property
     def arn(self):
-        return f"arn:aws:ecs:{region()}:{self.account.account_id}:cluster/{self.name}"
+        return f"arn:aws:ecs:{self.region}:{self.account.account_id}:cluster/{self.name}"
 
 
 class TaskDefinition(models.Model):
@@ -185,6 +217,7 @@ class TaskDefinition(models.Model):
     MAX_STOP_TIMEOUT = 120
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="task_definitions")
+    region = models.CharField(max_length=32, default=region)
     family = models.CharField(max_length=255)
     revision = models.PositiveIntegerField()
     status = models.CharField(max_length=24, default=ACTIVE)
@@ -197,7 +230,7 @@ class TaskDefinition(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "family", "revision"], name="uniq_taskdef_revision")
+            models.UniqueConstraint(fields=["account", "region", "family", "revision"], name="uniq_taskdef_revision")
         ]
         ordering = ["family", "revision"]
 
@@ -206,7 +239,7 @@ class TaskDefinition(models.Model):
 
     @property
     def arn(self):
-        return f"arn:aws:ecs:{region()}:{self.account.account_id}:task-definition/{self.family}:{self.revision}"
+        return f"arn:aws:ecs:{self.region}:{self.account.account_id}:task-definition/{self.family}:{self.revision}"
 
     @property
     def container_definitions(self):
@@ -249,9 +282,9 @@ class ContainerInstance(models.Model):
         kubelet, orchestrator/simulated_engine.py), else "docker"."""
         return "simulated" if self.engine_url.startswith("sim://") else "docker"
 
-    def arn_for(self, account_id, cluster_name):
-        """The ARN of this instance as seen from one cluster of one account."""
-        return f"arn:aws:ecs:{region()}:{account_id}:container-instance/{cluster_name}/{self.instance_id}"
+    def arn_for(self, account_id, cluster_name, region_name=None):
+        """The ARN of this instance as seen from one cluster of one account (in its region)."""
+        return f"arn:aws:ecs:{region_name or region()}:{account_id}:container-instance/{cluster_name}/{self.instance_id}"
 
 
 class Announcement(models.Model):
@@ -322,7 +355,7 @@ class Service(models.Model):
 
     @property
     def arn(self):
-        return f"arn:aws:ecs:{region()}:{self.account.account_id}:service/{self.cluster.name}/{self.name}"
+        return f"arn:aws:ecs:{self.cluster.region}:{self.account.account_id}:service/{self.cluster.name}/{self.name}"
 
     def add_event(self, message, trace_id=None):
         """Append a service event, worded as ECS words it, tied to the trace that caused it
@@ -410,7 +443,7 @@ class Deployment(models.Model):
 
     def _service_path(self):
         service = self.service
-        return f"arn:aws:ecs:{region()}:{service.account.account_id}:{{}}/{service.cluster.name}/{service.name}/"
+        return f"arn:aws:ecs:{service.cluster.region}:{service.account.account_id}:{{}}/{service.cluster.name}/{service.name}/"
 
     @property
     def service_deployment_arn(self):
@@ -523,7 +556,7 @@ class Task(models.Model):
 
     @property
     def arn(self):
-        return f"arn:aws:ecs:{region()}:{self.account.account_id}:task/{self.cluster.name}/{self.task_id}"
+        return f"arn:aws:ecs:{self.cluster.region}:{self.account.account_id}:task/{self.cluster.name}/{self.task_id}"
 
     def _container_facts(self):
         """Each container's essential flag, exit code and reason, as the Pod mapping reads them."""
@@ -746,6 +779,7 @@ class LoadBalancer(models.Model):
     PROVISIONING, ACTIVE, ACTIVE_IMPAIRED, FAILED = "provisioning", "active", "active_impaired", "failed"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="load_balancers")
+    region = models.CharField(max_length=32, default=region)
     name = models.CharField(max_length=32)
     lb_id = models.CharField(max_length=16, unique=True, default=new_short_id)
     dns_number = models.CharField(max_length=10, default=new_dns_number)
@@ -762,7 +796,7 @@ class LoadBalancer(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_load_balancer_name")]
+        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="uniq_load_balancer_name")]
         ordering = ["name"]
 
     def __str__(self):
@@ -771,7 +805,7 @@ class LoadBalancer(models.Model):
     @property
     def arn(self):
         return (
-            f"arn:aws:elasticloadbalancing:{region()}:{self.account.account_id}:"
+            f"arn:aws:elasticloadbalancing:{self.region}:{self.account.account_id}:"
             f"loadbalancer/app/{self.name}/{self.lb_id}"
         )
 
@@ -779,13 +813,14 @@ class LoadBalancer(models.Model):
     def dns_name(self):
         from orchestrator.network import load_balancer_dns_name
 
-        return load_balancer_dns_name(self.name, self.dns_number, region())
+        return load_balancer_dns_name(self.name, self.dns_number, self.region)
 
 
 class TargetGroup(models.Model):
     """A target group (a Kubernetes Endpoints object): where a listener forwards, with its health check."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="target_groups")
+    region = models.CharField(max_length=32, default=region)
     name = models.CharField(max_length=32)
     tg_id = models.CharField(max_length=16, unique=True, default=new_short_id)
     protocol = models.CharField(max_length=8, default="HTTP")
@@ -808,7 +843,7 @@ class TargetGroup(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_target_group_name")]
+        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="uniq_target_group_name")]
         ordering = ["name"]
 
     def __str__(self):
@@ -816,7 +851,7 @@ class TargetGroup(models.Model):
 
     @property
     def arn(self):
-        return f"arn:aws:elasticloadbalancing:{region()}:{self.account.account_id}:targetgroup/{self.name}/{self.tg_id}"
+        return f"arn:aws:elasticloadbalancing:{self.region}:{self.account.account_id}:targetgroup/{self.name}/{self.tg_id}"
 
 
 class Listener(models.Model):
@@ -845,7 +880,7 @@ class Listener(models.Model):
     def arn(self):
         lb = self.load_balancer
         return (
-            f"arn:aws:elasticloadbalancing:{region()}:{lb.account.account_id}:"
+            f"arn:aws:elasticloadbalancing:{lb.region}:{lb.account.account_id}:"
             f"listener/app/{lb.name}/{lb.lb_id}/{self.listener_id}"
         )
 
@@ -883,7 +918,7 @@ class ListenerRule(models.Model):
 def rule_arn(listener, rule_id):
     """The ARN of a rule of ``listener`` (its default rule's id is the listener's own)."""
     lb = listener.load_balancer
-    return (f"arn:aws:elasticloadbalancing:{region()}:{lb.account.account_id}:"
+    return (f"arn:aws:elasticloadbalancing:{lb.region}:{lb.account.account_id}:"
             f"listener-rule/app/{lb.name}/{lb.lb_id}/{listener.listener_id}/{rule_id}")
 
 
@@ -926,6 +961,7 @@ class Repository(models.Model):
     so each account has its own namespace of names."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="repositories")
+    region = models.CharField(max_length=32, default=region)
     name = models.CharField(max_length=256)
     image_tag_mutability = models.CharField(max_length=16, default="MUTABLE")
     scan_on_push = models.BooleanField(default=False)
@@ -934,7 +970,7 @@ class Repository(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_repository_per_account")]
+        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="uniq_repository_per_account")]
         ordering = ["name"]
         verbose_name_plural = "repositories"
 
@@ -943,7 +979,26 @@ class Repository(models.Model):
 
     @property
     def arn(self):
-        return f"arn:aws:ecr:{region()}:{self.account.account_id}:repository/{self.name}"
+        return f"arn:aws:ecr:{self.region}:{self.account.account_id}:repository/{self.name}"
+
+    @property
+    def path_name(self):
+        """Its name under ``<account id>/`` in the lab's one registry: the name itself in the
+        default region, ``<region>/<name>`` in another (each region's images are its own)."""
+        return repository_path_name(self.region, self.name)
+
+
+def repository_path_name(region_name, name):
+    """A repository's name in the registry path (see ``Repository.path_name``)."""
+    return name if region_name == default_region() else f"{region_name}/{name}"
+
+
+def repository_of_path_name(path_name):
+    """(region, name) of a registry path name (the inverse of ``repository_path_name``)."""
+    first, _, rest = path_name.partition("/")
+    if rest and first != default_region() and first in served_regions():
+        return first, rest
+    return default_region(), path_name
 
 
 # --- CloudWatch Logs (orchestrator/frontend/logs/) ------------------------------------------

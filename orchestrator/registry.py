@@ -45,7 +45,7 @@ from django.views.decorators.http import require_POST
 from orchestrator import activity, bus, network
 from orchestrator.frontend import wire
 from orchestrator.frontend.json_service import JsonService, ServiceError
-from orchestrator.models import Repository, region
+from orchestrator.models import Repository, acting_in, default_region, region, repository_of_path_name
 from orchestrator.registry_auth import IDENTITY_HEADER, Gate, UnixConnection, authorization_token, identity
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,9 @@ def local_reference(image):
 
 
 def repository_path(repository):
-    """The repository's path in the registry: ``<account id>/<name>``."""
-    return f"{repository.account.account_id}/{repository.name}"
+    """The repository's path in the registry: ``<account id>/<name>`` (``<account id>/<region>/<name>``
+    outside the default region, see ``Repository.path_name``)."""
+    return f"{repository.account.account_id}/{repository.path_name}"
 
 
 def repository_uri(repository):
@@ -357,9 +358,11 @@ def notifications(request):
 
 
 def _repositories_at(path):
-    """The repository at registry path ``<account id>/<name>`` (none for any other path)."""
-    account_id, _, name = path.partition("/")
-    return list(Repository.objects.filter(account__account_id=account_id, name=name).select_related("account"))
+    """The repository at registry path ``<account id>/[<region>/]<name>`` (none for any other path)."""
+    account_id, _, path_name = path.partition("/")
+    where, name = repository_of_path_name(path_name)
+    return list(Repository.objects.filter(account__account_id=account_id, region=where, name=name)
+                .select_related("account"))
 
 
 # --- the registry's HTTP API, as the ECR operations need it -------------------------------
@@ -440,7 +443,7 @@ def _get_repository(account, params):
     name = params.get("repositoryName")
     if not isinstance(name, str) or not name:
         raise EcrError("InvalidParameterException", "repositoryName is required")
-    repo = Repository.objects.filter(account=account, name=name).first()
+    repo = Repository.objects.filter(account=account, region=region(), name=name).first()
     if repo is None:
         raise EcrError(
             "RepositoryNotFoundException",
@@ -470,6 +473,11 @@ def create_repository(account, params):
     mutability = params.get("imageTagMutability", "MUTABLE")
     if mutability not in ("MUTABLE", "IMMUTABLE"):
         raise EcrError("InvalidParameterException", "imageTagMutability must be MUTABLE or IMMUTABLE")
+    if repository_of_path_name(name)[0] != default_region():
+        # Its registry path would be another region's repository's (``Repository.path_name``).
+        raise EcrError("InvalidParameterException",
+                       f"Invalid parameter at 'repositoryName': in this lab a name may not begin with a region the lab "
+                       f"serves ('{name.partition('/')[0]}/'): that path holds that region's repositories")
     try:
         with transaction.atomic():
             repo = Repository.objects.create(
@@ -487,7 +495,7 @@ def create_repository(account, params):
 
 
 def describe_repositories(account, params):
-    rows = list(Repository.objects.filter(account=account).select_related("account"))
+    rows = list(Repository.objects.filter(account=account, region=region()).select_related("account"))
     names = params.get("repositoryNames")
     if names:
         missing = [n for n in names if n not in {r.name for r in rows}]
@@ -528,7 +536,8 @@ def remove_account_repositories(account):
     removed = 0
     for repo in Repository.objects.filter(account=account).select_related("account"):
         try:
-            delete_repository(account, {"repositoryName": repo.name, "force": True})
+            with acting_in(repo.region):
+                delete_repository(account, {"repositoryName": repo.name, "force": True})
         except EcrError:  # the registry does not answer: its storage and the row go all the same
             shutil.rmtree(storage_root() / "data/docker/registry/v2/repositories" / repository_path(repo), ignore_errors=True)
             repo.delete()

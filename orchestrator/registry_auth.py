@@ -203,10 +203,12 @@ def identity(root):
 
 
 def _repositories_of(account_id):
-    """{name: imageTagMutability} of the account's repositories."""
-    from orchestrator.models import Repository
+    """{path name: imageTagMutability} of the account's repositories, of every region (a region's
+    own are named ``<region>/<name>`` in the path, see ``Repository.path_name``)."""
+    from orchestrator.models import Repository, repository_path_name
 
-    return dict(Repository.objects.filter(account__account_id=account_id).values_list("name", "image_tag_mutability"))
+    rows = Repository.objects.filter(account__account_id=account_id).values_list("region", "name", "image_tag_mutability")
+    return {repository_path_name(where, name): mutability for where, name, mutability in rows}
 
 
 class GateHandler(BaseHTTPRequestHandler):
@@ -251,8 +253,11 @@ class GateHandler(BaseHTTPRequestHandler):
         match = _REPO_PATH.match(path)
         if match is None or match["kind"] != "manifests":
             return
-        name = match["name"].partition("/")[2]
-        pk = Repository.objects.filter(account__account_id=account_id, name=name).values_list("pk", flat=True).first()
+        from orchestrator.models import repository_of_path_name
+
+        where, name = repository_of_path_name(match["name"].partition("/")[2])
+        pk = (Repository.objects.filter(account__account_id=account_id, region=where, name=name)
+              .values_list("pk", flat=True).first())
         if pk is not None:
             bus.publish_now("repository", pk)
 

@@ -442,7 +442,8 @@ def _rebind(target):
     to the target; None while there is none."""
     _, cluster, name = target.resource_id.split("/")
     service = Service.objects.select_related("cluster").filter(
-        account=target.account, cluster__name=cluster, name=name, status=Service.ACTIVE).first()
+        account=target.account, cluster__region=target.region, cluster__name=cluster, name=name,
+        status=Service.ACTIVE).first()
     if service is not None:
         ScalableTarget.objects.filter(pk=target.pk).update(service=service)
     return service

@@ -19,11 +19,14 @@ What this does not do: Docker answers for a container whose health checks fail (
 instance says UNHEALTHY and DiscoverInstances leaves it out, but the alias still resolves), and
 Service Connect has no Envoy proxy: a client alias's port is the container's own port.
 """
+import re
 from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
 
-from orchestrator.models import DiscoveryInstance, DiscoveryService, Namespace, region
+from orchestrator.models import DiscoveryInstance, DiscoveryService, Namespace, acting_in, region
+
+_REGISTRY_ARN_RE = re.compile(r"arn:aws:servicediscovery:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):service/(?P<id>.+)")
 
 
 def _container_port(definition, port_name=None):
@@ -35,11 +38,12 @@ def _container_port(definition, port_name=None):
 
 
 def registry_service(account, arn):
-    """The Cloud Map service a registryArn names in ``account``, or None."""
-    prefix = f"arn:aws:servicediscovery:{region()}:{account.account_id}:service/"
-    if not arn.startswith(prefix):
+    """The Cloud Map service a registryArn names in ``account`` (in the region the ARN names), or None."""
+    match = _REGISTRY_ARN_RE.fullmatch(arn)
+    if match is None or match["account"] != account.account_id:
         return None
-    return DiscoveryService.objects.filter(service_id=arn[len(prefix):], namespace__account=account).select_related(
+    return DiscoveryService.objects.filter(service_id=match["id"], namespace__account=account,
+                                           namespace__region=match["region"]).select_related(
         "namespace__account").first()
 
 
@@ -76,7 +80,10 @@ def registrations(service):
         found.append(Registration(registry, name, port, [registry.dns_name] if registry.dns_config else [],
                                   "service registry"))
     connect = service.service_connect_configuration or {}
-    namespace = find_namespace(service.account, connect["namespace"]) if connect.get("enabled") else None
+    namespace = None
+    if connect.get("enabled"):
+        with acting_in(service.cluster.region):
+            namespace = find_namespace(service.account, connect["namespace"])
     if namespace is not None:
         for entry in connect.get("services") or []:
             discovery = DiscoveryService.objects.filter(
@@ -106,7 +113,8 @@ def instance_attributes(task, port):
     """The attributes ECS gives a task's Cloud Map instance."""
     attributes = {
         "AWS_INSTANCE_IPV4": task.private_ip, "AWS_INIT_HEALTH_STATUS": "HEALTHY",
-        "AVAILABILITY_ZONE": f"{region()}a", "REGION": region(), "ECS_CLUSTER_NAME": task.cluster.name,
+        "AVAILABILITY_ZONE": f"{task.cluster.region}a", "REGION": task.cluster.region,
+        "ECS_CLUSTER_NAME": task.cluster.name,
         "ECS_SERVICE_NAME": task.service.name, "ECS_TASK_DEFINITION_FAMILY": task.task_definition.family,
     }
     if port:

@@ -149,7 +149,7 @@ def task_shape(task, inspected):
         "Limits": {"CPU": task.cpu / 1024, "Memory": task.memory},
         "PullStartedAt": _time(task.pull_started_at),
         "PullStoppedAt": _time(task.pull_stopped_at),
-        "AvailabilityZone": availability_zone(),
+        "AvailabilityZone": availability_zone(task.cluster.region),
         "LaunchType": "FARGATE",
         "Containers": [container_shape(task, c, inspected.get(c.docker_id, {})) for c in containers],
         "EphemeralStorageMetrics": {"Utilized": 0, "Reserved": 20496},

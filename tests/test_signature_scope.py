@@ -49,7 +49,7 @@ def test_a_signature_for_the_lab_region_and_service_works(default_account, api_n
     assert (status, code, rows) == (200, None, 1)
 
 
-@pytest.mark.parametrize("region", ["eu-west-1", "us-east-2", "us-east-1\n", ""])
+@pytest.mark.parametrize("region", ["mars-north-1", "ca-central-1", "us-east-1\n", ""])
 @pytest.mark.parametrize("api_name", WRITES)
 def test_it_refuses_a_region_the_lab_does_not_serve(default_account, api_name, region):
     status, code, rows = attempt(api_name, region=region)
@@ -60,9 +60,10 @@ def test_it_refuses_a_region_the_lab_does_not_serve(default_account, api_name, r
 
 @pytest.mark.parametrize("api_name", WRITES)
 def test_the_region_check_follows_the_lab_setting(default_account, api_name, settings):
-    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGION": "eu-west-1"}
-    assert attempt(api_name)[1] == SCOPE_ERROR[WRITES[api_name][0].protocol]
-    assert attempt(api_name, region="eu-west-1")[0] == 200
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGION": "eu-west-1", "REGIONS": ["ap-southeast-1"]}
+    assert attempt(api_name)[1] == SCOPE_ERROR[WRITES[api_name][0].protocol]  # us-east-1: not served now
+    assert attempt(api_name, region="eu-west-1")[0] == 200  # the default region is always served
+    assert attempt(api_name, region="ap-southeast-1")[0] == 200
 
 
 @pytest.mark.parametrize("api_name, service", [("ecr", "ecs"), ("ecr", "elasticloadbalancing"), ("ecs", "ecr"),

@@ -72,7 +72,7 @@ def _match_arn(kind, arn):
 def get_load_balancer(account, arn):
     """The account's load balancer with this ARN, or LoadBalancerNotFound."""
     match = _match_arn("loadbalancer", arn)
-    lb = LoadBalancer.objects.filter(account=account, lb_id=match.group(3), name=match.group(2)).first()
+    lb = LoadBalancer.objects.filter(account=account, region=region(), lb_id=match.group(3), name=match.group(2)).first()
     if lb is None:
         raise error("LoadBalancerNotFoundException", f"Load balancer '{arn}' not found")
     return lb
@@ -81,7 +81,7 @@ def get_load_balancer(account, arn):
 def get_target_group(account, arn):
     """The account's target group with this ARN, or TargetGroupNotFound."""
     match = _match_arn("targetgroup", arn)
-    tg = TargetGroup.objects.filter(account=account, tg_id=match.group(3), name=match.group(2)).first()
+    tg = TargetGroup.objects.filter(account=account, region=region(), tg_id=match.group(3), name=match.group(2)).first()
     if tg is None:
         raise error("TargetGroupNotFoundException", f"Target groups '{arn}' not found")
     return tg
@@ -91,7 +91,7 @@ def get_listener(account, arn):
     """The account's listener with this ARN, or ListenerNotFound."""
     match = _match_arn("listener", arn)
     listener = Listener.objects.select_related("load_balancer__account").filter(
-        load_balancer__account=account, listener_id=match.group(4)
+        load_balancer__account=account, load_balancer__region=region(), listener_id=match.group(4)
     ).first()
     if listener is None:
         raise error("ListenerNotFoundException", f"Listener '{arn}' not found")
@@ -136,7 +136,7 @@ def lb_shape(lb):
         "State": state,
         "Type": lb.type,
         "AvailabilityZones": [
-            {"ZoneName": f"{region()}{'abcdef'[i % 6]}", "SubnetId": subnet}
+            {"ZoneName": f"{lb.region}{'abcdef'[i % 6]}", "SubnetId": subnet}
             for i, subnet in enumerate(lb.subnets)
         ],
         "SecurityGroups": lb.security_groups,
@@ -214,8 +214,8 @@ def create_load_balancer(account, params, caller=""):
         raise error("InvalidConfigurationRequestException",
                     f"Fargate Lab load balancers are IPv4 only, not '{params['IpAddressType']}'")
     subnets = list(params.get("Subnets") or []) + [m.get("SubnetId", "") for m in params.get("SubnetMappings") or []]
-    existing = LoadBalancer.objects.filter(account=account, name=name).first()
-    if existing is None and LoadBalancer.objects.filter(account=account).count() >= LIMITS["application-load-balancers"]:
+    existing = LoadBalancer.objects.filter(account=account, region=region(), name=name).first()
+    if existing is None and LoadBalancer.objects.filter(account=account, region=region()).count() >= LIMITS["application-load-balancers"]:
         raise error("TooManyLoadBalancersException",
                     f"An account can have at most {LIMITS['application-load-balancers']} application load balancers")
     if existing is not None:
@@ -237,7 +237,7 @@ def create_load_balancer(account, params, caller=""):
 
 
 def describe_load_balancers(account, params, caller=""):
-    rows = LoadBalancer.objects.filter(account=account).select_related("account")
+    rows = LoadBalancer.objects.filter(account=account, region=region()).select_related("account")
     arns, names = params.get("LoadBalancerArns"), params.get("Names")
     if arns:
         found = [get_load_balancer(account, arn) for arn in arns]
@@ -254,7 +254,7 @@ def describe_load_balancers(account, params, caller=""):
 def delete_load_balancer(account, params, caller=""):
     arn = _required(params, "LoadBalancerArn")
     match = _match_arn("loadbalancer", arn)
-    lb = LoadBalancer.objects.filter(account=account, lb_id=match.group(3)).first()
+    lb = LoadBalancer.objects.filter(account=account, region=region(), lb_id=match.group(3)).first()
     if lb is not None and lb.attributes.get("deletion_protection.enabled") == "true":
         raise error("OperationNotPermittedException",
                     f"Load balancer '{arn}' cannot be deleted because deletion protection is enabled")
@@ -377,7 +377,7 @@ def create_target_group(account, params, caller=""):
         protocol=protocol, port=port, target_type=target_type, vpc_id=params.get("VpcId", ""),
         protocol_version=params.get("ProtocolVersion", "HTTP1"), **fields,
     )
-    existing = TargetGroup.objects.filter(account=account, name=name).first()
+    existing = TargetGroup.objects.filter(account=account, region=region(), name=name).first()
     if existing is not None:
         if all(getattr(existing, k) == v for k, v in settings_now.items()):
             return {"TargetGroups": [tg_shape(existing)]}
@@ -395,7 +395,7 @@ def create_target_group(account, params, caller=""):
 
 
 def describe_target_groups(account, params, caller=""):
-    rows = TargetGroup.objects.filter(account=account).select_related("account")
+    rows = TargetGroup.objects.filter(account=account, region=region()).select_related("account")
     if params.get("LoadBalancerArn"):
         lb = get_load_balancer(account, params["LoadBalancerArn"])
         rows = rows.filter(listeners__load_balancer=lb).distinct()
@@ -414,7 +414,7 @@ def describe_target_groups(account, params, caller=""):
 def delete_target_group(account, params, caller=""):
     arn = _required(params, "TargetGroupArn")
     match = _match_arn("targetgroup", arn)
-    tg = TargetGroup.objects.filter(account=account, tg_id=match.group(3)).first()
+    tg = TargetGroup.objects.filter(account=account, region=region(), tg_id=match.group(3)).first()
     if tg is None:
         return {}
     if tg.listeners.exists():

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from orchestrator.elbv2 import operations as ops
 from orchestrator.elbv2 import tagging
 from orchestrator.elbv2.protocol import ElbError, error
-from orchestrator.models import Listener, ListenerRule, rule_arn
+from orchestrator.models import Listener, ListenerRule, region, rule_arn
 
 MAX_PRIORITY = 50000
 # ELBv2's quotas, which the lab enforces: rules per load balancer (the default rules not
@@ -192,7 +192,7 @@ def get_rule(account, arn):
         raise ElbError("ValidationError", f"'{str(arn)[:256]}' is not a valid listener rule ARN")
     _, lb_name, lb_id, listener_id, rule_id = match.groups()
     listener = Listener.objects.filter(
-        load_balancer__account=account, load_balancer__lb_id=lb_id, load_balancer__name=lb_name,
+        load_balancer__account=account, load_balancer__region=region(), load_balancer__lb_id=lb_id, load_balancer__name=lb_name,
         listener_id=listener_id).select_related("load_balancer__account").first()
     if listener is not None:
         if rule_id == listener.listener_id:

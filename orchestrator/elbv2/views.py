@@ -11,7 +11,8 @@ from orchestrator.aws_auth import AuthError, authenticate
 from orchestrator.elbv2 import protocol
 from orchestrator.elbv2.operations import OPERATIONS, REFUSED
 from orchestrator.elbv2.protocol import ElbError
-from orchestrator.frontend import wire
+from orchestrator.frontend import sigv4, wire
+from orchestrator.models import acting_in, default_region
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def api(request):
     except wire.Malformed as exc:
         return _xml(protocol.render_error(ElbError("ValidationError", str(exc)), request_id), 400)
     action = (form or {}).get("Action", "")
-    with state_database.one_turn(action):  # a call that writes: one transaction with its activity row
+    # A call that writes: one transaction with its activity row, acting in its signature's region.
+    with acting_in(sigv4.scope_region(request) or default_region()), state_database.one_turn(action):
         return _api(request, request_id, started, started_at, trace_id, form, action)
 
 

@@ -99,9 +99,9 @@ def create_cluster(ctx, params):
     check_name(name, "Cluster name")
     fields = create_fields(ctx, params)
     fields["tags"] = _check_tags(params.get("tags", []))
-    if not Cluster.objects.filter(account=ctx.account, name=name, status=Cluster.ACTIVE).exists():
+    if not Cluster.objects.filter(account=ctx.account, region=region(), name=name, status=Cluster.ACTIVE).exists():
         service_quotas.check_clusters(ctx.account)
-    cluster, created = Cluster.objects.get_or_create(account=ctx.account, name=name, defaults=fields)
+    cluster, created = Cluster.objects.get_or_create(account=ctx.account, region=region(), name=name, defaults=fields)
     if not created and cluster.status == Cluster.INACTIVE:
         for field, value in fields.items():
             setattr(cluster, field, value)
@@ -121,7 +121,7 @@ def describe_clusters(ctx, params):
     clusters, failures = [], []
     for ref in params.get("clusters") or ["default"]:
         name = _cluster_name(ctx, ref)
-        cluster = Cluster.objects.filter(account=ctx.account, name=name).first() if name else None
+        cluster = Cluster.objects.filter(account=ctx.account, region=region(), name=name).first() if name else None
         if cluster is None:
             arn = ref if ref.startswith("arn:") else f"arn:aws:ecs:{region()}:{ctx.account.account_id}:cluster/{ref}"
             failures.append(_missing(arn))
@@ -133,7 +133,7 @@ def describe_clusters(ctx, params):
 @operation("ListClusters")
 def list_clusters(ctx, params):
     """ARNs of the account's ACTIVE clusters."""
-    rows = Cluster.objects.filter(account=ctx.account, status=Cluster.ACTIVE).order_by("pk").select_related("account")
+    rows = Cluster.objects.filter(account=ctx.account, region=region(), status=Cluster.ACTIVE).order_by("pk").select_related("account")
     items, token = _page(rows, params, lambda c: c.arn)
     return _paged_response("clusterArns", items, token)
 

@@ -18,9 +18,9 @@ from django.utils import timezone
 from orchestrator import bus
 from orchestrator.deployments import CIRCUIT_BREAKER_REASON, circuit_breaker_threshold
 from orchestrator.frontend import EcsError
-from orchestrator.frontend.operations import _ARN_RE, _cluster_of, _decode_token, _encode_token, operation
+from orchestrator.frontend.operations import _ARN_RE, _cluster_of, _decode_token, _encode_token, in_region, operation
 from orchestrator.frontend.shapes import PLATFORM_VERSION, _compact, epoch
-from orchestrator.models import Deployment, Service
+from orchestrator.models import Deployment, Service, region
 
 DEFAULT_DEPLOYMENT_CONFIGURATION = {
     "deploymentCircuitBreaker": {"enable": False, "rollback": False},
@@ -255,14 +255,14 @@ def service_revision_shape(deployment):
 def _parse(ctx, arn, kind):
     """(cluster, service, id) of a service-deployment or service-revision ARN of the account, or None."""
     match = _ARN_RE.fullmatch(arn)
-    if not match or match.group(1) != ctx.account.account_id or match.group(2) != kind:
+    if not match or match.group(1) != ctx.account.account_id or match.group(2) != kind or not in_region(arn):
         return None
     parts = match.group(3).split("/")
     return tuple(parts) if len(parts) == 3 and all(parts) else None
 
 
 def _rows(ctx):
-    return Deployment.objects.filter(service__account=ctx.account).select_related(
+    return Deployment.objects.filter(service__account=ctx.account, service__cluster__region=region()).select_related(
         "service__account", "service__cluster__account", "task_definition__account", "rollback_of")
 
 

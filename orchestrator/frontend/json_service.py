@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from orchestrator import state_database, traces
 from orchestrator.aws_auth import AuthError, authenticate
-from orchestrator.frontend import wire
+from orchestrator.frontend import sigv4, wire
+from orchestrator.models import acting_in, default_region
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -98,7 +99,7 @@ class JsonService:
         with its activity rows."""
         started, started_at, trace_id = time.perf_counter(), timezone.now(), traces.new_trace_id()
         operation = request.META.get("HTTP_X_AMZ_TARGET", "").removeprefix(self.target_prefix)[:64] or "unknown"
-        with state_database.one_turn(operation):
+        with acting_in(sigv4.scope_region(request) or default_region()), state_database.one_turn(operation):
             return self._api(request, started, started_at, trace_id, operation)
 
     def _api(self, request, started, started_at, trace_id, operation):

@@ -93,10 +93,17 @@ def dispatch(account, operation_name, params, *, caller="", trace_id=""):
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def in_region(arn):
+    """Whether an ARN names the region the call acts in."""
+    parts = arn.split(":", 4)
+    return len(parts) > 3 and parts[3] == region()
+
+
 def _parse_arn(value, kind, account):
-    """The resource part of an ECS ARN of ``kind`` in ``account``, or None if it is another."""
+    """The resource part of an ECS ARN of ``kind`` in ``account`` and the call's region, or None
+    if it is another (another region's objects are not this region's)."""
     match = _ARN_RE.fullmatch(value)
-    if not match or match.group(2) != kind or match.group(1) != account.account_id:
+    if not match or match.group(2) != kind or match.group(1) != account.account_id or not in_region(value):
         return None
     return match.group(3)
 
@@ -111,7 +118,7 @@ def _cluster_name(ctx, ref):
 def _get_cluster(ctx, ref, *, active=True):
     """The cluster named by ``ref`` (name or ARN, default "default"), or ClusterNotFoundException."""
     name = _cluster_name(ctx, ref or "default")
-    cluster = Cluster.objects.filter(account=ctx.account, name=name).first() if name else None
+    cluster = Cluster.objects.filter(account=ctx.account, region=region(), name=name).first() if name else None
     if cluster is None or (active and cluster.status != Cluster.ACTIVE):
         raise EcsError("ClusterNotFoundException", "Cluster not found.")
     return cluster
@@ -131,7 +138,7 @@ def _get_task_definition(ctx, ref, *, not_found=("ClientException", "Unable to d
     if ref.startswith("arn:"):
         ref = _parse_arn(ref, "task-definition", ctx.account) or ""
     family, _, revision = ref.partition(":")
-    rows = deleted_task_definitions.present(TaskDefinition.objects.filter(account=ctx.account, family=family))
+    rows = deleted_task_definitions.present(TaskDefinition.objects.filter(account=ctx.account, region=region(), family=family))
     if revision:
         number = wire.ascii_int(revision, max_digits=9)
         found = rows.filter(revision=number).first() if number is not None else None

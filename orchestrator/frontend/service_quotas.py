@@ -4,7 +4,7 @@ from collections import Counter
 
 from orchestrator import quotas
 from orchestrator.frontend import EcsError
-from orchestrator.models import Cluster, Service
+from orchestrator.models import Cluster, Service, region
 
 
 def _over(quota, limit):
@@ -17,7 +17,7 @@ def _over(quota, limit):
 def check_clusters(account):
     """CreateCluster of a new cluster: refused when the account has its quota of ACTIVE clusters."""
     limit = account.quota(quotas.CLUSTERS)
-    if Cluster.objects.filter(account=account, status=Cluster.ACTIVE).count() >= limit:
+    if Cluster.objects.filter(account=account, region=region(), status=Cluster.ACTIVE).count() >= limit:
         raise _over(quotas.CLUSTERS, limit)
 
 

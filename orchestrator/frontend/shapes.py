@@ -22,9 +22,9 @@ def _compact(data):
     return {key: value for key, value in data.items() if value is not None}
 
 
-def availability_zone():
-    """The one availability zone the lab's tasks run in."""
-    return region() + AVAILABILITY_ZONE_SUFFIX
+def availability_zone(region_name=None):
+    """The one availability zone the lab's tasks of a region (by default the call's) run in."""
+    return (region_name or region()) + AVAILABILITY_ZONE_SUFFIX
 
 
 def _cluster_statistics(c, data):
@@ -90,7 +90,7 @@ def _container_shape(task, container):
     """One container of a task as DescribeTasks lists it."""
     container_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{task.task_id}/{container.name}")
     data = {
-        "containerArn": f"arn:aws:ecs:{region()}:{task.account.account_id}:container/{task.cluster.name}/{task.task_id}/{container_id}",
+        "containerArn": f"arn:aws:ecs:{task.cluster.region}:{task.account.account_id}:container/{task.cluster.name}/{task.task_id}/{container_id}",
         "taskArn": task.arn,
         "name": container.name,
         "image": container.image,
@@ -141,7 +141,8 @@ def _eni_attachment(task):
         {"name": "macAddress", "value": mac},
     ]
     if task.private_ip:
-        domain = "ec2.internal" if region() == "us-east-1" else f"{region()}.compute.internal"
+        where = task.cluster.region
+        domain = "ec2.internal" if where == "us-east-1" else f"{where}.compute.internal"
         details.append({"name": "privateDnsName", "value": f"ip-{task.private_ip.replace('.', '-')}.{domain}"})
         details.append({"name": "privateIPv4Address", "value": task.private_ip})
     status = "ATTACHED" if task.private_ip else ("DELETED" if task.last_status == Task.STOPPED else "PRECREATED")
@@ -157,7 +158,7 @@ def task_shape(t, include=()):
         "clusterArn": t.cluster.arn,
         "taskDefinitionArn": t.task_definition.arn,
         "attachments": [_eni_attachment(t)],
-        "availabilityZone": availability_zone(),
+        "availabilityZone": availability_zone(t.cluster.region),
         "containers": [_container_shape(t, c) for c in t.containers.all()],
         "cpu": str(t.cpu),
         "memory": str(t.memory),

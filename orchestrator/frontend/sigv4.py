@@ -13,6 +13,7 @@ from urllib.parse import quote, unquote
 from django.conf import settings
 
 from orchestrator.frontend import EcsError
+from orchestrator import models
 from orchestrator.models import AccessKey, Account
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -20,6 +21,7 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = datetime.timedelta(minutes=15)
 _PARAM_RE = re.compile(r"\s*([A-Za-z]+)\s*=\s*([^,\s]*)\s*")
 _DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+_SCOPE_REGION_RE = re.compile(r"[^/,\s=]+/[0-9]{8}/([a-z0-9-]{1,32})/[a-z0-9-]+/aws4_request")
 
 BAD_SIGNATURE = (
     "The request signature we calculated does not match the signature you provided. "
@@ -31,9 +33,18 @@ _token_checks = []
 
 
 def served_regions():
-    """The regions whose credential scope the lab accepts: one today (FARGATE_LAB["REGION"]),
-    a set so that serving several regions only widens it."""
-    return frozenset({settings.FARGATE_LAB["REGION"]})
+    """The regions whose credential scope the lab accepts (FARGATE_LAB["REGIONS"] and "REGION");
+    the call then acts in its scope's region (``scope_region``)."""
+    return frozenset(models.served_regions())
+
+
+def scope_region(request):
+    """The served region named by the request's SigV4 credential scope (Authorization header or
+    X-Amz-Credential), else None: the region the call acts in once its signature is verified."""
+    match = _SCOPE_REGION_RE.search(request.META.get("HTTP_AUTHORIZATION", "")
+                                    or request.GET.get("X-Amz-Credential", ""))
+    name = match.group(1) if match else None
+    return name if name in served_regions() else None
 
 
 def accept_tokens(check):

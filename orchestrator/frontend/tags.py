@@ -3,8 +3,8 @@ from django.utils import timezone
 
 from orchestrator import bus
 from orchestrator.frontend import EcsError, wire
-from orchestrator.frontend.operations import _ARN_RE, MAX_TAGS, _check_tags, operation
-from orchestrator.models import Cluster, Service, Task, TaskDefinition
+from orchestrator.frontend.operations import _ARN_RE, MAX_TAGS, _check_tags, in_region, operation
+from orchestrator.models import Cluster, Service, Task, TaskDefinition, region
 
 
 def _merge_tags(existing, new):
@@ -24,10 +24,12 @@ def _tagged_resource(ctx, arn):
         raise EcsError("InvalidParameterException", "The ARN provided is not valid.")
     if match.group(1) != ctx.account.account_id:
         raise EcsError("AccessDeniedException", "The resource belongs to another account.")
+    if not in_region(arn):
+        raise EcsError("InvalidParameterException", f"The ARN names another region than the call's, {region()}.")
     kind, rest = match.group(2), match.group(3)
     resource, publish_kind = None, kind.replace("-", "_")
     if kind == "cluster":
-        resource = Cluster.objects.filter(account=ctx.account, name=rest).first()
+        resource = Cluster.objects.filter(account=ctx.account, region=region(), name=rest).first()
         if resource is None:
             raise EcsError("ClusterNotFoundException", "Cluster not found.")
         return resource, publish_kind
@@ -35,12 +37,14 @@ def _tagged_resource(ctx, arn):
         family, _, revision = rest.partition(":")
         number = wire.ascii_int(revision, max_digits=9)
         if number is not None:
-            resource = TaskDefinition.objects.filter(account=ctx.account, family=family, revision=number).first()
+            resource = TaskDefinition.objects.filter(account=ctx.account, region=region(), family=family,
+                                                      revision=number).first()
     elif kind == "task":
-        resource = Task.objects.filter(account=ctx.account, task_id=rest.rsplit("/", 1)[-1]).first()
+        resource = Task.objects.filter(account=ctx.account, cluster__region=region(),
+                                       task_id=rest.rsplit("/", 1)[-1]).first()
     elif kind == "service":
         cluster_name, _, name = rest.rpartition("/")
-        rows = Service.objects.filter(account=ctx.account, name=name)
+        rows = Service.objects.filter(account=ctx.account, cluster__region=region(), name=name)
         if cluster_name:
             rows = rows.filter(cluster__name=cluster_name)
         resource = rows.exclude(status=Service.INACTIVE).first() or rows.order_by("-pk").first()

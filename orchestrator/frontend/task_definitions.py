@@ -21,7 +21,7 @@ from orchestrator.frontend.operations import (
 )
 from orchestrator.frontend.task_definition_fields import HEALTH_CHECK_DEFAULTS, check_task_definition
 from orchestrator.frontend.validation import check_name
-from orchestrator.models import TaskDefinition
+from orchestrator.models import TaskDefinition, region
 
 # Fargate task sizes: CPU units -> the memory values (MiB) allowed with them.
 FARGATE_SIZES = {
@@ -234,7 +234,7 @@ def register_task_definition(ctx, params):
     """Register the next revision of a family (deregistered revisions still count)."""
     body, cpu, memory = normalize(params, ctx.account.account_id)
     tags = _check_tags(params.get("tags", []))
-    last = TaskDefinition.objects.filter(account=ctx.account, family=params["family"]).aggregate(r=Max("revision"))["r"]
+    last = TaskDefinition.objects.filter(account=ctx.account, region=region(), family=params["family"]).aggregate(r=Max("revision"))["r"]
     td = TaskDefinition.objects.create(
         account=ctx.account, family=params["family"], revision=(last or 0) + 1,
         body=body, cpu=cpu, memory=memory, tags=tags,
@@ -260,7 +260,7 @@ def describe_task_definition(ctx, params):
 def list_task_definitions(ctx, params):
     """Task definition ARNs, filtered by family and status (default ACTIVE), sorted ASC or DESC."""
     rows = deleted_task_definitions.present(
-        TaskDefinition.objects.filter(account=ctx.account, status=params.get("status", TaskDefinition.ACTIVE))
+        TaskDefinition.objects.filter(account=ctx.account, region=region(), status=params.get("status", TaskDefinition.ACTIVE))
     )
     if params.get("familyPrefix"):
         rows = rows.filter(family=params["familyPrefix"])
@@ -272,7 +272,7 @@ def list_task_definitions(ctx, params):
 @operation("ListTaskDefinitionFamilies")
 def list_task_definition_families(ctx, params):
     """Family names by prefix; status ACTIVE (has an active revision), INACTIVE (has none) or ALL."""
-    rows = deleted_task_definitions.present(TaskDefinition.objects.filter(account=ctx.account))
+    rows = deleted_task_definitions.present(TaskDefinition.objects.filter(account=ctx.account, region=region()))
     if params.get("familyPrefix"):
         rows = rows.filter(family__startswith=params["familyPrefix"])
     active = set(rows.filter(status=TaskDefinition.ACTIVE).values_list("family", flat=True))

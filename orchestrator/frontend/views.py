@@ -15,6 +15,7 @@ from django.utils import timezone
 from orchestrator import activity, state_database, traces
 from orchestrator.frontend import EcsError, call, sigv4, wire
 from orchestrator.frontend.operations import supported
+from orchestrator.models import acting_in, default_region
 
 log = logging.getLogger(__name__)
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -29,7 +30,7 @@ _ARN_FIELDS = (
 def api(request):
     """Answer one ECS API call (see the module docstring for the steps), a call that writes in
     one transaction with its activity rows."""
-    with state_database.one_turn(_target_name(request)):
+    with acting_in(sigv4.scope_region(request) or default_region()), state_database.one_turn(_target_name(request)):
         return _api(request)
 
 

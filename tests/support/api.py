@@ -32,9 +32,9 @@ def ecs(live_server, default_account):
     )
 
 
-def lab_client(live_server, service, key="test", secret="test"):
+def lab_client(live_server, service, key="test", secret="test", region="us-east-1"):
     """A boto3 client of another of the lab's AWS APIs (ssm, secretsmanager…) on the live server."""
-    return boto3.client(service, endpoint_url=live_server.url, region_name="us-east-1",
+    return boto3.client(service, endpoint_url=live_server.url, region_name=region,
                         aws_access_key_id=key, aws_secret_access_key=secret)
 
 

@@ -170,7 +170,8 @@ def register_scalable_target(account, params, caller):
         raise invalid(f"RoleARN {role[:256]} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>).")
     with transaction.atomic():
         target = _targets(account).select_for_update().filter(resource_id=params["ResourceId"]).first()
-        service = Service.objects.filter(account=account, cluster__name=cluster_name, name=service_name,
+        service = Service.objects.filter(account=account, cluster__region=region(), cluster__name=cluster_name,
+                                         name=service_name,
                                          status=Service.ACTIVE, cluster__status=Cluster.ACTIVE).first()
         if service is None:
             raise invalid(f"ECS service doesn't exist: {params['ResourceId'][:256]}")

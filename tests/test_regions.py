@@ -1,0 +1,179 @@
+"""Issue 11, item 3: regions. The region in the signature's credential scope is the region the call
+acts in; ARNs carry it, and each region's objects are its own (an account's us-east-1 and
+eu-west-1 clusters named alike are two). Through boto3, one client per region, on every API."""
+import pytest
+
+from orchestrator.models import Cluster, LoadBalancer, Repository, TaskDefinition
+from tests.support.api import error_of, fargate_task_definition, lab_client
+from tests.support.lab import lab_containers, poll
+from tests.test_task_metadata_docker import http_get
+
+HOME, AWAY = "us-east-1", "eu-west-1"
+
+
+def clients(live_server, service):
+    """(us-east-1 client, eu-west-1 client) of one API, with the default account's key."""
+    return lab_client(live_server, service), lab_client(live_server, service, region=AWAY)
+
+
+@pytest.fixture
+def ecs2(live_server, default_account):
+    return clients(live_server, "ecs")
+
+
+def test_ecs_clusters_of_one_name_in_two_regions_are_two(ecs2):
+    home, away = ecs2
+    a = home.create_cluster(clusterName="demo")["cluster"]
+    b = away.create_cluster(clusterName="demo", tags=[{"key": "where", "value": "away"}])["cluster"]
+    assert a["clusterArn"] == "arn:aws:ecs:us-east-1:000000000000:cluster/demo"
+    assert b["clusterArn"] == "arn:aws:ecs:eu-west-1:000000000000:cluster/demo"
+    assert Cluster.objects.filter(name="demo").count() == 2
+    assert home.list_clusters()["clusterArns"] == [a["clusterArn"]]
+    assert away.list_clusters()["clusterArns"] == [b["clusterArn"]]
+    assert home.describe_clusters(clusters=["demo"], include=["TAGS"])["clusters"][0]["tags"] == []
+    # An ARN of the other region is not found here, as on AWS.
+    described = home.describe_clusters(clusters=[b["clusterArn"]])
+    assert described["clusters"] == [] and described["failures"][0]["reason"] == "MISSING"
+    away.delete_cluster(cluster="demo")
+    assert home.describe_clusters(clusters=["demo"])["clusters"][0]["status"] == "ACTIVE"
+
+
+def test_task_definitions_services_and_tasks_are_per_region(ecs2):
+    home, away = ecs2
+    for client in (home, away):
+        client.create_cluster(clusterName="demo")
+    home.register_task_definition(**fargate_task_definition())
+    home.register_task_definition(**fargate_task_definition())
+    registered = away.register_task_definition(**fargate_task_definition())["taskDefinition"]
+    # Revisions count per region: eu-west-1's first web is web:1.
+    assert registered["taskDefinitionArn"] == "arn:aws:ecs:eu-west-1:000000000000:task-definition/web:1"
+    assert TaskDefinition.objects.filter(family="web").count() == 3
+    assert len(home.list_task_definitions()["taskDefinitionArns"]) == 2
+    assert away.list_task_definitions()["taskDefinitionArns"] == [registered["taskDefinitionArn"]]
+    assert error_of(away.describe_task_definition, taskDefinition="web:2")[0] == "ClientException"
+
+    network = {"awsvpcConfiguration": {"subnets": ["subnet-a"]}}
+    service = away.create_service(cluster="demo", serviceName="api", taskDefinition="web", desiredCount=0,
+                                  launchType="FARGATE", networkConfiguration=network)["service"]
+    assert service["serviceArn"] == "arn:aws:ecs:eu-west-1:000000000000:service/demo/api"
+    assert service["clusterArn"].startswith("arn:aws:ecs:eu-west-1:")
+    assert home.list_services(cluster="demo")["serviceArns"] == []
+    assert home.describe_services(cluster="demo", services=["api"])["failures"][0]["reason"] == "MISSING"
+
+    task = away.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE",
+                         networkConfiguration=network)["tasks"][0]
+    assert task["taskArn"].startswith("arn:aws:ecs:eu-west-1:000000000000:task/demo/")
+    assert task["availabilityZone"].startswith(AWAY)
+    assert home.list_tasks(cluster="demo")["taskArns"] == []
+    assert away.list_tasks(cluster="demo")["taskArns"] == [task["taskArn"]]
+    missing = home.describe_tasks(cluster="demo", tasks=[task["taskArn"]])
+    assert missing["tasks"] == [] and missing["failures"]
+    assert error_of(home.tag_resource, resourceArn=task["taskArn"], tags=[{"key": "k", "value": "v"}])[0] \
+        == "InvalidParameterException"
+
+
+def test_elbv2_load_balancers_and_target_groups_are_per_region(live_server, default_account):
+    home, away = clients(live_server, "elbv2")
+    a = home.create_load_balancer(Name="front", Subnets=["subnet-a"])["LoadBalancers"][0]
+    b = away.create_load_balancer(Name="front", Subnets=["subnet-a"])["LoadBalancers"][0]
+    assert a["LoadBalancerArn"] != b["LoadBalancerArn"] and LoadBalancer.objects.count() == 2
+    assert b["LoadBalancerArn"].startswith("arn:aws:elasticloadbalancing:eu-west-1:000000000000:loadbalancer/app/front/")
+    assert ".eu-west-1." in b["DNSName"] and ".us-east-1." in a["DNSName"]
+    assert b["AvailabilityZones"][0]["ZoneName"].startswith(AWAY)
+    assert [lb["LoadBalancerArn"] for lb in home.describe_load_balancers()["LoadBalancers"]] == [a["LoadBalancerArn"]]
+    assert error_of(home.describe_load_balancers, LoadBalancerArns=[b["LoadBalancerArn"]])[0] \
+        == "LoadBalancerNotFound"
+    tg = away.create_target_group(Name="web", Protocol="HTTP", Port=80, VpcId="vpc-1",
+                                  TargetType="ip")["TargetGroups"][0]
+    assert tg["TargetGroupArn"].startswith("arn:aws:elasticloadbalancing:eu-west-1:")
+    assert home.describe_target_groups()["TargetGroups"] == []
+    home_tg = home.create_target_group(Name="web", Protocol="HTTP", Port=8080, VpcId="vpc-1",
+                                       TargetType="ip")["TargetGroups"][0]  # other settings: no clash
+    assert home_tg["TargetGroupArn"] != tg["TargetGroupArn"]
+
+
+def test_ecr_repositories_are_per_region(live_server, default_account, lab_registry):
+    home, away = clients(live_server, "ecr")
+    a = home.create_repository(repositoryName="web")["repository"]
+    b = away.create_repository(repositoryName="web")["repository"]
+    assert a["repositoryArn"] == "arn:aws:ecr:us-east-1:000000000000:repository/web"
+    assert b["repositoryArn"] == "arn:aws:ecr:eu-west-1:000000000000:repository/web"
+    assert b["repositoryUri"].endswith("/000000000000/eu-west-1/web") and a["repositoryUri"].endswith("/000000000000/web")
+    assert Repository.objects.filter(name="web").count() == 2
+    assert [r["repositoryArn"] for r in away.describe_repositories()["repositories"]] == [b["repositoryArn"]]
+    away.delete_repository(repositoryName="web")
+    assert [r["repositoryArn"] for r in home.describe_repositories()["repositories"]] == [a["repositoryArn"]]
+    # A default-region name that would be another region's registry path is refused.
+    assert error_of(home.create_repository, repositoryName="eu-west-1/web")[0] == "InvalidParameterException"
+
+
+@pytest.mark.parametrize("service, create, listing, arn_of", [
+    ("logs", lambda c: c.create_log_group(logGroupName="/ecs/web"),
+     lambda c: [g["logGroupName"] for g in c.describe_log_groups()["logGroups"]],
+     lambda c: c.describe_log_groups()["logGroups"][0]["arn"]),
+    ("ssm", lambda c: c.put_parameter(Name="/app/db", Value="v", Type="String"),
+     lambda c: [p["Name"] for p in c.describe_parameters()["Parameters"]],
+     lambda c: c.get_parameter(Name="/app/db")["Parameter"]["ARN"]),
+    ("secretsmanager", lambda c: c.create_secret(Name="db", SecretString="v"),
+     lambda c: [s["Name"] for s in c.list_secrets()["SecretList"]],
+     lambda c: c.describe_secret(SecretId="db")["ARN"]),
+    ("servicediscovery", lambda c: c.create_http_namespace(Name="shop"),
+     lambda c: [n["Name"] for n in c.list_namespaces()["Namespaces"]],
+     lambda c: c.list_namespaces()["Namespaces"][0]["Arn"]),
+])
+def test_the_other_apis_keep_each_region_apart(live_server, default_account, service, create, listing, arn_of):
+    home, away = clients(live_server, service)
+    create(away)
+    assert listing(home) == [] and len(listing(away)) == 1
+    assert f":{AWAY}:000000000000:" in arn_of(away)
+    create(home)  # the same name in the other region is no clash
+    assert len(listing(home)) == 1 and f":{HOME}:000000000000:" in arn_of(home)
+
+
+def test_application_autoscaling_targets_are_per_region(ecs2, live_server):
+    home, away = ecs2
+    away.create_cluster(clusterName="demo")
+    away.register_task_definition(**fargate_task_definition())
+    away.create_service(cluster="demo", serviceName="api", taskDefinition="web", desiredCount=0,
+                        launchType="FARGATE", networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-a"]}})
+    scaling_home, scaling_away = clients(live_server, "application-autoscaling")
+    target = dict(ServiceNamespace="ecs", ResourceId="service/demo/api", ScalableDimension="ecs:service:DesiredCount",
+                  MinCapacity=1, MaxCapacity=3)
+    # us-east-1 has no such service: the target is refused there.
+    assert error_of(scaling_home.register_scalable_target, **target)[0] == "ValidationException"
+    arn = scaling_away.register_scalable_target(**target)["ScalableTargetARN"]
+    assert arn.startswith("arn:aws:application-autoscaling:eu-west-1:000000000000:")
+    assert scaling_home.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
+
+
+@pytest.mark.docker
+def test_a_task_runs_on_its_regions_network_and_knows_its_region(lab, docker_client):
+    """Real containers: the same cluster name in two regions gives two Docker networks, and the
+    task's container sees its own region as AWS_REGION."""
+    definition = fargate_task_definition()
+    network = {"awsvpcConfiguration": {"subnets": ["subnet-a"]}}
+    arns = {}
+    for name in (HOME, AWAY):
+        ecs = lab.client(region_name=name)
+        ecs.create_cluster(clusterName="demo")
+        ecs.register_task_definition(**definition)
+        arns[name] = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE",
+                                  networkConfiguration=network)["tasks"][0]["taskArn"]
+        assert arns[name].startswith(f"arn:aws:ecs:{name}:")
+
+    def running(name):
+        ecs = lab.client(region_name=name)
+        task = ecs.describe_tasks(cluster="demo", tasks=[arns[name]])["tasks"][0]
+        return task["lastStatus"] == "RUNNING" and task
+
+    for name in arns:
+        poll(lambda: running(name), timeout=60, message=f"the {name} task RUNNING")
+    containers = {c.labels.get("fargatelab.task-arn"): c for c in lab_containers(docker_client, lab.lab_id)}
+    for name, arn in arns.items():
+        container = containers[arn]
+        env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+        assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == name
+        networks = set(container.attrs["NetworkSettings"]["Networks"])
+        assert networks == {f"fargatelab-{lab.lab_id}-000000000000-{name}-demo"}
+        status, metadata = http_get(container, "$ECS_CONTAINER_METADATA_URI_V4/task")
+        assert status == 200 and metadata["TaskARN"] == arn and metadata["AvailabilityZone"].startswith(name)
