@@ -14,6 +14,7 @@ starts it (a management command, most tests), hearing the bus costs nothing.
 """
 import logging
 import threading
+import time
 
 from django.db import close_old_connections, transaction
 from django.utils import timezone
@@ -23,6 +24,10 @@ from orchestrator import bus
 from orchestrator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+# Each tick's way from the change to the page, at INFO (bench/bench_labs.py reads it): when the
+# runner heard the change on the bus, began the account's checks, had run them, committed the
+# tick and published it (epoch seconds).
+timing_log = logging.getLogger("classroom.runner.timing")
 
 # One account is evaluated by one worker at a time (its key); a check that waits on a slow
 # listener (Facts.status_of, at most URL_TIMEOUT) holds one worker, not the class.
@@ -53,6 +58,17 @@ class Runner:
         self.workers = workers
         self.threads = []
         self.unsubscribe = None
+        self._heard = {}  # key waiting -> when its first change since was heard (epoch seconds)
+        self._heard_lock = threading.Lock()
+
+    def _hear(self, key, at):
+        with self._heard_lock:
+            if at is not None and at < self._heard.get(key, float("inf")):
+                self._heard[key] = at
+
+    def _heard_of(self, key):
+        with self._heard_lock:
+            return self._heard.pop(key, None)
 
     def start(self):
         self.unsubscribe = bus.subscribe(self.on_bus)
@@ -76,6 +92,7 @@ class Runner:
         if info.get("remote"):
             return
         if kind in _OWNERS or (kind in EVERYONE and not info.get("heartbeat")):
+            self._hear(f"{kind}:{pk}", time.time())
             self.queue.add_after(f"{kind}:{pk}", COALESCE_SECONDS)
 
     def work(self):
@@ -94,14 +111,17 @@ class Runner:
     def handle(self, key):
         """An object's key → its account's key; an account's key → evaluate its open labs."""
         kind, _, value = key.partition(":")
+        heard = self._heard_of(key)
         if kind == "account":
-            evaluate_account(int(value))
+            evaluate_account(int(value), heard)
         elif kind == "open" or kind in EVERYONE:
             for account_pk in open_accounts():
+                self._hear(f"account:{account_pk}", heard)
                 self.queue.add(f"account:{account_pk}")
         else:
             account_pk = owner_of(kind, int(value))
             if account_pk is not None:
+                self._hear(f"account:{account_pk}", heard)
                 self.queue.add(f"account:{account_pk}")
 
 
@@ -120,15 +140,16 @@ def open_accounts():
     return sorted(set(LabProgress.objects.filter(completed_at=None).values_list("account_id", flat=True)))
 
 
-def evaluate_account(account_pk):
-    """Run the checks of every open lab of the account; publish each progress that changed."""
+def evaluate_account(account_pk, heard=None):
+    """Run the checks of every open lab of the account; publish each progress that changed.
+    ``heard``: when the runner heard the change that asked for it (for the timing log)."""
     from classroom.models import LabProgress
 
     for progress in LabProgress.objects.filter(account_id=account_pk, completed_at=None).select_related("account"):
-        evaluate(progress)
+        evaluate(progress, heard)
 
 
-def evaluate(progress):
+def evaluate(progress, heard=None):
     """Run the checks of ``progress``'s lab not yet ticked; tick those that pass. True if anything
     shown changed (then published as ``lab_progress``)."""
     from classroom.checks import Facts, verdict_of
@@ -137,6 +158,7 @@ def evaluate(progress):
     lab = get_lab(progress.lab)
     if lab is None:
         return False
+    started = time.time()
     facts = Facts(progress.account, progress.answers, progress.started_at)
     ticked = progress.ticked()
     notes, new = {}, {}
@@ -162,11 +184,19 @@ def evaluate(progress):
         fields.append("completed_at")
     if not new and not fields:
         return False
+    checked = time.time()
     with transaction.atomic():  # the ticks and the notes are seen together
         changed = [step_id for step_id, detail in new.items() if progress.tick(step_id, detail)]
         progress.updated_at = timezone.now()
         progress.save(update_fields=[*fields, "updated_at"])
+    committed = time.time()
     bus.publish("lab_progress", progress.pk)
+    if changed and timing_log.isEnabledFor(logging.INFO):
+        published = time.time()
+        for step_id in changed:
+            timing_log.info("tick account=%s lab=%s step=%s heard=%.6f started=%.6f checked=%.6f committed=%.6f "
+                            "published=%.6f", progress.account.account_id, lab.slug, step_id,
+                            heard if heard is not None else started, started, checked, committed, published)
     return bool(changed or fields)
 
 
