@@ -146,30 +146,41 @@ def prepare(url, services, moto=False):
     for name in names:
         ecs.create_service(cluster=CLUSTER, serviceName=name, taskDefinition="web", desiredCount=0,
                            launchType="FARGATE", networkConfiguration=network)
+    if not moto:  # the lab's control plane has done with the new services before the clock starts
+        deadline = time.monotonic() + 120
+        while not all(any("steady state" in e["message"] for e in s["events"])
+                      for s in ecs.describe_services(cluster=CLUSTER, services=names)["services"]):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the services did not reach a steady state")
+            time.sleep(0.5)
     return names
 
 
 def client_process(url, names, start_at, seconds, results):
     """One client: DescribeServices of ``names`` from ``start_at`` for ``seconds``; puts
     (answers, errors, latencies)."""
-    ecs = ecs_client(url)
-    ecs.describe_services(cluster=CLUSTER, services=names)  # the connection and the model, before the clock
-    while time.time() < start_at:
-        time.sleep(0.005)
     answers, errors, latencies = 0, 0, []
-    deadline = start_at + seconds
-    while time.time() < deadline:
-        began = time.perf_counter()
-        try:
-            answer = ecs.describe_services(cluster=CLUSTER, services=names)
-            if len(answer["services"]) == len(names):
-                answers += 1
-            else:
+    try:
+        ecs = ecs_client(url)
+        ecs.describe_services(cluster=CLUSTER, services=names)  # the connection and the model, before the clock
+        while time.time() < start_at:
+            time.sleep(0.005)
+        deadline = start_at + seconds
+        while time.time() < deadline:
+            began = time.perf_counter()
+            try:
+                answer = ecs.describe_services(cluster=CLUSTER, services=names)
+                if len(answer["services"]) == len(names):
+                    answers += 1
+                else:
+                    errors += 1
+            except Exception:  # counted: answers/s counts full answers only
                 errors += 1
-        except Exception:  # counted: answers/s counts full answers only
-            errors += 1
-        latencies.append(time.perf_counter() - began)
-    results.put((answers, errors, latencies))
+            latencies.append(time.perf_counter() - began)
+    except Exception:  # the warm-up call failed: this client answers nothing
+        errors += 1
+    finally:
+        results.put((answers, errors, latencies))
 
 
 def answers_per_second(url, names, clients, seconds):

@@ -296,17 +296,18 @@ def _check_placement(params):
     return strategies, constraints
 
 
-def _describe_many(ctx, params, key, limit, kind, find, shape):
+def _describe_many(ctx, params, key, limit, kind, find_all, shape):
     """Shape each object ``params[key]`` names (1 to ``limit`` ids or ARNs of one cluster); the
-    unknown ones are MISSING failures. Returns (shaped objects, failures)."""
+    unknown ones are MISSING failures. ``find_all(ctx, cluster, refs)`` fetches them all at once
+    (a few queries, not a few per object), None where there is none. Returns (shaped objects,
+    failures)."""
     refs = params[key]
     if not 1 <= len(refs) <= limit:
         raise EcsError("InvalidParameterException", f"{key} must list between 1 and {limit} {key}.")
     cluster = _cluster_of(ctx, params, refs[0], kind)
     include = _include(params)
     found, failures = [], []
-    for ref in refs:
-        obj = find(ctx, cluster, ref)
+    for ref, obj in zip(refs, find_all(ctx, cluster, refs)):
         if obj is None:
             arn = ref if ref.startswith("arn:") else f"arn:aws:ecs:{region()}:{ctx.account.account_id}:{kind}/{cluster.name}/{ref}"
             failures.append(_missing(arn))

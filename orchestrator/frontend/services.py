@@ -25,13 +25,28 @@ def _service_name(ctx, ref):
     return ref
 
 
+def _service_rows(queryset):
+    """Services with the rows their ARNs need, fetched in one query."""
+    return queryset.select_related("account", "cluster__account", "task_definition__account")
+
+
 def _find_service(ctx, cluster, ref):
     """The live service of that name in the cluster, else its most recent INACTIVE one."""
-    name = _service_name(ctx, ref)
-    rows = Service.objects.filter(cluster=cluster, name=name).select_related(
-        "account", "cluster__account", "task_definition__account"
-    )
+    rows = _service_rows(Service.objects.filter(cluster=cluster, name=_service_name(ctx, ref)))
     return rows.exclude(status=Service.INACTIVE).first() or rows.order_by("-pk").first()
+
+
+def _find_services(ctx, cluster, refs):
+    """``_find_service`` of each of ``refs`` (None where there is none), with what their shapes
+    show (live deployments, newest events), in four queries whatever their number."""
+    names = [_service_name(ctx, ref) for ref in refs]
+    chosen = {}
+    for service in _service_rows(Service.objects.filter(cluster=cluster, name__in=set(names))).order_by("pk"):
+        earlier = chosen.get(service.name)
+        if earlier is None or earlier.status == Service.INACTIVE:  # the live one, else the newest
+            chosen[service.name] = service
+    shapes.prefetch_service_shapes(list(chosen.values()))
+    return [chosen.get(name) for name in names]
 
 
 def _get_live_service(ctx, params):
@@ -54,7 +69,7 @@ def _check_desired_count(count):
 
 def _service_response(service):
     """The {"service": …} response, read back fresh after the write."""
-    service = Service.objects.select_related("account", "cluster__account", "task_definition__account").get(pk=service.pk)
+    service = _service_rows(Service.objects).get(pk=service.pk)
     return {"service": shapes.service_shape(service)}
 
 
@@ -242,7 +257,7 @@ def delete_service(ctx, params):
 @operation("DescribeServices")
 def describe_services(ctx, params):
     """Describe up to 10 services of one cluster; unknown ones are MISSING failures."""
-    services, failures = _describe_many(ctx, params, "services", 10, "service", _find_service, shapes.service_shape)
+    services, failures = _describe_many(ctx, params, "services", 10, "service", _find_services, shapes.service_shape)
     return {"services": services, "failures": failures}
 
 

@@ -5,7 +5,9 @@ or DescribeServices would return. Timestamps are epoch seconds (floats), as AWS 
 """
 import uuid
 
-from orchestrator.models import Task, region
+from django.db.models import Prefetch, prefetch_related_objects
+
+from orchestrator.models import Deployment, ServiceEvent, Task, region
 
 PLATFORM_VERSION = "1.4.0"
 AVAILABILITY_ZONE_SUFFIX = "a"
@@ -242,9 +244,29 @@ def current_service_deployment(live):
     return current, list(revisions.values())
 
 
+MAX_SERVICE_EVENTS = 100
+
+
+def prefetch_service_shapes(services):
+    """Fetch what ``service_shape`` shows of each of ``services`` (their live deployments and
+    newest events) in two queries for all of them, instead of a few for each."""
+    prefetch_related_objects(
+        services,
+        Prefetch("deployments", Deployment.objects.exclude(status="INACTIVE").select_related("task_definition__account"),
+                 to_attr="live_deployments"),
+        Prefetch("events", ServiceEvent.objects.all()[:MAX_SERVICE_EVENTS], to_attr="newest_events"),
+    )
+
+
 def service_shape(s, include=()):
-    """A Service as DescribeServices returns it: deployments and the newest 100 events."""
-    live = list(s.deployments.exclude(status="INACTIVE"))
+    """A Service as DescribeServices returns it: deployments and the newest 100 events (those
+    ``prefetch_service_shapes`` fetched, if it did)."""
+    live = getattr(s, "live_deployments", None)
+    if live is None:
+        live = list(s.deployments.exclude(status="INACTIVE"))
+    events = getattr(s, "newest_events", None)
+    if events is None:
+        events = s.events.all()[:MAX_SERVICE_EVENTS]
     current, revisions = current_service_deployment(live)
     data = {
         "serviceArn": s.arn,
@@ -266,7 +288,7 @@ def service_shape(s, include=()):
         "currentServiceDeployment": current,
         "currentServiceRevisions": revisions,
         "events": [
-            {"id": e.event_id, "createdAt": epoch(e.created_at), "message": e.message} for e in s.events.all()[:100]
+            {"id": e.event_id, "createdAt": epoch(e.created_at), "message": e.message} for e in events
         ],
         "createdAt": epoch(s.created_at),
         "placementConstraints": list(s.placement_constraints),

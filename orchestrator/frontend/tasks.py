@@ -63,7 +63,7 @@ def _create_task(ctx, cluster, td, *, cpu, memory, overrides=None, group="", sta
 
 def _task_rows(queryset):
     """Tasks with the rows their ARNs and shapes need, fetched in one query."""
-    return queryset.select_related("account", "cluster", "task_definition__account")
+    return queryset.select_related("account", "cluster__account", "task_definition__account")
 
 
 @operation("RunTask")
@@ -108,15 +108,28 @@ def run_task(ctx, params):
         )
         for provider in providers
     ]
-    tasks = _task_rows(Task.objects.filter(pk__in=[t.pk for t in tasks])).order_by("pk")
+    tasks = _task_rows(Task.objects.filter(pk__in=[t.pk for t in tasks])).order_by("pk").prefetch_related("containers")
     return {"tasks": [shapes.task_shape(t, include={"TAGS"}) for t in tasks], "failures": []}
+
+def _task_id(ctx, ref):
+    """The task id a reference (an id, or a task ARN of the account's) names ("" for another's ARN)."""
+    if ref.startswith("arn:"):
+        return (_parse_arn(ref, "task", ctx.account) or "").rsplit("/", 1)[-1]
+    return ref
+
 
 def _find_task(ctx, cluster, ref):
     """A task of the cluster by id or ARN, or None."""
-    task_id = ref
-    if ref.startswith("arn:"):
-        task_id = (_parse_arn(ref, "task", ctx.account) or "").rsplit("/", 1)[-1]
-    return _task_rows(Task.objects.filter(account=ctx.account, cluster=cluster, task_id=task_id)).first()
+    return _task_rows(Task.objects.filter(account=ctx.account, cluster=cluster, task_id=_task_id(ctx, ref))).first()
+
+
+def _find_tasks(ctx, cluster, refs):
+    """The tasks of the cluster ``refs`` name (ids or ARNs), None where there is none, in two
+    queries whatever their number: the tasks with their rows, then their containers."""
+    ids = [_task_id(ctx, ref) for ref in refs]
+    rows = _task_rows(Task.objects.filter(account=ctx.account, cluster=cluster, task_id__in=set(ids)))
+    found = {task.task_id: task for task in rows.prefetch_related("containers")}
+    return [found.get(task_id) for task_id in ids]
 
 
 @operation("StopTask")
@@ -142,7 +155,7 @@ def stop_task(ctx, params):
 @operation("DescribeTasks")
 def describe_tasks(ctx, params):
     """Describe up to 100 tasks of one cluster by id or ARN; unknown ones are MISSING failures."""
-    tasks, failures = _describe_many(ctx, params, "tasks", 100, "task", _find_task, shapes.task_shape)
+    tasks, failures = _describe_many(ctx, params, "tasks", 100, "task", _find_tasks, shapes.task_shape)
     return {"tasks": tasks, "failures": failures}
 
 
