@@ -615,7 +615,7 @@ class TaskSync:
 
     def wanted(self):
         task, service = self.task, self.task.service
-        load_balanced = bool(service and service.load_balancers)
+        load_balanced = bool(service and task.load_balancers)  # its task set's, or its service's
         if not load_balanced and (task.desired_status != Task.RUNNING or task.last_status in STOPPING_STATES):
             # Stopping: targets registered by hand (RegisterTargets) drain too.
             load_balanced = Target.objects.filter(task=task).exists()
@@ -972,7 +972,7 @@ class TaskSync:
         if old_ip and old_ip != private_ip:
             Target.objects.filter(task=self.task, address=old_ip).update(address=private_ip)
             Target.objects.filter(task=self.task, target_id=old_ip).update(target_id=private_ip)
-        if self.task.service_id and self.task.service.load_balancers:
+        if self.task.service_id and self.task.load_balancers:
             load_balancer.register_task(self.task)  # the published ports changed with the network
         self.record("network", f"moved task {self.task.task_id} from {', '.join(sorted(left)) or 'no network'} "
                                f"to its cluster's network {self.network}: now at {private_ip or 'no IP'}")

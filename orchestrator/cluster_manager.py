@@ -20,7 +20,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from orchestrator import activity, bus, capacity_strategy, elb_health, pacing, quotas, task_health, traces
+from orchestrator import activity, bus, capacity_strategy, elb_health, pacing, quotas, task_health, task_sets, traces
 from orchestrator import deployments as rollout
 from orchestrator.deployments import CIRCUIT_BREAKER_REASON, STOPPED_REASON
 from orchestrator.capacity_manager import task_ceiling, too_big
@@ -74,6 +74,7 @@ class DeploymentState:
     failed_tasks: int = 0
     recorded_failed_tasks: int = 0  # what the row says (written when it changes)
     stop_requested: str = ""  # StopServiceDeployment asked for a rollback
+    capacity_provider_strategy: list = field(default_factory=list)  # a task set's own
 
 
 @dataclass
@@ -103,6 +104,7 @@ class ServiceState:
     circuit_breaker: bool = False
     rollback: bool = False
     capacity_provider_strategy: list = field(default_factory=list)
+    external: bool = False  # the EXTERNAL deployment controller: its deployments are task sets
 
     @property
     def primary(self):
@@ -266,6 +268,11 @@ def plan(service, tasks, now=None):
         actions.append(_counts(service, [], primary_id))
         return [a for a in actions if a is not None]
 
+    if service.external:
+        _plan_task_sets(service, live, unstopped, stopping, now, stop, actions)
+        actions.append(_counts(service, unstopped, primary_id))
+        return [a for a in actions if a is not None]
+
     want = service.desired_count
     failed = primary is not None and primary.rollout_state == Deployment.FAILED
 
@@ -378,6 +385,30 @@ def plan(service, tasks, now=None):
     return [a for a in actions if a is not None]
 
 
+def _plan_task_sets(service, live, unstopped, stopping, now, stop, actions):
+    """A pass over an EXTERNAL service (``task_sets.plan_task_sets``): each task set kept at its
+    computedDesiredCount, a deleted one's tasks stopped and the task set retired."""
+    order = _created_order(live)
+    step = task_sets.plan_task_sets(
+        [(d.deployment_id, d.status, d.desired_count) for d in service.deployments if d.status != Deployment.INACTIVE],
+        [task_sets.SetTask(t.pk, t.deployment_id, t.last_status == Task.RUNNING, order[t.pk],
+                           protected=t.protected_until is not None and t.protected_until > now) for t in live],
+        {t.deployment_id for t in unstopped}, len(stopping))
+    strategies = {d.deployment_id: d.capacity_provider_strategy for d in service.deployments}
+    for ident, count in step.start.items():
+        providers = capacity_strategy.fill(
+            strategies.get(ident, []), [t.capacity_provider for t in live if t.deployment_id == ident], count)
+        actions.append(StartTasks(count, ident, providers))
+    by_pk = {t.pk: t for t in live}
+    stop([by_pk[pk] for pk in step.stop])
+    actions.extend(RetireDeployment(ident) for ident in step.retire)
+    if step.steady and not service.steady:
+        actions.append(SetSteady(True))
+        actions.append(AddEvent("has reached a steady state."))
+    elif not step.steady and service.steady:
+        actions.append(SetSteady(False))
+
+
 def _counts(service, unstopped, primary_id):
     """A SetCounts action if the observed counts changed, else None."""
     def count(tasks):
@@ -392,6 +423,8 @@ def _counts(service, unstopped, primary_id):
             continue
         mine = [t for t in unstopped if t.deployment_id == d.deployment_id]
         desired = service.desired_count if d.deployment_id == primary_id and service.status == Service.ACTIVE else 0
+        if service.external:  # a task set's computedDesiredCount, written by the frontend
+            desired = d.desired_count if service.status == Service.ACTIVE else 0
         r, p = count(mine)
         if (desired, r, p, d.failed_tasks) != (d.desired_count, d.running_count, d.pending_count,
                                               d.recorded_failed_tasks):
@@ -461,7 +494,9 @@ def load(service_pk, now=None):
     deployment_states = [
         DeploymentState(d.deployment_id, d.status, d.rollout_state, d.desired_count, d.running_count,
                         d.pending_count, failed_tasks=failures.get(d.pk, 0), recorded_failed_tasks=d.failed_tasks,
-                        stop_requested=d.stop_requested)
+                        stop_requested=d.stop_requested,
+                        capacity_provider_strategy=list(d.revision.get("capacityProviderStrategy") or [])
+                        if service.deployment_controller == "EXTERNAL" else [])
         for d in rows
     ]
     state = ServiceState(
@@ -475,6 +510,7 @@ def load(service_pk, now=None):
         health_check_grace_period=float(service.health_check_grace_period or 0),
         circuit_breaker=bool(breaker.get("enable")), rollback=bool(breaker.get("rollback")),
         capacity_provider_strategy=list(service.capacity_provider_strategy),
+        external=service.deployment_controller == "EXTERNAL",
     )
     tasks = [
         TaskState(t["pk"], t["task_id"], t["desired_status"], t["last_status"], t["created_at"],
@@ -590,6 +626,9 @@ class ClusterManager:
             self._say_once(service, "was unable to place a task because no container instance met all of its "
                                     f"requirements. Reason: {refusal[0]}: {refusal[1]}")
             return
+        # A task set's tasks take its own launch settings; a deployment's, the service's.
+        launch = deployment.revision if deployment is not None and service.deployment_controller == "EXTERNAL" else {
+            "launchType": service.launch_type, "networkConfiguration": service.network_configuration}
         # With AWS's pace kept, the scheduler starts what the account's launch bucket allows
         # and comes back for the rest once it has refilled.
         count, wait = pacing.take(service.account_id, action.count, partial=True)
@@ -604,9 +643,9 @@ class ClusterManager:
                 Task(
                     account=service.account, cluster=service.cluster, task_definition=task_definition,
                     service=service, deployment=deployment, group=f"service:{service.name}",
-                    started_by=action.deployment_id, launch_type=service.launch_type, capacity_provider=provider,
-                    cpu=task_definition.cpu, memory=task_definition.memory,
-                    network_configuration=service.network_configuration,
+                    started_by=action.deployment_id, launch_type=launch.get("launchType", "FARGATE"),
+                    capacity_provider=provider, cpu=task_definition.cpu, memory=task_definition.memory,
+                    network_configuration=launch.get("networkConfiguration") or {},
                     enable_execute_command=service.enable_execute_command,
                     trace_id=traces.current() or activity.new_trace_id(),
                 )
@@ -706,7 +745,8 @@ class ClusterManager:
                         f"deployment {action.deployment_id} of service {service.name} completed")
 
     def _apply_RetireDeployment(self, service, action):
-        Deployment.objects.filter(deployment_id=action.deployment_id, status=Deployment.ACTIVE).update(
+        Deployment.objects.filter(deployment_id=action.deployment_id,
+                                  status__in=(Deployment.ACTIVE, Deployment.DRAINING)).update(
             status=Deployment.INACTIVE, running_count=0, pending_count=0, desired_count=0, updated_at=timezone.now()
         )
         activity.record("cluster_manager", "retire-deployment", service.arn,

@@ -31,7 +31,9 @@ def check_service(service_pk, enqueue, now=None):
     the grace period; returns the pks of the tasks it stopped. ``enqueue(key, delay=…)``
     asks for another look when a grace period ends."""
     service = Service.objects.select_related("account", "cluster").filter(pk=service_pk).first()
-    if service is None or service.status != Service.ACTIVE or not service.load_balancers:
+    # An EXTERNAL service's task sets each have their own target groups.
+    if service is None or service.status != Service.ACTIVE or not (
+            service.load_balancers or service.deployment_controller == "EXTERNAL"):
         return []
     now = now or timezone.now()
     grace = service.health_check_grace_period or 0

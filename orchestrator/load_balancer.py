@@ -60,9 +60,10 @@ def _task_targets(task):
     if task.service_id is None:
         return []
     # Re-read: the agent writes private_ip and the bindings just before it registers.
-    task = Task.objects.select_related("service", "account", "cluster", "container_instance").get(pk=task.pk)
+    task = Task.objects.select_related(
+        "service", "deployment", "account", "cluster", "container_instance").get(pk=task.pk)
     result = []
-    for entry in task.service.load_balancers or []:
+    for entry in task.load_balancers:
         try:
             with acting_in(task.cluster.region):  # the target groups of the task's region
                 tg = operations.get_target_group(task.account, entry.get("targetGroupArn", ""))
@@ -109,7 +110,7 @@ def _service_group_arns(task):
     """The target groups the task's service registers it in (empty for a task of no service)."""
     if task.service_id is None:
         return set()
-    return {entry.get("targetGroupArn") for entry in task.service.load_balancers or []}
+    return {entry.get("targetGroupArn") for entry in task.load_balancers}
 
 
 def _service_targets(task):

@@ -332,6 +332,8 @@ class Service(models.Model):
     health_check_grace_period = models.PositiveIntegerField(null=True, blank=True)
     # ECS Exec: the tasks this service starts run the managed ExecuteCommandAgent.
     enable_execute_command = models.BooleanField(default=False)
+    # ECS (the cluster manager's rolling update) or EXTERNAL (task sets: ``orchestrator.task_sets``).
+    deployment_controller = models.CharField(max_length=16, default="ECS")
     client_token = models.CharField(max_length=36, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
     tags = models.JSONField(default=list, blank=True)
@@ -404,9 +406,14 @@ class ServiceEvent(models.Model):
 
 
 class Deployment(models.Model):
-    """One deployment of a service (a ReplicaSet of a Deployment): PRIMARY, ACTIVE or INACTIVE."""
+    """One deployment of a service (a ReplicaSet of a Deployment): PRIMARY, ACTIVE or INACTIVE.
+
+    A service of the EXTERNAL deployment controller has task sets instead: each is a row here
+    too (PRIMARY, ACTIVE, DRAINING once deleted, INACTIVE when its tasks are gone), with its
+    scale and its own launch settings and load balancers in ``revision``."""
 
     PRIMARY, ACTIVE, INACTIVE = "PRIMARY", "ACTIVE", "INACTIVE"
+    DRAINING = "DRAINING"  # a deleted task set whose tasks are stopping
     IN_PROGRESS, COMPLETED, FAILED = "IN_PROGRESS", "COMPLETED", "FAILED"
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="deployments")
@@ -432,9 +439,18 @@ class Deployment(models.Model):
     stop_requested = models.CharField(max_length=16, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A task set's externalId, scale ({"value": percent, "unit": "PERCENT"}) and tags.
+    external_id = models.CharField(max_length=255, blank=True)
+    scale = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    @property
+    def task_set_arn(self):
+        """Its ARN as a task set (a service of the EXTERNAL deployment controller)."""
+        return self._service_path().format("task-set") + self.deployment_id
 
     @property
     def revision_number(self):
@@ -583,6 +599,16 @@ class Task(models.Model):
         """Whether this is a failed start of a service whose restarts are throttled right now
         (a table sets it for its rows with one look per service)."""
         return bool(self.service_id and self.failed_to_start and self.service.restart_backoff())
+
+    @property
+    def load_balancers(self):
+        """The loadBalancers entries whose target groups the task registers in: its task set's,
+        else its service's ([] for a task of no service)."""
+        if self.service_id is None:
+            return []
+        if self.deployment_id and self.service.deployment_controller == "EXTERNAL":
+            return list(self.deployment.revision.get("loadBalancers", []))
+        return list(self.service.load_balancers or [])
 
     @property
     def pod_name(self):

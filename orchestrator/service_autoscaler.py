@@ -497,7 +497,13 @@ def do_SetDesiredCount(target, service, action, policies, schedules, enqueue, no
         if not changed:  # UpdateService (or another pass) got there first: the next pass decides again
             return
         trace = traces.begin("cluster_manager", "autoscale", service.arn, target.account)
-        service.deployments.filter(status=Deployment.PRIMARY).update(desired_count=action.count, updated_at=now)
+        if service.deployment_controller == "EXTERNAL":  # each task set scales by its percentage
+            from orchestrator.frontend import task_sets
+
+            service.desired_count = action.count
+            task_sets.rescale(service, now)
+        else:
+            service.deployments.filter(status=Deployment.PRIMARY).update(desired_count=action.count, updated_at=now)
         stamp = {"scaled_out_at" if action.direction == "out" else "scaled_in_at": now}
         if action.policy:
             ScalingPolicy.objects.filter(target=target, name=action.policy).update(**stamp)

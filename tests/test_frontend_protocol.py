@@ -42,12 +42,6 @@ def test_it_rejects_an_unknown_operation(raw_api):
     assert message == "Operation LaunchRockets is not supported by Fargate Lab"
 
 
-def test_it_rejects_an_operation_it_does_not_implement(raw_api):
-    status, kind, message = error(raw_api("CreateTaskSet", {"service": "x", "cluster": "x", "taskDefinition": "x"}))
-    assert (status, kind) == (400, "UnknownOperationException")
-    assert "CreateTaskSet" in message
-
-
 def test_it_rejects_another_services_target(raw_api):
     status, kind, _ = error(raw_api("ListClusters", {}, target="DynamoDB_20120810.ListTables"))
     assert (status, kind) == (400, "UnknownOperationException")

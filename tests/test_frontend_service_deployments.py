@@ -151,13 +151,14 @@ def test_list_service_deployments_of_an_unknown_service_is_service_not_found(dem
     assert code == "ClusterNotFoundException"
 
 
-def test_deployment_controllers_other_than_ecs_are_refused(demo):
+def test_the_code_deploy_controller_and_a_change_of_controller_are_refused(demo):
+    code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="bg-code-deploy",
+                                taskDefinition="web:1", deploymentController={"type": "CODE_DEPLOY"})
+    assert code == "InvalidParameterException" and "CODE_DEPLOY" in message and "EXTERNAL" in message
     for kind in ("EXTERNAL", "CODE_DEPLOY"):
-        code, message, _ = error_of(demo.create_service, cluster="demo", serviceName=f"bg-{kind.lower()}",
-                                    taskDefinition="web:1", deploymentController={"type": kind})
+        code, message, _ = error_of(demo.update_service, cluster="demo", service="svc",
+                                    deploymentController={"type": kind})
         assert code == "InvalidParameterException" and kind in message
-        code, _, _ = error_of(demo.update_service, cluster="demo", service="svc", deploymentController={"type": kind})
-        assert code == "InvalidParameterException"
     assert list(Service.objects.values_list("name", flat=True)) == ["svc"]
     ok = demo.create_service(cluster="demo", serviceName="ecs", taskDefinition="web:1",
                              deploymentController={"type": "ECS"})["service"]

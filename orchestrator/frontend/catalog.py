@@ -34,8 +34,9 @@ def readme_section():
     refused = refusals()
     lines = [
         f"Of the {len(operation_names())} operations in botocore's ECS model, the lab implements "
-        f"{len(supported())}, refuses {len(refused)} that do not apply to Fargate with a clear error, and "
-        f"answers {len(missing())} with UnknownOperationException (not built yet).",
+        f"{len(supported())} and refuses {len(refused)} that do not apply to Fargate with a clear error"
+        + (f"; it answers {len(missing())} with UnknownOperationException (not built yet)." if missing() else
+           ": none is answered with UnknownOperationException."),
         "",
         "Implemented: " + ", ".join(f"`{name}`" for name in supported()) + ".",
         "",
@@ -43,5 +44,6 @@ def readme_section():
         "| --- | --- | --- |",
     ]
     lines += [f"| `{name}` | {error} | {why} |" for name, (error, why) in sorted(refused.items())]
-    lines += ["", "Not built yet: " + ", ".join(f"`{name}`" for name in missing()) + "."]
+    if missing():
+        lines += ["", "Not built yet: " + ", ".join(f"`{name}`" for name in missing()) + "."]
     return "\n".join(lines) + "\n"

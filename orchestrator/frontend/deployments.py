@@ -58,13 +58,14 @@ def _deployment_configuration(given, current=None):
 
 
 def check_deployment_controller(params):
-    """Refuse a deployment controller other than ECS's own (the cluster manager's rolling update)."""
+    """Refuse, on UpdateService of a service of the ECS deployment controller, another controller:
+    Fargate Lab does not move a service from one controller to another."""
     kind = (params.get("deploymentController") or {}).get("type", "ECS")
     if kind != "ECS":
         raise EcsError(
             "InvalidParameterException",
-            f"Fargate Lab runs services with the ECS deployment controller only; the {kind} controller "
-            "(blue/green through CodeDeploy, or task sets of an external controller) is not supported.",
+            f"Fargate Lab does not change a service's deployment controller: this service uses the ECS "
+            f"controller, not {str(kind)[:64]}. Create a new service with the EXTERNAL controller for task sets.",
         )
 
 

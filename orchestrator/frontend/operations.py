@@ -320,5 +320,5 @@ def _describe_many(ctx, params, key, limit, kind, find_all, shape):
 from orchestrator.frontend import (  # noqa: E402,F401,I001
     account_settings, attributes, capacity_providers, clusters, container_instances, deleted_task_definitions,
     deployments, execute_command, express_gateway, not_applicable, service_quotas, service_registries, services, tags,
-    task_definitions, task_protection, tasks,
+    task_definitions, task_protection, task_sets, tasks,
 )

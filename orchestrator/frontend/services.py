@@ -6,7 +6,7 @@ desired count and rolls one deployment into the next.
 from django.utils import timezone
 
 from orchestrator import bus
-from orchestrator.frontend import EcsError, capacity_providers, service_quotas, service_registries, shapes
+from orchestrator.frontend import EcsError, capacity_providers, service_quotas, service_registries, shapes, task_sets
 from orchestrator.frontend.deployments import _deployment_configuration, _new_deployment, check_deployment_controller
 from orchestrator.frontend.operations import (
     _check_launch_type, _check_placement, _check_tags, _client_token, _cluster_of, _describe_many, _fingerprint,
@@ -132,12 +132,16 @@ def create_service(ctx, params):
             return _service_response(live)
         raise EcsError("InvalidParameterException", "Creation of service was not idempotent.")
     _check_launch_type(params)
-    check_deployment_controller(params)
+    controller = task_sets.controller_of(params)
+    if controller == task_sets.EXTERNAL:
+        task_sets.check_external_service(params)
     strategy = capacity_providers.strategy_for(params, cluster)
     if params.get("schedulingStrategy", "REPLICA") != "REPLICA":
         raise EcsError("InvalidParameterException", "Fargate only supports the REPLICA scheduling strategy.")
     if "taskDefinition" not in params:
-        raise EcsError("InvalidParameterException", "TaskDefinition cannot be empty.")
+        raise EcsError("InvalidParameterException", "TaskDefinition cannot be empty." if controller != "EXTERNAL" else
+                       "Fargate Lab needs a taskDefinition on CreateService for the EXTERNAL deployment controller "
+                       "too (the service shows it until a primary task set replaces it); each task set names its own.")
     td = _runnable_task_definition(ctx, params["taskDefinition"])
     strategies, constraints = _check_placement(params)
     desired_count = _check_desired_count(params.get("desiredCount", 0))
@@ -158,10 +162,11 @@ def create_service(ctx, params):
         client_token=token, request_fingerprint=fingerprint,
         tags=_check_tags(params.get("tags", [])),
         created_by=f"arn:aws:iam::{ctx.account.account_id}:root",
-        created_at=now, updated_at=now, **discovery,
+        created_at=now, updated_at=now, deployment_controller=controller, **discovery,
     )
     service_registries.prepare(ctx, service)
-    _new_deployment(service)
+    if controller != task_sets.EXTERNAL:  # an external controller's task sets run its tasks
+        _new_deployment(service)
     bus.publish("service", service.pk)
     return _service_response(service)
 
@@ -170,7 +175,10 @@ def create_service(ctx, params):
 def update_service(ctx, params):
     """Scale a service or roll it to a new task definition (a new PRIMARY deployment)."""
     service = _get_live_service(ctx, params)
-    check_deployment_controller(params)
+    if service.deployment_controller == task_sets.EXTERNAL:
+        task_sets.check_external_update(service, params)
+    else:
+        check_deployment_controller(params)
     fields = {"updated_at"}
     new_deployment = bool(params.get("forceNewDeployment"))
     if "taskDefinition" in params:
@@ -223,7 +231,9 @@ def update_service(ctx, params):
     fields.add("steady")
     service.save(update_fields=tuple(fields))
     service_registries.prepare(ctx, service)
-    if new_deployment:
+    if service.deployment_controller == task_sets.EXTERNAL:
+        task_sets.rescale(service, service.updated_at)
+    elif new_deployment:
         _new_deployment(service)
     elif "desiredCount" in params:
         service.deployments.filter(status=Deployment.PRIMARY).update(

@@ -267,6 +267,9 @@ def service_shape(s, include=()):
     events = getattr(s, "newest_events", None)
     if events is None:
         events = s.events.all()[:MAX_SERVICE_EVENTS]
+    external = s.deployment_controller == "EXTERNAL"
+    task_sets = [d for d in live if external]  # an EXTERNAL service's live rows are its task sets
+    live = [] if external else live
     current, revisions = current_service_deployment(live)
     data = {
         "serviceArn": s.arn,
@@ -296,12 +299,16 @@ def service_shape(s, include=()):
         "networkConfiguration": s.network_configuration or None,
         "healthCheckGracePeriodSeconds": s.health_check_grace_period,
         "schedulingStrategy": s.scheduling_strategy,
-        "deploymentController": {"type": "ECS"},
+        "deploymentController": {"type": s.deployment_controller},
         "createdBy": s.created_by or None,
         "enableECSManagedTags": False,
         "propagateTags": "NONE",
         "enableExecuteCommand": s.enable_execute_command,
     }
+    if external:  # an EXTERNAL service's tasks are its task sets' (and it has no deployments)
+        from orchestrator.frontend.task_sets import task_set_shape
+
+        data["taskSets"] = [task_set_shape(t) for t in task_sets]
     if "TAGS" in include:
         data["tags"] = list(s.tags)
     return _compact(data)
