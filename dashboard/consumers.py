@@ -16,8 +16,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from dashboard import broadcast, fragments, state
-from orchestrator.models import Account, Cluster, ContainerInstance, Repository, Service, Task, TaskContainer
+from dashboard import broadcast, fragments, region, state
+from orchestrator.models import (
+    Account, Cluster, ContainerInstance, Repository, Service, Task, TaskContainer, acting_in, default_region,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,12 @@ def _account_pk(user):
 
 
 @database_sync_to_async
+def _session_region(session):
+    """The region the page's session chose (``dashboard.region``): its fragments show that region's."""
+    return region.session_region(session)
+
+
+@database_sync_to_async
 def _viewer(user):
     return state.viewer_of(user)
 
@@ -132,9 +140,13 @@ def _visible(model, key, account_pk):
     return rows.exists()
 
 
-def _render_all(items, seq):
-    """``render_all`` in the database thread."""
-    return database_sync_to_async(render_all)(items, seq)
+def _render_all(items, seq, region_name=None):
+    """``render_all`` in the database thread, acting in ``region_name`` (the page's region)."""
+    def in_region():
+        with acting_in(region_name or default_region()):
+            return render_all(items, seq)
+
+    return database_sync_to_async(in_region)()
 
 
 def render_all(items, seq):
@@ -158,20 +170,20 @@ SHARED_RENDERS = 256
 _shared = {}
 
 
-async def _render_shared(items, seq):
-    """``_render_all(items, seq)``, once per (items, seq) on this event loop."""
+async def _render_shared(items, seq, region_name=None):
+    """``_render_all(items, seq, region_name)``, once per (items, seq, region) on this event loop."""
     if seq is None:  # a page that just connected: its own current state
-        return await _render_all(items, seq)
+        return await _render_all(items, seq, region_name)
     loop = asyncio.get_running_loop()
     renders = _shared.get(loop)
     if renders is None:
         for old in [old for old in _shared if old.is_closed()]:
             del _shared[old]
         renders = _shared[loop] = OrderedDict()
-    key = (tuple(items), seq)
+    key = (tuple(items), seq, region_name)
     render = renders.get(key)
     if render is None:
-        render = renders[key] = loop.create_task(_render_all(items, seq))
+        render = renders[key] = loop.create_task(_render_all(items, seq, region_name))
         while len(renders) > SHARED_RENDERS:
             renders.popitem(last=False)
     return await asyncio.shield(render)
@@ -199,6 +211,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.fragment_key = account_pk if self.page.per_account else self.key
+        self.region = await _session_region(self.scope.get("session"))
         viewed = any(fragments.is_viewed(name) for name in self.page.fragments)
         self.viewer = await _viewer(user) if self.page.events or viewed else None
         self.rows = {}
@@ -274,7 +287,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send_fragments(items, seq=event["seq"])
 
     async def send_fragments(self, items, seq):
-        messages, shown = await _render_shared(items, seq)
+        messages, shown = await _render_shared(items, seq, getattr(self, "region", None))
         self.rows.update(shown)
         for html in messages:
             await send_html(self, html)

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from dashboard import diagram, rollouts, state, twins
+from orchestrator.models import acting_in, region
 
 log = logging.getLogger(__name__)
 _registry = {}
@@ -124,10 +125,11 @@ class RenderCache:
         self.lock = threading.Lock()
 
     def render(self, name, key, seq):
-        """The out-of-band HTML of fragment ``name``/``key`` as of broadcast ``seq`` (None: uncached)."""
+        """The out-of-band HTML of fragment ``name``/``key`` as of broadcast ``seq`` (None: uncached),
+        in the region the caller acts in (pages of two regions never share a render)."""
         if seq is None:
             return render(name, key, oob=True)
-        cache_key = (name, key, seq)
+        cache_key = (name, key, seq, region())
         with self.lock:
             if cache_key in self.entries:
                 return self.entries[cache_key]
@@ -417,7 +419,8 @@ def _repository_images(key):
     repository = Repository.objects.select_related("account").filter(pk=key).first()
     if repository is None:
         return None
-    return {"repository": repository, **state.repository_images(repository.account, repository.name)}
+    with acting_in(repository.region):  # its images, through its own region's ECR API
+        return {"repository": repository, **state.repository_images(repository.account, repository.name)}
 
 
 @fragment("elb-list", "dashboard/fragments/elb_list.html")

@@ -18,7 +18,7 @@ from dashboard import broadcast, twins
 from orchestrator import cluster_manager, network
 from orchestrator.frontend import wire
 from orchestrator.models import (
-    Activity, Cluster, ContainerInstance, Service, Task, TaskContainer, TaskDefinition,
+    Activity, Cluster, ContainerInstance, Service, Task, TaskContainer, TaskDefinition, region,
 )
 
 CARD_ROWS = 8
@@ -53,17 +53,20 @@ def frontend_card(viewer=None):
 
 
 def statedb_card(viewer=None):
-    """Object counts per kind and the latest writes the bus carried (other accounts' unnamed)."""
-    tasks = Task.objects.aggregate(
+    """Object counts per kind of the region shown and the latest writes the bus carried (other
+    accounts' unnamed)."""
+    tasks = Task.objects.filter(cluster__region=region()).aggregate(
         live=Count("pk", filter=~Q(last_status=Task.STOPPED)),
         running=Count("pk", filter=Q(last_status=Task.RUNNING)),
         stopped=Count("pk", filter=Q(last_status=Task.STOPPED)),
     )
     return {
         "counts": [
-            ("Clusters", Cluster.objects.filter(status=Cluster.ACTIVE).count(), "clusters"),
-            ("Task definitions", TaskDefinition.objects.filter(status=TaskDefinition.ACTIVE).count(), "Pod specs"),
-            ("Services", Service.objects.exclude(status=Service.INACTIVE).count(), "Deployments"),
+            ("Clusters", Cluster.objects.filter(region=region(), status=Cluster.ACTIVE).count(), "clusters"),
+            ("Task definitions", TaskDefinition.objects.filter(region=region(), status=TaskDefinition.ACTIVE).count(),
+             "Pod specs"),
+            ("Services", Service.objects.filter(cluster__region=region()).exclude(status=Service.INACTIVE).count(),
+             "Deployments"),
             ("Tasks running", tasks["running"], "Pods Running"),
             ("Tasks not stopped", tasks["live"], "Pods"),
             ("Tasks stopped", tasks["stopped"], "Pods Succeeded / Failed"),
@@ -210,8 +213,9 @@ def instance_usage(instance, viewer=None):
 # --- Clusters, services, tasks -----------------------------------------------------------
 
 def clusters(account_pk=None):
-    """Clusters (of one account, or all) with their live services and tasks counted."""
-    rows = Cluster.objects.filter(account_id=account_pk) if account_pk is not None else Cluster.objects.all()
+    """Clusters of the region shown (of one account, or all) with their live services and tasks counted."""
+    rows = Cluster.objects.filter(region=region())
+    rows = rows.filter(account_id=account_pk) if account_pk is not None else rows
     return list(
         rows.select_related("account").annotate(
             services_live=Count("services", filter=~Q(services__status=Service.INACTIVE), distinct=True),
@@ -482,7 +486,8 @@ def families(account_pk=None):
     counts = {}
     from orchestrator.frontend.deleted_task_definitions import present
 
-    rows = TaskDefinition.objects.filter(account_id=account_pk) if account_pk is not None else TaskDefinition.objects.all()
+    rows = TaskDefinition.objects.filter(region=region())
+    rows = rows.filter(account_id=account_pk) if account_pk is not None else rows
     for td in present(rows).select_related("account").order_by("family", "revision"):
         latest[td.family] = td
         counts[td.family] = counts.get(td.family, 0) + 1
@@ -497,8 +502,8 @@ def alb_card(viewer=None):
     from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup
 
     listeners = Listener.objects.prefetch_related("target_groups")
-    own_lbs, other_lbs = _own_and_others(LoadBalancer.objects.all(), viewer)
-    own_groups, _ = _own_and_others(TargetGroup.objects.all(), viewer)
+    own_lbs, other_lbs = _own_and_others(LoadBalancer.objects.filter(region=region()), viewer)
+    own_groups, _ = _own_and_others(TargetGroup.objects.filter(region=region()), viewer)
     load_balancers = own_lbs.select_related("account").prefetch_related(Prefetch("listeners", listeners))[:CARD_ROWS]
     groups = own_groups.select_related("account").prefetch_related(
         Prefetch("targets", Target.objects.select_related("task")), "listeners")[:CARD_ROWS]
@@ -522,13 +527,13 @@ def ecr_card(viewer=None):
     from orchestrator.models import Repository
 
     repositories = []
-    for repository in _own_and_others(Repository.objects.all(), viewer)[0][:CARD_ROWS]:
+    for repository in _own_and_others(Repository.objects.filter(region=region()), viewer)[0][:CARD_ROWS]:
         repositories.append({"name": repository.name, "uri": registry.repository_uri(repository),
                              "tags": registry.tags(repository)})
     return {
         "registry": registry.registry_host(),
         "repositories": repositories,
-        "repository_count": Repository.objects.count(),
+        "repository_count": Repository.objects.filter(region=region()).count(),
         "calls": _activities("registry", 6, viewer),
     }
 
@@ -654,13 +659,14 @@ def frontend_box():
 
 
 def statedb_box(viewer):
-    """Objects by kind, the writes of the last minute, and the last write (another account's unnamed)."""
-    tasks = Task.objects.aggregate(
+    """Objects by kind (of the region shown), the writes of the last minute, and the last write
+    (another account's unnamed)."""
+    tasks = Task.objects.filter(cluster__region=region()).aggregate(
         live=Count("pk", filter=~Q(last_status=Task.STOPPED)), stopped=Count("pk", filter=Q(last_status=Task.STOPPED)))
     latest = _writes_seen_by(broadcast.recent_writes(1), viewer)
     return {
-        "clusters": Cluster.objects.filter(status=Cluster.ACTIVE).count(),
-        "services": Service.objects.exclude(status=Service.INACTIVE).count(),
+        "clusters": Cluster.objects.filter(region=region(), status=Cluster.ACTIVE).count(),
+        "services": Service.objects.filter(cluster__region=region()).exclude(status=Service.INACTIVE).count(),
         "tasks": tasks["live"],
         "stopped": tasks["stopped"],
         "writes": broadcast.writes_since(60),
@@ -719,8 +725,10 @@ def alb_box():
     """Load balancers, listeners, and how many of the targets are healthy."""
     from orchestrator.models import Listener, LoadBalancer, Target
 
-    targets = Target.objects.aggregate(total=Count("pk"), healthy=Count("pk", filter=Q(state=Target.HEALTHY)))
-    return {"load_balancers": LoadBalancer.objects.count(), "listeners": Listener.objects.count(), **targets}
+    targets = Target.objects.filter(target_group__region=region()).aggregate(
+        total=Count("pk"), healthy=Count("pk", filter=Q(state=Target.HEALTHY)))
+    return {"load_balancers": LoadBalancer.objects.filter(region=region()).count(),
+            "listeners": Listener.objects.filter(load_balancer__region=region()).count(), **targets}
 
 
 def ecr_box():
@@ -728,7 +736,7 @@ def ecr_box():
     from orchestrator import registry
     from orchestrator.models import Repository
 
-    return {"registry": registry.registry_host(), "repositories": Repository.objects.count(),
+    return {"registry": registry.registry_host(), "repositories": Repository.objects.filter(region=region()).count(),
             "last": _last_action("registry")}
 
 
@@ -964,13 +972,13 @@ def load_balancing(account_pk):
     from orchestrator.models import Listener, LoadBalancer, Target, TargetGroup
 
     listeners = Listener.objects.prefetch_related("target_groups", "rules").order_by("port")
-    lbs = list(LoadBalancer.objects.filter(account_id=account_pk).select_related("account")
+    lbs = list(LoadBalancer.objects.filter(account_id=account_pk, region=region()).select_related("account")
                .prefetch_related(Prefetch("listeners", listeners)).order_by("name"))
     for lb in lbs:
         for listener in lb.listeners.all():
             listener.rule_rows = _rule_rows(listener)
-    groups = (TargetGroup.objects.filter(account_id=account_pk).select_related("account")
+    groups = (TargetGroup.objects.filter(account_id=account_pk, region=region()).select_related("account")
               .prefetch_related(Prefetch("targets", Target.objects.select_related("task")), "listeners__load_balancer")
               .order_by("name"))
-    clusters = Cluster.objects.filter(account_id=account_pk, status=Cluster.ACTIVE).order_by("name")
+    clusters = Cluster.objects.filter(account_id=account_pk, region=region(), status=Cluster.ACTIVE).order_by("name")
     return {"load_balancers": lbs, "target_groups": list(groups), "clusters": list(clusters)}

@@ -71,8 +71,10 @@ def _discovery(service):
 def _task_definitions(account, arns):
     """The account's task definitions with these ARNs."""
     wanted = {kubernetes.last_part(arn) for arn in arns}
-    return [td for td in TaskDefinition.objects.filter(account=account, family__in={w.split(":")[0] for w in wanted})
-            if f"{td.family}:{td.revision}" in wanted]
+    rows = TaskDefinition.objects.filter(account=account, family__in={w.split(":")[0] for w in wanted})
+    # A full ARN names its region: another region's revision of the same name is another's.
+    return [td for td in rows if f"{td.family}:{td.revision}" in wanted
+            and (td.arn in arns or not any(str(arn).startswith("arn:") for arn in arns))]
 
 
 def _group_manifests(group, namespace, listeners):

@@ -1,11 +1,12 @@
 """Dashboard URLs (the map itself is "/", routed by config.urls.root)."""
 from django.urls import path, re_path
 
-from dashboard import logs_views, quotas, views
+from dashboard import logs_views, quotas, region, views
 
 app_name = "dashboard"
 
 urlpatterns = [
+    path("region/", region.choose, name="region"),
     path("clusters/", views.clusters, name="clusters"),
     path("clusters/<str:name>/", views.cluster, name="cluster"),
     path("clusters/<str:name>/tasks/", views.cluster_tasks, name="cluster_tasks"),

@@ -15,6 +15,8 @@ SESSION_KEY = "fargatelab:view-as"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # The unsafe requests a read-only view lets through: ending it, and logging out.
 ENDING_PATHS = ("/class/view-as/stop/", "/accounts/logout/")
+# Unsafe requests that change only the viewer's own session (the region the pages show).
+SESSION_PATHS = ("/region/",)
 
 
 def student_for(staff, user_pk):
@@ -38,7 +40,7 @@ class ViewAsMiddleware:
         if student is None:  # no longer staff, or the student is gone: the view ends
             request.session.pop(SESSION_KEY, None)
             return self.get_response(request)
-        if request.method not in SAFE_METHODS and not request.META.get("HTTP_AUTHORIZATION", "").startswith("AWS4-"):
+        if request.method not in SAFE_METHODS and request.path not in SESSION_PATHS and not request.META.get("HTTP_AUTHORIZATION", "").startswith("AWS4-"):
             return render(request, "teacher/read_only.html", {"student": student}, status=403)
         request.teacher, request.user = request.user, student
         return self.get_response(request)

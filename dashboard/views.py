@@ -22,7 +22,7 @@ from dashboard import forms, twins
 from orchestrator import activity, spot, traces
 from orchestrator.frontend import EcsError
 from orchestrator.frontend.deleted_task_definitions import present
-from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskDefinition
+from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskDefinition, region
 
 log = logging.getLogger(__name__)
 
@@ -120,28 +120,30 @@ def _object_arn(response):
 
 def _cluster(request, name):
     """The user's cluster ``name``, or 404."""
-    return get_object_or_404(Cluster.objects.select_related("account"), account=account_for(request.user), name=name)
+    return get_object_or_404(Cluster.objects.select_related("account"), account=account_for(request.user),
+                             region=region(), name=name)
 
 
 def _service(request, pk):
-    """The user's service ``pk``, or 404."""
+    """The user's service ``pk`` (in the region shown), or 404."""
     return get_object_or_404(
         Service.objects.select_related("account", "cluster", "task_definition"),
-        account=account_for(request.user), pk=pk,
+        account=account_for(request.user), cluster__region=region(), pk=pk,
     )
 
 
 def _task(request, task_id):
-    """The user's task ``task_id``, or 404."""
+    """The user's task ``task_id`` (in the region shown), or 404."""
     return get_object_or_404(
         Task.objects.select_related("account", "cluster", "task_definition", "service", "container_instance"),
-        account=account_for(request.user), task_id=task_id,
+        account=account_for(request.user), cluster__region=region(), task_id=task_id,
     )
 
 
 def _task_definitions(request):
-    """The user's ACTIVE task definitions."""
-    return TaskDefinition.objects.filter(account=account_for(request.user), status=TaskDefinition.ACTIVE)
+    """The user's ACTIVE task definitions of the region shown."""
+    return TaskDefinition.objects.filter(account=account_for(request.user), region=region(),
+                                         status=TaskDefinition.ACTIVE)
 
 
 def _submit(request, form_class, **context):
@@ -199,7 +201,7 @@ def _target_groups(request):
     """The user's target groups that a listener uses (a service can only join those)."""
     from orchestrator.models import TargetGroup
 
-    return list(TargetGroup.objects.filter(account=account_for(request.user), listeners__isnull=False)
+    return list(TargetGroup.objects.filter(account=account_for(request.user), region=region(), listeners__isnull=False)
                 .select_related("account").distinct().order_by("name"))
 
 
@@ -510,7 +512,7 @@ def task_definitions(request):
 @require_safe
 def task_definition(request, family, revision):
     """One revision as registered, and the family's other revisions (deleted ones are gone)."""
-    revisions = present(TaskDefinition.objects.filter(account=account_for(request.user), family=family))
+    revisions = present(TaskDefinition.objects.filter(account=account_for(request.user), region=region(), family=family))
     found = next((td for td in revisions if td.revision == revision), None)
     if found is None:
         raise Http404("No such task definition")
@@ -519,7 +521,8 @@ def task_definition(request, family, revision):
         "revisions": revisions,
         "body_json": json.dumps(found.body, indent=2, sort_keys=True, default=str),
         "twin": twins.task_definition_twin(found),
-        "clusters": Cluster.objects.filter(account=found.account, status=Cluster.ACTIVE).order_by("name"),
+        "clusters": Cluster.objects.filter(account=found.account, region=found.region,
+                                           status=Cluster.ACTIVE).order_by("name"),
     }
     return render(request, "dashboard/task_definition.html", context)
 
@@ -610,7 +613,8 @@ def _repository(request, name):
     """The user's repository ``name``, or 404."""
     from orchestrator.models import Repository
 
-    return get_object_or_404(Repository.objects.select_related("account"), account=account_for(request.user), name=name)
+    return get_object_or_404(Repository.objects.select_related("account"), account=account_for(request.user),
+                             region=region(), name=name)
 
 
 @login_required
@@ -655,13 +659,15 @@ def repository(request, name):
 def _load_balancers(request):
     from orchestrator.models import LoadBalancer
 
-    return list(LoadBalancer.objects.filter(account=account_for(request.user)).select_related("account").order_by("name"))
+    return list(LoadBalancer.objects.filter(account=account_for(request.user), region=region())
+                .select_related("account").order_by("name"))
 
 
 def _all_target_groups(request):
     from orchestrator.models import TargetGroup
 
-    return list(TargetGroup.objects.filter(account=account_for(request.user)).select_related("account").order_by("name"))
+    return list(TargetGroup.objects.filter(account=account_for(request.user), region=region())
+                .select_related("account").order_by("name"))
 
 
 def _listener_form(request, data=None):
@@ -725,7 +731,7 @@ def target_group_create(request):
     if preview := _preview(request, form):
         return preview
     existed = form.is_valid() and TargetGroup.objects.filter(
-        account=account_for(request.user), name=form.cleaned_data["tg_name"]).exists()
+        account=account_for(request.user), region=region(), name=form.cleaned_data["tg_name"]).exists()
     response = form.is_valid() and run_ecs(request, form)
     if response:
         arn = response["TargetGroups"][0]["TargetGroupArn"]

@@ -177,3 +177,69 @@ def test_a_task_runs_on_its_regions_network_and_knows_its_region(lab, docker_cli
         assert networks == {f"fargatelab-{lab.lab_id}-000000000000-{name}-demo"}
         status, metadata = http_get(container, "$ECS_CONTAINER_METADATA_URI_V4/task")
         assert status == 200 and metadata["TaskARN"] == arn and metadata["AvailabilityZone"].startswith(name)
+
+
+def _create_cluster(region_name, name):
+    from orchestrator.frontend import call
+    from orchestrator.models import Account, acting_in
+
+    with acting_in(region_name):
+        return call(Account.default(), "CreateCluster", {"clusterName": name})["cluster"]
+
+
+@pytest.mark.browser
+def test_the_dashboard_shows_the_region_its_selector_chose(page, live_lab_server):
+    """The selector in the top bar keeps the region in the session: the pages and their live
+    updates, the forms and the map show that region's objects only."""
+    from playwright.sync_api import expect
+
+    from tests.support.browser import wait_live
+
+    _create_cluster(HOME, "home-only")
+    _create_cluster(AWAY, "away-only")
+    page.goto(f"{live_lab_server.url}/clusters/")
+    wait_live(page)
+    main = page.locator("main")
+    expect(main).to_contain_text("home-only")
+    expect(main).not_to_contain_text("away-only")
+    expect(page.locator("select[data-region-select]")).to_have_value(HOME)
+
+    page.select_option("select[data-region-select]", AWAY)
+    page.wait_for_url(f"{live_lab_server.url}/clusters/")
+    expect(page.locator("select[data-region-select]")).to_have_value(AWAY)
+    wait_live(page)
+    expect(main).to_contain_text("away-only")
+    expect(main).not_to_contain_text("home-only")
+    # Live: a new eu-west-1 cluster arrives over the socket, a us-east-1 one made before it does not.
+    _create_cluster(HOME, "home-later")
+    _create_cluster(AWAY, "away-later")
+    expect(main).to_contain_text("away-later")
+    expect(main).not_to_contain_text("home-later")
+    # A page of the other region's object is not found here; the form creates in eu-west-1.
+    assert page.goto(f"{live_lab_server.url}/clusters/home-only/").status == 404
+    page.goto(f"{live_lab_server.url}/clusters/")
+    page.fill("#create-cluster-form input[name=name]", "made-on-the-page")
+    page.locator("#create-cluster-form button[type=submit]").first.click()
+    expect(main).to_contain_text("made-on-the-page")
+    assert Cluster.objects.get(name="made-on-the-page").region == AWAY
+    # The map counts this region's clusters: away-only, away-later and made-on-the-page.
+    page.goto(live_lab_server.url + "/")
+    wait_live(page)
+    clusters = page.locator('.card[data-component="statedb"] .counts div').filter(has_text="Clusters").locator("dd")
+    expect(clusters).to_have_text("3")
+    page.select_option("select[data-region-select]", HOME)
+    expect(page.locator('.card[data-component="statedb"] .counts div').filter(has_text="Clusters")
+           .locator("dd")).to_have_text("2")
+
+
+def test_the_selector_refuses_a_region_the_lab_does_not_serve(client, django_user_model):
+    user = django_user_model.objects.create_user("amy", password="pw-amy-12345")
+    client.force_login(user)
+    response = client.post("/region/", {"region": "mars-north-1"}, HTTP_REFERER="http://testserver/clusters/",
+                           follow=True)
+    assert response.status_code == 200 and b"not a region this lab serves" in response.content
+    assert b'<option value="us-east-1" selected>' in response.content
+    client.post("/region/", {"region": AWAY})
+    assert b'<option value="eu-west-1" selected>' in client.get("/clusters/").content
+    # Another site as Referer: back to the map, never off the lab.
+    assert client.post("/region/", {"region": AWAY}, HTTP_REFERER="http://evil.example/")["Location"] == "/"
