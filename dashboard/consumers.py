@@ -85,6 +85,7 @@ PAGES = {
     "service": Page(model=Service, group="service", fragments={
         "service-summary": {"service", "task"},
         "service-rollout": {"service", "task"},
+        "service-task-sets": {"service", "task", "listener", "target_group"},
         "service-events": {"service", "task"},
         "service-tasks": {"task"},
         "service-load-balancing": {"service", "task"},

@@ -293,7 +293,18 @@ def _service_summary(key):
 @fragment("service-rollout", "dashboard/fragments/service_rollout.html")
 def _service_rollout(key):
     service = state.service_or_none(key)
+    if service is not None and service.deployment_controller == "EXTERNAL":
+        return {"external": True}  # its task sets are the service-task-sets fragment's
     return None if service is None else rollouts.rollout(service)
+
+
+@fragment("service-task-sets", "dashboard/fragments/service_task_sets.html")
+def _service_task_sets(key):
+    service = state.service_or_none(key)
+    if service is None:
+        return None
+    external = service.deployment_controller == "EXTERNAL"
+    return {"service": service, "external": external, "rows": rollouts.task_sets(service) if external else []}
 
 
 @fragment("fleet-history", "dashboard/fragments/fleet_history.html")

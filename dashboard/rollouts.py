@@ -106,3 +106,49 @@ def fleet_history(now=None):
         "draining": ContainerInstance.objects.filter(status=ContainerInstance.DRAINING).count(),
         "decisions": list(reversed(events))[:12],
     }
+
+
+def _traffic_share(listener, group_arn):
+    """The percentage of a listener's default traffic its forward action sends to a target group."""
+    for action in listener.default_actions or []:
+        if action.get("Type") != "forward":
+            continue
+        groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
+        if not groups:
+            return 100 if action.get("TargetGroupArn") == group_arn else 0
+        total = sum(int(g.get("Weight", 1)) for g in groups)
+        mine = sum(int(g.get("Weight", 1)) for g in groups if g.get("TargetGroupArn") == group_arn)
+        return round(100 * mine / total) if total else 0
+    return 0
+
+
+def task_sets(service, now=None):
+    """An EXTERNAL service's task sets side by side (two Deployments behind one Service, as Argo
+    Rollouts' blue/green): each with its scale, counts, stability, tasks, and the share of each
+    listener's traffic its target group gets."""
+    from orchestrator.frontend.task_sets import LIVE, stability_status
+    from orchestrator.models import TargetGroup
+
+    now = now or timezone.now()
+    grace = float(settings.FARGATE_LAB["HEALTH_GRACE_SECONDS"])
+    rows = []
+    for task_set in service.deployments.filter(status__in=LIVE).select_related("task_definition"):
+        live = task_set.tasks.exclude(last_status=Task.STOPPED)
+        tasks = list(live.order_by("created_at", "id").only(
+            "pk", "task_id", "deployment_id", "last_status", "desired_status", "started_at", "health_status",
+            "lb_health_status", "container_health_status")[:ROLLOUT_BOXES])
+        for task in tasks:
+            task.judged = task_health(task, now, grace)
+        groups = []
+        for entry in task_set.revision.get("loadBalancers", []):
+            group = (TargetGroup.objects.filter(account=service.account,
+                                                tg_id=entry.get("targetGroupArn", "").rsplit("/", 1)[-1])
+                     .prefetch_related("listeners__load_balancer").first())
+            if group is not None:
+                groups.append({"group": group, "listeners": [
+                    {"listener": listener, "share": _traffic_share(listener, group.arn)}
+                    for listener in group.listeners.all()]})
+        count = live.count() if len(tasks) == ROLLOUT_BOXES else len(tasks)
+        rows.append({"task_set": task_set, "tasks": tasks, "more": count - len(tasks), "groups": groups,
+                     "stability": stability_status(task_set), "scale": (task_set.scale or {}).get("value", 100.0)})
+    return rows
