@@ -48,6 +48,9 @@ class Facts:
         self.quiz_answers = dict(answers or {})
         self.started_at = started_at
         self._answers_cache = {}
+        # Bus kinds read outside the state database (a listener's answer), besides the tables the
+        # runner sees the check's queries read: a change of none of them cannot change its answer.
+        self.kinds_read = set()
 
     # --- the account's objects
     def clusters(self):
@@ -98,6 +101,7 @@ class Facts:
 
     def status_of(self, listener):
         """The HTTP status the listener's URL answers with (None when nothing answers)."""
+        self.kinds_read |= {"listener", "load_balancer", "target_group", "target", "task"}
         if listener.pk not in self._answers_cache:
             host = settings.FARGATE_LAB.get("PUBLISH_ADDRESS") or "127.0.0.1"
             host = "127.0.0.1" if host in ("0.0.0.0", "::") else host

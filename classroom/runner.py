@@ -13,10 +13,12 @@ The runner starts with the server (``start()`` from the lifespan); in a process 
 starts it (a management command, most tests), hearing the bus costs nothing.
 """
 import logging
+import re
 import threading
 import time
+from functools import lru_cache
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from dashboard.fragments import log_failure
@@ -48,6 +50,8 @@ _OWNERS = {
     "repository": ("orchestrator.Repository", "account_id"),
 }
 EVERYONE = {"instance"}
+# Objects whose account the runner remembers (beyond this, it forgets them all and looks again).
+OWNERS_KEPT = 100_000
 
 
 class Runner:
@@ -58,17 +62,25 @@ class Runner:
         self.workers = workers
         self.threads = []
         self.unsubscribe = None
-        self._heard = {}  # key waiting -> when its first change since was heard (epoch seconds)
-        self._heard_lock = threading.Lock()
+        # What each waiting key is for: when its first change since was heard (epoch seconds, for
+        # the timing log) and the kinds that changed (None: anything may have, so every check runs).
+        self._pending = {}
+        self._pending_lock = threading.Lock()
+        # Object key -> its account's pk, once looked up (an object never changes account): the
+        # next change of that object goes straight to its account's key, without a worker's lookup.
+        self._owners = {}
 
-    def _hear(self, key, at):
-        with self._heard_lock:
-            if at is not None and at < self._heard.get(key, float("inf")):
-                self._heard[key] = at
+    def _note(self, key, at, kinds):
+        with self._pending_lock:
+            heard, known = self._pending.get(key, (None, set()))
+            if at is not None and (heard is None or at < heard):
+                heard = at
+            self._pending[key] = (heard, None if kinds is None or known is None else known | kinds)
 
-    def _heard_of(self, key):
-        with self._heard_lock:
-            return self._heard.pop(key, None)
+    def _take(self, key):
+        """(heard, kinds) of a key a worker took; (None, None) when nothing was noted."""
+        with self._pending_lock:
+            return self._pending.pop(key, (None, None))
 
     def start(self):
         self.unsubscribe = bus.subscribe(self.on_bus)
@@ -92,8 +104,12 @@ class Runner:
         if info.get("remote"):
             return
         if kind in _OWNERS or (kind in EVERYONE and not info.get("heartbeat")):
-            self._hear(f"{kind}:{pk}", time.time())
-            self.queue.add_after(f"{kind}:{pk}", COALESCE_SECONDS)
+            key = f"{kind}:{pk}"
+            owner = self._owners.get(key)
+            if owner is not None:
+                key = f"account:{owner}"
+            self._note(key, time.time(), {kind})
+            self.queue.add_after(key, COALESCE_SECONDS)
 
     def work(self):
         while True:
@@ -111,17 +127,20 @@ class Runner:
     def handle(self, key):
         """An object's key → its account's key; an account's key → evaluate its open labs."""
         kind, _, value = key.partition(":")
-        heard = self._heard_of(key)
+        heard, kinds = self._take(key)
         if kind == "account":
-            evaluate_account(int(value), heard)
+            evaluate_account(int(value), heard, kinds)
         elif kind == "open" or kind in EVERYONE:
             for account_pk in open_accounts():
-                self._hear(f"account:{account_pk}", heard)
+                self._note(f"account:{account_pk}", heard, kinds)
                 self.queue.add(f"account:{account_pk}")
         else:
             account_pk = owner_of(kind, int(value))
             if account_pk is not None:
-                self._hear(f"account:{account_pk}", heard)
+                if len(self._owners) >= OWNERS_KEPT:
+                    self._owners.clear()
+                self._owners[key] = account_pk
+                self._note(f"account:{account_pk}", heard, kinds)
                 self.queue.add(f"account:{account_pk}")
 
 
@@ -140,18 +159,85 @@ def open_accounts():
     return sorted(set(LabProgress.objects.filter(completed_at=None).values_list("account_id", flat=True)))
 
 
-def evaluate_account(account_pk, heard=None):
+def evaluate_account(account_pk, heard=None, kinds=None):
     """Run the checks of every open lab of the account; publish each progress that changed.
-    ``heard``: when the runner heard the change that asked for it (for the timing log)."""
+    ``heard``: when the runner heard the change that asked for it (for the timing log); ``kinds``:
+    the kinds of objects that changed (None: unknown, every check runs)."""
     from classroom.models import LabProgress
 
     for progress in LabProgress.objects.filter(account_id=account_pk, completed_at=None).select_related("account"):
-        evaluate(progress, heard)
+        evaluate(progress, heard, kinds)
 
 
-def evaluate(progress, heard=None):
-    """Run the checks of ``progress``'s lab not yet ticked; tick those that pass. True if anything
-    shown changed (then published as ``lab_progress``)."""
+# What each check read the last time it answered "not yet": (progress pk, its start, step id) ->
+# the kinds
+# of objects its queries read (None: something the bus does not name, so it runs on any change).
+# A check whose reads no change since touched would answer the same: it is not run again.
+_reads = {}
+_reads_lock = threading.Lock()
+# Tables whose rows no change on the bus concerns and no check's answer depends on (an object's
+# account, read to spell its ARN, never changes).
+_UNCHANGING = {"orchestrator_account"}
+_TABLE = re.compile(r'\b(?:FROM|JOIN)\s+"?(\w+)"?', re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _kind_of_table():
+    """{database table: the bus kind its changes are published as}."""
+    from django.apps import apps
+
+    found = {apps.get_model("orchestrator.ContainerInstance")._meta.db_table: "instance"}
+    for kind, (label, _) in _OWNERS.items():
+        model = apps.get_model(label)
+        found[model._meta.db_table] = kind
+        for field in model._meta.local_many_to_many:  # a listener's target groups are the listener's
+            found[field.remote_field.through._meta.db_table] = kind
+    return found
+
+
+class _TablesRead:
+    """An execute wrapper noting the tables every query reads."""
+
+    def __init__(self):
+        self.tables = set()
+
+    def __call__(self, execute, sql, params, many, context):
+        self.tables.update(name.lower() for name in _TABLE.findall(sql))
+        return execute(sql, params, many, context)
+
+
+def _kinds_read(tables, facts_kinds):
+    """The bus kinds behind ``tables`` (and what Facts asked outside the database); None if any
+    table is one the bus does not name."""
+    kinds = set(facts_kinds)
+    known = _kind_of_table()
+    for table in tables - _UNCHANGING:
+        if table not in known:
+            return None
+        kinds.add(known[table])
+    return frozenset(kinds)
+
+
+def _affected(progress, step_id, kinds):
+    """Whether a change of ``kinds`` may change the step's answer (it has not answered yet, or it read one of them)."""
+    if kinds is None:
+        return True
+    with _reads_lock:
+        if _read_key(progress, step_id) not in _reads:
+            return True
+        read = _reads[_read_key(progress, step_id)]
+    return read is None or bool(read & kinds)
+
+
+def _read_key(progress, step_id):
+    """A step of one run of a lab (a restart is a new run: its checks all run again)."""
+    return progress.pk, progress.started_at, step_id
+
+
+def evaluate(progress, heard=None, kinds=None):
+    """Run the checks of ``progress``'s lab not yet ticked that a change of ``kinds`` may affect
+    (every one when None); tick those that pass. True if anything shown changed (then published
+    as ``lab_progress``)."""
     from classroom.checks import Facts, verdict_of
     from classroom.labs import get_lab
 
@@ -165,12 +251,22 @@ def evaluate(progress, heard=None):
     for step in lab.steps:
         if step.id in ticked:
             continue
+        if not _affected(progress, step.id, kinds):
+            if step.id in progress.notes:
+                notes[step.id] = progress.notes[step.id]
+            continue
+        tables, facts.kinds_read = _TablesRead(), set()
         try:
-            verdict = verdict_of(step.check(facts))
+            with connection.execute_wrapper(tables):
+                verdict = verdict_of(step.check(facts))
         except Exception as exc:  # a broken check must not stop the others; the student sees why
             log_failure(f"check {lab.slug}/{step.id} failed", exc)
             notes[step.id] = f"the check could not run: {type(exc).__name__}"
+            with _reads_lock:
+                _reads[_read_key(progress, step.id)] = None
             continue
+        with _reads_lock:
+            _reads[_read_key(progress, step.id)] = _kinds_read(tables.tables, facts.kinds_read)
         if verdict.passed:
             new[step.id] = verdict.detail
         elif verdict.detail:

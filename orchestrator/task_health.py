@@ -56,7 +56,11 @@ def combine(lb_part, container_part):
 def write_part(task_pk, **part):
     """Write one part (``lb_health_status`` or ``container_health_status``) and the combined
     ``health_status``; True if the part changed. The combined value is written on the condition
-    that neither part moved meanwhile: if one did, its writer writes the combination."""
+    that neither part moved meanwhile: if one did, its writer writes the combination. A part
+    that already holds the value is only read: every service pass asks this of each task, and
+    an UPDATE of nothing still took a turn at the state database's write lock."""
+    if not Task.objects.filter(pk=task_pk).exclude(**part).exists():
+        return False
     if not Task.objects.filter(pk=task_pk).exclude(**part).update(**part):
         return False
     row = Task.objects.filter(pk=task_pk).values("lb_health_status", "container_health_status").first()

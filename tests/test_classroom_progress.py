@@ -9,7 +9,7 @@ from django.utils import timezone
 from classroom import progress
 from classroom.checks import running_between
 from classroom.models import LabProgress
-from classroom.runner import Runner, evaluate, owner_of
+from classroom.runner import Runner, evaluate, evaluate_account, owner_of
 from orchestrator.frontend import call
 from orchestrator.models import Account, Cluster
 
@@ -55,6 +55,56 @@ def test_the_runner_finds_the_account_of_what_changed(students):
     assert runner.queue.get(timeout=0.2) is None
     runner.on_bus("cluster", cluster.pk)
     assert runner.queue.get(timeout=1) == f"cluster:{cluster.pk}"
+
+
+def test_a_change_reruns_only_the_checks_that_read_its_kind(students):
+    from classroom.labs import get_lab
+
+    run = progress.start(students[0], LAB)
+    account = Account.of_user(students[0])
+    evaluate(run)  # every check runs once, and the runner notes what each read
+    ran = []
+    for step in get_lab(LAB).steps:  # a Step is frozen: its check swapped for one that counts
+        object.__setattr__(step, "check", _counting(step.id, step.check, ran))
+    try:
+        call(account, "CreateCluster", {"clusterName": "demo"})
+        evaluate_account(account.pk, kinds={"cluster"})
+        assert ran == ["cluster", "service"]  # the steps whose queries read clusters (services join theirs)
+        assert LabProgress.objects.get(pk=run.pk).ticked() == {"cluster"}
+        assert run.notes["push"] == "no repository yet: create one (ECR)"  # the others' notes are kept
+        ran.clear()
+        evaluate_account(account.pk, kinds={"repository"})
+        assert set(ran) == {"push", "task-definition"}  # both read the repositories
+        ran.clear()
+        evaluate_account(account.pk, kinds=None)  # a change of unknown kind: every step not ticked
+        assert set(ran) == {"push", "task-definition", "load-balancer", "service"}
+    finally:
+        for step in get_lab(LAB).steps:
+            object.__setattr__(step, "check", getattr(step.check, "wrapped", step.check))
+
+
+def _counting(step_id, check, ran):
+    def counted(facts):
+        ran.append(step_id)
+        return check(facts)
+
+    counted.wrapped = check
+    return counted
+
+
+def test_the_runner_sends_a_known_objects_next_change_to_its_account(students):
+    account = Account.of_user(students[1])
+    call(account, "CreateCluster", {"clusterName": "demo"})
+    cluster = Cluster.objects.get(account=account)
+    runner = Runner()
+    runner.on_bus("cluster", cluster.pk)
+    key = runner.queue.get(timeout=1)
+    runner.handle(key)  # looks the owner up, and asks for the account
+    runner.queue.done(key)
+    assert runner.queue.get(timeout=1) == f"account:{account.pk}"
+    runner.queue.done(f"account:{account.pk}")
+    runner.on_bus("cluster", cluster.pk)  # the owner is known now: straight to the account
+    assert runner.queue.get(timeout=1) == f"account:{account.pk}"
 
 
 def test_a_restart_clears_the_ticks_and_answers(students):

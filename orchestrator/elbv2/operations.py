@@ -757,11 +757,15 @@ def forget_unowned_targets():
 
 
 def forget_drained(queryset=None):
-    """Delete targets whose draining time is over; returns how many."""
-    rows = (queryset if queryset is not None else Target.objects).filter(
-        state=Target.DRAINING, drain_until__lte=timezone.now()
-    )
-    count, _ = rows.delete()
+    """Delete targets whose draining time is over; returns how many. Looks first and writes only
+    when there is one: DescribeTargetHealth and every load balancer sync call it, and a DELETE of
+    nothing still took a turn at the state database's write lock (behind every writer)."""
+    now = timezone.now()
+    pks = list((queryset if queryset is not None else Target.objects).filter(
+        state=Target.DRAINING, drain_until__lte=now).values_list("pk", flat=True))
+    if not pks:
+        return 0
+    count, _ = Target.objects.filter(pk__in=pks, state=Target.DRAINING, drain_until__lte=now).delete()
     return count
 
 
