@@ -228,9 +228,11 @@ def namespace_users(namespace):
     from orchestrator.models import Cluster, Service
 
     names = (namespace.name, namespace.arn, namespace.namespace_id)
-    users = [f"cluster {c.name}" for c in Cluster.objects.filter(account=namespace.account, status=Cluster.ACTIVE)
+    users = [f"cluster {c.name}" for c in Cluster.objects.filter(account=namespace.account, region=namespace.region,
+                                                                 status=Cluster.ACTIVE)
              if (c.service_connect_defaults or {}).get("namespace") in names]
-    users += [f"service {s.name}" for s in Service.objects.filter(account=namespace.account)
+    users += [f"service {s.name}" for s in Service.objects.filter(account=namespace.account,
+                                                                  cluster__region=namespace.region)
               .exclude(status=Service.INACTIVE) if (s.service_connect_configuration or {}).get("namespace") in names]
     return users
 
