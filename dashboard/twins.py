@@ -35,13 +35,18 @@ def service_twin(service):
     """A service's Deployment, a ReplicaSet per ECS deployment and its Service; then, for each
     of its load balancers, the target group's Service and EndpointSlice and the Ingresses."""
     shape = shapes.service_shape(service)
-    arns = {shape["taskDefinition"], *(d["taskDefinition"] for d in shape["deployments"])}
+    rows = shape["deployments"] + shape.get("taskSets", [])
+    arns = {shape["taskDefinition"], *(d["taskDefinition"] for d in rows)}
     definitions = {td.arn: shapes.task_definition_shape(td) for td in _task_definitions(service.account, arns)}
     ready = dict(service.tasks.filter(cluster_manager.healthy_filter(service, timezone.now()))
                  .values_list("deployment__deployment_id").annotate(n=Count("pk")).order_by())
-    manifests = kubernetes.deployment_for(shape, definitions, ready,
-                                          min_ready_seconds=settings.FARGATE_LAB["HEALTH_GRACE_SECONDS"])
-    kinds = "Deployment, ReplicaSet, Service"
+    if "taskSets" in shape:  # EXTERNAL: blue/green as Argo Rollouts says it
+        manifests = kubernetes.task_set_deployments_for(shape, definitions, ready)
+        kinds = "a Deployment per task set, the Service of the primary one"
+    else:
+        manifests = kubernetes.deployment_for(shape, definitions, ready,
+                                              min_ready_seconds=settings.FARGATE_LAB["HEALTH_GRACE_SECONDS"])
+        kinds = "Deployment, ReplicaSet, Service"
     balancing = _load_balancing(service)
     if balancing:
         kinds += ", Service + EndpointSlice (target group), Ingress (listener)"

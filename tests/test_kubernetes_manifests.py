@@ -346,3 +346,34 @@ def test_a_container_others_wait_to_complete_is_an_init_container():
     assert init["name"] == "migrate" and "livenessProbe" not in init and "readinessProbe" not in init
     assert [s["name"] for s in pod["status"]["containerStatuses"]] == ["web"]
     assert [s["name"] for s in pod["status"]["initContainerStatuses"]] == ["migrate"]
+
+
+def test_task_sets_are_a_deployment_each_behind_the_service_of_the_primary_one():
+    green_td = TD_ARN.replace(":1", ":2")
+    service = {
+        "serviceArn": f"arn:aws:ecs:{REGION_ACCOUNT}:service/demo/bg", "serviceName": "bg",
+        "clusterArn": f"arn:aws:ecs:{REGION_ACCOUNT}:cluster/demo", "status": "ACTIVE", "desiredCount": 4,
+        "taskDefinition": green_td, "loadBalancers": [], "deployments": [],
+        "taskSets": [
+            {"id": DEPLOYMENT, "taskSetArn": f"arn:aws:ecs:{REGION_ACCOUNT}:task-set/demo/bg/{DEPLOYMENT}",
+             "status": "PRIMARY", "taskDefinition": green_td, "computedDesiredCount": 2, "runningCount": 2,
+             "pendingCount": 0, "scale": {"value": 50.0, "unit": "PERCENT"}, "stabilityStatus": "STEADY_STATE"},
+            {"id": OLD_DEPLOYMENT, "taskSetArn": f"arn:aws:ecs:{REGION_ACCOUNT}:task-set/demo/bg/{OLD_DEPLOYMENT}",
+             "status": "ACTIVE", "taskDefinition": TD_ARN, "computedDesiredCount": 4, "runningCount": 3,
+             "pendingCount": 1, "scale": {"value": 100.0, "unit": "PERCENT"}, "stabilityStatus": "STABILIZING"},
+        ],
+    }
+    definitions = {TD_ARN: TASK_DEFINITION, green_td: {**TASK_DEFINITION, "revision": 2, "containerDefinitions": [
+        {**TASK_DEFINITION["containerDefinitions"][0], "image": "fargate-lab/demo:v2"}]}}
+    by_kind = parse_and_validate(kubernetes.to_yaml(
+        kubernetes.task_set_deployments_for(service, definitions, ready={DEPLOYMENT: 2, OLD_DEPLOYMENT: 1})))
+    green, blue = by_kind["Deployment"]
+    assert (green["spec"]["replicas"], green["status"]["readyReplicas"]) == (2, 2)
+    assert (blue["spec"]["replicas"], blue["status"]["replicas"], blue["status"]["readyReplicas"]) == (4, 4, 1)
+    assert green["spec"]["template"]["spec"]["containers"][0]["image"] == "fargate-lab/demo:v2"
+    assert blue["spec"]["template"]["spec"]["containers"][0]["image"] == "fargate-lab/demo:latest"
+    assert green["metadata"]["annotations"]["fargate-lab/ecs-task-set"] == "PRIMARY scale 50% STEADY_STATE"
+    front, = by_kind["Service"]
+    # The Service sends traffic to the primary task set's Pods only, as Argo's active Service.
+    assert front["spec"]["selector"] == green["spec"]["selector"]["matchLabels"]
+    assert front["spec"]["selector"] != blue["spec"]["selector"]["matchLabels"]

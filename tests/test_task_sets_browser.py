@@ -74,6 +74,9 @@ def test_the_service_page_shows_its_task_sets_and_follows_the_switch(page, live_
     expect(green.locator(".traffic-share")).to_have_text("0 %")
     expect(page.locator("#rollout-form")).to_have_count(0)  # UpdateService cannot roll an EXTERNAL service
     expect(page.locator(".rollout h2")).to_have_count(0)
+    twin = page.locator(".twin .yaml")  # a Deployment per task set, behind one Service
+    expect(twin).to_contain_text("fargate-lab/ecs-task-set: ACTIVE scale 100%")
+    expect(twin).to_contain_text("fargate-lab/ecs-task-set: ACTIVE scale 50%")
 
     # The switch: the listener's weights and the primary task set, pushed live.
     set_weights(listener, groups, 0, 100)

@@ -15,7 +15,9 @@ from orchestrator.kubernetes.names import (
 )
 from orchestrator.kubernetes.networking import discovery_for, ingress_for, service_for, target_group_for
 from orchestrator.kubernetes.pods import pod_for, pod_phase, pod_spec, pod_status, pod_template_for, probe_for
-from orchestrator.kubernetes.workloads import deployment_for, replica_set_for, rolling_update
+from orchestrator.kubernetes.workloads import (
+    deployment_for, replica_set_for, rolling_update, task_set_deployments_for,
+)
 
 __all__ = [
     "KUBERNETES_NAMES", "app_label", "aws_cli_for", "containers_of", "cpu_quantity", "deployment_for", "discovery_for",
@@ -23,5 +25,5 @@ __all__ = [
     "family_revision", "ingress_for", "kubectl_for", "last_part", "memory_quantity", "namespace_for", "namespace_of",
     "node_for", "pod_for", "pod_name", "pod_phase", "pod_spec", "pod_status", "pod_template_for", "pod_template_hash",
     "probe_for", "replica_set_for", "request_summary", "rolling_update", "service_for", "target_group_for",
-    "timestamp", "to_yaml",
+    "task_set_deployments_for", "timestamp", "to_yaml",
 ]

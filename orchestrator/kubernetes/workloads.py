@@ -128,3 +128,43 @@ def deployment_for(service, task_definitions, ready=None, min_ready_seconds=None
         for d in deployments
     ]
     return [manifest, *replica_sets, service_for(service, template_definition)]
+
+
+def task_set_deployments_for(service, task_definitions, ready=None):
+    """An EXTERNAL service's task sets as Argo Rollouts' blue/green says them: a Deployment per
+    task set (replicas: its computedDesiredCount) behind one Service, whose selector picks the
+    PRIMARY task set's Pods, as the active Service picks the active ReplicaSet's."""
+    ready = ready or {}
+    name = app_label(service.get("serviceName"))
+    namespace = namespace_of(service.get("clusterArn"))
+    manifests, active = [], None
+    for task_set in service.get("taskSets") or []:
+        hash_ = pod_template_hash(task_set["id"])
+        labels = {"app": name, "pod-template-hash": hash_}
+        if task_set.get("status") == "PRIMARY":
+            active = hash_
+        scale = (task_set.get("scale") or {}).get("value", 100.0)
+        present = int(task_set.get("runningCount", 0)) + int(task_set.get("pendingCount", 0))
+        manifests.append({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": metadata(
+                replica_set_name(service.get("serviceName"), task_set["id"]), namespace, task_set.get("taskSetArn"),
+                labels, {ANNOTATION_DEPLOYMENT: task_set["id"],
+                         "fargate-lab/ecs-task-set": f"{task_set.get('status')} scale {scale:g}% "
+                                                     f"{task_set.get('stabilityStatus', '')}".strip()},
+                creationTimestamp=timestamp(task_set.get("createdAt")),
+            ),
+            "spec": {
+                "replicas": int(task_set.get("computedDesiredCount", 0)),
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec(
+                    task_definitions.get(task_set.get("taskDefinition")) or {}, restart_policy="Always")},
+            },
+            "status": compact({"replicas": present, "readyReplicas": ready.get(task_set["id"], 0),
+                               "availableReplicas": ready.get(task_set["id"], 0)}),
+        })
+    front = service_for(service, task_definitions.get(service.get("taskDefinition")) or {})
+    if active:
+        front["spec"]["selector"]["pod-template-hash"] = active
+    return [*manifests, front]
