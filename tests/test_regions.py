@@ -243,3 +243,28 @@ def test_the_selector_refuses_a_region_the_lab_does_not_serve(client, django_use
     assert b'<option value="eu-west-1" selected>' in client.get("/clusters/").content
     # Another site as Referer: back to the map, never off the lab.
     assert client.post("/region/", {"region": AWAY}, HTTP_REFERER="http://evil.example/")["Location"] == "/"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_puts_existing_rows_in_the_configured_default_region(settings):
+    """Rows made before regions (migration 0022) land in FARGATE_LAB["REGION"], whatever it is."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "REGION": "eu-central-1"}
+    before, after = [("orchestrator", "0022_task_sandbox")], [("orchestrator", "0023_regions")]
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate(before)
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        account = old.get_model("orchestrator", "Account").objects.create(account_id="000000000042", name="old")
+        old.get_model("orchestrator", "Cluster").objects.create(account=account, name="demo")
+        old.get_model("orchestrator", "Repository").objects.create(account=account, name="web")
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        new = executor.loader.project_state(after).apps
+        assert new.get_model("orchestrator", "Cluster").objects.get(name="demo").region == "eu-central-1"
+        assert new.get_model("orchestrator", "Repository").objects.get(name="web").region == "eu-central-1"
+    finally:
+        MigrationExecutor(connection).migrate(latest)
