@@ -27,6 +27,7 @@ import botocore.parsers
 import botocore.session
 
 REGION = "us-east-1"
+OTHER_REGION = "eu-west-1"  # a second region the lab serves by default (FARGATE_LAB_REGIONS)
 HOST = "testserver"
 MIB = 1024 * 1024
 
@@ -391,14 +392,16 @@ class Fuzzer:
         params = self.generator.value(api.model.operation_model(operation).input_shape) if api.model.operation_model(
             operation).input_shape is not None else {}
         roll = rng.random()
+        # A valid or mutated call acts in one of two served regions (each region's objects are its own).
+        region = rng.choice([REGION, OTHER_REGION])
         if roll < 0.12:
-            return self.build(api, operation, params, "valid")
+            return self.build(api, operation, params, "valid", region=region)
         if roll < 0.62:
             params, mutation = self.mutator.mutate_value(params)
             if rng.random() < 0.3:
                 params, second = self.mutator.mutate_value(params)
                 mutation += "+" + second
-            return self.build(api, operation, params, mutation)
+            return self.build(api, operation, params, mutation, region=region)
         if roll < 0.82:
             return self.broken_body(api, operation, params)
         if roll < 0.90:
