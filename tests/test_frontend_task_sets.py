@@ -173,3 +173,33 @@ def test_another_account_cannot_see_or_touch_the_task_sets(bg, live_server):
     assert error_of(bob.delete_task_set, cluster="demo", service="bg", taskSet=blue["id"],
                     force=True)[0] == "ServiceNotFoundException"
     assert Deployment.objects.get(deployment_id=blue["id"]).status == "ACTIVE"
+
+
+def test_the_same_client_token_gives_back_the_same_task_set(bg):
+    first = create(bg, clientToken="token-1", scale={"value": 50, "unit": "PERCENT"})
+    assert create(bg, clientToken="token-1", scale={"value": 50, "unit": "PERCENT"})["id"] == first["id"]
+    code, _, _ = error_of(bg.create_task_set, cluster="demo", service="bg", taskDefinition="web:2",
+                          networkConfiguration=NETWORK, clientToken="token-1")
+    assert code == "ConflictException"
+    assert Deployment.objects.filter(service__name="bg").count() == 1
+
+
+def test_service_auto_scaling_rescales_every_task_set(bg):
+    from orchestrator.frontend.application_autoscaling import SERVICE as AUTOSCALING
+    from orchestrator.models import Account, ScalableTarget
+    from orchestrator.service_autoscaler import sync_target
+
+    blue = create(bg, scale={"value": 50, "unit": "PERCENT"})
+    AUTOSCALING.call(Account.default(), "RegisterScalableTarget", {
+        "ServiceNamespace": "ecs", "ScalableDimension": "ecs:service:DesiredCount", "ResourceId": "service/demo/bg",
+        "MinCapacity": 6, "MaxCapacity": 10})
+    sync_target(ScalableTarget.objects.get().pk, lambda *args, **kwargs: None)
+    assert Service.objects.get(name="bg").desired_count == 6
+    assert bg.describe_task_sets(cluster="demo", service="bg")["taskSets"][0]["computedDesiredCount"] == 3
+    assert Deployment.objects.get(deployment_id=blue["id"]).desired_count == 3
+
+
+def test_task_sets_are_not_service_deployments(bg):
+    create(bg)
+    listed = bg.list_service_deployments(cluster="demo", service="bg")
+    assert listed["serviceDeployments"] == []

@@ -263,7 +263,9 @@ def _parse(ctx, arn, kind):
 
 
 def _rows(ctx):
-    return Deployment.objects.filter(service__account=ctx.account, service__cluster__region=region()).select_related(
+    """The account's service deployments here (an EXTERNAL service's rows are task sets, not deployments)."""
+    return Deployment.objects.filter(service__account=ctx.account, service__cluster__region=region()).exclude(
+        service__deployment_controller="EXTERNAL").select_related(
         "service__account", "service__cluster__account", "task_definition__account", "rollback_of")
 
 
