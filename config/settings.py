@@ -249,6 +249,10 @@ FARGATE_LAB = {
     # (0: only a teacher's, from the task page), and how long each one's warning lasts (ECS: 120 s).
     "SPOT_INTERRUPTION_RATE": _env_float("FARGATE_LAB_SPOT_INTERRUPTION_RATE", 0.0),
     "SPOT_WARNING_SECONDS": _env_float("FARGATE_LAB_SPOT_WARNING_SECONDS", 120.0),
+    # The warm pool of task sandboxes (orchestrator/sandbox_pool.py): pause containers kept ready
+    # per Docker engine and cluster network, whose network a task's containers join (0: none).
+    # Not FARGATE_LAB_WARM_POOL, which is the fleet's warm pool of instances.
+    "SANDBOX_POOL": _env_int("FARGATE_LAB_SANDBOX_POOL", 0),
     # Default stopTimeout when a container definition gives none (ECS: 30 s).
     "STOP_TIMEOUT_SECONDS": _env_int("FARGATE_LAB_STOP_TIMEOUT", 30),
     # What one task may take of the host (a classroom shares it): port mappings (each one a

@@ -46,8 +46,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, container_dependencies, load_balancer, paced_logs, registry, service_discovery, spot,
-    task_health, task_metadata, task_secrets, traces,
+    activity, awslogs, bus, container_dependencies, load_balancer, paced_logs, port_forwarder, registry, sandbox_pool,
+    service_discovery, spot, task_health, task_metadata, task_secrets, traces,
 )
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
@@ -127,6 +127,8 @@ class TaskWanted:
     # When the task must be gone whatever its stopTimeout and draining (epoch seconds): the end of
     # a Spot interruption's warning (``orchestrator.spot``); None for any other stop.
     stop_by: float = None
+    # In a Pod sandbox whose published ports no listener of this process forwards (a restart).
+    unforwarded: bool = False
 
 
 @dataclass
@@ -199,6 +201,12 @@ class ReportRunning:
     (registered in its service's target groups first, when ``register_targets``)."""
 
     register_targets: bool = False
+
+
+@dataclass
+class ForwardPorts:
+    """Open the lab's forwarders of a sandboxed task's published ports again (on the host ports
+    its networkBindings name, when they are free)."""
 
 
 @dataclass
@@ -364,7 +372,8 @@ def plan_task(task, seen, now=0.0):
                            [ReportRunning(task.load_balanced)])
     stray = [c.id for c in seen if c.state == "running" and c.networks and task.network
              and tuple(c.networks) != (task.network,)]
-    return ([MoveToNetwork(stray)] if stray else []) + _ship_logs(task, by_name) + health_changes(task, by_name)
+    return ([MoveToNetwork(stray)] if stray else []) + ([ForwardPorts()] if task.unforwarded else []) + _ship_logs(
+        task, by_name) + health_changes(task, by_name)
 
 
 def _ship_logs(task, by_name, starting=False):
@@ -440,6 +449,11 @@ def network_name(lab, account_id, cluster_name, region_name=None):
         digest = hashlib.sha256(name.encode()).hexdigest()[:12]
         name = f"{name[:NETWORK_NAME_MAX - 13]}-{digest}"
     return name
+
+
+def forward_key(task, container_name, binding):
+    """The lab's forwarder's key of one published port of a sandboxed task."""
+    return f"{task.arn}|{container_name}|{binding['containerPort']}/{binding.get('protocol') or 'tcp'}"
 
 
 def network_labels(account_id, cluster_name):
@@ -625,7 +639,14 @@ class TaskSync:
             [container_wanted(c, definitions.get(c.name, {})) for c in self.containers.values()],
             has_instance=task.container_instance_id is not None, load_balanced=load_balanced,
             network=self.network, followed=frozenset(awslogs.shipper().following()), stop_by=spot.stop_by(task),
+            unforwarded=bool(task.sandbox_id) and task.last_status == Task.RUNNING and not self.forwarded(),
         )
+
+    def forwarded(self):
+        """Whether this process forwards every published port of the (sandboxed) task."""
+        forwarder = port_forwarder.forwarder()
+        return all(forwarder.port_of(forward_key(self.task, name, b)) == b["hostPort"]
+                   for name, c in self.containers.items() for b in c.network_bindings or [])
 
     def run(self):
         """Plan and act until the plan is carried out (a failed start re-plans the stop)."""
@@ -724,6 +745,9 @@ class TaskSync:
         fields = {}
         if action.new == Task.ACTIVATING:
             fields.update(self.pull_times, connectivity_at=timezone.now())
+        if action.new == Task.STOPPED and self.task.sandbox_id:  # its containers are gone: so goes its sandbox
+            sandbox_pool.pool().release(self.engine, self.task)
+            self.record("sandbox", f"removed the Pod sandbox {self.task.sandbox_id[:12]} of task {self.task.task_id}")
         self.advance(action.old, action.new, **fields)
         if action.new in (Task.DEACTIVATING, Task.STOPPED) and service_discovery.deregister_task(self.task):
             self.record("deregister", f"task {self.task.task_id} is {action.new}: deregistered from Cloud Map")
@@ -789,8 +813,10 @@ class TaskSync:
     def do_CreateContainers(self, action, seen):
         lab, network = self.engine.lab, self.network
         secret_env = self.read_secrets(action.names)
+        sandbox = self.claim_sandbox(action.names)
         try:
-            self.engine.ensure_network(network, labels=self.network_labels)
+            if sandbox is None:
+                self.engine.ensure_network(network, labels=self.network_labels)
         except EngineUnavailable:
             raise
         except EngineError as exc:
@@ -809,6 +835,8 @@ class TaskSync:
             began = self.clock()
             task_container = self.containers[name]
             spec = container_spec(self.task, task_container, lab, network, secret_env.get(name), log_address)
+            if sandbox is not None:  # its network is the sandbox's; the forwarder publishes its ports
+                spec.update(network=f"container:{sandbox}", ports=[], aliases=None)
             try:
                 try:
                     docker_id = self.create(spec)
@@ -827,6 +855,23 @@ class TaskSync:
             seen.append(ContainerSeen(docker_id, name, "created"))
             self.record("create", f"created container {spec['name']} ({docker_id[:12]}) from {spec['image']}: "
                                   f"{spec['nano_cpus'] / 1e9:g} CPU, {spec['memory'] // 1048576} MiB", since=began)
+
+    def claim_sandbox(self, names):
+        """The id of the Pod sandbox the task's containers join: its own (claimed in an earlier
+        pass), else one of the warm pool's when all its containers are yet to be made and the
+        task can use one; None to start them on the cluster network as Docker sets it up."""
+        if self.task.sandbox_id:
+            return self.task.sandbox_id
+        definitions = self.task.task_definition.container_definitions
+        if set(names) != set(self.containers) or not sandbox_pool.eligible(self.task, self.engine, definitions):
+            return None
+        sandbox = sandbox_pool.pool().claim(self.engine, self.network, self.network_labels, self.task)
+        if sandbox is None:
+            self.record("sandbox", f"no Pod sandbox was ready for task {self.task.task_id}: Docker sets up its network")
+            return None
+        self.record("sandbox", f"task {self.task.task_id} joins the warm pool's Pod sandbox {sandbox.name} "
+                               f"({sandbox.id[:12]}) at {sandbox.ip or 'no IP'}")
+        return sandbox.id
 
     def read_secrets(self, names):
         """Each container's ``secrets`` read from their stores (name -> env), before any is created;
@@ -925,12 +970,18 @@ class TaskSync:
                 raise Interrupted()
             if report["private_ip"] and not private_ip:
                 private_ip = report["private_ip"]
+        if self.task.sandbox_id:  # the sandbox's address; its ports are the lab's forwarder's
+            private_ip = sandbox_pool.pool().address(self.engine, self.task.sandbox_id)
+            for name, report in reports.items():
+                report["network_bindings"] = self.forward_ports(name, private_ip)
         for name, report in reports.items():
             TaskContainer.objects.filter(task=self.task, name=name).update(
                 docker_id=report["id"], last_status="RUNNING" if report["running"] else "STOPPED",
                 exit_code=None if report["running"] else report["exit_code"],
                 network_bindings=report["network_bindings"],
             )
+            if name in self.containers:
+                self.containers[name].network_bindings = report["network_bindings"]
         if action.register_targets:
             # The target's address is the task's: write it, then register (still ACTIVATING).
             Task.objects.filter(pk=self.task.pk).update(private_ip=private_ip)
@@ -948,6 +999,35 @@ class TaskSync:
                                     f"as {private_ip or 'no IP'}")
         if self.task.service_id:
             self.enqueue(f"service:{self.task.service_id}")
+
+    def forward_ports(self, name, private_ip, bindings=None):
+        """Publish container ``name``'s port mappings through the lab's forwarder to the sandbox's
+        ``private_ip``; returns its networkBindings (on the host ports of ``bindings`` if free)."""
+        definition = next((c for c in self.task.task_definition.container_definitions if c.get("name") == name), {})
+        had = {b["containerPort"]: b["hostPort"] for b in bindings or []}
+        address = lab_network.publish_address()
+        result = []
+        for mapping in definition.get("portMappings") or []:
+            port = int(mapping.get("containerPort") or 0)
+            if not port:
+                continue
+            binding = {"bindIP": address, "containerPort": port, "hostPort": 0, "protocol": "tcp"}
+            binding["hostPort"] = port_forwarder.forwarder().open(
+                forward_key(self.task, name, binding), address, (private_ip, port), port=had.get(port, 0))
+            result.append(binding)
+        return sorted(result, key=lambda b: b["containerPort"])
+
+    def do_ForwardPorts(self, action, seen):
+        """Forward the task's ports again from this process (after a restart or a new leader)."""
+        private_ip = sandbox_pool.pool().address(self.engine, self.task.sandbox_id) or self.task.private_ip
+        for name, container in self.containers.items():
+            bindings = self.forward_ports(name, private_ip, container.network_bindings)
+            if bindings != container.network_bindings:
+                TaskContainer.objects.filter(pk=container.pk).update(network_bindings=bindings)
+                container.network_bindings = bindings
+                bus.publish("task", self.task.pk, origin="controlplane")
+        self.record("forward", f"forwarding the published ports of task {self.task.task_id} to its sandbox at "
+                               f"{private_ip or 'no IP'}")
 
     def do_MoveToNetwork(self, action, seen):
         """Reattach the containers to the account's cluster network; rewrite the task's address,
@@ -1191,6 +1271,8 @@ def sync_container(engine_url, container_id, enqueue):
         report = summarize(engine.inspect(container_id))
     except ContainerNotFound:
         return
+    if sandbox_pool.LABEL_SANDBOX in report["labels"]:  # the pool's, reconciled by it
+        return
     task = Task.objects.filter(task_id=report["labels"].get(LABEL_TASK_ID, "")).first()
     if task is not None and task.last_status != Task.STOPPED:
         enqueue(f"task:{task.pk}")
@@ -1357,7 +1439,8 @@ class Agent:
                                            desired_status=Task.RUNNING,
                                            container_instance__agent_disconnected_until__isnull=True)
                        .values_list("task_id", "pk"))
-        containers = self.engine.list_containers()
+        # The warm pool's sandboxes are the pool's own to keep or remove (``sandbox_pool.reconcile``).
+        containers = [c for c in self.engine.list_containers() if not sandbox_pool.is_sandbox(c)]
         self.heartbeat()
         task_ids = {c["labels"].get(LABEL_TASK_ID, "") for c in containers}
         for task_id, pk in running.items():

@@ -45,7 +45,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, host_firewall, load_balancer, retention, service_autoscaler, spot, task_metadata,
+    activity, awslogs, bus, host_firewall, load_balancer, retention, sandbox_pool, service_autoscaler, spot, task_metadata,
     task_metrics, traces,
 )
 from orchestrator.agent import Agent, sync_container, sync_instance, sync_task
@@ -139,6 +139,7 @@ class ControlPlane:
             queue.shutdown()
         for agent in self.agents.values():
             agent.stop()
+        sandbox_pool.pool().stop()  # its sandboxes stay, for the next leader to adopt
         awslogs.shipper().stop()  # what was read is stored; the next leader resumes each follow
         for thread in self._threads:
             thread.join(timeout=60)
@@ -359,6 +360,8 @@ class ControlPlane:
                     # Networks of an older lab's naming (one per cluster name, shared by
                     # accounts) go once their tasks have moved to their own account's networks.
                     agent.engine.remove_unused_networks(legacy_only=True)
+                    if agent.engine.is_local:  # adopt, keep or remove the warm pool's Pod sandboxes
+                        sandbox_pool.pool().reconcile(agent.engine)
                 except EngineUnavailable as exc:
                     log.info("relist failed: %s", exc)
 

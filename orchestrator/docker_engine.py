@@ -506,6 +506,11 @@ class DockerEngine:
         labels[LABEL_LAB] = self.lab
         ports = [(int(p), (proto or "tcp").lower()) for p, proto in spec.get("ports") or []]
         address = spec.get("publish_address") or "127.0.0.1"
+        # "container:<id>": the container joins another's network namespace (a Pod sandbox), where
+        # Docker can neither publish ports nor give it an endpoint (aliases) of its own.
+        joins = (spec.get("network") or "").startswith("container:")
+        if joins and (ports or spec.get("aliases")):
+            raise EngineError("a container that joins another's network has no ports or aliases of its own")
 
         def run(client):
             host_config = client.create_host_config(
@@ -525,7 +530,7 @@ class DockerEngine:
                 log_config=_log_config(spec),
             )
             networking = None
-            if spec.get("network"):
+            if spec.get("network") and not joins:
                 networking = client.create_networking_config(
                     {spec["network"]: client.create_endpoint_config(aliases=spec.get("aliases") or None)}
                 )
@@ -553,6 +558,16 @@ class DockerEngine:
         container_id = self._call("create", run)
         self._owned.add(container_id)
         return container_id
+
+    def import_image(self, data, reference, changes=()):
+        """Import a root file system (a tar archive's bytes) as image ``reference`` ("repo:tag"),
+        with Dockerfile ``changes`` such as ``CMD [...]`` (``docker import``: no registry needed)."""
+        repository, tag = _split_image(reference)
+        self._call("import", lambda c: c.import_image_from_data(data, repository=repository, tag=tag,
+                                                                 changes=list(changes) or None),
+                   timeout=PULL_TIMEOUT)
+        with self._lock:
+            self._images.discard(reference)
 
     def inspect(self, container):
         """The engine's full description of one of our containers (raises NotOwned for others)."""

@@ -565,6 +565,10 @@ class Task(models.Model):
             models.Index(fields=["service", "desired_status"]),
             models.Index(fields=["last_status"]),
         ]
+        constraints = [  # a Pod sandbox is never handed to two tasks, even by two processes' pools
+            models.UniqueConstraint(fields=["sandbox_id"], condition=~models.Q(sandbox_id=""),
+                                    name="task_sandbox_unique"),
+        ]
         ordering = ["-created_at", "-id"]
 
     def __str__(self):

@@ -27,7 +27,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from django.conf import settings
 from django.db import close_old_connections
 
-from orchestrator import host_firewall, task_credentials
+from orchestrator import host_firewall, sandbox_pool, task_credentials
 from orchestrator.docker_engine import DockerEngine, EngineError, LABEL_PREFIX
 from orchestrator.models import Task
 
@@ -199,7 +199,10 @@ def _own_task(path_id, purpose_of, remote_addr):
         raise NotFound()
     engine = _engine(task)
     inspected = _inspect_all(engine, task)
-    if remote_addr not in _addresses(inspected):  # only the task's own containers may ask
+    addresses = _addresses(inspected)
+    if task.sandbox_id:  # its containers joined a Pod sandbox: theirs is the sandbox's address
+        addresses.add(sandbox_pool.pool().address(engine, task.sandbox_id) or task.private_ip)
+    if remote_addr not in addresses:  # only the task's own containers may ask
         raise NotFound()
     return task, container, engine, inspected
 

@@ -29,9 +29,10 @@ def lab_id(settings):
     lab = f"test-{uuid.uuid4().hex[:8]}"
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "LAB_ID": lab, "RESYNC_SECONDS": 2.0}
     yield lab
-    from orchestrator import paced_logs
+    from orchestrator import paced_logs, sandbox_pool
     from orchestrator.host_firewall import HostFirewall
 
+    sandbox_pool.reset()  # its refills would make sandboxes for this lab after it is gone
     HostFirewall(lab).remove()  # a control plane that did not stop cleanly leaves it behind
     engine = DockerEngine(lab=lab)
     try:
