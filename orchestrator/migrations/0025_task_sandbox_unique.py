@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestrator', '0022_task_sandbox'),
+        ('orchestrator', '0024_task_sets'),
     ]
 
     operations = [
