@@ -18,11 +18,11 @@ import threading
 import time
 from functools import lru_cache
 
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from dashboard.fragments import log_failure
-from orchestrator import bus
+from orchestrator import bus, state_database
 from orchestrator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -281,10 +281,13 @@ def evaluate(progress, heard=None, kinds=None):
     if not new and not fields:
         return False
     checked = time.time()
-    with transaction.atomic():  # the ticks and the notes are seen together
-        changed = [step_id for step_id, detail in new.items() if progress.tick(step_id, detail)]
+    def write():  # the ticks and the notes are seen together
+        ticks = [step_id for step_id, detail in new.items() if progress.tick(step_id, detail)]
         progress.updated_at = timezone.now()
         progress.save(update_fields=[*fields, "updated_at"])
+        return ticks
+
+    changed = state_database.group_commit(write)  # with the other workers' and the API's small writes
     committed = time.time()
     bus.publish("lab_progress", progress.pk)
     if changed and timing_log.isEnabledFor(logging.INFO):

@@ -152,3 +152,48 @@ def test_a_writer_that_waits_too_long_gives_up_its_turn():
     assert not lock._waiting
     lock.release()
     assert not lock.locked() and lock.acquire(timeout=0) and lock.locked()
+
+
+def test_small_writes_that_wait_for_one_turn_are_committed_together_each_returning_its_own(monkeypatch):
+    turns = []
+    acquire = WRITE_LOCK.acquire
+    monkeypatch.setattr(WRITE_LOCK, "acquire", lambda timeout=-1: turns.append(1) or acquire(timeout))
+    holder = Writer("400000000000")
+    holder.began.wait(30)
+    turns.clear()
+    results, errors, lock = {}, {}, threading.Lock()
+
+    def write(number):
+        def create():
+            if number == 3:
+                raise ValueError("writer 3 fails")
+            return Account.objects.create(account_id=f"40000000000{number}", name=str(number)).account_id
+
+        try:
+            found = state_database.group_commit(create)
+            with lock:
+                results[number] = found
+        except ValueError as exc:
+            with lock:
+                errors[number] = str(exc)
+
+    threads = [in_thread(lambda n=n: write(n)) for n in range(1, 6)]
+    wait_until(lambda: len(state_database._group._waiting) == 5, timeout=10,
+               message="five writers waiting: one for the turn, four behind it")
+    holder.finish()
+    for _, done, thread_errors in threads:
+        assert done.wait(30) and not thread_errors
+    assert results == {n: f"40000000000{n}" for n in (1, 2, 4, 5)}  # each got its own write's result
+    assert errors == {3: "writer 3 fails"}  # raised in its own thread; the others are kept
+    assert set(Account.objects.filter(account_id__startswith="40000000000").values_list("account_id", flat=True)) \
+        == {"400000000000", "400000000001", "400000000002", "400000000004", "400000000005"}
+    assert len(turns) == 1  # the five writes took one turn at the write lock
+    assert not WRITE_LOCK.locked()
+
+
+def test_inside_a_transaction_a_group_write_is_part_of_it():
+    with transaction.atomic():
+        state_database.group_commit(lambda: Account.objects.create(account_id="410000000000", name="x"))
+        assert WRITE_LOCK.locked()
+        transaction.set_rollback(True)
+    assert not Account.objects.filter(account_id="410000000000").exists()

@@ -3,6 +3,7 @@ process, handed over without SQLite's sleeping busy wait (see ``base``), and the
 transaction an API call takes: ``reading()`` for a call that only reads, ``one_turn()`` for one
 that writes."""
 import contextlib
+import threading
 
 from django.db import connection, transaction
 
@@ -39,3 +40,80 @@ def one_turn(operation):
         return
     with transaction.atomic():
         yield
+
+
+class _GroupCommit:
+    """Small writes of many threads committed together: one transaction, one turn at the write
+    lock, for every write that asked while the one before was being committed (a database's
+    group commit). Each writer's function runs in a savepoint of its own (one that raises is
+    rolled back alone and its error raised in its thread) and each caller returns once its
+    write is committed, as if it had written alone."""
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._waiting = []  # [_Write] asked, not yet taken by a leader
+        self._leading = False
+
+    def run(self, write):
+        """Run ``write()`` (it writes the state database) committed; its result."""
+        if connection.in_atomic_block:  # inside a transaction already: its commit is ours
+            return write()
+        mine = _Write(write)
+        with self._mutex:
+            self._waiting.append(mine)
+            lead = mine.leads = not self._leading
+            self._leading = True
+        if not lead:
+            mine.done.wait()
+        if mine.leads:
+            self._lead()
+        if mine.error is not None:
+            raise mine.error
+        return mine.result
+
+    def _lead(self):
+        """Commit everything waiting (this thread's own write among it), then hand the lead to the
+        first writer that asked meanwhile, or give it up."""
+        batch = []
+        try:
+            with transaction.atomic():  # the turn first: the batch is what asked until it came
+                with self._mutex:
+                    batch, self._waiting = self._waiting, []
+                for write in batch:
+                    try:
+                        with transaction.atomic():
+                            write.result = write.function()
+                    except Exception as exc:  # that writer's own failure, raised in its thread
+                        write.error = exc
+        except Exception as exc:  # no turn, or the commit failed: every write of the batch did
+            if not batch:
+                with self._mutex:
+                    batch, self._waiting = self._waiting, []
+            for write in batch:
+                write.error = write.error or exc
+        finally:
+            with self._mutex:
+                following = self._waiting[0] if self._waiting else None
+                self._leading = following is not None
+                if following is not None:
+                    following.leads = True
+                    following.done.set()
+            for write in batch:
+                write.leads = False
+                write.done.set()
+
+
+class _Write:
+    def __init__(self, function):
+        self.function, self.result, self.error = function, None, None
+        self.done, self.leads = threading.Event(), False
+
+
+_group = _GroupCommit()
+
+
+def group_commit(write):
+    """Run ``write()`` (a small write: an API call's trace rows, a check's tick) committed
+    together with the other threads' writes that wait for the same turn (see ``_GroupCommit``);
+    returns its result. Inside a transaction, it is simply part of it."""
+    return _group.run(write)
