@@ -85,6 +85,7 @@ class Command(BaseCommand):
 
     def banner(self, host, port, workers=1):
         from orchestrator import network
+        from orchestrator.models import served_regions
         from orchestrator.registry import registry_host, start_problem
 
         url = f"http://{network.url_host(network.advertised_host(host))}:{port}"
@@ -98,7 +99,7 @@ class Command(BaseCommand):
             f"Fargate Lab is up on {url}\n"
             f"  dashboard  {url}/  (user admin / password admin)\n"
             f"  ECS API    aws --endpoint-url {url} ecs list-clusters  (key test / secret test, region "
-            f"{settings.FARGATE_LAB['REGION']})\n"
+            f"{settings.FARGATE_LAB['REGION']}; each of {', '.join(served_regions())} has its own objects)\n"
             f"  ECR        {ecr}\n"
             f"  admin      {url}/admin/\n"
             f"  tasks and load balancers publish on {network.publish_address()} and "
