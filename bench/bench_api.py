@@ -156,17 +156,17 @@ def prepare(url, services, moto=False):
     return names
 
 
-def client_process(url, names, start_at, seconds, results):
-    """One client: DescribeServices of ``names`` from ``start_at`` for ``seconds``; puts
-    (answers, errors, latencies)."""
+def client_process(url, names, seconds, ready, go, results):
+    """One client: DescribeServices of ``names`` for ``seconds`` from the parent's ``go`` (after
+    every client said ``ready``); puts (answers, errors, latencies)."""
     answers, errors, latencies = 0, 0, []
     try:
         ecs = ecs_client(url)
         ecs.describe_services(cluster=CLUSTER, services=names)  # the connection and the model, before the clock
-        while time.time() < start_at:
-            time.sleep(0.005)
-        deadline = start_at + seconds
-        while time.time() < deadline:
+        ready.put(True)
+        go.wait()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
             began = time.perf_counter()
             try:
                 answer = ecs.describe_services(cluster=CLUSTER, services=names)
@@ -178,6 +178,7 @@ def client_process(url, names, start_at, seconds, results):
                 errors += 1
             latencies.append(time.perf_counter() - began)
     except Exception:  # the warm-up call failed: this client answers nothing
+        ready.put(False)
         errors += 1
     finally:
         results.put((answers, errors, latencies))
@@ -186,13 +187,15 @@ def client_process(url, names, start_at, seconds, results):
 def answers_per_second(url, names, clients, seconds):
     """--clients processes calling DescribeServices at once: (answers/s, errors, latencies)."""
     context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    start_at = time.time() + 3 + clients * 0.3  # every process spawned and warmed up first
-    processes = [context.Process(target=client_process, args=(url, names, start_at, seconds, results))
+    ready, go, results = context.Queue(), context.Event(), context.Queue()
+    processes = [context.Process(target=client_process, args=(url, names, seconds, ready, go, results))
                  for _ in range(clients)]
     for process in processes:
         process.start()
-    gathered = [results.get(timeout=start_at - time.time() + seconds + 120) for _ in processes]
+    for _ in processes:  # every process spawned and warmed up before the clock starts
+        ready.get(timeout=300)
+    go.set()
+    gathered = [results.get(timeout=seconds + 120) for _ in processes]
     for process in processes:
         process.join()
     answers = sum(g[0] for g in gathered)

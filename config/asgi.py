@@ -14,11 +14,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from dashboard.origin import LabOriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.view_as import ViewAsWebsocketMiddleware  # noqa: E402
+from orchestrator.frontend.asgi import ApiFastPath  # noqa: E402
 from orchestrator.lifespan import ControlPlaneLifespan  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": ApiFastPath(django_asgi_app),  # signed API calls skip the dashboard's middleware
         "websocket": LabOriginValidator(AuthMiddlewareStack(ViewAsWebsocketMiddleware(URLRouter(websocket_urlpatterns)))),
         "lifespan": ControlPlaneLifespan(),
     }
