@@ -598,10 +598,9 @@ def engine_for(task):
 
 def load_task(pk):
     """The task with what the executor needs, or None if it is gone."""
-    return (
-        Task.objects.select_related("account", "cluster", "task_definition", "container_instance", "service")
-        .filter(pk=pk).first()
-    )
+    # Unordered (the pk is unique): the model's ordering would cost its compilation on every pass.
+    rows = Task.objects.select_related("account", "cluster", "task_definition", "container_instance", "service")
+    return next(iter(rows.filter(pk=pk).order_by()), None)
 
 
 def observe(engine, task):
@@ -739,7 +738,7 @@ class TaskSync:
 
     def do_EnqueueService(self, action, seen):
         if self.task.service_id:
-            self.enqueue(f"service:{self.task.service_id}")
+            self.enqueue(f"service:{self.task.service_id}", coalesce=True)
 
     def do_Advance(self, action, seen):
         fields = {}
@@ -990,7 +989,9 @@ class TaskSync:
                                         f"{target.target_group.name} as {target.target_id}:{target.port}")
         # Before RUNNING: a task with health checks is judged by them from the start (UNKNOWN
         # until they pass), never by the grace period of a task without any.
-        task_health.write_part(self.task.pk, container_health_status=self.containers_health())
+        health = self.containers_health()
+        if health != self.task.container_health_status:  # only the agent writes this part
+            task_health.write_part(self.task.pk, container_health_status=health)
         now = timezone.now()
         self.advance(Task.ACTIVATING, Task.RUNNING, started_at=now, private_ip=private_ip)
         self.record("running", f"task {self.task.task_id} is RUNNING at {private_ip or 'no IP'}", since=began)
@@ -998,7 +999,7 @@ class TaskSync:
             self.record("register", f"registered task {self.task.task_id} in Cloud Map service {registry} "
                                     f"as {private_ip or 'no IP'}")
         if self.task.service_id:
-            self.enqueue(f"service:{self.task.service_id}")
+            self.enqueue(f"service:{self.task.service_id}", coalesce=True)
 
     def forward_ports(self, name, private_ip, bindings=None):
         """Publish container ``name``'s port mappings through the lab's forwarder to the sandbox's
@@ -1304,6 +1305,7 @@ class Agent:
         self._thread = None
         self.connected = threading.Event()
         self._last_beat = None  # time.monotonic() of the last heartbeat written
+        self._listed = None  # container id -> (state, health, networks) at the last relist
 
     def start(self):
         self._thread = threading.Thread(target=self._watch, name=f"agent-watch-{self.engine_url or 'local'}",
@@ -1428,9 +1430,13 @@ class Agent:
             return ""
         return traces.begin("docker", "die", task.arn, task.account)
 
-    def relist(self):
+    def relist(self, full=True):
         """List the lab's containers and enqueue every task they (or the database) concern;
-        restart the paced log reader if it died (Docker drops what its containers write meanwhile)."""
+        restart the paced log reader if it died (Docker drops what its containers write meanwhile).
+
+        Not ``full`` (the periodic resync's), as kubelet's PLEG: only the tasks whose containers
+        changed (state, health, networks) since the last list, those RUNNING whose containers
+        are gone, and the containers of no live task."""
         if self.engine.is_local:
             paced_logs.ensure_running(self.engine.lab)
         # Read before the list: a task RUNNING then whose container the list lacks was lost.
@@ -1449,16 +1455,19 @@ class Agent:
                     self.enqueue(f"task:{pk}")
         tasks = dict(Task.objects.filter(task_id__in=task_ids).exclude(last_status=Task.STOPPED)
                      .values_list("task_id", "pk"))
+        listed = {c["id"]: (c["state"], c.get("health", ""), tuple(c.get("networks") or ())) for c in containers}
+        previous, self._listed = self._listed, listed
         for container in containers:
             pk = tasks.get(container["labels"].get(LABEL_TASK_ID, ""))
             if pk is None:  # unknown or STOPPED: ``sync_container`` removes it
                 self.enqueue(f"container:{self.engine_url}|{container['id']}")
-            else:
+            elif full or previous is None or previous.get(container["id"]) != listed[container["id"]]:
                 self.enqueue(f"task:{pk}")
-        # Tasks placed here that Docker may have lost (engine restart): each sync looks.
-        for pk in Task.objects.filter(container_instance__engine_url=self.engine_url).exclude(
-                last_status__in=(Task.STOPPED, Task.PROVISIONING)).values_list("pk", flat=True):
-            self.enqueue(f"task:{pk}")
+        if full or previous is None:
+            # Tasks placed here that Docker may have lost (engine restart): each sync looks.
+            for pk in Task.objects.filter(container_instance__engine_url=self.engine_url).exclude(
+                    last_status__in=(Task.STOPPED, Task.PROVISIONING)).values_list("pk", flat=True):
+                self.enqueue(f"task:{pk}")
         return len(containers)
 
     def found_lost(self, pk):

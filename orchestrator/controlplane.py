@@ -64,6 +64,15 @@ WATCH_INTERVAL = 0.25
 WATCH_OVERLAP = timedelta(seconds=2)
 # How often the leader prunes old traces (on its resync loop).
 PRUNE_SECONDS = 30.0
+# An agent's reports to a service are coalesced into one pass per COALESCE_FACTOR times that
+# service's last pass (at most COALESCE_MAX_SECONDS; none below COALESCE_MIN_SECONDS): the
+# service passes of a 5,000-task service take a fifth of the control plane, not all of it.
+COALESCE_FACTOR = 4.0
+COALESCE_MIN_SECONDS = 0.02
+COALESCE_MAX_SECONDS = 1.0
+# The periodic resync looks at about this many steady tasks each time (all of a class's lab;
+# a 5,000-task service's in slices), besides every task that is not steady.
+STEADY_PER_RESYNC = 500
 
 
 class ControlPlane:
@@ -96,6 +105,10 @@ class ControlPlane:
         self._guarding = False  # whether this control plane put the host firewall's rules in place
         self.task_endpoint = None  # 169.254.170.2 for the tasks, served with the firewall's rules
         self._pruned_at = 0.0
+        self._resync_round = 0
+        self._pass_seconds = {}  # "service:<pk>" -> how long its last pass took
+        self._coalesced = {}  # "service:<pk>" -> when the coalesced pass asked for is due
+        self._coalesce_lock = threading.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -191,11 +204,26 @@ class ControlPlane:
         """The agents' keys (tasks, containers) go to the agent queue, the rest to the scheduler's."""
         return self.agent_queue if key.startswith(("task:", "container:")) else self.scheduler_queue
 
-    def enqueue(self, key, delay=0, urgent=False, trace=None):
+    def enqueue(self, key, delay=0, urgent=False, trace=None, coalesce=False):
         """Ask for ``key`` to be processed (after ``delay`` seconds; ``urgent``: before the
-        keys already waiting, as for a task to stop) for ``trace`` (default: the current one)."""
+        keys already waiting, as for a task to stop) for ``trace`` (default: the current one).
+
+        ``coalesce`` (an agent's report to its service: a task RUNNING or STOPPED): at most one
+        such pass per COALESCE_FACTOR times the key's last pass. A service pass reads all its
+        tasks, so 5,000 reports one by one would be 5,000 passes of 5,000 rows; a pass of a
+        small service takes a few milliseconds, and its reports wait no longer than that."""
         queue = self.queue_for(key)
         trace = traces.current() if trace is None else trace
+        if coalesce and not delay and not urgent:
+            now = time.monotonic()
+            with self._coalesce_lock:
+                if self._coalesced.get(key, 0.0) > now:
+                    return  # a pass is already due soon: it reads this report too
+                delay = min(self._pass_seconds.get(key, 0.0) * COALESCE_FACTOR, COALESCE_MAX_SECONDS)
+                if delay >= COALESCE_MIN_SECONDS:
+                    self._coalesced[key] = now + delay
+                else:
+                    delay = 0
         if delay:
             queue.add_after(key, delay, trace=trace)
         else:
@@ -209,13 +237,6 @@ class ControlPlane:
         """A task was placed (in a scheduler worker): remember its account, then look at it."""
         self._tenants[f"task:{pk}"] = account_id
         self.enqueue(f"task:{pk}")
-
-    def _learn_tenants(self, tasks):
-        """Remember the account of each of ``tasks`` (a queryset), for the agent queue's turns."""
-        if len(self._tenants) > 100_000:  # forget old tasks; a key's group is kept while it waits
-            self._tenants.clear()
-        for pk, account_id in tasks.values_list("pk", "account_id"):
-            self._tenants[f"task:{pk}"] = account_id
 
     # --- leader election ------------------------------------------------------------------------
 
@@ -310,12 +331,17 @@ class ControlPlane:
         """Enqueue tasks and services whose desired state changed since the last look."""
         since = self._cursor - WATCH_OVERLAP
         newest = self._cursor
-        for pk, desired, updated in Task.objects.filter(updated_at__gte=since).values_list(
-                "pk", "desired_status", "updated_at"):
+        for pk, desired, last, placed, updated in Task.objects.filter(updated_at__gte=since).values_list(
+                "pk", "desired_status", "last_status", "container_instance_id", "updated_at"):
             newest = max(newest, updated)
             if self._seen_tasks.get(pk) != desired:
                 self._seen_tasks[pk] = desired
-                self.enqueue(f"task:{pk}", urgent=desired != Task.RUNNING)
+                if desired == Task.RUNNING and last == Task.PROVISIONING and placed is None:
+                    # A new task waits for placement: one placement pass places all (its agent's
+                    # pass would only ask for that, once per task).
+                    self.enqueue(PLACEMENT_KEY)
+                else:
+                    self.enqueue(f"task:{pk}", urgent=desired != Task.RUNNING)
         for pk, updated in Service.objects.filter(updated_at__gte=since).values_list("pk", "updated_at"):
             newest = max(newest, updated)
             if self._seen_services.get(pk) != updated:
@@ -341,14 +367,26 @@ class ControlPlane:
             self.enqueue(f"scalable-target:{pk}")
         bus.publish_now(task_metrics.BUS_KIND, 0)
 
-    def resync(self):
-        """Enqueue every live service and task, a placement pass, and relist every engine."""
+    def resync(self, full=True):
+        """Enqueue every live service and task, a placement pass, and relist every engine.
+
+        Not ``full`` (the periodic resync): of the steady tasks (RUNNING and meant to run) at most
+        about STEADY_PER_RESYNC are looked at, a different slice each time, as kubelet syncs each
+        Pod once a minute; the others are looked at every time, and each engine's relist enqueues
+        the tasks whose containers changed since the last one (or that lost theirs)."""
         for pk in Service.objects.exclude(status=Service.INACTIVE).values_list("pk", flat=True):
             self.enqueue(f"service:{pk}")
-        live = Task.objects.exclude(last_status=Task.STOPPED)
-        self._learn_tenants(live)
-        for pk in live.values_list("pk", flat=True):
-            self.enqueue(f"task:{pk}")
+        live = list(Task.objects.exclude(last_status=Task.STOPPED).values_list(
+            "pk", "account_id", "last_status", "desired_status"))
+        if len(self._tenants) > 100_000:  # forget old tasks; a key's group is kept while it waits
+            self._tenants.clear()
+        steady = sum(1 for _, _, last, desired in live if last == desired == Task.RUNNING)
+        slices = 1 if full else max(1, -(-steady // STEADY_PER_RESYNC))
+        self._resync_round += 1
+        for pk, account_id, last, desired in live:
+            self._tenants[f"task:{pk}"] = account_id
+            if last != Task.RUNNING or desired != Task.RUNNING or pk % slices == self._resync_round % slices:
+                self.enqueue(f"task:{pk}")
         self.enqueue(PLACEMENT_KEY)
         for pk in ContainerInstance.objects.filter(agent_disconnected_until__isnull=False).values_list("pk", flat=True):
             self.enqueue(f"instance:{pk}")
@@ -356,7 +394,7 @@ class ControlPlane:
         for agent in self.agents.values():
             if agent.connected.is_set():
                 try:
-                    agent.relist()
+                    agent.relist(full=full)
                     # Networks of an older lab's naming (one per cluster name, shared by
                     # accounts) go once their tasks have moved to their own account's networks.
                     agent.engine.remove_unused_networks(legacy_only=True)
@@ -371,7 +409,7 @@ class ControlPlane:
             try:
                 since, spot_at = spot_at, time.monotonic()
                 if self.is_leader:
-                    self.resync()
+                    self.resync(full=False)
                     spot.sweep(spot_at - since)  # Fargate Spot's interruptions since the last pass
                     if time.monotonic() - self._pruned_at >= PRUNE_SECONDS:
                         self._pruned_at = time.monotonic()
@@ -392,9 +430,12 @@ class ControlPlane:
             trace = queue.trace_of(key)
             try:
                 if self.is_leader:
+                    began = time.monotonic()
                     # The pass's activity rows are written together when it ends.
                     with traces.continuing(trace), activity.batched():
                         self.process(key)
+                    if key.startswith("service:"):  # how long its reports are coalesced (``enqueue``)
+                        self._pass_seconds[key] = time.monotonic() - began
                 queue.forget(key)
             except EngineUnavailable as exc:
                 log.info("%s: Docker engine unavailable, retrying: %s", key, exc)

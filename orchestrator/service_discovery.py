@@ -67,6 +67,9 @@ class Registration(NamedTuple):
 
 def registrations(service):
     """The Registrations of a service's serviceRegistries and Service Connect services."""
+    connect = service.service_connect_configuration or {}
+    if not service.service_registries and not connect.get("enabled"):
+        return []  # most services: no query for the task definition on every task's report
     definitions = service.task_definition.container_definitions
     first = next((c for c in definitions if c.get("portMappings")), definitions[0] if definitions else {})
     found = []
@@ -79,7 +82,6 @@ def registrations(service):
         port = entry.get("containerPort") or entry.get("port") or _container_port(definition)
         found.append(Registration(registry, name, port, [registry.dns_name] if registry.dns_config else [],
                                   "service registry"))
-    connect = service.service_connect_configuration or {}
     namespace = None
     if connect.get("enabled"):
         with acting_in(service.cluster.region):
