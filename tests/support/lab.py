@@ -167,8 +167,8 @@ def running_lab(workdir, docker_client, **env):
     """A lab of its own started with settings ``env`` (FARGATE_LAB_…=value), stopped and its
     containers removed after the block."""
     lab = LabProcess(workdir, f"test-{uuid.uuid4().hex[:8]}", extra_env={k: str(v) for k, v in env.items()})
-    lab.start()
     try:
+        lab.start()  # inside: a start that times out still stops its process and removes its objects
         yield lab
     finally:
         lab.stop()
