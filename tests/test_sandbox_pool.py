@@ -86,6 +86,17 @@ def fill_pool(lab_rows, docker_engine, wait_until):
     return first, network
 
 
+def sandboxed_task(settings, lab_rows, docker_engine, wait_until):
+    """(the pool's first task, the network, a task RUNNING in a sandbox of the full pool)."""
+    pooled(settings)
+    first, network = fill_pool(lab_rows, docker_engine, wait_until)
+    task = lab_rows.run_task()
+    wait_running(task, wait_until)
+    task.refresh_from_db()
+    assert task.sandbox_id
+    return first, network, task
+
+
 @pytest.mark.docker
 def test_a_task_joins_a_ready_sandbox_gets_its_ip_and_its_port_answers(
         settings, control_plane, lab_rows, docker_engine, wait_until):
@@ -134,12 +145,7 @@ def test_a_task_joins_a_ready_sandbox_gets_its_ip_and_its_port_answers(
 @pytest.mark.docker
 def test_a_restarted_lab_adopts_free_sandboxes_forwards_again_and_removes_what_nobody_owns(
         settings, control_plane, lab_rows, docker_engine, wait_until):
-    pooled(settings)
-    _, network = fill_pool(lab_rows, docker_engine, wait_until)
-    task = lab_rows.run_task()
-    wait_running(task, wait_until)
-    task.refresh_from_db()
-    assert task.sandbox_id
+    _, network, task = sandboxed_task(settings, lab_rows, docker_engine, wait_until)
     host_port = task.containers.get().network_bindings[0]["hostPort"]
     wait_until(lambda: len(sandbox_pool.pool().free(docker_engine, network)) == 2, 30, message="the pool to refill")
     free = set(sandbox_pool.pool().free(docker_engine, network))
@@ -167,3 +173,22 @@ def test_a_restarted_lab_adopts_free_sandboxes_forwards_again_and_removes_what_n
     wait_until(lambda: not [c for c in docker_engine.list_containers() if sandbox_pool.is_sandbox(c)
                             and c["id"] != task.sandbox_id], 30, message="the free sandboxes removed")
     assert task.sandbox_id in {c["id"] for c in docker_engine.list_containers()}  # in use: it stays
+
+
+@pytest.mark.docker
+@pytest.mark.browser
+def test_the_task_page_shows_the_pause_container_as_the_pod_sandbox(
+        settings, control_plane, lab_rows, docker_engine, wait_until, page, live_lab_server):
+    from playwright.sync_api import expect
+
+    first, _, task = sandboxed_task(settings, lab_rows, docker_engine, wait_until)
+    page.goto(f"{live_lab_server.url}/tasks/{task.task_id}/")
+    expect(page.locator("[data-field=sandbox]")).to_contain_text(task.sandbox_id[:12])
+    explain = page.locator("[data-field=sandbox_explain]")
+    expect(explain).to_contain_text("pause container")
+    expect(explain).to_contain_text("Pod sandbox")
+    expect(explain).to_contain_text("crictl pods")
+
+    page.goto(f"{live_lab_server.url}/tasks/{first.task_id}/")  # started before the pool was ready
+    expect(page.locator("[data-field=sandbox]")).to_have_text("—")
+    expect(page.locator("[data-field=sandbox_explain]")).to_contain_text("No Pod sandbox")
