@@ -20,7 +20,11 @@ their own with their own access key:
    step never ticked) is counted. A tick's latency is the check runner's StepTick.ticked_at minus
    the moment of the change that satisfies it: the end of the call (or of docker push) that made
    it, and for the service step the later of its third task RUNNING and its first target healthy,
-   as the lab recorded them. Targets: API p99 ≤ 200 ms, tick p95 ≤ 1 s, 0 errors.
+   as the lab recorded them. Targets: API p99 ≤ 200 ms, tick p95 ≤ 1 s, 0 errors. Prints
+   p50/p95/p99 per API operation, per phase (the lab step the student was at) and per docker
+   command, and each tick's way split from the check runner's timing log (bench/
+   tick_timing_settings.py): change → heard on the bus → checks begin → checks run → tick
+   committed → pushed.
 
     /work/venv/bin/python bench/bench_labs.py [--students 30] [--burst-rounds 4] [--poll 5] [--timeout 600]
                                               [--skip-burst] [--skip-lab]
