@@ -109,9 +109,10 @@ def tasks_that_fit(account, cpu, providers):
 def usage(account):
     """Each quota with its applied value, whether the account sets it, and what is in use now,
     for the quota pages: [(quota, value, own, in_use)]."""
-    from orchestrator.models import Cluster, Service
+    from orchestrator.models import Cluster, Service, region
 
-    clusters = Cluster.objects.filter(account=account, status=Cluster.ACTIVE)
+    # Clusters count per region, as CreateCluster's check does (``service_quotas.check_clusters``).
+    clusters = Cluster.objects.filter(account=account, region=region(), status=Cluster.ACTIVE)
     services = Service.objects.filter(account=account).exclude(status=Service.INACTIVE)
     busiest_cluster = max((services.filter(cluster=c).count() for c in clusters), default=0)
     largest_service = max(services.values_list("desired_count", flat=True), default=0)
