@@ -865,6 +865,9 @@ class TaskSync:
         if set(names) != set(self.containers) or not sandbox_pool.eligible(self.task, self.engine, definitions):
             return None
         sandbox = sandbox_pool.pool().claim(self.engine, self.network, self.network_labels, self.task)
+        if sandbox is not None and not sandbox_pool.pool().abandon_if_stopped(self.engine, self.task, sandbox):
+            self.record("sandbox", f"Pod sandbox {sandbox.name} had stopped (a Docker restart?): removed")
+            sandbox = None
         if sandbox is None:
             self.record("sandbox", f"no Pod sandbox was ready for task {self.task.task_id}: Docker sets up its network")
             return None

@@ -178,6 +178,23 @@ class SandboxPool:
             task.sandbox_id = sandbox.id
         return bool(changed)
 
+    def abandon_if_stopped(self, engine, task, sandbox):
+        """True if the claimed sandbox runs; else (stopped since it was made: a Docker restart
+        before the next reconcile) take the claim back, remove it, and return False."""
+        try:
+            if (engine.inspect(sandbox.id).get("State") or {}).get("Running"):
+                return True
+        except ContainerNotFound:
+            pass
+        from orchestrator.models import Task
+        Task.objects.filter(pk=task.pk, sandbox_id=sandbox.id).update(sandbox_id="")
+        task.sandbox_id = ""
+        try:
+            engine.remove(sandbox.id)
+        except ContainerNotFound:
+            pass
+        return False
+
     def address(self, engine, sandbox_id):
         """The sandbox's IP on its network ("" if it is gone or has none)."""
         with self._lock:
@@ -339,6 +356,10 @@ class SandboxPool:
                 engine.remove(row["id"])
             except ContainerNotFound:
                 pass
+        gone_clusters = {row["labels"].get(LABEL_NETWORK, "") for row in remove if (
+            row["labels"].get(LABEL_ACCOUNT), row["labels"].get(LABEL_CLUSTER)) not in live_clusters}
+        for network in gone_clusters - {""}:  # kept for its sandboxes only: it goes with its cluster
+            engine.remove_network_if_unused(network)
         if remove:
             activity.record("agent", "sandbox-removed", message=(
                 f"removed {len(remove)} Pod sandbox(es) on {engine.describe()}: their task stopped, "

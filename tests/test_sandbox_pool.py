@@ -192,3 +192,21 @@ def test_the_task_page_shows_the_pause_container_as_the_pod_sandbox(
     page.goto(f"{live_lab_server.url}/tasks/{first.task_id}/")  # started before the pool was ready
     expect(page.locator("[data-field=sandbox]")).to_have_text("—")
     expect(page.locator("[data-field=sandbox_explain]")).to_contain_text("No Pod sandbox")
+
+
+@pytest.mark.docker
+def test_a_task_whose_claimed_sandbox_had_stopped_starts_without_one(
+        settings, control_plane, lab_rows, docker_engine, wait_until, monkeypatch):
+    pooled(settings)
+    _, network = fill_pool(lab_rows, docker_engine, wait_until)
+    monkeypatch.setattr(sandbox_pool.pool(), "reconcile", lambda engine: [])  # no resync looks first
+    dead = sandbox_pool.pool().free(docker_engine, network)[0]
+    docker_engine.kill(dead)
+    wait_until(lambda: not docker_engine.inspect(dead)["State"]["Running"], 10, message="the sandbox to stop")
+    task = lab_rows.run_task()
+    wait_running(task, wait_until)
+    task.refresh_from_db()
+    assert task.sandbox_id == ""  # Docker set up its network, as without a pool
+    assert dead not in {c["id"] for c in docker_engine.list_containers()}
+    port = task.containers.get().network_bindings[0]["hostPort"]
+    wait_until(lambda: answers(port), 20, message="the task's port to answer")
