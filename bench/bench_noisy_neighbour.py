@@ -14,7 +14,7 @@ teacher would, to hold all of what follows unless --noisy-vcpu says otherwise):
   2. keeps --floods tasks writing to stdout as fast as they can (a log flood);
   3. runs a burst of --burst tasks just before each of the quiet student's RunTasks.
 Prints the median of each (target: the noisy figure within 2x the quiet one) and the cores
-dockerd used meanwhile (read from /proc, when this user may), and removes every container,
+dockerd and the lab's own process used meanwhile (read from /proc, when this user may), and removes every container,
 network and file it made (and the lab's paced log reader, which outlives the lab by design). --profile adds, per phase, where the quiet task's
 time went: the median start (from the RunTask call) and duration of each step the lab recorded
 for it (placement, docker create, docker start, RUNNING reported).
@@ -186,22 +186,37 @@ def _epoch(stamp):
     return datetime.fromisoformat(stamp).replace(tzinfo=timezone.utc).timestamp()
 
 
-def dockerd_cpu():
-    """(CPU seconds dockerd has used, wall time), or None when its /proc entry cannot be read."""
+def cpu_seconds(pid):
+    """The CPU seconds process ``pid`` has used, or None when its /proc entry cannot be read."""
     try:
-        pid = Path("/var/run/docker.pid").read_text().strip()
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), time.monotonic()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+LAB_PID = None  # the lab's process, once started
+
+
+def dockerd_cpu():
+    """(CPU seconds dockerd has used, the lab's process has used, wall time); None for what
+    cannot be read."""
+    try:
+        dockerd = cpu_seconds(Path("/var/run/docker.pid").read_text().strip())
+    except OSError:
+        dockerd = None
+    return dockerd, cpu_seconds(LAB_PID) if LAB_PID else None, time.monotonic()
 
 
 def report(what, times, calm, since=None):
     """One line: the median of ``times``, its ratio to the quiet lab's median, and the cores
-    dockerd used since ``since`` (a dockerd_cpu())."""
+    dockerd and the lab's own process used since ``since`` (a dockerd_cpu())."""
     median = statistics.median(times)
     now = dockerd_cpu()
-    cores = f"  dockerd {(now[0] - since[0]) / (now[1] - since[1]):4.2f} cores" if since and now else ""
+    cores = ""
+    for n, name in enumerate(("dockerd", "lab")):
+        if since and since[n] is not None and now[n] is not None:
+            cores += f"  {name} {(now[n] - since[n]) / (now[2] - since[2]):4.2f} cores"
     print(f"{what:<64} median {median:5.2f} s  x{median / statistics.median(calm):4.2f}{cores}  "
           f"(runs {', '.join(f'{t:.2f}' for t in times)})", flush=True)
 
@@ -220,6 +235,8 @@ def main():
     lab = Lab()
     try:
         lab.start()
+        global LAB_PID
+        LAB_PID = lab.proc.pid
         quiet, noisy = lab.client(), lab.student("noisy")
         vcpu = args.noisy_vcpu if args.noisy_vcpu is not None else (args.stubborn + args.floods + args.burst) / 4
         lab.manage("setquota", "noisy", "--fargate-on-demand-vcpu", str(vcpu))

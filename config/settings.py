@@ -229,6 +229,8 @@ FARGATE_LAB = {
     # other accounts' tasks); default three quarters of them, and no more than this machine's
     # CPUs: a container start is CPU-bound in Docker, so one account starting more containers
     # at once than there are cores only makes another account's start wait (bench_noisy_neighbour).
+    # The same number bounds one account's container operations in progress on an engine
+    # (orchestrator/docker_gate.py), and its fair share of it while others start tasks.
     "TENANT_WORKERS": _env_int("FARGATE_LAB_TENANT_WORKERS", max(1, min(_env_int("FARGATE_LAB_WORKERS", 8) * 3 // 4,
                                                                        os.cpu_count() or 1))),
     # Worker threads of the cluster and capacity managers (service and placement passes).

@@ -46,8 +46,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, container_dependencies, load_balancer, paced_logs, port_forwarder, registry, sandbox_pool,
-    service_discovery, spot, task_health, task_metadata, task_secrets, traces,
+    activity, awslogs, bus, container_dependencies, docker_gate, load_balancer, paced_logs, port_forwarder, registry,
+    sandbox_pool, service_discovery, spot, task_health, task_metadata, task_secrets, traces,
 )
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
@@ -625,6 +625,8 @@ class TaskSync:
         self.pull_times = {}
         self.network = network_name(self.engine.lab, task.account.account_id, task.cluster.name, task.cluster.region)
         self.network_labels = network_labels(task.account.account_id, task.cluster.name)
+        # This engine's fair share of container operations among accounts (docker_gate).
+        self.gate = docker_gate.gate(self.engine.url or "")
 
     def wanted(self):
         task, service = self.task, self.task.service
@@ -656,8 +658,10 @@ class TaskSync:
             needs_docker = self.task.container_instance_id is not None and self.task.last_status != Task.STOPPED
             seen = observe(self.engine, self.task) if needs_docker else []
             actions = plan_task(self.wanted(), seen, now=time.time())
+            starting = any(isinstance(a, (CreateContainers, StartContainers)) for a in actions)
             try:
-                with self.sync_step(actions):
+                with self.sync_step(actions), \
+                        self.gate.presence(self.task.account_id) if starting else contextlib.nullcontext():
                     for action in actions:
                         getattr(self, f"do_{type(action).__name__}")(action, seen)
                 return
@@ -908,7 +912,8 @@ class TaskSync:
     def create(self, spec):
         """Create the container; if one of that name exists (a crash after create), adopt it."""
         try:
-            return self.engine.create_container(spec)
+            with self.docker_operation():
+                return self.engine.create_container(spec)
         except Conflict:
             for container in self.engine.list_containers(labels={LABEL_TASK_ID: self.task.task_id}):
                 if container["name"] == spec["name"]:
@@ -919,8 +924,13 @@ class TaskSync:
             if "network" in str(exc).lower() and "not found" in str(exc).lower():
                 self.engine.forget_network(spec["network"])
                 self.engine.ensure_network(spec["network"], labels=self.network_labels)
-                return self.engine.create_container(spec)
+                with self.docker_operation():
+                    return self.engine.create_container(spec)
             raise
+
+    def docker_operation(self):
+        """One of the task's account's turns at its engine's container operations (docker_gate)."""
+        return self.gate.operation(self.task.account_id)
 
     def do_StartContainers(self, action, seen):
         began = self.clock()
@@ -928,7 +938,8 @@ class TaskSync:
         for name in action.names:
             container = by_name[name]
             try:
-                self.engine.start(container.id)
+                with self.docker_operation():
+                    self.engine.start(container.id)
             except EngineUnavailable:
                 raise
             except ContainerNotFound:
@@ -1182,7 +1193,8 @@ class TaskSync:
     def do_RemoveContainers(self, action, seen):
         began = self.clock()
         for container_id in action.ids:
-            self.engine.remove(container_id)
+            with self.docker_operation():
+                self.engine.remove(container_id)
             forget_died(container_id)
         self.record("remove", f"removed {len(action.ids)} container(s) of task {self.task.task_id}", since=began)
 
