@@ -208,7 +208,10 @@ def test_it_fails_a_task_whose_image_name_docker_refuses_once(control_plane, lab
     assert task.containers.get().reason == task.stopped_reason
     # Failed once, not retried in a loop that logs a traceback each time.
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
-    assert Activity.objects.filter(object_arn=task.arn, action="failed").count() == 1
+    # The pass writes its activity rows when it ends (activity.batched), after the STOPPED it published.
+    failed = Activity.objects.filter(object_arn=task.arn, action="failed")
+    wait_until(failed.exists, 10, message="the pass's activity rows written")
+    assert failed.count() == 1
     assert docker_engine.list_containers() == []
 
 
