@@ -1041,6 +1041,8 @@ class TaskSync:
                 TaskContainer.objects.filter(pk=container.pk).update(network_bindings=bindings)
                 container.network_bindings = bindings
                 bus.publish("task", self.task.pk, origin="controlplane")
+                if self.task.service_id and self.task.service.load_balancers:
+                    load_balancer.register_task(self.task)  # its targets connect to the new host port
         self.record("forward", f"forwarding the published ports of task {self.task.task_id} to its sandbox at "
                                f"{private_ip or 'no IP'}")
 
