@@ -124,11 +124,19 @@ def _find_task(ctx, cluster, ref):
 
 
 def _find_tasks(ctx, cluster, refs):
-    """The tasks of the cluster ``refs`` name (ids or ARNs), None where there is none, in two
-    queries whatever their number: the tasks with their rows, then their containers."""
+    """The tasks of the cluster ``refs`` name (ids or ARNs), None where there is none, in three
+    queries whatever their number: the tasks, their task definitions (each fetched once, however
+    many tasks share it), their containers. The account and the cluster, the same for all, are
+    the ones already in hand rather than a copy joined to every row."""
     ids = [_task_id(ctx, ref) for ref in refs]
-    rows = _task_rows(Task.objects.filter(account=ctx.account, cluster=cluster, task_id__in=set(ids)))
-    found = {task.task_id: task for task in rows.prefetch_related("containers")}
+    rows = Task.objects.filter(account=ctx.account, cluster=cluster, task_id__in=set(ids))
+    cluster.account = ctx.account  # the cluster was found among the account's own
+    found = {}
+    for task in rows.prefetch_related("containers", "task_definition"):
+        task.account, task.cluster = ctx.account, cluster
+        if task.task_definition.account_id == ctx.account.pk:
+            task.task_definition.account = ctx.account
+        found[task.task_id] = task
     return [found.get(task_id) for task_id in ids]
 
 
