@@ -66,13 +66,13 @@ WATCH_OVERLAP = timedelta(seconds=2)
 PRUNE_SECONDS = 30.0
 # An agent's reports to a service are coalesced into one pass per COALESCE_FACTOR times that
 # service's last pass (at most COALESCE_MAX_SECONDS; none below COALESCE_MIN_SECONDS): the
-# service passes of a 5,000-task service take a fifth of the control plane, not all of it.
-COALESCE_FACTOR = 4.0
+# service passes of a 5,000-task service take a ninth of the control plane, not all of it.
+COALESCE_FACTOR = 8.0
 COALESCE_MIN_SECONDS = 0.02
 COALESCE_MAX_SECONDS = 1.0
-# The periodic resync looks at about this many steady tasks each time (all of a class's lab;
-# a 5,000-task service's in slices), besides every task that is not steady.
-STEADY_PER_RESYNC = 500
+# The periodic resync looks at about this many steady tasks each time (beyond that, a slice of
+# them in turn: the relist catches their containers' changes), besides every task not steady.
+STEADY_PER_RESYNC = 100
 
 
 class ControlPlane:

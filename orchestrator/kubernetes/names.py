@@ -155,5 +155,9 @@ def to_yaml(manifests):
     """Manifests as YAML (several as one multi-document stream, as kubectl apply -f takes)."""
     if isinstance(manifests, dict):
         manifests = [manifests]
-    return yaml.safe_dump_all(manifests, sort_keys=False, default_flow_style=False, allow_unicode=True,
-                              explicit_start=len(manifests) > 1)
+    # libyaml's emitter where PyYAML has it: the same YAML, ten times quicker (a service page's twin).
+    return yaml.dump_all(manifests, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                         explicit_start=len(manifests) > 1)
+
+
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
