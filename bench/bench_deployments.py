@@ -44,6 +44,7 @@ def one_round(account, image, tasks, name):
     dispatch(account, "CreateService", {
         "cluster": "bench", "serviceName": name, "taskDefinition": rev1, "desiredCount": tasks,
         "launchType": "FARGATE", "deploymentConfiguration": {"maximumPercent": 200, "minimumHealthyPercent": 100},
+        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-a"]}},
     })
     service = Service.objects.get(name=name, status="ACTIVE")
     wait_for(lambda: Task.objects.filter(service=service, last_status="RUNNING").count() == tasks, 180,

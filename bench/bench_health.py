@@ -87,7 +87,8 @@ def main():
     try:
         plane.start()
         dispatch(account, "CreateService", {"cluster": "bench", "serviceName": "web", "taskDefinition": arn,
-                                            "desiredCount": 1, "launchType": "FARGATE"})
+                                            "desiredCount": 1, "launchType": "FARGATE",
+                                            "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-a"]}}})
         service = Service.objects.get(name="web", status="ACTIVE")
         results = []
         for n in range(args.rounds):

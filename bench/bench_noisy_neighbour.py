@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from orchestrator import paced_logs  # noqa: E402  (stdlib only: no Django set up here)
 POLL = 0.02
 STUBBORN = "trap '' TERM; while true; do sleep 1; done"
+NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-a"]}}  # awsvpc: ECS wants the subnets
 FLOOD = "yes 'a log line as long as a log line tends to be, over and over again' "
 
 
@@ -138,7 +139,7 @@ def run(ecs, family, count):
     arns = []
     while count > 0:  # RunTask starts at most 10 tasks per call
         arns += [t["taskArn"] for t in ecs.run_task(cluster="demo", taskDefinition=family, count=min(count, 10),
-                                                     launchType="FARGATE")["tasks"]]
+                                                     launchType="FARGATE", networkConfiguration=NETWORK)["tasks"]]
         count -= 10
     return arns
 

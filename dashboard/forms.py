@@ -9,6 +9,7 @@ import shlex
 from django import forms
 
 from orchestrator.frontend import wire
+from orchestrator.frontend.network_configuration import DEFAULT_SUBNET
 
 def _kebab(name):
     """CreateService → create-service."""
@@ -94,11 +95,41 @@ class DeleteClusterForm(EcsForm):
         return {"cluster": cluster.name}
 
 
-class RunTaskForm(EcsForm):
+class AwsvpcFields(forms.Form):
+    """The awsvpc networkConfiguration of RunTask and CreateService: the subnets (the account's
+    default one preselected, the others it knows offered by the page's ``subnets`` datalist),
+    security groups and public IP."""
+
+    subnets = forms.CharField(label="Subnets", initial=DEFAULT_SUBNET, max_length=LONG_TEXT, required=False,
+                              widget=forms.TextInput(attrs={"list": "subnets", "autocomplete": "off"}),
+                              help_text="Comma-separated; awsvpc needs one (each task gets its own address)")
+    security_groups = forms.CharField(label="Security groups", required=False, max_length=LONG_TEXT,
+                                      help_text="Comma-separated")
+    assign_public_ip = forms.CharField(label="Assign public IP", initial="ENABLED", max_length=LONG_TEXT, required=False,
+                                       widget=forms.Select(choices=[("ENABLED", "ENABLED"), ("DISABLED", "DISABLED")]))
+
+    network_section = ("Networking (awsvpc)", ("subnets", "security_groups", "assign_public_ip"))
+
+    def network_params(self):
+        """{"networkConfiguration": …} as typed; {} with no subnet (ECS then refuses an awsvpc task)."""
+        data = self.cleaned_data
+        if not data["subnets"]:
+            return {}
+        network = {"subnets": _comma_list(data["subnets"])}
+        if data["security_groups"]:
+            network["securityGroups"] = _comma_list(data["security_groups"])
+        if data["assign_public_ip"]:
+            network["assignPublicIp"] = data["assign_public_ip"]
+        return {"networkConfiguration": {"awsvpcConfiguration": network}}
+
+
+class RunTaskForm(EcsForm, AwsvpcFields):
     operation = "RunTask"
     task_definition = forms.CharField(label="Task definition (family:revision)", max_length=LONG_TEXT,
                                       widget=forms.TextInput(attrs={"list": "task-definitions", "autocomplete": "off"}))
     count = forms.IntegerField(initial=1)
+
+    sections = (AwsvpcFields.network_section,)
 
     def params(self, cluster):
         return {
@@ -107,6 +138,7 @@ class RunTaskForm(EcsForm):
             "count": self.cleaned_data["count"],
             "launchType": "FARGATE",
             "startedBy": "dashboard",
+            **self.network_params(),
         }
 
 
@@ -126,7 +158,7 @@ def _comma_list(text):
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-class ServiceForm(EcsForm):
+class ServiceForm(EcsForm, AwsvpcFields):
     """CreateService with what the article's step 5 sets: the task definition, the count, the
     load balancer, the network and the deployment's bounds and circuit breaker."""
 
@@ -140,12 +172,6 @@ class ServiceForm(EcsForm):
     container_name = forms.CharField(label="Container name", required=False, max_length=LONG_TEXT,
                                      help_text="The container the target group sends traffic to")
     container_port = forms.IntegerField(label="Container port", required=False)
-    subnets = forms.CharField(label="Subnets", initial="subnet-a", max_length=LONG_TEXT, required=False,
-                              help_text="Comma-separated (awsvpc: each task gets its own address)")
-    security_groups = forms.CharField(label="Security groups", required=False, max_length=LONG_TEXT,
-                                      help_text="Comma-separated")
-    assign_public_ip = forms.CharField(label="Assign public IP", initial="ENABLED", max_length=LONG_TEXT, required=False,
-                                       widget=forms.Select(choices=[("ENABLED", "ENABLED"), ("DISABLED", "DISABLED")]))
     minimum_healthy_percent = forms.IntegerField(label="Minimum healthy percent", initial=100, required=False,
                                                  help_text="maxUnavailable's other side: tasks kept during a rollout")
     maximum_percent = forms.IntegerField(label="Maximum percent", initial=200, required=False,
@@ -156,7 +182,7 @@ class ServiceForm(EcsForm):
 
     sections = (
         ("Load balancing", ("target_group", "container_name", "container_port")),
-        ("Networking (awsvpc)", ("subnets", "security_groups", "assign_public_ip")),
+        AwsvpcFields.network_section,
         ("Deployment", ("minimum_healthy_percent", "maximum_percent", "circuit_breaker", "rollback")),
     )
 
@@ -188,14 +214,8 @@ class ServiceForm(EcsForm):
             "taskDefinition": data["task_definition"],
             "desiredCount": data["desired_count"],
             "launchType": "FARGATE",
+            **self.network_params(),
         }
-        if data["subnets"]:
-            network = {"subnets": _comma_list(data["subnets"])}
-            if data["security_groups"]:
-                network["securityGroups"] = _comma_list(data["security_groups"])
-            if data["assign_public_ip"]:
-                network["assignPublicIp"] = data["assign_public_ip"]
-            params["networkConfiguration"] = {"awsvpcConfiguration": network}
         deployment = {"deploymentCircuitBreaker": {"enable": data["circuit_breaker"], "rollback": data["rollback"]}}
         for name, field in (("minimumHealthyPercent", "minimum_healthy_percent"), ("maximumPercent", "maximum_percent")):
             if data[field] is not None:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from orchestrator import activity
 from orchestrator.frontend import call
+from orchestrator.frontend.network_configuration import DEFAULT_SUBNET
 from orchestrator.models import (
     Account, ContainerInstance, Service, ServiceEvent, Task, TaskContainer,
 )
@@ -40,6 +41,7 @@ def populate(tasks=40, instances=4, seed=7):
     for name in ("web", "worker"):
         call(account, "CreateService", {
             "cluster": "demo", "serviceName": name, "taskDefinition": f"{name}:1", "desiredCount": tasks // 2,
+            "networkConfiguration": {"awsvpcConfiguration": {"subnets": [DEFAULT_SUBNET]}},
         })
         services.append(Service.objects.get(name=name, cluster__name="demo"))
     add_tasks(tasks, seed)

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from dashboard import forms, twins
 from orchestrator import activity, spot, traces
-from orchestrator.frontend import EcsError
+from orchestrator.frontend import EcsError, network_configuration
 from orchestrator.frontend.deleted_task_definitions import present
 from orchestrator.models import Account, Cluster, ContainerInstance, Service, Task, TaskDefinition, region
 
@@ -234,6 +234,7 @@ def _cluster_page(request, cluster, status=200, **forms_given):
         "cluster": cluster,
         "live": f"/ws/cluster/{cluster.pk}/",
         "task_definitions": revisions,
+        "subnets": network_configuration.subnets_of(account_for(request.user)),
         "run_form": forms.RunTaskForm(initial={"task_definition": wanted or (revisions[0] if revisions else "")}),
         "service_form": service_form(request),
         "delete_form": forms.DeleteClusterForm(),

@@ -12,6 +12,7 @@ from orchestrator.docker_engine import LABEL_ACCOUNT, LABEL_TASK_ARN
 from orchestrator.elbv2 import operations as elbv2
 from orchestrator.models import AccessKey, Account, Repository, Task
 from tests.support.common import free_port, wait_until
+from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -44,7 +45,7 @@ def build(account, image):
         "launchType": "FARGATE", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-a"]}},
         "loadBalancers": [{"targetGroupArn": tg["TargetGroupArn"], "containerName": "web", "containerPort": 80}]})
     frontend.call(account, "RunTask", {"cluster": "demo", "taskDefinition": "web", "count": 1,
-                                       "launchType": "FARGATE"})
+                                       "launchType": "FARGATE", **NETWORK})
     Repository.objects.create(account=account, name=f"{account.name}/web")
     return port
 

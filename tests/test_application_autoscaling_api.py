@@ -7,7 +7,7 @@ import pytest
 
 from orchestrator.models import AccessKey, Account, ScalingActivity
 from tests.support.api import error_of as api_error_of
-from tests.support.api import fargate_task_definition, lab_client
+from tests.support.api import assert_model_shape, fargate_task_definition, lab_client
 
 TARGET = {"ServiceNamespace": "ecs", "ResourceId": "service/default/web",
           "ScalableDimension": "ecs:service:DesiredCount"}
@@ -259,3 +259,42 @@ def test_one_account_never_sees_anothers_targets(aas, web, live_server):
 def test_a_wrong_signature_is_refused(live_server, default_account):
     bad = lab_client(live_server, "application-autoscaling", "test", "wrong")
     assert error_of(bad.describe_scalable_targets, ServiceNamespace="ecs") == "InvalidSignatureException"
+
+
+def test_it_tags_untags_and_lists_a_targets_tags(aas, web, live_server):
+    arn = aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=4,
+                                       Tags={"team": "blue"})["ScalableTargetARN"]
+    assert_model_shape("TagResource", aas.tag_resource(ResourceARN=arn, Tags={"env": "lab", "team": "green"}),
+                       "application-autoscaling")
+    listed = aas.list_tags_for_resource(ResourceARN=arn)
+    assert_model_shape("ListTagsForResource", listed, "application-autoscaling")
+    assert listed["Tags"] == {"team": "green", "env": "lab"}
+    aas.untag_resource(ResourceARN=arn, TagKeys=["team", "absent"])
+    assert aas.list_tags_for_resource(ResourceARN=arn)["Tags"] == {"env": "lab"}
+    assert error_of(aas.tag_resource, ResourceARN=arn, Tags={"aws:x": "1"}) == "ValidationException"
+    assert error_of(aas.tag_resource, ResourceARN=arn, Tags={f"k{n}": "v" for n in range(50)}) == "TooManyTagsException"
+    assert aas.list_tags_for_resource(ResourceARN=arn)["Tags"] == {"env": "lab"}
+    unknown = arn.rsplit("/", 1)[0] + "/0123456789abcdef"
+    for call, params in ((aas.list_tags_for_resource, {}), (aas.tag_resource, {"Tags": {"a": "b"}}),
+                         (aas.untag_resource, {"TagKeys": ["a"]})):
+        assert error_of(call, ResourceARN=unknown, **params) == "ResourceNotFoundException"
+    # Another account cannot read or change this target's tags by its ARN.
+    other = Account.objects.create(account_id="111111111111", name="bob")
+    AccessKey.objects.create(account=other, access_key_id="bobkey", secret_access_key="bobsecret")
+    bob = lab_client(live_server, "application-autoscaling", "bobkey", "bobsecret")
+    assert error_of(bob.list_tags_for_resource, ResourceARN=arn) == "ResourceNotFoundException"
+    assert error_of(bob.untag_resource, ResourceARN=arn, TagKeys=["env"]) == "ResourceNotFoundException"
+    assert aas.list_tags_for_resource(ResourceARN=arn)["Tags"] == {"env": "lab"}
+
+
+def test_a_predictive_scaling_forecast_is_refused_clearly(aas, web):
+    window = {"StartTime": 1_700_000_000, "EndTime": 1_700_086_400}
+    assert error_of(aas.get_predictive_scaling_forecast, **TARGET, PolicyName="p", **window) == "ValidationException"
+    aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=4)
+    aas.put_scaling_policy(PolicyName="cpu50", PolicyType="TargetTrackingScaling", **TARGET,
+                           TargetTrackingScalingPolicyConfiguration=CPU50)
+    code, message, _ = api_error_of(aas.get_predictive_scaling_forecast, **TARGET, PolicyName="cpu50", **window)
+    assert (code, message) == ("ValidationException", "Policy cpu50 is not a PredictiveScaling policy: only a "
+                                                      "PredictiveScaling policy has a forecast.")
+    code, message, _ = api_error_of(aas.get_predictive_scaling_forecast, **TARGET, PolicyName="p", **window)
+    assert code == "ValidationException" and "does not support PredictiveScaling" in message

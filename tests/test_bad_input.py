@@ -75,7 +75,7 @@ def test_the_dashboard_refuses_unicode_digits(alice_client, digits):
     response = alice_client.post("/task-definitions/", {"family": "web", "image": "x", "cpu": digits, "memory": "512"})
     assert response.status_code == 400 and b"ClientException" in response.content
     Cluster.objects.create(account=Account.default(), name="demo")
-    response = alice_client.post("/clusters/demo/run-task/", {"task_definition": f"web:{digits}", "count": "1"})
+    response = alice_client.post("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": f"web:{digits}", "count": "1"})
     assert response.status_code == 400
     assert not TaskDefinition.objects.exists()
 

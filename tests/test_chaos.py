@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from orchestrator import chaos, frontend
 from orchestrator.models import Account, Announcement, ContainerInstance, Service, Task
 from tests.support.common import wait_until
+from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -43,7 +44,7 @@ def service(account, count, **extra):
 
 def run_task(account, **extra):
     arn = frontend.call(account, "RunTask", {"cluster": "demo", "taskDefinition": "web", "count": 1,
-                                             "launchType": "FARGATE", **extra})["tasks"][0]["taskArn"]
+                                             "launchType": "FARGATE", **NETWORK, **extra})["tasks"][0]["taskArn"]
     return Task.objects.get(task_id=arn.rsplit("/", 1)[1])
 
 

@@ -1,4 +1,6 @@
 """Dashboard actions: each goes through the ECS frontend; a failure shows ECS's error and changes nothing."""
+import re
+
 import pytest
 
 from orchestrator.frontend import call
@@ -100,24 +102,56 @@ def test_it_refuses_a_privileged_task_definition(alice_client, account):
 
 
 def test_it_runs_a_task(alice_client, demo):
-    response = alice_client.post("/clusters/demo/run-task/", {"task_definition": "web:1", "count": "2"})
+    response = alice_client.post("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": "web:1", "count": "2"})
     assert response.status_code == 302
     assert Task.objects.filter(cluster=demo, last_status="PROVISIONING", desired_status="RUNNING").count() == 2
 
 
+def test_the_run_task_and_service_forms_offer_the_accounts_subnets_the_default_preselected(alice_client, demo, account):
+    call(account, "CreateService", {"cluster": "demo", "serviceName": "s", "taskDefinition": "web", "desiredCount": 0,
+                                    "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-0own"]}}})
+    bob = Account.objects.create(account_id="222222222222", name="bob")
+    call(bob, "CreateCluster", {"clusterName": "demo"})
+    call(bob, "RegisterTaskDefinition", {
+        "family": "web", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256",
+        "memory": "512", "containerDefinitions": [{"name": "web", "image": "fargate-lab/demo:latest"}]})
+    call(bob, "CreateService", {"cluster": "demo", "serviceName": "s", "taskDefinition": "web", "desiredCount": 0,
+                                "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-0bob"]}}})
+    page = alice_client.get("/clusters/demo/").content.decode()
+    assert '<datalist id="subnets"><option value="subnet-a"><option value="subnet-b"><option value="subnet-0own">' in page
+    for form in ("run-task", "create-service"):
+        (field,) = re.findall(rf'<input[^>]*id="{form}-subnets"[^>]*>', page)
+        assert 'value="subnet-a"' in field and 'list="subnets"' in field, field
+    response = alice_client.post("/clusters/demo/run-task/", {"subnets": "subnet-b", "task_definition": "web:1",
+                                                             "count": "1", "security_groups": "sg-1, sg-2", "assign_public_ip": "DISABLED"})
+    assert response.status_code == 302
+    assert Task.objects.get().network_configuration == {"awsvpcConfiguration": {
+        "subnets": ["subnet-b"], "securityGroups": ["sg-1", "sg-2"], "assignPublicIp": "DISABLED"}}
+    assert "subnet-0bob" not in page  # another account's subnets are not offered
+
+
+def test_a_run_task_without_a_subnet_shows_ecss_error_and_starts_nothing(alice_client, demo):
+    before = snapshot()
+    response = alice_client.post("/clusters/demo/run-task/", {"subnets": "", "task_definition": "web:1", "count": "1"})
+    assert response.status_code == 400
+    assert ("InvalidParameterException: Network Configuration must be provided when networkMode "
+            "&#x27;awsvpc&#x27; is specified.") in response.content.decode()
+    assert snapshot() == before
+
+
 def test_it_shows_the_ecs_error_of_a_bad_run_task(alice_client, demo):
     before = snapshot()
-    response = alice_client.post("/clusters/demo/run-task/", {"task_definition": "web:1", "count": "11"})
+    response = alice_client.post("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": "web:1", "count": "11"})
     assert response.status_code == 400
     assert b"InvalidParameterException: count must be between 1 and 10." in response.content
-    response = alice_client.post("/clusters/demo/run-task/", {"task_definition": "nope:7", "count": "1"})
+    response = alice_client.post("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": "nope:7", "count": "1"})
     assert response.status_code == 400
     assert b"ClientException" in response.content or b"Exception" in response.content
     assert snapshot() == before
 
 
 def test_it_stops_a_task(alice_client, demo):
-    alice_client.post("/clusters/demo/run-task/", {"task_definition": "web:1", "count": "1"})
+    alice_client.post("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": "web:1", "count": "1"})
     task = Task.objects.get()
     response = alice_client.post(f"/tasks/{task.task_id}/stop/", {"reason": "class is over"})
     assert response.status_code == 302
@@ -126,7 +160,7 @@ def test_it_stops_a_task(alice_client, demo):
 
 
 def test_it_creates_scales_and_deletes_a_service(alice_client, demo):
-    response = alice_client.post("/clusters/demo/services/", {"name": "web", "task_definition": "web:1", "desired_count": "2"})
+    response = alice_client.post("/clusters/demo/services/", {"subnets": "subnet-a", "name": "web", "task_definition": "web:1", "desired_count": "2"})
     assert response.status_code == 302
     service = Service.objects.get(name="web")
     assert service.desired_count == 2
@@ -141,7 +175,7 @@ def test_it_creates_scales_and_deletes_a_service(alice_client, demo):
 
 
 def test_it_shows_the_ecs_error_of_a_bad_scale_and_changes_nothing(alice_client, demo):
-    alice_client.post("/clusters/demo/services/", {"name": "web", "task_definition": "web:1", "desired_count": "2"})
+    alice_client.post("/clusters/demo/services/", {"subnets": "subnet-a", "name": "web", "task_definition": "web:1", "desired_count": "2"})
     service = Service.objects.get(name="web")
     before = snapshot()
     response = alice_client.post(f"/services/{service.pk}/scale/", {"desired_count": "-1"})
@@ -164,7 +198,7 @@ def test_it_deletes_an_empty_cluster(alice_client, demo):
 
 
 def test_it_refuses_to_kill_a_task_that_is_not_running(alice_client, demo):
-    alice_client.post("/clusters/demo/run-task/", {"task_definition": "web:1", "count": "1"})
+    alice_client.post("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": "web:1", "count": "1"})
     task = Task.objects.get()
     response = alice_client.post(f"/tasks/{task.task_id}/kill/")
     assert response.status_code == 400
@@ -174,7 +208,7 @@ def test_it_refuses_to_kill_a_task_that_is_not_running(alice_client, demo):
 def test_it_kills_a_running_task_and_leaves_the_activity_row_to_the_agent(alice_client, demo, monkeypatch):
     from orchestrator import agent
 
-    alice_client.post("/clusters/demo/run-task/", {"task_definition": "web:1", "count": "1"})
+    alice_client.post("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": "web:1", "count": "1"})
     Task.objects.update(last_status="RUNNING")
     killed = []
     monkeypatch.setattr(agent, "kill_task_container", lambda task: killed.append(task.pk) or True)
@@ -188,7 +222,7 @@ def test_it_kills_a_running_task_and_leaves_the_activity_row_to_the_agent(alice_
 def test_it_says_so_when_a_running_task_has_no_container_to_kill(alice_client, demo, monkeypatch):
     from orchestrator import agent
 
-    alice_client.post("/clusters/demo/run-task/", {"task_definition": "web:1", "count": "1"})
+    alice_client.post("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": "web:1", "count": "1"})
     Task.objects.update(last_status="RUNNING")
     monkeypatch.setattr(agent, "kill_task_container", lambda task: False)
     task = Task.objects.get()
@@ -201,9 +235,9 @@ def test_it_says_so_when_a_running_task_has_no_container_to_kill(alice_client, d
     ("/clusters/", {"name": ""}),
     ("/clusters/", {"name": "x" * 5000}),
     ("/clusters/", {}),
-    ("/clusters/demo/run-task/", {"task_definition": "", "count": "many"}),
-    ("/clusters/demo/run-task/", {"task_definition": "web:1", "count": "99999999999999999999999"}),
-    ("/clusters/demo/services/", {"name": "\x00", "task_definition": "web:1", "desired_count": "1"}),
+    ("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": "", "count": "many"}),
+    ("/clusters/demo/run-task/", {"subnets": "subnet-a", "task_definition": "web:1", "count": "99999999999999999999999"}),
+    ("/clusters/demo/services/", {"subnets": "subnet-a", "name": "\x00", "task_definition": "web:1", "desired_count": "1"}),
     ("/task-definitions/", {"json": "[1, 2]"}),
     ("/task-definitions/", {"json": '{"family": 5}'}),
     ("/task-definitions/", {"family": "web", "image": "x", "port": "eighty"}),

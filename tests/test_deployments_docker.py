@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from orchestrator.frontend.operations import dispatch
 from orchestrator.models import Deployment, ReconcilePass, Service, ServiceEvent, Task
+from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 GRACE = 1.0
@@ -35,7 +36,7 @@ def register(ecs, image, **container):
 
 def create(ecs, task_definition, count, **configuration):
     ecs("CreateService", cluster=ecs.cluster, serviceName="web", taskDefinition=task_definition,
-        desiredCount=count, launchType="FARGATE", deploymentConfiguration=configuration)
+        desiredCount=count, launchType="FARGATE", deploymentConfiguration=configuration, **NETWORK)
     return Service.objects.get(name="web", cluster__name=ecs.cluster, status="ACTIVE")
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from orchestrator.frontend.account_settings import SETTINGS
 from orchestrator.models import Account, AccountSetting, Cluster
-from tests.support.api import assert_model_shape, error_of
+from tests.support.api import assert_model_shape, error_of, NETWORK
 
 ROOT = "arn:aws:iam::000000000000:root"
 ROLE = "arn:aws:iam::000000000000:role/deployer"
@@ -239,13 +239,13 @@ def test_a_revision_a_task_uses_stays_delete_in_progress_until_it_stops(ecs):
 
     ecs.create_cluster()
     ecs.register_task_definition(**fargate_task_definition("busy"))
-    ecs.run_task(taskDefinition="busy:1")
+    ecs.run_task(taskDefinition="busy:1", **NETWORK)
     ecs.deregister_task_definition(taskDefinition="busy:1")
     ecs.delete_task_definitions(taskDefinitions=["busy:1"])
     assert ecs.describe_task_definition(taskDefinition="busy:1")["taskDefinition"]["status"] == "DELETE_IN_PROGRESS"
     arn = "arn:aws:ecs:us-east-1:000000000000:task-definition/busy:1"
     assert ecs.list_task_definitions(status="DELETE_IN_PROGRESS")["taskDefinitionArns"] == [arn]
-    code, message, _ = error_of(ecs.run_task, taskDefinition="busy:1")
+    code, message, _ = error_of(ecs.run_task, taskDefinition="busy:1", **NETWORK)
     assert code == "ClientException"
     Task.objects.update(last_status=Task.STOPPED, desired_status=Task.STOPPED)
     assert error_of(ecs.describe_task_definition, taskDefinition="busy:1")[0] == "ClientException"
@@ -273,12 +273,12 @@ def test_run_task_honours_a_strategy_and_names_the_provider(ecs):
     ecs.create_cluster(capacityProviders=["FARGATE", "FARGATE_SPOT"])
     ecs.register_task_definition(**fargate_task_definition())
     response = ecs.run_task(taskDefinition="web", count=5, capacityProviderStrategy=[
-        {"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+        {"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 1}], **NETWORK)
     assert_model_shape("RunTask", response)
     names = [t["capacityProviderName"] for t in response["tasks"]]
     assert sorted(names) == ["FARGATE"] * 3 + ["FARGATE_SPOT"] * 2  # the base, then half each
     assert {t["launchType"] for t in response["tasks"]} == {"FARGATE"}
-    plain = ecs.run_task(taskDefinition="web")["tasks"][0]
+    plain = ecs.run_task(taskDefinition="web", **NETWORK)["tasks"][0]
     assert "capacityProviderName" not in plain
 
 
@@ -288,13 +288,13 @@ def test_run_task_without_launch_type_or_strategy_uses_the_clusters_default_stra
     ecs.create_cluster(capacityProviders=["FARGATE", "FARGATE_SPOT"], defaultCapacityProviderStrategy=[
         {"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 3}])
     ecs.register_task_definition(**fargate_task_definition())
-    response = ecs.run_task(taskDefinition="web", count=5)
+    response = ecs.run_task(taskDefinition="web", count=5, **NETWORK)
     assert_model_shape("RunTask", response)
     names = [t["capacityProviderName"] for t in response["tasks"]]
     assert sorted(names) == ["FARGATE"] * 2 + ["FARGATE_SPOT"] * 3  # the base, then one in four on FARGATE
     # A launch type or a strategy of the call's own replaces the default, as on ECS.
-    assert "capacityProviderName" not in ecs.run_task(taskDefinition="web", launchType="FARGATE")["tasks"][0]
-    own = ecs.run_task(taskDefinition="web", capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
+    assert "capacityProviderName" not in ecs.run_task(taskDefinition="web", launchType="FARGATE", **NETWORK)["tasks"][0]
+    own = ecs.run_task(taskDefinition="web", capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}], **NETWORK)
     assert own["tasks"][0]["capacityProviderName"] == "FARGATE"
 
 
@@ -305,10 +305,10 @@ def test_run_task_refuses_a_strategy_ecs_refuses(ecs):
     ecs.create_cluster(capacityProviders=["FARGATE"])
     ecs.register_task_definition(**fargate_task_definition())
     spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
-    code, message, _ = error_of(ecs.run_task, taskDefinition="web", capacityProviderStrategy=spot)
+    code, message, _ = error_of(ecs.run_task, taskDefinition="web", capacityProviderStrategy=spot, **NETWORK)
     assert code == "InvalidParameterException" and "not associated with the cluster" in message
     code, message, _ = error_of(ecs.run_task, taskDefinition="web", launchType="FARGATE",
-                                capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
+                                capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}], **NETWORK)
     assert code == "InvalidParameterException" and "both a launch type and capacity provider strategy" in message
     assert not Task.objects.exists()
 
@@ -321,7 +321,7 @@ def test_a_service_takes_a_strategy_and_shows_it_instead_of_a_launch_type(ecs):
     ecs.register_task_definition(**fargate_task_definition())
     strategy = [{"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 3}]
     created = ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0,
-                                 capacityProviderStrategy=strategy)
+                                 capacityProviderStrategy=strategy, **NETWORK)
     assert_model_shape("CreateService", created)
     service = ecs.describe_services(services=["s"])["services"][0]
     assert service["capacityProviderStrategy"] == [dict(strategy[0]), {**strategy[1], "base": 0}]
@@ -333,7 +333,7 @@ def test_a_service_takes_a_strategy_and_shows_it_instead_of_a_launch_type(ecs):
     assert Deployment.objects.count() == 2
     ecs.update_service(service="s", capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
     assert Deployment.objects.count() == 2
-    plain = ecs.create_service(serviceName="plain", taskDefinition="web", desiredCount=0)["service"]
+    plain = ecs.create_service(serviceName="plain", taskDefinition="web", desiredCount=0, **NETWORK)["service"]
     assert plain["launchType"] == "FARGATE" and "capacityProviderStrategy" not in plain
 
 
@@ -343,9 +343,9 @@ def test_a_service_without_launch_type_or_strategy_takes_the_clusters_default(ec
     spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
     ecs.create_cluster(capacityProviders=["FARGATE_SPOT"], defaultCapacityProviderStrategy=spot)
     ecs.register_task_definition(**fargate_task_definition())
-    assert ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0)["service"][
+    assert ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0, **NETWORK)["service"][
         "capacityProviderStrategy"] == spot
-    assert ecs.create_service(serviceName="t", taskDefinition="web", desiredCount=0, launchType="FARGATE")[
+    assert ecs.create_service(serviceName="t", taskDefinition="web", desiredCount=0, launchType="FARGATE", **NETWORK)[
         "service"]["launchType"] == "FARGATE"
 
 
@@ -356,13 +356,13 @@ def test_services_refuse_a_strategy_ecs_refuses(ecs):
     ecs.create_cluster(capacityProviders=["FARGATE"])
     ecs.register_task_definition(**fargate_task_definition())
     code, message, _ = error_of(ecs.create_service, serviceName="s", taskDefinition="web", desiredCount=0,
-                                capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+                                capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}], **NETWORK)
     assert code == "InvalidParameterException" and "not associated with the cluster" in message
     code, message, _ = error_of(ecs.create_service, serviceName="s", taskDefinition="web", desiredCount=0,
-                                launchType="FARGATE", capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
+                                launchType="FARGATE", capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}], **NETWORK)
     assert code == "InvalidParameterException" and "both a launch type and capacity provider strategy" in message
     assert not Service.objects.exists()
-    ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0)
+    ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0, **NETWORK)
     code, _, _ = error_of(ecs.update_service, service="s", desiredCount=1,
                           capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 0}])
     assert code == "InvalidParameterException"

@@ -3,7 +3,7 @@ import pytest
 from django.utils import timezone
 
 from orchestrator.models import Deployment, Service
-from tests.support.api import assert_model_shape, error_of, fargate_task_definition
+from tests.support.api import assert_model_shape, error_of, fargate_task_definition, NETWORK
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:"
 
@@ -15,7 +15,7 @@ def demo(ecs):
     ecs.register_task_definition(**fargate_task_definition())
     ecs.register_task_definition(**fargate_task_definition())
     ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web:1", desiredCount=1,
-                       deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": False}})
+                       deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": False}}, **NETWORK)
     return ecs
 
 
@@ -161,5 +161,5 @@ def test_the_code_deploy_controller_and_a_change_of_controller_are_refused(demo)
         assert code == "InvalidParameterException" and kind in message
     assert list(Service.objects.values_list("name", flat=True)) == ["svc"]
     ok = demo.create_service(cluster="demo", serviceName="ecs", taskDefinition="web:1",
-                             deploymentController={"type": "ECS"})["service"]
+                             deploymentController={"type": "ECS"}, **NETWORK)["service"]
     assert ok["deploymentController"] == {"type": "ECS"}

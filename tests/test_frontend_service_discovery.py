@@ -5,7 +5,7 @@ import pytest
 
 from orchestrator import service_discovery
 from orchestrator.models import DiscoveryInstance, Service, Task
-from tests.support.api import error_of, fargate_task_definition, lab_client
+from tests.support.api import error_of, fargate_task_definition, lab_client, NETWORK
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def demo(ecs, sd):
 
 
 def create(ecs, name="svc", **params):
-    return ecs.create_service(cluster="demo", serviceName=name, taskDefinition="web:1", **params)["service"]
+    return ecs.create_service(cluster="demo", serviceName=name, taskDefinition="web:1", **{**NETWORK, **params})["service"]
 
 
 def test_a_service_registry_is_stored_described_and_named_in_dns(demo):

@@ -3,7 +3,7 @@ import pytest
 
 from orchestrator import bus
 from orchestrator.models import Account, Deployment, Listener, LoadBalancer, Service, TargetGroup
-from tests.support.api import error_of, fargate_task_definition
+from tests.support.api import error_of, fargate_task_definition, NETWORK
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:"
 
@@ -18,7 +18,7 @@ def demo(ecs):
 
 
 def create(ecs, name="svc", **params):
-    return ecs.create_service(cluster="demo", serviceName=name, taskDefinition="web:1", **params)["service"]
+    return ecs.create_service(cluster="demo", serviceName=name, taskDefinition="web:1", **{**NETWORK, **params})["service"]
 
 
 def test_it_creates_a_service_with_ecs_defaults(demo):
@@ -42,7 +42,7 @@ def test_it_creates_a_service_with_ecs_defaults(demo):
 def test_it_refuses_placement_it_could_never_honour_on_create_and_update(demo):
     bad = [{"type": "memberOf", "expression": "attribute:ecs.instance-type =~ t2.*"}]
     code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:1",
-                                placementConstraints=bad)
+                                placementConstraints=bad, **NETWORK)
     assert code == "InvalidParameterException" and "cannot evaluate" in message
     assert not Service.objects.exists()
     create(demo, desiredCount=1)
@@ -129,7 +129,7 @@ def test_it_publishes_a_new_service(demo):
 
 def test_it_refuses_a_second_service_of_the_same_name(demo):
     create(demo, desiredCount=1)
-    code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:2")
+    code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:2", **NETWORK)
     assert (code, message) == ("InvalidParameterException", "Creation of service was not idempotent.")
     assert Service.objects.count() == 1
 
@@ -145,9 +145,9 @@ def test_it_honours_the_client_token(demo):
     create(demo, desiredCount=1, clientToken="tok")
     assert create(demo, desiredCount=1, clientToken="tok")["serviceName"] == "svc"
     assert error_of(demo.create_service, cluster="demo", serviceName="other", taskDefinition="web:1",
-                    clientToken="tok")[0] == "ConflictException"
+                    clientToken="tok", **NETWORK)[0] == "ConflictException"
     assert error_of(demo.create_service, cluster="demo", serviceName="long", taskDefinition="web:1",
-                    clientToken="t" * 37)[0] == "InvalidParameterException"
+                    clientToken="t" * 37, **NETWORK)[0] == "InvalidParameterException"
 
 
 @pytest.mark.parametrize(
@@ -161,16 +161,16 @@ def test_it_honours_the_client_token(demo):
     ],
 )
 def test_it_refuses_invalid_services(demo, params):
-    assert error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:1", **params)[0] == (
+    assert error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:1", **params, **NETWORK)[0] == (
         "InvalidParameterException"
     )
     assert not Service.objects.exists()
 
 
 def test_it_refuses_a_service_without_a_usable_task_definition(demo):
-    assert error_of(demo.create_service, cluster="demo", serviceName="svc")[0] == "InvalidParameterException"
-    assert error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="nope")[0] == "ClientException"
-    assert error_of(demo.create_service, cluster="nope", serviceName="svc", taskDefinition="web")[0] == (
+    assert error_of(demo.create_service, cluster="demo", serviceName="svc", **NETWORK)[0] == "InvalidParameterException"
+    assert error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="nope", **NETWORK)[0] == "ClientException"
+    assert error_of(demo.create_service, cluster="nope", serviceName="svc", taskDefinition="web", **NETWORK)[0] == (
         "ClusterNotFoundException"
     )
 

@@ -3,7 +3,7 @@ import pytest
 
 from orchestrator import bus
 from orchestrator.models import Task, TaskContainer
-from tests.support.api import error_of, fargate_task_definition
+from tests.support.api import error_of, fargate_task_definition, NETWORK
 
 TWO_CONTAINERS = [
     {"name": "web", "image": "fargate-lab/demo:latest", "cpu": 128, "memory": 256},
@@ -20,7 +20,7 @@ def demo(ecs):
 
 
 def test_it_writes_provisioning_tasks(demo):
-    tasks = demo.run_task(cluster="demo", taskDefinition="web", count=2, startedBy="me")["tasks"]
+    tasks = demo.run_task(cluster="demo", taskDefinition="web", count=2, startedBy="me", **NETWORK)["tasks"]
     assert len(tasks) == 2
     assert {t["lastStatus"] for t in tasks} == {"PROVISIONING"}
     assert {t["desiredStatus"] for t in tasks} == {"RUNNING"}
@@ -43,7 +43,7 @@ def test_it_publishes_each_new_task(demo):
     seen = []
     unsubscribe = bus.subscribe(lambda kind, pk, **info: seen.append((kind, pk)))
     try:
-        demo.run_task(cluster="demo", taskDefinition="web", count=3)
+        demo.run_task(cluster="demo", taskDefinition="web", count=3, **NETWORK)
     finally:
         unsubscribe()
     assert {("task", pk) for pk in Task.objects.values_list("pk", flat=True)} <= set(seen)
@@ -51,28 +51,28 @@ def test_it_publishes_each_new_task(demo):
 
 def test_it_runs_in_the_default_cluster_only_when_it_exists(ecs):
     ecs.register_task_definition(**fargate_task_definition())
-    code, message, _ = error_of(ecs.run_task, taskDefinition="web")
+    code, message, _ = error_of(ecs.run_task, taskDefinition="web", **NETWORK)
     assert (code, message) == ("ClusterNotFoundException", "Cluster not found.")
     ecs.create_cluster()
-    assert ecs.run_task(taskDefinition="web")["tasks"][0]["clusterArn"].endswith(":cluster/default")
+    assert ecs.run_task(taskDefinition="web", **NETWORK)["tasks"][0]["clusterArn"].endswith(":cluster/default")
 
 
 @pytest.mark.parametrize("count", [0, 11, -1])
 def test_it_bounds_the_count(demo, count):
-    assert error_of(demo.run_task, cluster="demo", taskDefinition="web", count=count)[0] == "InvalidParameterException"
+    assert error_of(demo.run_task, cluster="demo", taskDefinition="web", count=count, **NETWORK)[0] == "InvalidParameterException"
     assert not Task.objects.exists()
 
 
 @pytest.mark.parametrize("launch_type", ["EC2", "EXTERNAL"])
 def test_it_runs_on_fargate_only(demo, launch_type):
-    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", launchType=launch_type)
+    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", launchType=launch_type, **NETWORK)
     assert code == "InvalidParameterException"
     assert not Task.objects.exists()
 
 
 def test_it_refuses_an_unknown_task_definition(demo):
-    assert error_of(demo.run_task, cluster="demo", taskDefinition="nope")[0] == "ClientException"
-    assert error_of(demo.run_task, cluster="demo", taskDefinition="web:9")[0] == "ClientException"
+    assert error_of(demo.run_task, cluster="demo", taskDefinition="nope", **NETWORK)[0] == "ClientException"
+    assert error_of(demo.run_task, cluster="demo", taskDefinition="web:9", **NETWORK)[0] == "ClientException"
 
 
 def test_it_stores_overrides_and_network_configuration(demo):
@@ -96,7 +96,7 @@ def test_it_stores_placement_for_the_capacity_manager(demo):
     strategy = [{"type": "spread", "field": "attribute:ecs.availability-zone"}, {"type": "binpack", "field": "memory"}]
     constraints = [{"type": "distinctInstance"},
                    {"type": "memberOf", "expression": "attribute:ecs.availability-zone in [us-east-1a, us-east-1b]"}]
-    demo.run_task(cluster="demo", taskDefinition="web", placementStrategy=strategy, placementConstraints=constraints)
+    demo.run_task(cluster="demo", taskDefinition="web", placementStrategy=strategy, placementConstraints=constraints, **NETWORK)
     row = Task.objects.get()
     assert (row.placement_strategy, row.placement_constraints) == (strategy, constraints)
 
@@ -112,38 +112,38 @@ def test_it_stores_placement_for_the_capacity_manager(demo):
     ({"placementConstraints": [{"type": "distinctInstance"}] * 11}, "at most 10 placement constraints"),
 ])
 def test_it_refuses_placement_it_could_never_honour(demo, placement, words):
-    code, message, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", **placement)
+    code, message, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", **placement, **NETWORK)
     assert code == "InvalidParameterException" and words in message
     assert not Task.objects.exists()
 
 
 def test_it_refuses_an_override_for_an_unknown_container(demo):
     overrides = {"containerOverrides": [{"name": "ghost", "command": ["true"]}]}
-    assert error_of(demo.run_task, cluster="demo", taskDefinition="web", overrides=overrides)[0] == "InvalidParameterException"
+    assert error_of(demo.run_task, cluster="demo", taskDefinition="web", overrides=overrides, **NETWORK)[0] == "InvalidParameterException"
 
 
 def test_it_is_idempotent_with_a_client_token(demo):
-    first = demo.run_task(cluster="demo", taskDefinition="web", count=2, clientToken="token-1")["tasks"]
-    again = demo.run_task(cluster="demo", taskDefinition="web", count=2, clientToken="token-1")["tasks"]
+    first = demo.run_task(cluster="demo", taskDefinition="web", count=2, clientToken="token-1", **NETWORK)["tasks"]
+    again = demo.run_task(cluster="demo", taskDefinition="web", count=2, clientToken="token-1", **NETWORK)["tasks"]
     assert [t["taskArn"] for t in again] == [t["taskArn"] for t in first]
     assert Task.objects.count() == 2
 
 
 def test_it_refuses_a_reused_token_with_other_parameters(demo):
-    demo.run_task(cluster="demo", taskDefinition="web", clientToken="token-1")
-    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", count=2, clientToken="token-1")
+    demo.run_task(cluster="demo", taskDefinition="web", clientToken="token-1", **NETWORK)
+    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", count=2, clientToken="token-1", **NETWORK)
     assert code == "ConflictException"
     assert Task.objects.count() == 1
 
 
 @pytest.mark.parametrize("token", ["x" * 65, "has space", "tab\there", "é"])
 def test_it_refuses_a_malformed_token(demo, token):
-    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", clientToken=token)
+    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", clientToken=token, **NETWORK)
     assert code == "InvalidParameterException"
 
 
 def test_it_stops_a_task(demo):
-    arn = demo.run_task(cluster="demo", taskDefinition="web")["tasks"][0]["taskArn"]
+    arn = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
     task = demo.stop_task(cluster="demo", task=arn, reason="enough")["task"]
     assert (task["desiredStatus"], task["stopCode"], task["stoppedReason"]) == ("STOPPED", "UserInitiated", "enough")
     assert "stoppingAt" in task
@@ -153,12 +153,12 @@ def test_it_stops_a_task(demo):
 
 
 def test_it_stops_a_task_by_id_with_the_default_reason(demo):
-    task_id = demo.run_task(cluster="demo", taskDefinition="web")["tasks"][0]["taskArn"].rsplit("/", 1)[1]
+    task_id = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"].rsplit("/", 1)[1]
     assert demo.stop_task(cluster="demo", task=task_id)["task"]["stoppedReason"] == "Task stopped by user"
 
 
 def test_it_stops_a_task_by_arn_without_naming_the_cluster(demo):
-    arn = demo.run_task(cluster="demo", taskDefinition="web")["tasks"][0]["taskArn"]
+    arn = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
     assert demo.stop_task(task=arn)["task"]["desiredStatus"] == "STOPPED"
 
 
@@ -168,7 +168,7 @@ def test_it_says_an_unknown_task_was_not_found(demo):
 
 
 def test_it_describes_tasks_with_failures(demo):
-    arn = demo.run_task(cluster="demo", taskDefinition="web", tags=[{"key": "k", "value": "v"}])["tasks"][0]["taskArn"]
+    arn = demo.run_task(cluster="demo", taskDefinition="web", tags=[{"key": "k", "value": "v"}], **NETWORK)["tasks"][0]["taskArn"]
     response = demo.describe_tasks(cluster="demo", tasks=[arn, "f" * 32], include=["TAGS"])
     (task,) = response["tasks"]
     assert task["taskArn"] == arn
@@ -181,9 +181,9 @@ def test_it_describes_tasks_with_failures(demo):
 
 def test_it_lists_tasks_by_filter(demo):
     demo.register_task_definition(**fargate_task_definition(family="other"))
-    web = demo.run_task(cluster="demo", taskDefinition="web", startedBy="alice")["tasks"][0]["taskArn"]
-    other = demo.run_task(cluster="demo", taskDefinition="other")["tasks"][0]["taskArn"]
-    stopped = demo.run_task(cluster="demo", taskDefinition="web")["tasks"][0]["taskArn"]
+    web = demo.run_task(cluster="demo", taskDefinition="web", startedBy="alice", **NETWORK)["tasks"][0]["taskArn"]
+    other = demo.run_task(cluster="demo", taskDefinition="other", **NETWORK)["tasks"][0]["taskArn"]
+    stopped = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
     demo.stop_task(cluster="demo", task=stopped)
     assert set(demo.list_tasks(cluster="demo")["taskArns"]) == {web, other}
     assert demo.list_tasks(cluster="demo", family="web")["taskArns"] == [web]
@@ -195,8 +195,8 @@ def test_it_lists_tasks_by_filter(demo):
 
 
 def test_it_lists_a_services_tasks(demo):
-    demo.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0)
-    demo.run_task(cluster="demo", taskDefinition="web")
+    demo.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0, **NETWORK)
+    demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)
     task = Task.objects.get()
     task.service = task.cluster.services.get()
     task.save(update_fields=("service",))

@@ -5,6 +5,7 @@ import pytest
 
 from orchestrator.frontend.operations import dispatch
 from orchestrator.models import Deployment, Service, Task
+from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -34,7 +35,7 @@ def test_a_rollout_waits_for_the_new_task_to_turn_healthy(control_plane, ecs, la
     rev2 = register(ecs, lab_rows.image, healthCheck=CHECK)["taskDefinitionArn"]
     cluster = lab_rows.cluster.name
     ecs("CreateService", cluster=cluster, serviceName="web", taskDefinition=rev1, desiredCount=1,
-        launchType="FARGATE")
+        launchType="FARGATE", **NETWORK)
     service = Service.objects.get(name="web", cluster=lab_rows.cluster)
     wait_until(lambda: Deployment.objects.filter(service=service, rollout_state="COMPLETED").exists(), 60,
                message="revision 1 to run")

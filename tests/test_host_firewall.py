@@ -13,6 +13,7 @@ import pytest
 from orchestrator import bus, host_firewall
 from orchestrator.models import Listener, LoadBalancer, Task
 from tests.support.common import free_port
+from tests.support.api import NETWORK
 
 
 def test_the_rules_let_replies_and_listener_ports_through_and_reject_the_rest():
@@ -116,7 +117,7 @@ def test_a_classroom_labs_tasks_cannot_reach_its_api_through_their_gateway(tmp_p
         ecs.register_task_definition(family="web", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
                                      cpu="256", memory="512", containerDefinitions=[
                                          {"name": "web", "image": "fargate-lab/demo:latest", "essential": True}])
-        arn = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE")["tasks"][0]["taskArn"]
+        arn = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE", **NETWORK)["tasks"][0]["taskArn"]
         poll(lambda: ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
              message="the task RUNNING")
         (container,) = docker_client.containers.list(filters={"label": f"fargatelab.task-arn={arn}"})

@@ -15,6 +15,7 @@ import requests
 
 from tests.support.common import free_port
 from tests.support.lab import lab_containers, poll
+from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -255,7 +256,7 @@ def test_it_runs_a_task_from_an_image_pushed_to_the_labs_registry(lab, tmp_path)
         definition = task_definition()
         definition["containerDefinitions"][0]["image"] = image
         ecs.register_task_definition(**definition)
-        arn = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE")["tasks"][0]["taskArn"]
+        arn = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE", **NETWORK)["tasks"][0]["taskArn"]
         task = poll(lambda: [t for t in ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"]
                              if t["lastStatus"] in ("RUNNING", "STOPPED")], timeout=120, message="the task to run")[0]
         assert task["lastStatus"] == "RUNNING", task.get("stoppedReason")

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.support.lab import lab_containers, poll
+from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -59,7 +60,7 @@ def test_it_runs_tasks_with_their_limits_env_command_and_labels(lab, docker_clie
         taskDefinition="web",
         count=2,
         launchType="FARGATE",
-        overrides={"containerOverrides": [{"name": "web", "command": ["/demo/serve.sh"]}]},
+        overrides={"containerOverrides": [{"name": "web", "command": ["/demo/serve.sh"]}]}, **NETWORK
     )
     assert response["failures"] == []
     arns = [t["taskArn"] for t in response["tasks"]]
@@ -104,7 +105,7 @@ def test_a_service_heals_scales_and_deletes_without_leaving_containers(lab, dock
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**SMALL_WEB)
-    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=3, launchType="FARGATE")
+    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=3, launchType="FARGATE", **NETWORK)
     poll(lambda: service_state(ecs, "demo", "web")["runningCount"] == 3, message="3 running")
     assert len(running_containers(docker_client, lab.lab_id)) == 3
 
@@ -144,14 +145,14 @@ def test_the_aws_waiters_that_scripts_use_see_tasks_and_services_settle(lab, doc
     ecs.create_cluster(clusterName="waiters")
     ecs.register_task_definition(**SMALL_WEB)
     every_second = {"Delay": 1, "MaxAttempts": 60}
-    arn = ecs.run_task(cluster="waiters", taskDefinition="web", launchType="FARGATE")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="waiters", taskDefinition="web", launchType="FARGATE", **NETWORK)["tasks"][0]["taskArn"]
     ecs.get_waiter("tasks_running").wait(cluster="waiters", tasks=[arn], WaiterConfig=every_second)
     assert ecs.describe_tasks(cluster="waiters", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING"
     ecs.stop_task(cluster="waiters", task=arn)
     ecs.get_waiter("tasks_stopped").wait(cluster="waiters", tasks=[arn], WaiterConfig=every_second)
     assert ecs.describe_tasks(cluster="waiters", tasks=[arn])["tasks"][0]["lastStatus"] == "STOPPED"
 
-    ecs.create_service(cluster="waiters", serviceName="web", taskDefinition="web", desiredCount=2, launchType="FARGATE")
+    ecs.create_service(cluster="waiters", serviceName="web", taskDefinition="web", desiredCount=2, launchType="FARGATE", **NETWORK)
     ecs.get_waiter("services_stable").wait(cluster="waiters", services=["web"], WaiterConfig=every_second)
     stable = service_state(ecs, "waiters", "web")
     assert (stable["runningCount"], len(stable["deployments"])) == (2, 1)
@@ -165,7 +166,7 @@ def test_a_lab_restart_adopts_running_tasks_without_duplicates(lab, docker_clien
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**SMALL_WEB)
-    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2)
+    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **NETWORK)
     poll(lambda: service_state(ecs, "demo", "web")["runningCount"] == 2, message="2 running")
     before = sorted(c.id for c in running_containers(docker_client, lab.lab_id))
 
@@ -183,7 +184,7 @@ def test_an_engine_restart_converges_to_the_desired_count(lab, docker_client, re
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**SMALL_WEB)
-    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2)
+    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **NETWORK)
     poll(lambda: service_state(ecs, "demo", "web")["runningCount"] == 2, message="2 running")
     before = {c.labels["fargatelab.task-arn"] for c in running_containers(docker_client, lab.lab_id)}
 
@@ -203,7 +204,7 @@ def test_an_engine_restart_converges_to_the_desired_count(lab, docker_client, re
 def test_errors_have_the_right_status_and_type(lab):
     ecs = lab.client()
     with pytest.raises(botocore.exceptions.ClientError) as err:
-        ecs.run_task(cluster="nowhere", taskDefinition="web")
+        ecs.run_task(cluster="nowhere", taskDefinition="web", **NETWORK)
     assert err.value.response["Error"]["Code"] == "ClusterNotFoundException"
 
     bad = dict(SMALL_WEB, cpu="256", memory="4096")

@@ -6,6 +6,7 @@ import botocore.session
 import pytest
 
 from tests.support.lab import poll
+from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -42,8 +43,8 @@ def test_a_failing_health_check_gets_a_service_task_replaced_and_leaves_a_standa
     registered = ecs.describe_task_definition(taskDefinition="web")["taskDefinition"]
     assert registered["containerDefinitions"][0]["healthCheck"] == CHECK
     ecs.create_service(cluster="health", serviceName="web", taskDefinition="web", desiredCount=1,
-                       launchType="FARGATE")
-    standalone = ecs.run_task(cluster="health", taskDefinition="web", launchType="FARGATE")["tasks"][0]["taskArn"]
+                       launchType="FARGATE", **NETWORK)
+    standalone = ecs.run_task(cluster="health", taskDefinition="web", launchType="FARGATE", **NETWORK)["tasks"][0]["taskArn"]
 
     def service_task():
         arns = ecs.list_tasks(cluster="health", serviceName="web", desiredStatus="RUNNING")["taskArns"]

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from tests.support.common import free_port
 from tests.support.lab import poll
+from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -42,7 +43,7 @@ def running_task_ip(ecs):
     """Run one demo task in cluster demo; (its ARN, its private IP) once it is RUNNING."""
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**TASK_DEFINITION)
-    arn = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE", **NETWORK)["tasks"][0]["taskArn"]
 
     def ip():
         task = ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]

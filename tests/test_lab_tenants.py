@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.common import ROOT
 from tests.support.lab import lab_containers, poll
+from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -35,7 +36,7 @@ def add_student(lab, name):
 def run_running(ecs, cluster, family, count=1):
     """Run ``count`` tasks and wait until they are RUNNING; their descriptions."""
     arns = [t["taskArn"] for t in ecs.run_task(cluster=cluster, taskDefinition=family, count=count,
-                                                launchType="FARGATE")["tasks"]]
+                                                launchType="FARGATE", **NETWORK)["tasks"]]
 
     def running():
         tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]

@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from orchestrator import quotas
 from orchestrator.models import AccessKey, Account, Cluster, Service, Task
-from tests.support.api import error_of, fargate_task_definition
+from tests.support.api import error_of, fargate_task_definition, NETWORK
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def bobs_demo(bobs_ecs):
 
 
 def run(ecs, count=1, **params):
-    return ecs.run_task(cluster="demo", taskDefinition="web", count=count, launchType="FARGATE", **params)
+    return ecs.run_task(cluster="demo", taskDefinition="web", count=count, launchType="FARGATE", **{**NETWORK, **params})
 
 
 def test_a_student_has_the_classroom_defaults_and_the_default_account_awss(bob, default_account):
@@ -66,8 +66,8 @@ def test_spot_tasks_count_against_the_spot_quota(bob, bobs_demo):
     bob.save()
     spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
     assert len(bobs_demo.run_task(cluster="demo", taskDefinition="web", count=2,
-                                  capacityProviderStrategy=spot)["tasks"]) == 2
-    refused = bobs_demo.run_task(cluster="demo", taskDefinition="web", capacityProviderStrategy=spot)
+                                  capacityProviderStrategy=spot, **NETWORK)["tasks"]) == 2
+    refused = bobs_demo.run_task(cluster="demo", taskDefinition="web", capacityProviderStrategy=spot, **NETWORK)
     assert refused["tasks"] == [] and "Fargate Spot vCPU resource count (L-36FBB829)" in refused["failures"][0]["detail"]
     assert len(run(bobs_demo)["tasks"]) == 1  # On-Demand has its own quarter
 
@@ -93,8 +93,8 @@ def test_clusters_per_account(bob, bobs_ecs):
 def test_services_per_cluster(bob, bobs_demo):
     bob.services_per_cluster_quota = 1
     bob.save()
-    bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=0)
-    code, message, _ = error_of(bobs_demo.create_service, cluster="demo", serviceName="api", taskDefinition="web")
+    bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=0, **NETWORK)
+    code, message, _ = error_of(bobs_demo.create_service, cluster="demo", serviceName="api", taskDefinition="web", **NETWORK)
     assert code == "ClientException" and "Services per cluster (L-9EF96962) of this account is 1" in message
     assert list(Service.objects.values_list("name", flat=True)) == ["web"]
 
@@ -103,10 +103,10 @@ def test_tasks_per_service_bounds_the_desired_count(bob, bobs_demo):
     bob.tasks_per_service_quota = 3
     bob.save()
     code, message, _ = error_of(bobs_demo.create_service, cluster="demo", serviceName="web", taskDefinition="web",
-                                desiredCount=4)
+                                desiredCount=4, **NETWORK)
     assert code == "ClientException" and "Tasks per service" in message and "(3 tasks)" in message
     assert not Service.objects.exists()
-    bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=0)
+    bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=0, **NETWORK)
     assert error_of(bobs_demo.update_service, cluster="demo", service="web", desiredCount=4)[0] == "ClientException"
     assert Service.objects.get().desired_count == 0
     assert bobs_demo.update_service(cluster="demo", service="web", desiredCount=3)["service"]["desiredCount"] == 3
@@ -147,7 +147,7 @@ def test_a_services_spot_tasks_start_within_the_spot_quota(bob, bobs_demo):
     bob.fargate_spot_vcpu_quota = 0.5
     bob.save()
     bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=3,
-                             capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+                             capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}], **NETWORK)
     service = Service.objects.get()
     ClusterManager(enqueue=lambda *args, **kwargs: None).sync_service(service.pk)
     assert list(Task.objects.values_list("capacity_provider", flat=True)) == ["FARGATE_SPOT"] * 2

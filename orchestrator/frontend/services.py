@@ -6,7 +6,9 @@ desired count and rolls one deployment into the next.
 from django.utils import timezone
 
 from orchestrator import bus
-from orchestrator.frontend import EcsError, capacity_providers, service_quotas, service_registries, shapes, task_sets
+from orchestrator.frontend import (
+    EcsError, capacity_providers, network_configuration, service_quotas, service_registries, shapes, task_sets,
+)
 from orchestrator.frontend.deployments import _deployment_configuration, _new_deployment, check_deployment_controller
 from orchestrator.frontend.operations import (
     _check_launch_type, _check_placement, _check_tags, _client_token, _cluster_of, _describe_many, _fingerprint,
@@ -143,6 +145,7 @@ def create_service(ctx, params):
                        "Fargate Lab needs a taskDefinition on CreateService for the EXTERNAL deployment controller "
                        "too (the service shows it until a primary task set replaces it); each task set names its own.")
     td = _runnable_task_definition(ctx, params["taskDefinition"])
+    network = network_configuration.check(params, td)
     strategies, constraints = _check_placement(params)
     desired_count = _check_desired_count(params.get("desiredCount", 0))
     service_quotas.check_services(ctx.account, cluster)
@@ -153,7 +156,7 @@ def create_service(ctx, params):
         account=ctx.account, cluster=cluster, name=name, task_definition=td,
         desired_count=desired_count,
         deployment_configuration=_deployment_configuration(params.get("deploymentConfiguration")),
-        network_configuration=params.get("networkConfiguration", {}),
+        network_configuration=network,
         load_balancers=_check_load_balancers(ctx, params.get("loadBalancers", []), td),
         placement_strategy=strategies, placement_constraints=constraints,
         capacity_provider_strategy=strategy,
@@ -197,7 +200,7 @@ def update_service(ctx, params):
         )
         fields.add("deployment_configuration")
     if "networkConfiguration" in params and params["networkConfiguration"] != service.network_configuration:
-        service.network_configuration = params["networkConfiguration"]
+        service.network_configuration = network_configuration.check(params, service.task_definition)
         fields.add("network_configuration")
         new_deployment = True
     if "loadBalancers" in params:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from orchestrator import bus, capacity_strategy, pacing
 from orchestrator.capacity_manager import task_ceiling, too_big
-from orchestrator.frontend import EcsError, capacity_providers, service_quotas, shapes, task_definitions
+from orchestrator.frontend import EcsError, capacity_providers, network_configuration, service_quotas, shapes, task_definitions
 from orchestrator.frontend.operations import (
     _check_launch_type, _check_length, _check_placement, _check_tags, _client_token, _cluster_of, _describe_many,
     _fingerprint, _get_cluster, _page, _paged_response, _parse_arn, _runnable_task_definition, operation,
@@ -83,6 +83,7 @@ def run_task(ctx, params):
                 raise EcsError("ConflictException", "The clientToken was already used with different parameters.")
             return {"tasks": [shapes.task_shape(t, include={"TAGS"}) for t in earlier], "failures": []}
     td = _runnable_task_definition(ctx, params["taskDefinition"])
+    network = network_configuration.check(params, td)
     overrides = params.get("overrides", {})
     cpu, memory = _task_overrides(td, overrides)
     group = _check_length(params.get("group", ""), 255, "group")
@@ -104,7 +105,7 @@ def run_task(ctx, params):
             tags=tags, client_token=token, fingerprint=fingerprint,
             placement=(strategies, constraints), capacity_provider=provider,
             enable_execute_command=params.get("enableExecuteCommand", False),
-            network_configuration=params.get("networkConfiguration", {}),
+            network_configuration=network,
         )
         for provider in providers
     ]

@@ -72,6 +72,23 @@ def raw_api(live_server, default_account):
     return send
 
 
+def awsvpc(subnets=None, security_groups=None, assign_public_ip=None):
+    """A networkConfiguration for RunTask/CreateService of an awsvpc task definition: the
+    account's default subnet unless told otherwise (ECS refuses such a call without one)."""
+    from orchestrator.frontend.network_configuration import DEFAULT_SUBNET
+
+    config = {"subnets": list(subnets or [DEFAULT_SUBNET])}
+    if security_groups is not None:
+        config["securityGroups"] = list(security_groups)
+    if assign_public_ip is not None:
+        config["assignPublicIp"] = assign_public_ip
+    return {"awsvpcConfiguration": config}
+
+
+# The default networkConfiguration, to splat into a call: ecs.run_task(..., **NETWORK).
+NETWORK = {"networkConfiguration": awsvpc()}
+
+
 def fargate_task_definition(family="web", **overrides):
     """RegisterTaskDefinition arguments for a small Fargate task running the demo image."""
     params = {

@@ -466,6 +466,66 @@ def delete_scheduled_action(account, params, caller):
     return {}
 
 
+# --- tags (scalable targets are Application Auto Scaling's only taggable resource) ------------------
+
+MAX_TAGS = 50
+
+
+def _tagged(account, params, for_update=False):
+    """The scalable target a ResourceARN names (ResourceNotFoundException if none of this account's)."""
+    arn = params["ResourceARN"]
+    prefix = f"arn:aws:application-autoscaling:{region()}:{account.account_id}:scalable-target/"
+    rows = _targets(account)
+    found = (rows.select_for_update() if for_update else rows).filter(
+        target_id=arn[len(prefix):]).first() if arn.startswith(prefix) else None
+    if found is None:
+        raise ServiceError("ResourceNotFoundException", f"No scalable target found for ARN {arn[:1600]}.")
+    return found
+
+
+def tag_resource(account, params, caller):
+    tags = params["Tags"]
+    for key in tags:
+        if key.lower().startswith("aws:"):
+            raise invalid(f"Tag key {key[:128]} is reserved: keys beginning with aws: are AWS's.")
+    with transaction.atomic():
+        target = _tagged(account, params, for_update=True)
+        merged = {**target.tags, **tags}
+        if len(merged) > MAX_TAGS:
+            raise ServiceError("TooManyTagsException", f"A scalable target can have at most {MAX_TAGS} tags.")
+        target.tags = merged
+        target.save(update_fields=("tags",))
+    return {}
+
+
+def untag_resource(account, params, caller):
+    with transaction.atomic():
+        target = _tagged(account, params, for_update=True)
+        target.tags = {k: v for k, v in target.tags.items() if k not in set(params["TagKeys"])}
+        target.save(update_fields=("tags",))
+    return {}
+
+
+def list_tags_for_resource(account, params, caller):
+    return {"Tags": dict(_tagged(account, params).tags)}
+
+
+def get_predictive_scaling_forecast(account, params, caller):
+    """Refused as PutScalingPolicy refuses PredictiveScaling: no such policy can exist here (its
+    errors are ValidationExceptions only, an unregistered target's too)."""
+    _check_scope(params)
+    target = _targets(account).filter(resource_id=params["ResourceId"]).first()
+    if target is None:
+        raise invalid(f"No scalable target registered for service namespace: ecs, resource ID: "
+                      f"{params['ResourceId'][:256]}, scalable dimension: {ScalableTarget.DIMENSION}")
+    name = params["PolicyName"]
+    if target.policies.filter(name=name).exists():
+        raise invalid(f"Policy {name[:256]} is not a PredictiveScaling policy: only a PredictiveScaling policy "
+                      "has a forecast.")
+    raise invalid(f"No PredictiveScaling policy {name[:256]} for resource ID {target.resource_id}: Fargate Lab does "
+                  "not support PredictiveScaling (it forecasts from CloudWatch history the lab does not keep).")
+
+
 OPERATIONS = {
     "RegisterScalableTarget": register_scalable_target,
     "DescribeScalableTargets": describe_scalable_targets,
@@ -477,4 +537,8 @@ OPERATIONS = {
     "PutScheduledAction": put_scheduled_action,
     "DescribeScheduledActions": describe_scheduled_actions,
     "DeleteScheduledAction": delete_scheduled_action,
+    "TagResource": tag_resource,
+    "UntagResource": untag_resource,
+    "ListTagsForResource": list_tags_for_resource,
+    "GetPredictiveScalingForecast": get_predictive_scaling_forecast,
 }
