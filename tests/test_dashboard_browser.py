@@ -82,6 +82,21 @@ def test_it_shows_the_error_of_an_invalid_form_and_changes_nothing(page, live_la
     assert Task.objects.count() == 0
 
 
+def test_it_runs_a_task_in_the_subnet_chosen_the_default_preselected(page, live_lab_server, demo):
+    page.goto(f"{live_lab_server.url}/clusters/demo/")
+    subnets = page.locator("#run-task-subnets")
+    expect(subnets).to_have_value("subnet-a")
+    offered = page.locator("datalist#subnets option").evaluate_all("options => options.map(o => o.value)")
+    assert offered[:2] == ["subnet-a", "subnet-b"]
+    subnets.fill("subnet-b")
+    expect(page.locator("#run-task-form + details.form-commands .aws-command")).to_contain_text(
+        "--network-configuration")
+    expect(page.locator("#run-task-form + details.form-commands .aws-command")).to_contain_text("subnet-b")
+    page.locator("#run-task-form button").click()
+    expect(page.locator(".messages")).to_contain_text("RunTask started 1 task(s).")
+    assert Task.objects.get().network_configuration["awsvpcConfiguration"]["subnets"] == ["subnet-b"]
+
+
 def test_it_catches_up_after_losing_its_socket(page, live_lab_server, demo):
     page.goto(f"{live_lab_server.url}/clusters/demo/")
     wait_live(page)

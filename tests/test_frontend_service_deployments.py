@@ -153,7 +153,7 @@ def test_list_service_deployments_of_an_unknown_service_is_service_not_found(dem
 
 def test_the_code_deploy_controller_and_a_change_of_controller_are_refused(demo):
     code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="bg-code-deploy",
-                                taskDefinition="web:1", deploymentController={"type": "CODE_DEPLOY"})
+                                taskDefinition="web:1", deploymentController={"type": "CODE_DEPLOY"}, **NETWORK)
     assert code == "InvalidParameterException" and "CODE_DEPLOY" in message and "EXTERNAL" in message
     for kind in ("EXTERNAL", "CODE_DEPLOY"):
         code, message, _ = error_of(demo.update_service, cluster="demo", service="svc",

@@ -16,7 +16,7 @@ import math
 from django.utils import timezone
 
 from orchestrator import bus
-from orchestrator.frontend import EcsError, capacity_providers, service_quotas
+from orchestrator.frontend import EcsError, capacity_providers, network_configuration, service_quotas
 from orchestrator.frontend.operations import (
     _check_launch_type, _check_length, _check_tags, _client_token, _fingerprint, _include, _parse_arn,
     _runnable_task_definition, operation,
@@ -192,11 +192,8 @@ def _check_task_set_load_balancers(ctx, entries, td):
 
 
 def _check_network(td, params):
-    """awsvpc tasks need a network configuration, on task sets as on services."""
-    if td.body.get("networkMode", "awsvpc") == "awsvpc" and not params.get("networkConfiguration"):
-        raise EcsError("InvalidParameterException",
-                       "Network Configuration must be provided when networkMode 'awsvpc' is specified.")
-    return params.get("networkConfiguration", {})
+    """awsvpc tasks need a network configuration, on task sets as on services (checked alike)."""
+    return network_configuration.check(params, td)
 
 
 def _written(service, task_set, now):
