@@ -27,6 +27,10 @@ def test_the_eni_attachment_carries_the_subnet_an_eni_id_a_mac_and_the_private_i
     assert re.fullmatch(r"02(:[0-9a-f]{2}){5}", details["macAddress"])
     assert details["privateIPv4Address"] == "10.0.3.7"
     assert details["privateDnsName"] == "ip-10-0-3-7.ec2.internal"
+    # ECS's attachment details name no security groups (EC2's DescribeNetworkInterfaces does): the
+    # ones asked for are kept with the task, as its networkConfiguration.
+    assert set(details) == {"subnetId", "networkInterfaceId", "macAddress", "privateDnsName", "privateIPv4Address"}
+    assert Task.objects.get().network_configuration["awsvpcConfiguration"]["securityGroups"] == ["sg-0123"]
     # Stable across calls, and one interface per task.
     assert _details(ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]) == details
     other = ecs.run_task(cluster="demo", taskDefinition="web", networkConfiguration=ASKED)["tasks"][0]
