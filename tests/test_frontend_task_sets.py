@@ -5,7 +5,7 @@ import pytest
 
 from orchestrator.cluster_manager import ClusterManager
 from orchestrator.models import Deployment, Service, Task
-from tests.support.api import assert_model_shape, error_of, fargate_task_definition, NETWORK
+from tests.support.api import assert_model_shape, error_of, fargate_task_definition
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:"
 NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
@@ -18,7 +18,7 @@ def bg(ecs):
     ecs.register_task_definition(**fargate_task_definition())
     ecs.register_task_definition(**fargate_task_definition())
     ecs.create_service(cluster="demo", serviceName="bg", taskDefinition="web:1", desiredCount=4,
-                       deploymentController={"type": "EXTERNAL"}, **NETWORK)
+                       deploymentController={"type": "EXTERNAL"})
     return ecs
 
 
@@ -121,7 +121,8 @@ def test_a_restarted_cluster_manager_starts_no_duplicates(bg):
 
 
 def test_the_errors_are_those_ecs_gives(bg):
-    bg.create_service(cluster="demo", serviceName="rolling", taskDefinition="web:1", desiredCount=0, **NETWORK)
+    bg.create_service(cluster="demo", serviceName="rolling", taskDefinition="web:1", desiredCount=0,
+                      networkConfiguration=NETWORK)
     code, message, _ = error_of(bg.create_task_set, cluster="demo", service="rolling", taskDefinition="web:1",
                                 networkConfiguration=NETWORK)
     assert code == "InvalidParameterException" and "EXTERNAL" in message
@@ -156,7 +157,7 @@ def test_the_errors_are_those_ecs_gives(bg):
                              healthCheckGracePeriodSeconds=5)["service"]["desiredCount"] == 2
     code, _, _ = error_of(bg.create_service, cluster="demo", serviceName="bg2", taskDefinition="web:1",
                           deploymentController={"type": "EXTERNAL"},
-                          loadBalancers=[{"targetGroupArn": "arn:x", "containerName": "web", "containerPort": 80}], **NETWORK)
+                          loadBalancers=[{"targetGroupArn": "arn:x", "containerName": "web", "containerPort": 80}])
     assert code == "InvalidParameterException"
 
 

@@ -10,7 +10,6 @@ from orchestrator.elbv2 import rules
 from orchestrator.frontend import call
 from orchestrator.models import Account, Listener, LoadBalancer, Service, TargetGroup
 from tests.support.browser import wait_live
-from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +33,7 @@ def blue_green(live_lab_server):
     listener = Listener.objects.create(load_balancer=lb, port=8080, default_actions=[])
     set_weights(listener, groups, 100, 0)
     call(account, "CreateService", {"cluster": "demo", "serviceName": "bg", "taskDefinition": "web:1",
-                                    "desiredCount": 2, "deploymentController": {"type": "EXTERNAL"}, **NETWORK})
+                                    "desiredCount": 2, "deploymentController": {"type": "EXTERNAL"}})
     sets = {}
     for colour, td, scale in (("blue", "web:1", 100), ("green", "web:2", 50)):
         sets[colour] = call(account, "CreateTaskSet", {

@@ -8,7 +8,6 @@ import requests
 
 from tests.support.common import free_port
 from tests.support.lab import lab_containers, poll
-from tests.support.api import NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -99,7 +98,7 @@ def test_blue_green_task_sets_switch_traffic_and_survive_a_restart(lab, docker_c
     ecs.register_task_definition(**task_definition())
     ecs.register_task_definition(**task_definition())
     ecs.create_service(cluster="demo", serviceName="bg", taskDefinition="web:1", desiredCount=2,
-                       deploymentController={"type": "EXTERNAL"}, **NETWORK)
+                       deploymentController={"type": "EXTERNAL"})
 
     blue = ecs.create_task_set(cluster="demo", service="bg", taskDefinition="web:1", networkConfiguration=NETWORK,
                                loadBalancers=alb.entry("blue"), scale={"value": 100, "unit": "PERCENT"})["taskSet"]

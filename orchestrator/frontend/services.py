@@ -145,7 +145,9 @@ def create_service(ctx, params):
                        "Fargate Lab needs a taskDefinition on CreateService for the EXTERNAL deployment controller "
                        "too (the service shows it until a primary task set replaces it); each task set names its own.")
     td = _runnable_task_definition(ctx, params["taskDefinition"])
-    network = network_configuration.check(params, td)
+    # An EXTERNAL service's tasks are its task sets', each with its own networkConfiguration.
+    network = (params.get("networkConfiguration") or {}) if controller == task_sets.EXTERNAL else (
+        network_configuration.check(params, td))
     strategies, constraints = _check_placement(params)
     desired_count = _check_desired_count(params.get("desiredCount", 0))
     service_quotas.check_services(ctx.account, cluster)
