@@ -1580,3 +1580,20 @@ class ScalingActivity(models.Model):
 
     def __str__(self):
         return f"{self.resource_id}: {self.description}"
+
+
+class ExpressGatewayService(models.Model):
+    """An ECS Express Mode service: a Fargate service and the load balancer, target group and
+    listener ECS built for it (orchestrator/frontend/express_gateway.py), with the configuration
+    the caller gave (the model's ExpressGatewayServiceConfiguration, defaults filled in)."""
+
+    service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="express_gateway")
+    infrastructure_role_arn = models.CharField(max_length=2048)
+    configuration = models.JSONField(default=dict)
+    load_balancer = models.ForeignKey(LoadBalancer, null=True, on_delete=models.SET_NULL, related_name="+")
+    target_group = models.ForeignKey(TargetGroup, null=True, on_delete=models.SET_NULL, related_name="+")
+    port = models.PositiveIntegerField(default=0)
+    configured_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"express {self.service_id}"

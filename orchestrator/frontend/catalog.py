@@ -2,7 +2,7 @@
 
 The README's "ECS operations" section is ``readme_section()``.
 """
-from orchestrator.frontend import capacity_providers, express_gateway, not_applicable
+from orchestrator.frontend import capacity_providers, not_applicable
 from orchestrator.frontend.operations import OPERATIONS
 from orchestrator.frontend.validation import operation_names
 
@@ -14,8 +14,6 @@ def refusals():
     refused = {name: not_applicable.refusal(name) for name in not_applicable.REFUSED}
     for name in AUTO_SCALING_REFUSED:
         refused[name] = ("ClientException", capacity_providers.NO_AUTO_SCALING)
-    for name in express_gateway.REFUSED:
-        refused[name] = express_gateway.refusal(name)
     return refused
 
 
