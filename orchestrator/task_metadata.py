@@ -6,6 +6,9 @@ at the same paths), and a task with a role gets ``AWS_CONTAINER_CREDENTIALS_RELA
 - ``/v4/<id>`` (the container), ``/v4/<id>/task``, ``/v4/<id>/stats``, ``/v4/<id>/task/stats``
   (Docker's stats, one sample each), in ECS's shapes;
 - ``/v2/credentials/<id>``: the task role's temporary credentials;
+- ``$ECS_AGENT_URI/task-protection/v1/state`` (``/api/<id>/…``): GET and PUT the task's scale-in
+  protection (``{"ProtectionEnabled": true, "ExpiresInMinutes": 60}``), as the ECS agent serves
+  it, through GetTaskProtection and UpdateTaskProtection of the task's own account;
 - ``POST /``: the lab's AWS APIs (``AWS_ENDPOINT_URL`` points here), so an SDK in a task reaches
   ECS, Logs, SSM… of its own account with no configuration. Nothing else: the dashboard and the
   admin stay out of a task's reach.
@@ -42,12 +45,17 @@ def _container_purpose(name):
     return f"metadata:{name}"
 
 
+def _agent_purpose(name):
+    return f"agent:{name}"
+
+
 def environment(task, container_name):
-    """The variables ECS sets in one container of a task for its metadata and credentials."""
+    """The variables ECS sets in one container of a task for its metadata, agent API and credentials."""
     metadata_id = task_credentials.path_id(task, _container_purpose(container_name))
     env = {
         "ECS_CONTAINER_METADATA_URI_V4": f"{ENDPOINT}/v4/{metadata_id}",
         "ECS_CONTAINER_METADATA_URI": f"{ENDPOINT}/v3/{metadata_id}",
+        "ECS_AGENT_URI": f"{ENDPOINT}/api/{task_credentials.path_id(task, _agent_purpose(container_name))}",
     }
     if task_credentials.role_arn(task):
         env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = task_credentials.relative_uri(task)
@@ -258,6 +266,55 @@ def credentials(path, remote_addr):
     return task_credentials.issue(task)
 
 
+def _iso(epoch):
+    from datetime import datetime
+
+    return datetime.fromtimestamp(epoch, dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def task_protection(path, method, body, remote_addr):
+    """(HTTP status, JSON body) for the agent's ``/api/<id>/task-protection/v1/state``: the task's
+    protection as GetTaskProtection reads it, or (PUT) as UpdateTaskProtection sets it; ECS's
+    refusals in the agent's shapes (``error``, ``failure``)."""
+    from orchestrator.frontend import EcsError, call
+    from orchestrator.models import acting_in
+
+    parts = path.strip("/").split("/")
+    if len(parts) != 5 or parts[0] != "api" or parts[2:] != ["task-protection", "v1", "state"]:
+        raise NotFound()
+    task, _, _, _ = _own_task(parts[1], _agent_purpose, remote_addr)
+    params, operation = {"cluster": task.cluster.arn, "tasks": [task.arn]}, "GetTaskProtection"
+    if method == "PUT":
+        operation = "UpdateTaskProtection"
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            request = None
+        if not isinstance(request, dict) or not isinstance(request.get("ProtectionEnabled"), bool):
+            return 400, {"error": {"Code": "InvalidRequest", "Message": "Invalid request: does not contain "
+                                                                        "'ProtectionEnabled' field"}}
+        params["protectionEnabled"] = request["ProtectionEnabled"]
+        if "ExpiresInMinutes" in request:
+            if not isinstance(request["ExpiresInMinutes"], int) or isinstance(request["ExpiresInMinutes"], bool):
+                return 400, {"error": {"Code": "InvalidRequest", "Message": "Invalid request: ExpiresInMinutes "
+                                                                            "must be an integer"}}
+            params["expiresInMinutes"] = request["ExpiresInMinutes"]
+    try:
+        with acting_in(task.cluster.region):
+            answer = call(task.account, operation, params, caller="ecs-agent")
+    except EcsError as error:
+        return 400, {"error": {"Arn": task.arn, "Code": error.error_type, "Message": error.message}}
+    if answer.get("failures"):
+        failure = answer["failures"][0]
+        return 200, {"failure": {"Arn": failure.get("arn"), "Reason": failure.get("reason"),
+                                 "Detail": failure.get("detail")}}
+    protected = answer["protectedTasks"][0]
+    shown = {"ProtectionEnabled": protected["protectionEnabled"], "TaskArn": protected["taskArn"]}
+    if protected.get("expirationDate") is not None:
+        shown["ExpirationDate"] = _iso(protected["expirationDate"])
+    return 200, {"protection": shown}
+
+
 def _json(start_response, status, body):
     data = json.dumps(body).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
@@ -283,6 +340,8 @@ class Application:
         remote_addr = meta.get("REMOTE_ADDR", "")
         if path == "/" and method == "POST" and ("HTTP_X_AMZ_TARGET" in meta or "HTTP_AUTHORIZATION" in meta):
             return self.django()(meta, start_response)  # an AWS API call (never the dashboard's page at /)
+        if path.startswith("/api/") and method in ("GET", "PUT"):
+            return self.agent_api(meta, path, method, remote_addr, start_response)
         if method != "GET":
             return _json(start_response, "405 Method Not Allowed", "Method not allowed")
         close_old_connections()
@@ -298,6 +357,22 @@ class Application:
             except NotFound:
                 return _json(start_response, "404 Not Found",
                              "V4 container metadata handler: unable to get task arn from request")
+        except Exception:  # a bug answers 500 to the task, never takes the endpoint down
+            log.exception("task endpoint: %s failed", path[:200])
+            return _json(start_response, "500 Internal Server Error", "internal error")
+        finally:
+            close_old_connections()
+
+    def agent_api(self, meta, path, method, remote_addr, start_response):
+        """The agent's task protection API (``task_protection``); 404 for anything else or anyone else's."""
+        close_old_connections()
+        try:
+            length = int(meta.get("CONTENT_LENGTH") or 0)
+            body = meta["wsgi.input"].read(min(length, 64 * 1024)) if length > 0 else b""
+            status, answer = task_protection(path, method, body, remote_addr)
+            return _json(start_response, "200 OK" if status == 200 else "400 Bad Request", answer)
+        except (NotFound, ValueError):
+            return _json(start_response, "404 Not Found", "404 page not found")
         except Exception:  # a bug answers 500 to the task, never takes the endpoint down
             log.exception("task endpoint: %s failed", path[:200])
             return _json(start_response, "500 Internal Server Error", "internal error")

@@ -159,3 +159,40 @@ def test_role_credentials_stop_working_when_the_task_stops(control_plane, lab_ro
         ecs.list_tasks(cluster=task.cluster.name)
     assert info.value.response["Error"]["Code"] == "UnrecognizedClientException"
     assert TaskContainer.objects.filter(task=task).exists()
+
+
+def http_put(container, path_expression, body):
+    """PUT a JSON body to http://169.254.170.2<path> from inside the container: (status, JSON body)."""
+    data = json.dumps(body)
+    script = (f'p="{path_expression}"; p="${{p#http://169.254.170.2}}"; '
+              f'printf "PUT $p HTTP/1.0\\r\\nHost: 169.254.170.2\\r\\nContent-Type: application/json\\r\\n'
+              f'Content-Length: {len(data)}\\r\\n\\r\\n%s" \'{data}\' | nc -w 5 169.254.170.2 80')
+    output = container.exec_run(["sh", "-c", script]).output.decode()
+    head, _, answer = output.partition("\r\n\r\n")
+    assert head.startswith("HTTP/"), output
+    return int(head.split()[1]), json.loads(answer)
+
+
+def test_a_service_task_protects_itself_at_its_agent_uri(control_plane, lab_rows, wait_until, docker_client):
+    service = lab_rows.create_service(1)
+    wait_until(lambda: Task.objects.filter(service=service, last_status="RUNNING").exists(), 90,
+               message="the service's task RUNNING")
+    task = Task.objects.get(service=service)
+    (container,) = docker_client.containers.list(filters={"label": f"fargatelab.task-id={task.task_id}"})
+    state = "$ECS_AGENT_URI/task-protection/v1/state"
+    assert container_env(container)["ECS_AGENT_URI"].startswith("http://169.254.170.2/api/")
+    assert http_get(container, state) == (200, {"protection": {"ProtectionEnabled": False, "TaskArn": task.arn}})
+    status, answer = http_put(container, state, {"ProtectionEnabled": True, "ExpiresInMinutes": 60})
+    assert status == 200 and answer["protection"]["ProtectionEnabled"] is True, answer
+    assert answer["protection"]["TaskArn"] == task.arn and answer["protection"]["ExpirationDate"].endswith("Z")
+    task.refresh_from_db()
+    assert task.protected_until is not None  # what UpdateTaskProtection keeps: scale-in now spares it
+    assert http_get(container, state)[1]["protection"]["ProtectionEnabled"] is True
+    assert http_put(container, state, {"ExpiresInMinutes": 5})[0] == 400  # no ProtectionEnabled
+    assert http_put(container, state, {"ProtectionEnabled": False})[1]["protection"]["ProtectionEnabled"] is False
+    # A standalone task gets ECS's failure; and one task's agent path is nobody else's.
+    other, other_container = running(lab_rows, wait_until, docker_client)
+    status, answer = http_get(other_container, state)
+    assert status == 200 and answer["failure"]["Reason"] == "TASK_NOT_VALID", answer
+    mine = container_env(container)["ECS_AGENT_URI"]
+    assert http_get(other_container, f"{mine}/task-protection/v1/state")[0] == 404
