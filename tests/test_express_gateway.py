@@ -22,6 +22,11 @@ def aas(live_server, default_account):
     return lab_client(live_server, "application-autoscaling")
 
 
+def tg_name(service):
+    """The name of the service's target group (from its ARN)."""
+    return service["loadBalancers"][0]["targetGroupArn"].split(":targetgroup/")[1].split("/")[0]
+
+
 def create(ecs, **params):
     return ecs.create_express_gateway_service(**ROLES, serviceName="web", primaryContainer=DEMO, **params)["service"]
 
@@ -41,6 +46,10 @@ def test_create_builds_the_five_steps_in_the_callers_account(ecs, elbv2, aas):
 
     [service] = ecs.describe_services(cluster="default", services=["web"])["services"]
     assert service["desiredCount"] == 2 and service["launchType"] == "FARGATE"
+    built = [e["message"] for e in service["events"] if "built by Express Mode" in e["message"]]
+    assert built == [f"(service web) was built by Express Mode: task definition web:1, target group and load "
+                     f"balancer {tg_name(service)}, listener {ingress['endpoint']}, scaling 2-4 tasks on "
+                     "ECSServiceAverageCPUUtilization 50."]
     td = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     assert td["cpu"] == "256" and td["containerDefinitions"][0]["image"] == DEMO["image"]
     [lb_entry] = service["loadBalancers"]

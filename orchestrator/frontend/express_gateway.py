@@ -15,6 +15,8 @@ article's five steps, done for you.
 5. With ``scalingTarget``: RegisterScalableTarget and a target tracking policy on the service's
    average CPU or memory.
 
+The service's first event names each part, so its dashboard page shows what Express Mode built.
+
 Update registers a new revision and rolls a new deployment (image, command, cpu, memory, roles),
 retunes the health check and the scaling; Delete deletes the service (force) and the listener,
 load balancer, target group and scalable target Create made. What the lab cannot honour is
@@ -153,10 +155,15 @@ def _free_port():
     raise EcsError("ServerException", "No free port for the Express service's listener.")
 
 
+def _endpoint_of(port):
+    """The URL of the lab's listener on ``port``."""
+    host = elb.listen_address()
+    return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+
+
 def _endpoint(express):
     """The ingress path's URL: the listener's port on the lab's listen address."""
-    host = elb.listen_address()
-    return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{express.port}/"
+    return _endpoint_of(express.port)
 
 
 def _configuration_shape(express):
@@ -295,6 +302,12 @@ def create_express_gateway_service(ctx, params):
     service = Service.objects.select_related("cluster__account", "account").get(
         cluster=cluster, name=name, status=Service.ACTIVE)
     _scale(ctx, service, scaling)
+    service.add_event(
+        f"was built by Express Mode: task definition {td_arn.rsplit('/', 1)[-1]}, target group and load balancer "
+        f"{part}, listener {_endpoint_of(listen)}"
+        + (f", scaling {scaling['minTaskCount']}-{scaling['maxTaskCount']} tasks on "
+           f"{METRICS[scaling['autoScalingMetric']]} {scaling['autoScalingTargetValue']}" if scaling else "") + ".",
+        trace_id=ctx.trace_id)
     express = ExpressGatewayService.objects.create(
         service=service, infrastructure_role_arn=role, configuration=config,
         load_balancer_id=elb.get_load_balancer(ctx.account, lb["LoadBalancerArn"]).pk,
