@@ -194,6 +194,23 @@ def test_it_lists_tasks_by_filter(demo):
     assert set(page["taskArns"] + rest["taskArns"]) == {web, other}
 
 
+def test_its_task_pages_follow_the_last_task_handed_out(demo):
+    """ListTasks' nextToken remembers the last task of its page (a keyset page, cheap at 10,000
+    tasks): a task stopped before the next page is asked for makes no other task skipped."""
+    arns = [t["taskArn"] for t in demo.run_task(cluster="demo", taskDefinition="web", count=5, **NETWORK)["tasks"]]
+    assert len(arns) == 5
+    first = demo.list_tasks(cluster="demo", maxResults=2)
+    demo.stop_task(cluster="demo", task=first["taskArns"][0])  # an OFFSET page would now skip one
+    seen, token = list(first["taskArns"]), first["nextToken"]
+    while token:
+        page = demo.list_tasks(cluster="demo", maxResults=2, nextToken=token)
+        seen += page["taskArns"]
+        token = page.get("nextToken")
+    assert len(seen) == len(set(seen))
+    assert set(arns) - set(first["taskArns"][:1]) <= set(seen)
+    assert error_of(demo.list_tasks, cluster="demo", nextToken="not-ours")[0] == "InvalidParameterException"
+
+
 def test_it_lists_a_services_tasks(demo):
     demo.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0, **NETWORK)
     demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)

@@ -227,17 +227,43 @@ def _page(rows, params, serialize):
     return [serialize(row) for row in chunk[:max_results]], token
 
 
-def _encode_token(offset):
+def _page_by_key(rows, params, serialize, key="pk"):
+    """One page of a List* result over ``rows`` ordered by ``key`` (unique, ascending): the
+    token remembers the last key handed out, so a page deep in 10,000 rows is an index seek,
+    not an OFFSET that walks every row before it. ``serialize`` takes one row of ``rows``."""
+    max_results = params.get("maxResults", 100)
+    if not 1 <= max_results <= 100:
+        raise EcsError("InvalidParameterException", "maxResults must be between 1 and 100.")
+    after = _decode_token(params.get("nextToken"), field="after") if params.get("nextToken") else None
+    if after is not None:
+        rows = rows.filter(**{f"{key}__gt": after})
+    chunk = list(rows[:max_results + 1])
+    items = chunk[:max_results]
+    token = _encode_token(_key_of(items[-1], key), field="after") if len(chunk) > max_results else None
+    return [serialize(row) for row in items], token
+
+
+def _key_of(row, key):
+    """The ordering key of one row (a model instance, a dict of values or a tuple's first item)."""
+    if isinstance(row, dict):
+        return row[key]
+    if isinstance(row, tuple):
+        return row[0]
+    return getattr(row, key)
+
+
+def _encode_token(offset, field="offset"):
     """An opaque nextToken for the page that starts at ``offset``."""
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+    return base64.urlsafe_b64encode(json.dumps({field: offset}).encode()).decode()
 
 
-def _decode_token(token):
-    """The offset a nextToken stands for; InvalidParameterException if it is not ours."""
+def _decode_token(token, field="offset"):
+    """The offset (or the last key, ``field="after"``) a nextToken stands for;
+    InvalidParameterException if it is not ours."""
     if not token:
         return 0
     try:
-        offset = wire.json_object(base64.urlsafe_b64decode(token.encode("ascii")))["offset"]
+        offset = wire.json_object(base64.urlsafe_b64decode(token.encode("ascii")))[field]
     except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error):  # wire.Malformed is a ValueError
         raise EcsError("InvalidParameterException", "Invalid nextToken.") from None
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
