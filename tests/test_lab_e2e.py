@@ -259,7 +259,8 @@ def test_the_aws_cli_lists_clusters_and_runs_a_task(lab, tmp_path):
     assert "arn:aws:ecs:us-east-1:000000000000:cluster/cli" in run("list-clusters")["clusterArns"]
     (tmp_path / "td.json").write_text(json.dumps(SMALL_WEB))
     run("register-task-definition", "--cli-input-json", f"file://{tmp_path / 'td.json'}")
-    out = run("run-task", "--cluster", "cli", "--task-definition", "web", "--launch-type", "FARGATE", "--count", "1")
+    out = run("run-task", "--cluster", "cli", "--task-definition", "web", "--launch-type", "FARGATE", "--count", "1",
+              "--network-configuration", "awsvpcConfiguration={subnets=[subnet-a],assignPublicIp=ENABLED}")
     arn = out["tasks"][0]["taskArn"]
     assert arn.startswith("arn:aws:ecs:us-east-1:000000000000:task/cli/")
     ecs = lab.client()
