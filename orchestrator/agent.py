@@ -869,7 +869,7 @@ class TaskSync:
         if set(names) != set(self.containers) or not sandbox_pool.eligible(self.task, self.engine, definitions):
             return None
         sandbox = sandbox_pool.pool().claim(self.engine, self.network, self.network_labels, self.task)
-        if sandbox is not None and not sandbox_pool.pool().abandon_if_stopped(self.engine, self.task, sandbox):
+        if sandbox is not None and not sandbox_pool.pool().claim_holds(self.engine, self.task, sandbox):
             self.record("sandbox", f"Pod sandbox {sandbox.name} had stopped (a Docker restart?): removed")
             sandbox = None
         if sandbox is None:
@@ -1041,7 +1041,7 @@ class TaskSync:
                 TaskContainer.objects.filter(pk=container.pk).update(network_bindings=bindings)
                 container.network_bindings = bindings
                 bus.publish("task", self.task.pk, origin="controlplane")
-                if self.task.service_id and self.task.service.load_balancers:
+                if self.task.service_id and self.task.load_balancers:
                     load_balancer.register_task(self.task)  # its targets connect to the new host port
         self.record("forward", f"forwarding the published ports of task {self.task.task_id} to its sandbox at "
                                f"{private_ip or 'no IP'}")

@@ -576,7 +576,12 @@ class Task(models.Model):
 
     @property
     def arn(self):
-        return f"arn:aws:ecs:{self.cluster.region}:{self.account.account_id}:task/{self.cluster.name}/{self.task_id}"
+        return self.arn_prefix(self.cluster, self.account.account_id) + self.task_id
+
+    @staticmethod
+    def arn_prefix(cluster, account_id):
+        """What every task ARN of ``cluster`` (of account ``account_id``) begins with: its id follows."""
+        return f"arn:aws:ecs:{cluster.region}:{account_id}:task/{cluster.name}/"
 
     def _container_facts(self):
         """Each container's essential flag, exit code and reason, as the Pod mapping reads them."""

@@ -178,7 +178,7 @@ class SandboxPool:
             task.sandbox_id = sandbox.id
         return bool(changed)
 
-    def abandon_if_stopped(self, engine, task, sandbox):
+    def claim_holds(self, engine, task, sandbox):
         """True if the claimed sandbox runs; else (stopped since it was made: a Docker restart
         before the next reconcile) take the claim back, remove it, and return False."""
         try:

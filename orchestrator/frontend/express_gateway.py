@@ -30,9 +30,10 @@ import socket
 
 from django.utils import timezone
 
+from orchestrator import network
 from orchestrator.elbv2 import operations as elb
 from orchestrator.elbv2.protocol import ElbError
-from orchestrator.frontend import EcsError, shapes
+from orchestrator.frontend import EcsError, network_configuration, shapes
 from orchestrator.frontend.json_service import ServiceError
 from orchestrator.frontend.operations import OPERATIONS, _check_tags, _get_cluster, _parse_arn, operation
 from orchestrator.models import Cluster, Deployment, ExpressGatewayService, Listener, Service, region
@@ -114,11 +115,11 @@ def _register(ctx, name, config):
 
 
 def _network(config):
-    """The service's awsvpc network configuration from the Express one (a lab subnet unless given)."""
-    network = config.get("networkConfiguration") or {}
-    awsvpc = {"subnets": network.get("subnets") or ["subnet-express"], "assignPublicIp": "ENABLED"}
-    if network.get("securityGroups"):
-        awsvpc["securityGroups"] = network["securityGroups"]
+    """The service's awsvpc network configuration from the Express one (the default subnet unless given)."""
+    given = config.get("networkConfiguration") or {}
+    awsvpc = {"subnets": given.get("subnets") or [network_configuration.DEFAULT_SUBNET], "assignPublicIp": "ENABLED"}
+    if given.get("securityGroups"):
+        awsvpc["securityGroups"] = given["securityGroups"]
     return {"awsvpcConfiguration": awsvpc}
 
 
@@ -156,9 +157,8 @@ def _free_port():
 
 
 def _endpoint_of(port):
-    """The URL of the lab's listener on ``port``."""
-    host = elb.listen_address()
-    return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+    """The URL of the lab's listener on ``port``, at the address students reach listeners at."""
+    return f"http://{network.url_host(network.advertised_host(elb.listen_address()))}:{port}/"
 
 
 def _endpoint(express):

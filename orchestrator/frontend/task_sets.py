@@ -191,11 +191,6 @@ def _check_task_set_load_balancers(ctx, entries, td):
     return _check_load_balancers(ctx, entries, td)
 
 
-def _check_network(td, params):
-    """awsvpc tasks need a network configuration, on task sets as on services (checked alike)."""
-    return network_configuration.check(params, td)
-
-
 def _written(service, task_set, now):
     """After a write to a task set: the service is not steady any more, the control plane looks
     at it; the {"taskSet": …} response, read back fresh."""
@@ -232,7 +227,7 @@ def create_task_set(ctx, params):
     _check_launch_type(params)
     strategy = capacity_providers.strategy_for(params, service.cluster)
     td = _runnable_task_definition(ctx, params["taskDefinition"])
-    network = _check_network(td, params)
+    network = network_configuration.check(params, td)  # as a service's
     scale = _check_scale(params.get("scale", DEFAULT_SCALE))
     if service.deployments.filter(status__in=LIVE).count() >= MAX_TASK_SETS:
         raise EcsError("LimitExceededException", f"A service can have at most {MAX_TASK_SETS} task sets.")

@@ -185,7 +185,7 @@ def list_tasks(ctx, params):
         rows = rows.none()  # Fargate tasks run on no container instance of the account's
     # Keyset pages of (pk, task id): the ARN is the cluster's prefix and the id, so no task
     # row is built and the 100th page costs what the first does.
-    prefix = f"arn:aws:ecs:{cluster.region}:{ctx.account.account_id}:task/{cluster.name}/"
+    prefix = Task.arn_prefix(cluster, ctx.account.account_id)
     rows = rows.order_by("pk").values_list("pk", "task_id")
     items, token = _page_by_key(rows, params, lambda row: prefix + row[1])
     return _paged_response("taskArns", items, token)
