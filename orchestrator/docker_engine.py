@@ -5,7 +5,8 @@
 so no Docker SDK exception leaks out. Ownership is by label: every container the lab creates
 carries ``fargatelab.lab=<LAB_ID>``, listings are always filtered by it, and every operation
 on a container refuses one that lacks it. No container is ever given privileges, the host
-network, bind mounts or extra capabilities (beyond SYS_PTRACE, the one Fargate allows).
+network, bind mounts or extra capabilities (beyond SYS_PTRACE, the one Fargate allows); the only
+volumes it mounts are named volumes carrying the lab's label (an account's EFS file systems).
 """
 import ipaddress
 import logging
@@ -31,6 +32,10 @@ LABEL_CLUSTER = "fargatelab.cluster"
 LABEL_ACCOUNT = "fargatelab.account"
 LABEL_INSTANCE = "fargatelab.instance"
 LABEL_CONTAINER_NAME = "fargatelab.container-name"
+# A volume's region and EFS file system (an account's EFS file system is a Docker volume).
+LABEL_REGION = "fargatelab.region"
+LABEL_EFS_FILE_SYSTEM = "fargatelab.efs-file-system"
+LABEL_EFS_ROOT_DIRECTORY = "fargatelab.efs-root-directory"
 # The only capability a task may add (as on Fargate): it reaches no further than the container.
 ADDABLE_CAPABILITIES = frozenset({"SYS_PTRACE"})
 
@@ -152,6 +157,7 @@ class DockerEngine:
         self._clients = {}
         self._lock = threading.Lock()
         self._network_lock = threading.Lock()
+        self._volume_lock = threading.Lock()
         # Container ids known to carry our label, so that acting on them needs no inspect first.
         self._owned = set()
         self._networks = {}
@@ -442,6 +448,57 @@ class DockerEngine:
         except (ContainerNotFound, Conflict):
             return []
 
+    # --- volumes --------------------------------------------------------------------------
+
+    def ensure_volume(self, name, labels):
+        """Create named volume ``name`` (local driver, labelled with the lab) if missing; returns
+        True if this call created it. A volume of that name without our label is NotOwned."""
+        labels = {LABEL_LAB: self.lab, **labels}
+
+        def run(client):
+            try:
+                found = client.inspect_volume(name)
+            except docker.errors.NotFound:
+                client.create_volume(name, driver="local", labels=labels)
+                return True
+            if (found.get("Labels") or {}).get(LABEL_LAB) != self.lab:
+                raise NotOwned(f"volume {name} does not carry {LABEL_LAB}={self.lab}; not using it")
+            return False
+
+        with self._volume_lock:  # one creator at a time, so that "created" is said once
+            return self._call("volume", run)
+
+    def list_volumes(self, labels=None):
+        """This lab's named volumes carrying these labels too: [{"name", "labels"}]."""
+        wanted = [f"{LABEL_LAB}={self.lab}"] + [f"{k}={v}" for k, v in (labels or {}).items()]
+        found = self._call("volumes", lambda c: c.volumes(filters={"label": wanted}).get("Volumes") or [])
+        return [{"name": v["Name"], "labels": v.get("Labels") or {}} for v in found
+                if (v.get("Labels") or {}).get(LABEL_LAB) == self.lab]
+
+    def remove_volumes(self, labels=None):
+        """Remove this lab's volumes carrying these labels too that no container uses; returns
+        the names removed (one in use stays, and is removed by a later call)."""
+        removed = []
+        for volume in self.list_volumes(labels):
+            try:
+                self._call("remove volume", lambda c: c.remove_volume(volume["name"]))
+                removed.append(volume["name"])
+            except (Conflict, ContainerNotFound):  # in use, or gone meanwhile
+                continue
+        return removed
+
+    def run_helper(self, spec, timeout=60):
+        """Run a short-lived container of the lab (a ``create_container`` spec, with ``mounts``)
+        to completion and remove it; returns (exit code, output). It has no network."""
+        container = self.create_container({**spec, "network": "none"})
+        try:
+            self._call("start", lambda c: c.start(container))
+            status = self._call("wait", lambda c: c.wait(container, timeout=timeout), timeout=timeout + 5)
+            output = self._call("logs", lambda c: c.logs(container, stdout=True, stderr=True, tail=20))
+            return status.get("StatusCode", -1), output.decode("utf-8", "replace").strip()
+        finally:
+            self.remove(container)
+
     def move_to_network(self, container, network, aliases=None):
         """Attach one of our containers to ``network`` (with its DNS ``aliases`` there) and detach
         it from every other network; returns the names of the networks it left."""
@@ -495,7 +552,9 @@ class DockerEngine:
         task definition's own labels; never one of the lab's fargatelab.* labels); pids_limit,
         log_max_size (e.g. "10m") and log_max_file (the output's rotation on disk), log_address (the
         paced log reader's ``unix://`` address, or None for json-file); healthcheck
-        (a container definition's healthCheck: command, interval, timeout, retries, startPeriod).
+        (a container definition's healthCheck: command, interval, timeout, retries, startPeriod);
+        mounts [(volume name, container path, read only)]: named volumes of this lab only (never a
+        host path), without Docker's copy of the image's files into an empty volume.
         """
         extra = sorted(set(spec.get("cap_add") or []) - ADDABLE_CAPABILITIES)
         if extra:
@@ -528,6 +587,8 @@ class DockerEngine:
                 sysctls=dict(spec.get("sysctls") or {}) or None,
                 pids_limit=spec.get("pids_limit") or None,
                 log_config=_log_config(spec),
+                mounts=[docker.types.Mount(target, source, type="volume", read_only=bool(read_only), no_copy=True)
+                        for source, target, read_only in spec.get("mounts") or []] or None,
             )
             networking = None
             if spec.get("network") and not joins:

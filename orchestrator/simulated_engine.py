@@ -145,6 +145,7 @@ class SimulatedEngine:
         self._network_users = collections.Counter()  # network name -> containers attached to it
         self._images = set()
         self._networks = {}  # name -> id
+        self._volumes = {}  # name -> labels (a simulated volume holds no files)
         self._addresses = {}  # network name -> next host number
         self._subscribers = []
         self._timers = []  # heap of (due, seq, container id, generation, what)
@@ -284,6 +285,28 @@ class SimulatedEngine:
             for name in unused:
                 del self._networks[name]
             return unused
+
+    def ensure_volume(self, name, labels):
+        with self._lock:
+            created = name not in self._volumes
+            self._volumes.setdefault(name, {LABEL_LAB: self.lab, **labels})
+            return created
+
+    def list_volumes(self, labels=None):
+        with self._lock:
+            return [{"name": name, "labels": dict(found)} for name, found in self._volumes.items()
+                    if all(found.get(k) == v for k, v in (labels or {}).items())]
+
+    def remove_volumes(self, labels=None):
+        with self._lock:
+            gone = [v["name"] for v in self.list_volumes(labels)]
+            for name in gone:
+                del self._volumes[name]
+            return gone
+
+    def run_helper(self, spec, timeout=60):
+        """A simulated helper has nothing to copy: it succeeds at once."""
+        return 0, ""
 
     def move_to_network(self, container, network, aliases=None):
         """As DockerEngine's (a simulated network has no DNS, so the aliases change nothing)."""

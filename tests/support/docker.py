@@ -24,8 +24,8 @@ def wait_until_fixture():
 
 @pytest.fixture
 def lab_id(settings):
-    """A unique lab id for this test, set in settings.FARGATE_LAB; its containers and networks
-    are removed afterwards (and nothing else)."""
+    """A unique lab id for this test, set in settings.FARGATE_LAB; its containers, networks and
+    volumes are removed afterwards (and nothing else)."""
     lab = f"test-{uuid.uuid4().hex[:8]}"
     settings.FARGATE_LAB = {**settings.FARGATE_LAB, "LAB_ID": lab, "RESYNC_SECONDS": 2.0}
     yield lab
@@ -39,6 +39,7 @@ def lab_id(settings):
         for container in engine.list_containers():
             engine.remove(container["id"])
         engine.remove_unused_networks()
+        engine.remove_volumes()  # its EFS file systems
     except EngineError:  # the engine is gone: nothing of ours can be left running on it
         pass
     paced_logs.stop(lab)  # it outlives a control plane by design; a test's lab is done with

@@ -188,7 +188,7 @@ def lab_containers(docker_client, lab_id, all=False):
 
 
 def remove_lab_objects(docker_client, lab_id):
-    """Remove this lab's containers, networks, host firewall chain and paced log reader (and only them)."""
+    """Remove this lab's containers, networks, volumes, host firewall chain and paced log reader (and only them)."""
     from orchestrator import paced_logs
     from orchestrator.host_firewall import HostFirewall
 
@@ -197,6 +197,8 @@ def remove_lab_objects(docker_client, lab_id):
         container.remove(force=True)
     for network in docker_client.networks.list(filters={"label": f"fargatelab.lab={lab_id}"}):
         network.remove()
+    for volume in docker_client.volumes.list(filters={"label": f"fargatelab.lab={lab_id}"}):
+        volume.remove()
     paced_logs.stop(lab_id)  # it outlives its lab by design; a test's lab is done with
 
 
