@@ -46,8 +46,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, container_dependencies, docker_gate, load_balancer, paced_logs, port_forwarder, registry,
-    sandbox_pool, service_discovery, spot, task_health, task_metadata, task_secrets, traces,
+    activity, awslogs, bus, container_dependencies, docker_gate, efs, load_balancer, paced_logs, port_forwarder,
+    registry, sandbox_pool, service_discovery, spot, task_health, task_metadata, task_secrets, traces,
 )
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
@@ -834,10 +834,12 @@ class TaskSync:
                 self.record("awslogs", f"container {name} of task {self.task.task_id} ships its output to log group "
                                        f"{stream.group.name}, stream {stream.name}")
         log_address = self.paced_log_address()
+        mounts = self.efs_mounts(definitions)
         for name in action.names:
             began = self.clock()
             task_container = self.containers[name]
             spec = container_spec(self.task, task_container, lab, network, secret_env.get(name), log_address)
+            spec["mounts"] = mounts(definitions.get(name, {}))
             if sandbox is not None:  # its network is the sandbox's; the forwarder publishes its ports
                 spec.update(network=f"container:{sandbox}", ports=[], aliases=None)
             try:
@@ -858,6 +860,23 @@ class TaskSync:
             seen.append(ContainerSeen(docker_id, name, "created"))
             self.record("create", f"created container {spec['name']} ({docker_id[:12]}) from {spec['image']}: "
                                   f"{spec['nano_cpus'] / 1e9:g} CPU, {spec['memory'] // 1048576} MiB", since=began)
+
+    def efs_mounts(self, definitions):
+        """The EFS file systems' volumes the task mounts, made ready (``efs.prepare``); returns a
+        function from a container definition to its mounts. A file system that cannot be made
+        ready fails the task (ResourceInitializationError, as on ECS)."""
+        volumes = efs.efs_volumes(self.task.task_definition.body)
+        if not efs.mounted_roots(self.task.task_definition.body):
+            return lambda definition: []
+        began = self.clock()
+        try:
+            name_of, roots = efs.prepare(self.engine, self.task)
+        except efs.EfsUnavailable as exc:
+            raise TaskFailed("TaskFailedToStart", str(exc)) from None
+        self.record("efs", "EFS file system(s) " + ", ".join(
+            f"{file_system} (volume {name_of(file_system, '/')})" for file_system in sorted(roots))
+            + f" of account {self.task.account.account_id} ready", since=began)
+        return lambda definition: efs.mounts_for(definition, volumes, name_of, roots)
 
     def claim_sandbox(self, names):
         """The id of the Pod sandbox the task's containers join: its own (claimed in an earlier
@@ -1290,6 +1309,8 @@ def sync_container(engine_url, container_id, enqueue):
     except ContainerNotFound:
         return
     if sandbox_pool.LABEL_SANDBOX in report["labels"]:  # the pool's, reconciled by it
+        return
+    if efs.LABEL_HELPER in report["labels"] and not efs.helper_overdue(report["labels"]):  # its runner removes it
         return
     task = Task.objects.filter(task_id=report["labels"].get(LABEL_TASK_ID, "")).first()
     if task is not None and task.last_status != Task.STOPPED:
