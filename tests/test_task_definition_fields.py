@@ -42,7 +42,8 @@ REFUSED_REQUESTS = {
     "links": _with_container(links=["db"]),
     "restartPolicy": _with_container(restartPolicy={"enabled": True}),
     "environmentFiles": _with_container(environmentFiles=[{"value": "arn:aws:s3:::b/x.env", "type": "s3"}]),
-    "mountPoints": _with_container(mountPoints=[{"sourceVolume": "v", "containerPath": "/data"}]),
+    "mountPoints": dict(_with_container(mountPoints=[{"sourceVolume": "v", "containerPath": "/data"}]),
+                        volumes=[{"name": "v", "host": {}}]),
     "volumesFrom": _with_container(volumesFrom=[{"sourceContainer": "other"}]),
     "secrets (without an execution role)": _with_container(
         secrets=[{"name": "X", "valueFrom": "arn:aws:ssm:us-east-1:0:parameter/x"}]),
@@ -113,8 +114,13 @@ REFUSED_REQUESTS = {
     "enableFaultInjection": fargate_task_definition(enableFaultInjection=True),
     "placementConstraints": fargate_task_definition(
         placementConstraints=[{"type": "memberOf", "expression": "attribute:x == y"}]),
-    "efsVolumeConfiguration": fargate_task_definition(
+    "efsVolumeConfiguration (fileSystemId)": fargate_task_definition(
         volumes=[{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}]),
+    "efsVolumeConfiguration (access point)": fargate_task_definition(volumes=[{"name": "v", "efsVolumeConfiguration": {
+        "fileSystemId": "fs-0123abcd", "transitEncryption": "ENABLED",
+        "authorizationConfig": {"accessPointId": "fsap-0123456789abcdef0"}}}]),
+    "efsVolumeConfiguration (IAM)": fargate_task_definition(volumes=[{"name": "v", "efsVolumeConfiguration": {
+        "fileSystemId": "fs-0123abcd", "transitEncryption": "ENABLED", "authorizationConfig": {"iam": "ENABLED"}}}]),
     "s3filesVolumeConfiguration": fargate_task_definition(volumes=[{
         "name": "v", "s3filesVolumeConfiguration": {"fileSystemArn": "arn:aws:s3files:us-east-1:0:fs/x"}}]),
     "configuredAtLaunch": fargate_task_definition(volumes=[{"name": "v", "configuredAtLaunch": True}]),
@@ -229,6 +235,11 @@ def test_the_tables_cover_every_structure_they_open():
     assert model.shape_for("RegisterTaskDefinitionRequest").members["volumes"].member.name == "Volume"
     assert CONTAINER_DEFINITION["linuxParameters"].members is TABLES["LinuxParameters"]
     assert CONTAINER_DEFINITION["portMappings"].members is TABLES["PortMapping"]
+    volume = model.shape_for("Volume").members
+    assert volume["efsVolumeConfiguration"].name == "EFSVolumeConfiguration"
+    assert volume["efsVolumeConfiguration"].members["authorizationConfig"].name == "EFSAuthorizationConfig"
+    assert TABLES["Volume"]["efsVolumeConfiguration"].members is TABLES["EFSVolumeConfiguration"]
+    assert TABLES["EFSVolumeConfiguration"]["authorizationConfig"].members is TABLES["EFSAuthorizationConfig"]
 
 
 def test_it_refuses_a_member_it_has_not_decided_on():

@@ -252,6 +252,17 @@ def _log_configuration(value, context):
     return None
 
 
+def _efs_volume(value, context):
+    from orchestrator import efs
+
+    return efs.problem(value)
+
+
+def _checked_above(value, context):
+    """A member whose refusal ``_efs_volume`` already decided (with ECS's rules first)."""
+    return None
+
+
 def _volume_host(value, context):
     if value.get("sourcePath") is not None:
         return "host.sourcePath: host paths are not supported on Fargate."
@@ -260,13 +271,33 @@ def _volume_host(value, context):
 
 # --- the tables ---------------------------------------------------------------------------------
 
+EFS_AUTHORIZATION_CONFIG = {
+    "accessPointId": Field(NOT_YET, "EFS access points (the lab has no EFS API to create one in, so it could not "
+                                    "enforce its directory and POSIX user)", check=_checked_above),
+    "iam": Field(NOT_YET, "IAM authorization of the mount (the lab keeps no file system policies); DISABLED is kept",
+                 check=_checked_above),
+}
+
+EFS_VOLUME_CONFIGURATION = {
+    "fileSystemId": Field(HONOURED, "names the account's file system in the task's region: a Docker volume of the "
+                                    "lab's, created when a task first mounts it (fs- and 8 to 40 hex digits)"),
+    "rootDirectory": Field(HONOURED, "the directory of the file system that is mounted (default and echoed '/'); "
+                                     "'.' and '..' are refused"),
+    "transitEncryption": Field(ECHOED, "kept and returned: the files never leave the engine's disk, so there is no "
+                                       "network hop to encrypt"),
+    "transitEncryptionPort": Field(ECHOED, "kept and returned (1-65535), for the same reason"),
+    "authorizationConfig": Field(HONOURED, "see its members", members=EFS_AUTHORIZATION_CONFIG),
+}
+
 VOLUME = {
     "name": Field(ECHOED, "kept and returned (a volume does nothing until a container mounts it)"),
     "host": Field(ECHOED, "an empty host ({}) is kept and returned; a sourcePath is refused (host paths)",
                   check=_volume_host),
     "configuredAtLaunch": Field(NOT_YET, "EBS volumes configured at launch"),
     "dockerVolumeConfiguration": Field(REFUSED, "Docker volume plugins are not available on Fargate"),
-    "efsVolumeConfiguration": Field(NOT_YET, "EFS volumes"),
+    "efsVolumeConfiguration": Field(HONOURED, "an EFS file system of the task's account, shared by its tasks: see "
+                                              "its members and the README's EFS section", check=_efs_volume,
+                                    members=EFS_VOLUME_CONFIGURATION),
     "s3filesVolumeConfiguration": Field(NOT_YET, "S3 Files volumes"),
     "fsxWindowsFileServerVolumeConfiguration": Field(REFUSED, "FSx for Windows File Server is for Windows tasks"),
 }
@@ -307,7 +338,8 @@ CONTAINER_DEFINITION = {
     "environment": Field(HONOURED, "the container's environment (RunTask overrides add to it)"),
     "environmentFiles": Field(NOT_YET, "environment files are read from S3, which the lab does not serve (use "
                                        "environment or secrets)"),
-    "mountPoints": Field(NOT_YET, "mounting task volumes into containers"),
+    "mountPoints": Field(HONOURED, "an EFS volume of the task definition is mounted at containerPath (readOnly "
+                                   "honoured); mounting a volume of another kind is not supported yet"),
     "volumesFrom": Field(NOT_YET, "mounting another container's volumes"),
     "linuxParameters": Field(HONOURED, "see its members", members=LINUX_PARAMETERS),
     "secrets": Field(HONOURED, "read from SSM Parameter Store (a name or ARN) or Secrets Manager (an ARN, optionally "
@@ -364,8 +396,8 @@ TASK_DEFINITION = {
                                    "refused; other modes register as EC2-only (RunTask refuses them)",
                          check=_network_mode),
     "containerDefinitions": Field(HONOURED, "see the container fields", members=CONTAINER_DEFINITION),
-    "volumes": Field(ECHOED, "declared volumes are kept and returned; mounting them is not supported yet",
-                     members=VOLUME),
+    "volumes": Field(HONOURED, "EFS volumes are mounted where mountPoints name them; other declared volumes are "
+                               "kept and returned (mounting them is not supported yet)", members=VOLUME),
     "placementConstraints": Field(ECHOED, "kept for EC2-only definitions; refused with FARGATE",
                                   check=_placement_constraints),
     "requiresCompatibilities": Field(HONOURED, "FARGATE checks the definition against Fargate's rules"),
@@ -413,6 +445,8 @@ TABLES = {
     "LinuxParameters": LINUX_PARAMETERS,
     "PortMapping": PORT_MAPPING,
     "Volume": VOLUME,
+    "EFSVolumeConfiguration": EFS_VOLUME_CONFIGURATION,
+    "EFSAuthorizationConfig": EFS_AUTHORIZATION_CONFIG,
     "TaskOverride": TASK_OVERRIDE,
     "ContainerOverride": CONTAINER_OVERRIDE,
 }
@@ -468,7 +502,8 @@ def readme_section():
     lines = []
     for title, table in (("Task definition", TASK_DEFINITION), ("Container definition", CONTAINER_DEFINITION),
                          ("linuxParameters", LINUX_PARAMETERS), ("portMappings", PORT_MAPPING),
-                         ("volumes", VOLUME), ("RunTask overrides", TASK_OVERRIDE),
+                         ("volumes", VOLUME), ("efsVolumeConfiguration", EFS_VOLUME_CONFIGURATION),
+                         ("authorizationConfig", EFS_AUTHORIZATION_CONFIG), ("RunTask overrides", TASK_OVERRIDE),
                          ("containerOverrides", CONTAINER_OVERRIDE)):
         lines += ["", f"| {title} field | Decision | What the lab does |", "| --- | --- | --- |"]
         lines += [f"| `{name}` | {field.decision} | {field.note} |" for name, field in table.items()]

@@ -158,6 +158,49 @@ def _container(container, network_mode):
     return data
 
 
+def _volumes(volumes):
+    """The task's volumes as Describe returns them: an EFS volume's rootDirectory defaults to "/"."""
+    names = [v.get("name") for v in volumes]
+    if None in names:
+        raise EcsError("ClientException", "Each volume of a task definition must have a name.")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise EcsError("ClientException", f"Volume names must be unique in a task definition: {', '.join(repeated)}.")
+    out = []
+    for volume in volumes:
+        if volume.get("efsVolumeConfiguration"):
+            volume = {**volume, "efsVolumeConfiguration": {"rootDirectory": "/", **volume["efsVolumeConfiguration"]}}
+        out.append(volume)
+    return out
+
+
+def _check_mount_points(containers, volumes):
+    """Each mount point names a volume of the definition (an EFS one: the kind the lab mounts) at
+    an absolute container path, one mount per path."""
+    kinds = {v["name"]: v for v in volumes}
+    for container in containers:
+        paths = []
+        for point in container.get("mountPoints") or []:
+            where = f"Container '{container['name']}': mountPoints"
+            source, path = point.get("sourceVolume"), point.get("containerPath")
+            if not source or not path:
+                raise EcsError("ClientException", f"{where} must each give a sourceVolume and a containerPath.")
+            if source not in kinds:
+                raise EcsError("ClientException", f"{where} sourceVolume '{source[:255]}' is not a volume of this "
+                                                  "task definition.")
+            if not kinds[source].get("efsVolumeConfiguration"):
+                raise EcsError("ClientException", f"{where}: mounting volume '{source}' is not supported by Fargate "
+                                                  "Lab yet: it mounts EFS volumes (efsVolumeConfiguration) only.")
+            if not path.startswith("/") or any(part == ".." for part in path.split("/")) or path.strip("/") == "":
+                raise EcsError("ClientException", f"{where} containerPath '{path[:255]}' must be an absolute path "
+                                                  "other than '/', without '..'.")
+            paths.append(path.rstrip("/"))
+        repeated = sorted({p for p in paths if paths.count(p) > 1})
+        if repeated:
+            raise EcsError("ClientException", f"Container '{container['name']}': mountPoints must not repeat a "
+                                              f"containerPath: {', '.join(repeated)}.")
+
+
 def normalize(params, account_id):
     """The stored body of a RegisterTaskDefinition request, and its task-level (cpu, memory).
 
@@ -190,7 +233,8 @@ def normalize(params, account_id):
     body = dict(params)
     body.pop("tags", None)
     body["containerDefinitions"] = containers
-    body.setdefault("volumes", [])
+    body["volumes"] = _volumes(params.get("volumes") or [])
+    _check_mount_points(containers, body["volumes"])
     body.setdefault("placementConstraints", [])
     body["requiresAttributes"] = []
     for missing in [f for f in ("cpu", "memory") if f not in params]:
