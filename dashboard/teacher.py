@@ -78,7 +78,7 @@ def student(request, pk):
 @login_required
 @require_POST
 def student_reset(request, pk):
-    """Reset the student's account: every object, container and network goes; labs start over."""
+    """Reset the student's account: every object, container, network and EFS volume goes; labs start over."""
     found, account = _student(request, pk)
     form = ResetForm(request.POST, student=found)
     if not form.is_valid():
@@ -86,7 +86,8 @@ def student_reset(request, pk):
     done = reset_account(account, caller=f"console:{request.user.get_username()}")
     messages.success(request, (
         f"Account {account.account_id} of {found.get_username()} reset: {done['tasks']} task(s), "
-        f"{done['containers']} container(s) and {done['networks']} network(s) removed, every object deleted, "
+        f"{done['containers']} container(s), {done['networks']} network(s) and {done['volumes']} EFS volume(s) "
+        "removed, every object deleted, "
         f"{done['labs']} lab(s) restarted."))
     return redirect("teacher:student", pk=found.pk)
 

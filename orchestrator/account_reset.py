@@ -12,7 +12,7 @@ The steps, in an order that leaves no window for the control plane to act on wha
    data plane closes the listeners, the registry drops the images), then every other row of the
    account, in an order the foreign keys allow, in one transaction.
 4. Sweep: containers once more (one an agent created during step 2 carries a task now gone),
-   then the account's networks.
+   then the account's networks and its EFS file systems (their Docker volumes: the files go).
 5. Labs: each of the account's lab runs starts over (``classroom.progress.restart``).
 
 Objects other helpers add per account (log groups, parameters, secrets…) go with step 3's
@@ -129,8 +129,8 @@ def _restart_labs(account):
 
 
 def reset_account(account, caller="teacher"):
-    """Remove every object, container and network of ``account`` and start its labs over;
-    returns what went ({"tasks", "containers", "networks", "labs"})."""
+    """Remove every object, container, network and EFS volume of ``account`` and start its labs
+    over; returns what went ({"tasks", "containers", "networks", "volumes", "labs"})."""
     tasks = _claim_tasks(account)
     for pk in tasks:
         bus.publish("task", pk)
@@ -141,17 +141,19 @@ def reset_account(account, caller="teacher"):
     _delete_through_operations(account)
     _delete_rows(account)
     containers += _remove_containers(account)
-    networks = []
+    networks, volumes = [], []
     for engine in _engines():
         try:
             networks += engine.remove_unused_networks(labels={LABEL_ACCOUNT: account.account_id})
+            volumes += engine.remove_volumes(labels={LABEL_ACCOUNT: account.account_id})
         except EngineError as exc:
-            log.warning("reset of %s: networks on %s stay for now: %s", account, engine.describe(), exc)
+            log.warning("reset of %s: networks or volumes on %s stay for now: %s", account, engine.describe(), exc)
     labs = _restart_labs(account)
-    done = {"tasks": len(tasks), "containers": containers, "networks": len(networks), "labs": labs}
+    done = {"tasks": len(tasks), "containers": containers, "networks": len(networks), "volumes": len(volumes),
+            "labs": labs}
     activity.record("frontend", "ResetAccount", "", (
         f"account {account.account_id} reset by {caller}: {done['tasks']} task(s), {containers} container(s), "
-        f"{len(networks)} network(s) removed; {labs} lab(s) restarted"), caller=caller)
+        f"{len(networks)} network(s), {len(volumes)} EFS volume(s) removed; {labs} lab(s) restarted"), caller=caller)
     for kind, pks in gone.items():
         for pk in pks:
             bus.publish(kind, pk)

@@ -97,3 +97,27 @@ def shell_container_id(client, lab_id, task):
     [container] = client.containers.list(filters={"label": [f"{LABEL_LAB}={lab_id}",
                                                              f"{LABEL_TASK_ID}={task.task_id}"]})
     return container.id
+
+
+def test_resetting_an_account_removes_its_file_systems_and_no_one_elses(
+        control_plane, lab_rows, docker_engine, lab_id, wait_until):
+    from orchestrator.account_reset import reset_account
+
+    client = docker.from_env()
+    alice, image = lab_rows.account, lab_rows.image
+    bob = Account.objects.create(account_id="000000000002", name="bob")
+    bobs = Cluster.objects.create(account=bob, name=lab_rows.cluster.name)
+    for account in (alice, bob):
+        register(account, image, "root")
+    register(alice, image, "uploads", root="/uploads")
+    run(alice, lab_rows.cluster, "root", wait_until)
+    run(alice, lab_rows.cluster, "uploads", wait_until)
+    bobs_task = run(bob, bobs, "root", wait_until)
+    assert shell(client, lab_id, bobs_task, "echo kept > /mnt/efs/note") == (0, "")
+
+    done = reset_account(alice, caller="test")
+
+    assert done["volumes"] == 2
+    left = [v.name for v in client.volumes.list(filters={"label": f"{LABEL_LAB}={lab_id}"})]
+    assert left == [efs.volume_name(lab_id, bob.account_id, "us-east-1", FS)]
+    assert shell(client, lab_id, bobs_task, "cat /mnt/efs/note") == (0, "kept")
