@@ -43,14 +43,21 @@ def shell(client, lab_id, task, script):
     return code, output.decode().strip()
 
 
-def test_one_accounts_tasks_share_a_file_system_and_another_account_does_not_see_it(
-        control_plane, lab_rows, docker_engine, lab_id, wait_until):
-    client = docker.from_env()
+def alice_and_bob(lab_rows):
+    """alice (the default account, lab_rows' cluster) and bob (a cluster of the same name), each
+    with the definition "root" mounting fs-0123456789abcdef0 at /mnt/efs."""
     alice, image = lab_rows.account, lab_rows.image
     bob = Account.objects.create(account_id="000000000002", name="bob")
     bobs = Cluster.objects.create(account=bob, name=lab_rows.cluster.name)
     for account in (alice, bob):
         register(account, image, "root")
+    return alice, bob, bobs
+
+
+def test_one_accounts_tasks_share_a_file_system_and_another_account_does_not_see_it(
+        control_plane, lab_rows, docker_engine, lab_id, wait_until):
+    client, image = docker.from_env(), lab_rows.image
+    alice, bob, bobs = alice_and_bob(lab_rows)
     register(alice, image, "reader", read_only=True)
     register(alice, image, "uploads", root="/data/uploads")
 
@@ -104,12 +111,8 @@ def test_resetting_an_account_removes_its_file_systems_and_no_one_elses(
     from orchestrator.account_reset import reset_account
 
     client = docker.from_env()
-    alice, image = lab_rows.account, lab_rows.image
-    bob = Account.objects.create(account_id="000000000002", name="bob")
-    bobs = Cluster.objects.create(account=bob, name=lab_rows.cluster.name)
-    for account in (alice, bob):
-        register(account, image, "root")
-    register(alice, image, "uploads", root="/uploads")
+    alice, bob, bobs = alice_and_bob(lab_rows)
+    register(alice, lab_rows.image, "uploads", root="/uploads")
     run(alice, lab_rows.cluster, "root", wait_until)
     run(alice, lab_rows.cluster, "uploads", wait_until)
     bobs_task = run(bob, bobs, "root", wait_until)

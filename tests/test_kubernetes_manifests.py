@@ -112,6 +112,23 @@ def test_a_container_s_user_capabilities_and_terminal_carry_over():
     assert "securityContext" not in named["containers"][0]
 
 
+def test_an_efs_volume_is_a_claim_and_its_root_directory_the_mounts_sub_path():
+    spec = kubernetes.pod_spec({**TASK_DEFINITION, "volumes": [
+        {"name": "Shared", "efsVolumeConfiguration": {"fileSystemId": "fs-0123abcd", "rootDirectory": "/data/up"}},
+        {"name": "whole", "efsVolumeConfiguration": {"fileSystemId": "fs-0123abcd", "rootDirectory": "/"}},
+        {"name": "scratch", "host": {}}], "containerDefinitions": [{
+            "name": "app", "image": "app", "mountPoints": [
+                {"sourceVolume": "Shared", "containerPath": "/mnt/up", "readOnly": True},
+                {"sourceVolume": "whole", "containerPath": "/mnt/all"}]}]})
+    validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"}, "spec": spec})
+    assert spec["volumes"] == [{"name": "shared", "persistentVolumeClaim": {"claimName": "efs-fs-0123abcd"}},
+                               {"name": "whole", "persistentVolumeClaim": {"claimName": "efs-fs-0123abcd"}}]
+    assert spec["containers"][0]["volumeMounts"] == [
+        {"name": "shared", "mountPath": "/mnt/up", "readOnly": True, "subPath": "data/up"},
+        {"name": "whole", "mountPath": "/mnt/all"}]
+    assert "volumes" not in kubernetes.pod_spec(TASK_DEFINITION)
+
+
 @pytest.mark.parametrize("units, quantity", [(256, "250m"), (512, "500m"), (1024, "1"), (4096, "4"), (100, "98m")])
 def test_cpu_units_are_millicores(units, quantity):
     assert kubernetes.cpu_quantity(units) == quantity

@@ -157,6 +157,25 @@ def security_context_for(definition):
     })
 
 
+def efs_volumes_of(task_definition):
+    """The task definition's EFS volumes as a Pod's volumes: each a claim of the account's file
+    system's PersistentVolume (ReadWriteMany, as the EFS CSI driver gives), in the namespace."""
+    return [{"name": dns_label(v["name"]),
+             "persistentVolumeClaim": {"claimName": dns_label(f"efs-{v['efsVolumeConfiguration']['fileSystemId']}")}}
+            for v in task_definition.get("volumes") or [] if v.get("name") and v.get("efsVolumeConfiguration")]
+
+
+def volume_mounts_for(definition, task_definition):
+    """A container's mountPoints of EFS volumes as volumeMounts: the rootDirectory is the subPath."""
+    roots = {v["name"]: v["efsVolumeConfiguration"].get("rootDirectory") or "/"
+             for v in task_definition.get("volumes") or [] if v.get("name") and v.get("efsVolumeConfiguration")}
+    return [compact({"name": dns_label(point["sourceVolume"]), "mountPath": point["containerPath"],
+                     "readOnly": True if point.get("readOnly") else None,
+                     "subPath": "/".join(p for p in roots[point["sourceVolume"]].split("/") if p) or None})
+            for point in definition.get("mountPoints") or []
+            if point.get("sourceVolume") in roots and point.get("containerPath")]
+
+
 def container_for(definition, override=None, task_cpu=256, task_memory=512):
     """One ECS container definition (with a task's override) as a Pod's container: entryPoint is
     ``command``, ECS's command is ``args``."""
@@ -196,17 +215,21 @@ def pod_spec(task_definition, overrides=None, task_cpu=None, task_memory=None, r
     definitions = task_definition.get("containerDefinitions") or []
     grace = max([int(d.get("stopTimeout") or DEFAULT_STOP_TIMEOUT) for d in definitions] or [DEFAULT_STOP_TIMEOUT])
     init = init_container_names(definitions)
+    def mounted(d):
+        return compact({**container_for(d, by_name.get(d.get("name")), cpu, memory),
+                        "volumeMounts": volume_mounts_for(d, task_definition)})
+
     spec = {
-        "containers": [container_for(d, by_name.get(d.get("name")), cpu, memory) for d in definitions
-                       if d.get("name") not in init],
+        "containers": [mounted(d) for d in definitions if d.get("name") not in init],
         "restartPolicy": restart_policy,
         "terminationGracePeriodSeconds": grace,
     }
     if init:
-        spec["initContainers"] = [
-            {k: v for k, v in container_for(d, by_name.get(d.get("name")), cpu, memory).items()
-             if k not in ("livenessProbe", "readinessProbe")}
-            for d in definitions if d.get("name") in init]
+        spec["initContainers"] = [{k: v for k, v in mounted(d).items() if k not in ("livenessProbe", "readinessProbe")}
+                                  for d in definitions if d.get("name") in init]
+    volumes = efs_volumes_of(task_definition)
+    if volumes:
+        spec["volumes"] = volumes
     return spec
 
 
