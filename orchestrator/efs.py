@@ -112,7 +112,8 @@ def root_directory(config):
 
 def volume_name(lab, account_id, region, file_system, root="/"):
     """The Docker volume of one account's file system in one region (of one of its directories)."""
-    base = f"fargatelab-{lab}-{account_id}-{region}-{file_system}"
+    # Docker's rule for a volume name; only a lab id could hold anything else.
+    base = re.sub(r"[^a-zA-Z0-9_.-]+", "-", f"fargatelab-{lab}-{account_id}-{region}-{file_system}")
     if root == "/":
         return base
     return f"{base}-{hashlib.sha256(root.encode()).hexdigest()[:16]}"
