@@ -489,11 +489,16 @@ class DockerEngine:
 
     def run_helper(self, spec, timeout=60):
         """Run a short-lived container of the lab (a ``create_container`` spec, with ``mounts``)
-        to completion and remove it; returns (exit code, output). It has no network."""
+        to completion and remove it; returns (exit code, output), -1 if it outlived ``timeout``
+        seconds. It has no network."""
         container = self.create_container({**spec, "network": "none"})
         try:
             self._call("start", lambda c: c.start(container))
-            status = self._call("wait", lambda c: c.wait(container, timeout=timeout), timeout=timeout + 5)
+            try:
+                status = self._call("wait", lambda c: c.wait(container, timeout=timeout), timeout=timeout + 5)
+            except EngineUnavailable:  # the wait's own timeout, unless the engine is gone: ping says
+                self.ping()
+                return -1, f"the helper container did not finish within {timeout} s"
             output = self._call("logs", lambda c: c.logs(container, stdout=True, stderr=True, tail=20))
             return status.get("StatusCode", -1), output.decode("utf-8", "replace").strip()
         finally:

@@ -90,3 +90,26 @@ def test_it_creates_a_network_once_and_tidies_it(docker_engine, lab_id):
     docker_engine.forget_network(name)
     assert docker_engine.ensure_network(name) == first
     assert name in docker_engine.remove_unused_networks()
+
+
+@pytest.mark.docker
+def test_it_owns_its_volumes_and_mounts_them_into_a_helper_that_it_removes(docker_engine, lab_id):
+    from orchestrator import sandbox_pool
+
+    sandbox_pool.ensure_image(docker_engine)
+    name, other = f"fargatelab-{lab_id}-vol", DockerEngine(lab=lab_id + "-other")
+    assert docker_engine.ensure_volume(name, {"fargatelab.account": "1"}) is True
+    assert docker_engine.ensure_volume(name, {"fargatelab.account": "1"}) is False
+    with pytest.raises(NotOwned):
+        other.ensure_volume(name, {})
+    helper = {"name": f"fargatelab-{lab_id}-helper", "image": sandbox_pool.PAUSE_IMAGE, "read_only": True,
+              "mounts": [(name, "/v", False)]}
+    script = "echo kept > /v/file; cat /v/file; ls /sys/class/net; exit 3"
+    code, output = docker_engine.run_helper({**helper, "entrypoint": ["/bin/busybox", "sh", "-c", script]})
+    assert (code, output) == (3, "kept\nlo")  # no network but loopback
+    code, output = docker_engine.run_helper({**helper, "entrypoint": ["/bin/busybox", "sleep", "30"]}, timeout=1)
+    assert code == -1 and "did not finish within 1 s" in output
+    assert docker_engine.list_containers() == []
+    assert [v["name"] for v in docker_engine.list_volumes({"fargatelab.account": "1"})] == [name]
+    assert docker_engine.list_volumes({"fargatelab.account": "2"}) == []
+    assert other.remove_volumes() == [] and docker_engine.remove_volumes({"fargatelab.account": "1"}) == [name]
