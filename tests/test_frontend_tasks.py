@@ -1,4 +1,6 @@
 """RunTask, StopTask, DescribeTasks and ListTasks: the frontend writes desired state only."""
+import uuid
+
 import pytest
 
 from orchestrator import bus
@@ -177,6 +179,25 @@ def test_it_describes_tasks_with_failures(demo):
     assert response["failures"] == [
         {"arn": "arn:aws:ecs:us-east-1:000000000000:task/demo/" + "f" * 32, "reason": "MISSING"}
     ]
+
+
+def test_its_task_ids_are_the_same_uuid5s_as_before(demo):
+    """The ENI and container ids are uuid5s of the task id, derived without uuid.UUID objects
+    (shapes._uuid5_hex): the same ids as uuid.uuid5 gives, so they stay stable across versions."""
+    arn = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
+    task_id = arn.rsplit("/", 1)[1]
+    Task.objects.filter(task_id=task_id).update(private_ip="10.0.0.7")
+    (task,) = demo.describe_tasks(cluster="demo", tasks=[arn])["tasks"]
+    eni = uuid.uuid5(uuid.NAMESPACE_URL, f"eni/{task_id}")
+    attachment = task["attachments"][0]
+    details = {d["name"]: d["value"] for d in attachment["details"]}
+    assert attachment["id"] == str(eni)
+    assert details["networkInterfaceId"] == f"eni-{eni.hex[:17]}"
+    assert details["macAddress"] == ":".join(["02"] + [eni.hex[i:i + 2] for i in range(17, 27, 2)])
+    for container in task["containers"]:
+        container_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{task_id}/{container['name']}")
+        assert container["containerArn"].endswith(f"/{task_id}/{container_id}")
+        assert container["networkInterfaces"] == [{"attachmentId": str(eni), "privateIpv4Address": "10.0.0.7"}]
 
 
 def test_it_lists_tasks_by_filter(demo):

@@ -3,6 +3,7 @@
 RunTask writes desired state only: each task starts PROVISIONING (desired RUNNING) and the
 control plane places, starts and reports it.
 """
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from orchestrator import bus, capacity_strategy, pacing
@@ -133,7 +134,10 @@ def _find_tasks(ctx, cluster, refs):
     rows = Task.objects.filter(account=ctx.account, cluster=cluster, task_id__in=set(ids))
     cluster.account = ctx.account  # the cluster was found among the account's own
     found = {}
-    for task in rows.prefetch_related("containers", "task_definition"):
+    # The containers as a list on each task (``to_attr``): a plain prefetch builds a filtered
+    # QuerySet per task to hold its cache, a fifth of DescribeTasks' time for 100 tasks.
+    containers = Prefetch("containers", TaskContainer.objects.all(), to_attr="listed_containers")
+    for task in rows.prefetch_related(containers, "task_definition"):
         task.account, task.cluster = ctx.account, cluster
         if task.task_definition.account_id == ctx.account.pk:
             task.task_definition.account = ctx.account
