@@ -187,8 +187,13 @@ def record_call(component, operation, trace_id, account, started_at, latency_ms,
     the ELBv2 and ECR endpoints beside it), timed from the request's arrival."""
     from orchestrator import activity, state_database
 
+    trace = Trace(trace_id=trace_id, account=account, component=component, action=operation[:64],
+                  object_arn=(object_arn or "")[:512], started_at=started_at or timezone.now())
+
     def write():  # one commit for both rows: every API call writes them
-        begin(component, operation, object_arn, account, trace_id=trace_id, started_at=started_at)
+        # ``begin``'s row in one INSERT that skips an id already begun, instead of get_or_create's
+        # SELECT, savepoint and INSERT: a read call's whole write is these two statements.
+        Trace.objects.bulk_create([trace], ignore_conflicts=True)
         return activity.record(component, operation, object_arn[:512], message[:2000], trace_id,
                                started_at=started_at, duration_ms=round(latency_ms, 3),
                                latency_ms=round(latency_ms, 2), **fields)
