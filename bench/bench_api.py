@@ -11,13 +11,15 @@ running, one server process), and to ``moto_server`` started by this script.
    through the models into its state database (``manage.py shell``, bulk inserts: a second or
    two). One client then walks every page of ``ListTasks(desiredStatus=STOPPED)`` (100 ARNs a
    page) and describes each page's 100 tasks with ``DescribeTasks``, --walks times: p50/p95/p99
-   of each call (targets: p99 ≤ 50 ms each).
+   of each call (targets: p99 ≤ 50 ms each), and the lab process's CPU time per call (/proc).
 2. **DescribeServices answers/s, the lab against moto.** The same cluster, task definition and
    --services services (desiredCount 0, so no container starts) are created in the lab and in
    moto; then --clients client processes (one boto3 client each, so that the clients' own
    signing does not share one interpreter) call ``DescribeServices`` of all of them as fast as
    answers come for --seconds, first against the lab, then against moto, --rounds times.
-   Prints answers/s of each and the ratio lab / moto (target ≥ 1×).
+   Prints answers/s of each and the ratio lab / moto (target ≥ 1×), and each server's CPU time
+   per answer (/proc): on a shared machine a server's answers/s follows the cores it is given,
+   its CPU per answer much less.
 
 Needs moto's server: ``/work/venv/bin/pip install -e '.[bench]'`` (or ``pip install
 'moto[server]'``). Removes every file it made; starts no container.
@@ -78,10 +80,23 @@ print(Task.objects.filter(cluster=cluster).count())
 """
 
 
-def timed(samples, call, **kwargs):
+def cpu_seconds(pid):
+    """CPU time (user + system, every thread) process ``pid`` has used, from /proc: what a call
+    costs the server, which a loaded machine's wait for a core does not inflate as it does latency."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(samples, call, cpu=None, pid=None, **kwargs):
+    """``call(**kwargs)``, its latency added to ``samples`` and, with ``pid``, the server's CPU
+    time meanwhile added to ``cpu[0]``."""
+    before = cpu_seconds(pid) if pid else 0.0
     began = time.perf_counter()
     answer = call(**kwargs)
     samples.append(time.perf_counter() - began)
+    if pid:
+        cpu[0] += cpu_seconds(pid) - before
     return answer
 
 
@@ -102,13 +117,13 @@ def read_path(args):
         print(f"{count} STOPPED tasks written in {time.monotonic() - began:.1f} s", flush=True)
         lab.start()
         ecs = lab.client()
-        listed, described = [], []
+        listed, described, list_cpu, describe_cpu, pid = [], [], [0.0], [0.0], lab.proc.pid
         for _ in range(args.walks):
             token, seen = None, 0
             while True:
-                page = timed(listed, ecs.list_tasks, cluster=CLUSTER, desiredStatus="STOPPED", maxResults=100,
-                             **({"nextToken": token} if token else {}))
-                answer = timed(described, ecs.describe_tasks, cluster=CLUSTER, tasks=page["taskArns"])
+                page = timed(listed, ecs.list_tasks, list_cpu, pid, cluster=CLUSTER, desiredStatus="STOPPED",
+                             maxResults=100, **({"nextToken": token} if token else {}))
+                answer = timed(described, ecs.describe_tasks, describe_cpu, pid, cluster=CLUSTER, tasks=page["taskArns"])
                 assert len(answer["tasks"]) == len(page["taskArns"]) and not answer["failures"], answer["failures"][:1]
                 seen += len(page["taskArns"])
                 token = page.get("nextToken")
@@ -120,6 +135,10 @@ def read_path(args):
                    "DescribeTasks": figures("DescribeTasks (100 tasks)", described)}
         for name, ms in results.items():
             print(f"  {name}: p99 {ms[0.99]:.1f} ms: {'met' if ms[0.99] <= 50 else 'not met'} on this machine")
+        for name, used, samples in (("ListTasks", list_cpu[0], listed), ("DescribeTasks", describe_cpu[0], described)):
+            print(f"  {name}: the lab process's CPU {used / len(samples) * 1000:.1f} ms a call "
+                  f"(user + system, /proc; clock ticks of 10 ms summed over {len(samples)} calls)")
+        print(f"  load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         lab.stop()
 
@@ -247,15 +266,20 @@ def services_rate(args):
         for number in range(1, args.rounds + 1):
             print(f"round {number}: {args.clients} clients, DescribeServices of {args.services} services, "
                   f"{args.seconds:g} s each", flush=True)
-            rates = {}
-            for name, url, names in (("Fargate Lab (1 process)", lab.url, lab_names), ("moto_server", moto.url, moto_names)):
+            rates, costs = {}, {}
+            for name, url, names, pid in (("Fargate Lab (1 process)", lab.url, lab_names, lab.proc.pid),
+                                          ("moto_server", moto.url, moto_names, moto.proc.pid)):
+                before, load = cpu_seconds(pid), os.getloadavg()[0]
                 rate, errors, latencies = answers_per_second(url, names, args.clients, args.seconds)
                 rates[name] = rate
+                costs[name] = (cpu_seconds(pid) - before) / max(1, rate * args.seconds) * 1000
                 print(f"  {name:<24} {rate:7.1f} answers/s  errors {errors}  p50 {percentile(latencies, 0.5) * 1000:6.1f} ms"
-                      f"  p99 {percentile(latencies, 0.99) * 1000:6.1f} ms", flush=True)
+                      f"  p99 {percentile(latencies, 0.99) * 1000:6.1f} ms  server CPU {costs[name]:5.1f} ms/answer"
+                      f"  (load {load:.1f})", flush=True)
             ratio = rates["Fargate Lab (1 process)"] / rates["moto_server"]
             ratios.append(ratio)
-            print(f"  lab / moto: {ratio:.2f}x (target >= 1x: {'met' if ratio >= 1 else 'not met'} on this machine)")
+            print(f"  lab / moto: {ratio:.2f}x (target >= 1x: {'met' if ratio >= 1 else 'not met'} on this machine); "
+                  f"CPU per answer moto / lab: {costs['moto_server'] / costs['Fargate Lab (1 process)']:.2f}x")
         if len(ratios) > 1:
             print(f"median ratio over {len(ratios)} rounds: {sorted(ratios)[len(ratios) // 2]:.2f}x")
     finally:
