@@ -46,8 +46,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, container_dependencies, docker_gate, efs, load_balancer, paced_logs, port_forwarder,
-    registry, sandbox_pool, service_discovery, spot, task_health, task_metadata, task_secrets, traces,
+    activity, awslogs, bind_mounts, bus, container_dependencies, docker_gate, efs, load_balancer, paced_logs,
+    port_forwarder, registry, sandbox_pool, service_discovery, spot, task_health, task_metadata, task_secrets, traces,
 )
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
@@ -751,6 +751,15 @@ class TaskSync:
         if action.new == Task.STOPPED and self.task.sandbox_id:  # its containers are gone: so goes its sandbox
             sandbox_pool.pool().release(self.engine, self.task)
             self.record("sandbox", f"removed the Pod sandbox {self.task.sandbox_id[:12]} of task {self.task.task_id}")
+        if action.new == Task.STOPPED and self.task.container_instance_id is not None \
+                and bind_mounts.mounted(self.task.task_definition.body):
+            # Its bind mounts' data goes with its containers (removed just before), as on Fargate;
+            # an engine that fails here leaves them to the account's reset, not the task RUNNING.
+            try:
+                volumes = self.engine.remove_volumes({LABEL_TASK_ID: self.task.task_id})
+                self.record("volumes", f"removed {len(volumes)} bind mount volume(s) of task {self.task.task_id}")
+            except EngineError as exc:
+                self.record("volumes", f"the bind mount volumes of task {self.task.task_id} stay: {exc}")
         self.advance(action.old, action.new, **fields)
         if action.new in (Task.DEACTIVATING, Task.STOPPED) and service_discovery.deregister_task(self.task):
             self.record("deregister", f"task {self.task.task_id} is {action.new}: deregistered from Cloud Map")
@@ -834,7 +843,7 @@ class TaskSync:
                 self.record("awslogs", f"container {name} of task {self.task.task_id} ships its output to log group "
                                        f"{stream.group.name}, stream {stream.name}")
         log_address = self.paced_log_address()
-        mounts = self.efs_mounts(definitions)
+        mounts = self.volume_mounts(definitions)
         for name in action.names:
             began = self.clock()
             task_container = self.containers[name]
@@ -861,12 +870,18 @@ class TaskSync:
             self.record("create", f"created container {spec['name']} ({docker_id[:12]}) from {spec['image']}: "
                                   f"{spec['nano_cpus'] / 1e9:g} CPU, {spec['memory'] // 1048576} MiB", since=began)
 
-    def efs_mounts(self, definitions):
-        """The EFS file systems' volumes the task mounts, made ready (``efs.prepare``); returns a
-        function from a container definition to its mounts. A file system that cannot be made
-        ready fails the task (ResourceInitializationError, as on ECS)."""
-        volumes = efs.efs_volumes(self.task.task_definition.body)
-        if not efs.mounted_roots(self.task.task_definition.body):
+    def volume_mounts(self, definitions):
+        """The volumes the task mounts, made ready: its bind mounts' own volumes and the EFS file
+        systems' (``efs.prepare``); returns a function from a container definition to its mounts.
+        A volume that cannot be made ready fails the task (ResourceInitializationError, as on ECS)."""
+        body = self.task.task_definition.body
+        efs_mounts, bind_mounts_of = self.efs_mounts(body), self.bind_mounts(body)
+        return lambda definition: efs_mounts(definition) + bind_mounts_of(definition)
+
+    def efs_mounts(self, body):
+        """The mounts of the EFS file systems the task mounts (see ``volume_mounts``)."""
+        volumes = efs.efs_volumes(body)
+        if not efs.mounted_roots(body):
             return lambda definition: []
         began = self.clock()
         try:
@@ -877,6 +892,32 @@ class TaskSync:
             f"{file_system} (volume {name_of(file_system, '/')})" for file_system in sorted(roots))
             + f" of account {self.task.account.account_id} ready", since=began)
         return lambda definition: efs.mounts_for(definition, volumes, name_of, roots)
+
+    def bind_mounts(self, body):
+        """The mounts of the task's bind mount volumes, each created (see ``volume_mounts``)."""
+        wanted, task_id = bind_mounts.mounted(body), self.task.task_id
+
+        def name_of(name):
+            return bind_mounts.volume_name(self.engine.lab, task_id, name)
+
+        if not wanted:
+            return lambda definition: []
+        try:
+            for name in sorted(wanted):
+                self.engine.ensure_volume(name_of(name), bind_mounts.volume_labels(
+                    self.task.account.account_id, task_id, name))
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            raise TaskFailed("TaskFailedToStart", f"ResourceInitializationError: failed to create volume: {exc}")
+        self.record("volumes", f"bind mount volume(s) {', '.join(sorted(wanted))} of task {task_id} ready")
+
+        def mounts(definition):
+            task_container = self.containers.get(definition.get("name"))
+            image = (task_container.image if task_container else "") or definition.get("image", "")
+            paths = self.engine.image_volumes(image) if definition.get("mountPoints") else set()
+            return bind_mounts.mounts_for(definition, wanted, name_of, paths)
+        return mounts
 
     def claim_sandbox(self, names):
         """The id of the Pod sandbox the task's containers join: its own (claimed in an earlier

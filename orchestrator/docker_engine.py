@@ -268,6 +268,14 @@ class DockerEngine:
         self._images.add(image)
         return True
 
+    def image_volumes(self, image):
+        """The paths the image declares as VOLUMEs (an empty set for an image not on the engine)."""
+        try:
+            data = self._call("inspect image", lambda c: c.inspect_image(image))
+        except (ImageNotFound, ContainerNotFound):
+            return set()
+        return {path.rstrip("/") or "/" for path in (data.get("Config") or {}).get("Volumes") or {}}
+
     def local_image_tags(self):
         """The engine's image tags that name no registry host (``fargate-lab/demo:latest``, not
         ``127.0.0.1:5000/…``): images built or loaded here, which any account may use. Those
@@ -558,8 +566,9 @@ class DockerEngine:
         log_max_size (e.g. "10m") and log_max_file (the output's rotation on disk), log_address (the
         paced log reader's ``unix://`` address, or None for json-file); healthcheck
         (a container definition's healthCheck: command, interval, timeout, retries, startPeriod);
-        mounts [(volume name, container path, read only)]: named volumes of this lab only (never a
-        host path), without Docker's copy of the image's files into an empty volume.
+        mounts [(volume name, container path, read only[, copy])]: named volumes of this lab only
+        (never a host path); only with ``copy`` does Docker copy the image's files at the path into
+        an empty volume.
         """
         extra = sorted(set(spec.get("cap_add") or []) - ADDABLE_CAPABILITIES)
         if extra:
@@ -592,8 +601,9 @@ class DockerEngine:
                 sysctls=dict(spec.get("sysctls") or {}) or None,
                 pids_limit=spec.get("pids_limit") or None,
                 log_config=_log_config(spec),
-                mounts=[docker.types.Mount(target, source, type="volume", read_only=bool(read_only), no_copy=True)
-                        for source, target, read_only in spec.get("mounts") or []] or None,
+                mounts=[docker.types.Mount(target, source, type="volume", read_only=bool(read_only),
+                                           no_copy=not (copy and copy[0]))
+                        for source, target, read_only, *copy in spec.get("mounts") or []] or None,
             )
             networking = None
             if spec.get("network") and not joins:

@@ -304,6 +304,9 @@ class SimulatedEngine:
                 del self._volumes[name]
             return gone
 
+    def image_volumes(self, image):
+        return set()
+
     def run_helper(self, spec, timeout=60):
         """A simulated helper has nothing to copy: it succeeds at once."""
         return 0, ""

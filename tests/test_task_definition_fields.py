@@ -42,7 +42,7 @@ REFUSED_REQUESTS = {
     "links": _with_container(links=["db"]),
     "restartPolicy": _with_container(restartPolicy={"enabled": True}),
     "environmentFiles": _with_container(environmentFiles=[{"value": "arn:aws:s3:::b/x.env", "type": "s3"}]),
-    "mountPoints": dict(_with_container(mountPoints=[{"sourceVolume": "v", "containerPath": "/data"}]),
+    "mountPoints": dict(_with_container(mountPoints=[{"sourceVolume": "v", "containerPath": "data"}]),
                         volumes=[{"name": "v", "host": {}}]),
     "volumesFrom": _with_container(volumesFrom=[{"sourceContainer": "other"}]),
     "secrets (without an execution role)": _with_container(

@@ -290,9 +290,11 @@ EFS_VOLUME_CONFIGURATION = {
 }
 
 VOLUME = {
-    "name": Field(ECHOED, "kept and returned (a volume does nothing until a container mounts it)"),
-    "host": Field(ECHOED, "an empty host ({}) is kept and returned; a sourcePath is refused (host paths)",
-                  check=_volume_host),
+    "name": Field(HONOURED, "what mountPoints' sourceVolume names (a volume does nothing until a container mounts "
+                            "it)"),
+    "host": Field(HONOURED, "empty ({}) or absent: a bind mount, the task's own Docker volume shared by its "
+                            "containers and removed with them (an image's VOLUME at containerPath is copied in); a "
+                            "sourcePath is refused (host paths)", check=_volume_host),
     "configuredAtLaunch": Field(NOT_YET, "EBS volumes configured at launch"),
     "dockerVolumeConfiguration": Field(REFUSED, "Docker volume plugins are not available on Fargate"),
     "efsVolumeConfiguration": Field(HONOURED, "an EFS file system of the task's account, shared by its tasks: see "
@@ -338,8 +340,8 @@ CONTAINER_DEFINITION = {
     "environment": Field(HONOURED, "the container's environment (RunTask overrides add to it)"),
     "environmentFiles": Field(NOT_YET, "environment files are read from S3, which the lab does not serve (use "
                                        "environment or secrets)"),
-    "mountPoints": Field(HONOURED, "an EFS volume of the task definition is mounted at containerPath (readOnly "
-                                   "honoured); mounting a volume of another kind is not supported yet"),
+    "mountPoints": Field(HONOURED, "a volume of the task definition is mounted at containerPath (readOnly "
+                                   "honoured): an EFS file system, or a bind mount"),
     "volumesFrom": Field(NOT_YET, "mounting another container's volumes"),
     "linuxParameters": Field(HONOURED, "see its members", members=LINUX_PARAMETERS),
     "secrets": Field(HONOURED, "read from SSM Parameter Store (a name or ARN) or Secrets Manager (an ARN, optionally "
@@ -396,8 +398,8 @@ TASK_DEFINITION = {
                                    "refused; other modes register as EC2-only (RunTask refuses them)",
                          check=_network_mode),
     "containerDefinitions": Field(HONOURED, "see the container fields", members=CONTAINER_DEFINITION),
-    "volumes": Field(HONOURED, "EFS volumes are mounted where mountPoints name them; other declared volumes are "
-                               "kept and returned (mounting them is not supported yet)", members=VOLUME),
+    "volumes": Field(HONOURED, "mounted where mountPoints name them: EFS file systems, and bind mounts (a volume "
+                               "without a configuration)", members=VOLUME),
     "placementConstraints": Field(ECHOED, "kept for EC2-only definitions; refused with FARGATE",
                                   check=_placement_constraints),
     "requiresCompatibilities": Field(HONOURED, "FARGATE checks the definition against Fargate's rules"),

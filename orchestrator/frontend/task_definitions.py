@@ -175,8 +175,8 @@ def _volumes(volumes):
 
 
 def _check_mount_points(containers, volumes):
-    """Each mount point names a volume of the definition (an EFS one: the kind the lab mounts) at
-    an absolute container path, one mount per path."""
+    """Each mount point names a volume of the definition (an EFS volume or a bind mount: the
+    fields' checks refuse every other kind) at an absolute container path, one mount per path."""
     kinds = {v["name"]: v for v in volumes}
     for container in containers:
         paths = []
@@ -188,9 +188,6 @@ def _check_mount_points(containers, volumes):
             if source not in kinds:
                 raise EcsError("ClientException", f"{where} sourceVolume '{source[:255]}' is not a volume of this "
                                                   "task definition.")
-            if not kinds[source].get("efsVolumeConfiguration"):
-                raise EcsError("ClientException", f"{where}: mounting volume '{source}' is not supported by Fargate "
-                                                  "Lab yet: it mounts EFS volumes (efsVolumeConfiguration) only.")
             if not path.startswith("/") or any(part == ".." for part in path.split("/")) or path.strip("/") == "":
                 raise EcsError("ClientException", f"{where} containerPath '{path[:255]}' must be an absolute path "
                                                   "other than '/', without '..'.")
