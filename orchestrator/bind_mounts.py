@@ -9,6 +9,7 @@ Fargate, when the image declares a ``VOLUME`` at the mount's ``containerPath``, 
 there is copied into the empty volume; elsewhere the volume starts empty.
 """
 import hashlib
+import posixpath
 import re
 
 from orchestrator.docker_engine import LABEL_ACCOUNT, LABEL_TASK_ID
@@ -46,7 +47,7 @@ def mounts_for(definition, names, name_of, image_volumes):
     for point in definition.get("mountPoints") or []:
         name = point.get("sourceVolume")
         if name in names and point.get("containerPath"):
-            path = point["containerPath"].rstrip("/") or "/"
+            path = posixpath.normpath(point["containerPath"])
             mounts.append((name_of(name), path, bool(point.get("readOnly")), path in image_volumes))
     return mounts
 

@@ -6,11 +6,13 @@ so no Docker SDK exception leaks out. Ownership is by label: every container the
 carries ``fargatelab.lab=<LAB_ID>``, listings are always filtered by it, and every operation
 on a container refuses one that lacks it. No container is ever given privileges, the host
 network, bind mounts or extra capabilities (beyond SYS_PTRACE, the one Fargate allows); the only
-volumes it mounts are named volumes carrying the lab's label (an account's EFS file systems).
+volumes it mounts are named volumes carrying the lab's label (an account's EFS file systems, a
+task's bind mounts).
 """
 import ipaddress
 import logging
 import os
+import posixpath
 import re
 import threading
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -274,7 +276,7 @@ class DockerEngine:
             data = self._call("inspect image", lambda c: c.inspect_image(image))
         except (ImageNotFound, ContainerNotFound):
             return set()
-        return {path.rstrip("/") or "/" for path in (data.get("Config") or {}).get("Volumes") or {}}
+        return {posixpath.normpath(path) for path in (data.get("Config") or {}).get("Volumes") or {}}
 
     def local_image_tags(self):
         """The engine's image tags that name no registry host (``fargate-lab/demo:latest``, not
