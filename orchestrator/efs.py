@@ -29,6 +29,7 @@ disk, so there is no network hop to encrypt. Access points and IAM authorization
 import hashlib
 import posixpath
 import re
+import threading
 import time
 import uuid
 
@@ -187,8 +188,9 @@ def prepare(engine, task):
             known.add("/")
             for root in sorted(directories - known, key=lambda r: (r.count("/"), r)):
                 name = name_of(file_system, root)
-                if engine.ensure_volume(name, volume_labels(account, region, file_system, root)):
-                    _copy_in(engine, task, name_of, file_system, root, known)
+                with _creating(name):  # a second task waits for the first one's copy, then mounts it
+                    if engine.ensure_volume(name, volume_labels(account, region, file_system, root)):
+                        _copy_in(engine, task, name_of, file_system, root, known)
                 known.add(root)
             roots[file_system] = known
     except EngineUnavailable:
@@ -196,6 +198,17 @@ def prepare(engine, task):
     except EngineError as exc:
         raise EfsUnavailable(f"ResourceInitializationError: failed to mount an EFS file system: {exc}") from exc
     return name_of, roots
+
+
+_locks_lock = threading.Lock()
+_locks = {}
+
+
+def _creating(name):
+    """The lock held while volume ``name`` is created and filled (one per volume, kept: a
+    class makes a few dozen)."""
+    with _locks_lock:
+        return _locks.setdefault(name, threading.Lock())
 
 
 def _copy_in(engine, task, name_of, file_system, root, known):
