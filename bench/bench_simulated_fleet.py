@@ -17,7 +17,10 @@ the control plane is one interpreter), which a loaded machine changes far less t
     /work/venv/bin/python bench/bench_simulated_fleet.py [--sizes 100 1000 5000] [--renders 5]
 """
 import argparse
+import collections
+import os
 import statistics
+import threading
 import time
 
 from _common import setup_lab, wait_for  # bench/ is on sys.path when run
@@ -25,6 +28,7 @@ from _common import setup_lab, wait_for  # bench/ is on sys.path when run
 WORKDIR, LAB = setup_lab(FARGATE_LAB_DOCKER_URL="sim://bench?cpus=320&memory=655360", FARGATE_LAB_WARM_POOL="4")
 
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.db.backends.signals import connection_created  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
@@ -32,6 +36,34 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from orchestrator import bus  # noqa: E402
 from orchestrator.controlplane import ControlPlane  # noqa: E402
 from orchestrator.models import Account, Cluster, Deployment, Service, Task, TaskDefinition  # noqa: E402
+
+
+# Statements run and bus events published, counted from every thread's connection: per task
+# RUNNING they do not depend on the machine's load, as the rate does.
+QUERIES = collections.Counter()  # (thread kind, statement kind) -> statements
+PUBLISHED = collections.Counter()  # bus kind -> events
+
+
+def _count_query(execute, sql, params, many, context):
+    kind = threading.current_thread().name.rsplit("-", 1)[0]
+    QUERIES[kind, sql.lstrip().split(None, 1)[0].upper()] += 1
+    return execute(sql, params, many, context)
+
+
+def _counting(sender, connection, **kwargs):
+    connection.execute_wrappers.append(_count_query)
+
+
+def _count_published(kind, pk, **info):
+    PUBLISHED[kind] += 1
+
+
+def per_task(counter, size, key=lambda k: k):
+    """``counter``'s counts per task, grouped by ``key``, largest first."""
+    grouped = collections.Counter()
+    for k, n in counter.items():
+        grouped[key(k)] += n
+    return ", ".join(f"{k} {n / size:.1f}" for k, n in grouped.most_common())
 
 
 def running(service):
@@ -53,6 +85,8 @@ def main():
     parser.add_argument("--renders", type=int, default=5)
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
+    connection_created.connect(_counting)  # the control plane's threads open their connections later
+    bus.subscribe(_count_published)
     setup_test_environment()
     account = Account.default()
     cluster = Cluster.objects.create(account=account, name="bench")
@@ -69,6 +103,8 @@ def main():
     try:
         for n, size in enumerate(args.sizes):
             started, cpu = time.monotonic(), time.process_time()
+            QUERIES.clear()
+            PUBLISHED.clear()
             service = Service.objects.create(account=account, cluster=cluster, name=f"web-{size}",
                                              task_definition=definition, desired_count=size)
             Deployment.objects.create(service=service, deployment_id=Deployment.new_id(), task_definition=definition,
@@ -77,11 +113,15 @@ def main():
             wait_for(lambda: running(service) == size, 60 + size / 5, interval=1.0, kinds=("service",))
             seconds = time.monotonic() - started
             cpu_ms = (time.process_time() - cpu) * 1000 / size
+            queries, published = dict(QUERIES), dict(PUBLISHED)
             map_ms = render_ms(client, "/", args.renders)
             page_ms = render_ms(client, f"/services/{service.pk}/", args.renders)
-            rows.append((size, seconds, size / seconds, cpu_ms, map_ms, page_ms))
+            rows.append((size, seconds, size / seconds, cpu_ms, sum(queries.values()) / size, map_ms, page_ms))
             print(f"  {size:5d} tasks RUNNING in {seconds:6.1f} s: {size / seconds:6.1f} tasks/s "
                   f"({cpu_ms:.1f} ms CPU per task); map {map_ms:5.0f} ms, service page {page_ms:5.0f} ms", flush=True)
+            print(f"        per task: {sum(queries.values()) / size:.1f} queries "
+                  f"({per_task(queries, size, lambda k: k[1])}; by thread: {per_task(queries, size, lambda k: k[0])}), "
+                  f"{sum(published.values()) / size:.1f} bus events ({per_task(published, size)})", flush=True)
             if n == len(args.sizes) - 1:
                 break  # the last service is not drained: the state database is thrown away
             Service.objects.filter(pk=service.pk).update(status="DRAINING", desired_count=0)
@@ -92,9 +132,12 @@ def main():
     finally:
         plane.stop()
     base = rows[0][2]
-    print("size  seconds  tasks/s  ÷ smallest  CPU ms/task  map ms  service page ms   (targets: ≥ 100 tasks/s; ≤ 100 ms)")
-    for size, seconds, rate, cpu_ms, map_ms, page_ms in rows:
-        print(f"{size:5d}  {seconds:7.1f}  {rate:7.1f}  {rate / base:10.2f}  {cpu_ms:11.1f}  {map_ms:6.0f}  {page_ms:15.0f}")
+    print("size  seconds  tasks/s  ÷ smallest  CPU ms/task  queries/task  map ms  service page ms"
+          "   (targets: ≥ 100 tasks/s; ≤ 100 ms)")
+    for size, seconds, rate, cpu_ms, queries, map_ms, page_ms in rows:
+        print(f"{size:5d}  {seconds:7.1f}  {rate:7.1f}  {rate / base:10.2f}  {cpu_ms:11.1f}  {queries:12.1f}  {map_ms:6.0f}"
+              f"  {page_ms:15.0f}")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
