@@ -106,6 +106,21 @@ class _EventStream:
                 return
             yield event
 
+    def waiting(self, limit):
+        """Up to ``limit`` more events that have already arrived (none waited for): the agent
+        records a burst of them (a batched pass's creates and starts) in one write."""
+        found = []
+        while len(found) < limit and not self._closed:
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if event is None:
+                self._queue.put(None)  # the end: ``__iter__`` sees it next
+                break
+            found.append(event)
+        return found
+
     def close(self):
         self._closed = True
         self._engine._unsubscribe(self)
@@ -354,23 +369,46 @@ class SimulatedEngine:
             return rows
 
     def create_container(self, spec):
+        if self.options["eni"]:
+            time.sleep(self.options["eni"])
+        with self._lock:
+            return self._create(spec)
+
+    def create_containers(self, specs):
+        """Create many containers at once (the agent's batched pass): their network interfaces
+        are attached side by side, so the ``eni`` latency is paid once for all of them. Returns,
+        for each spec, its container's id or the Conflict a container of that name raises."""
+        return self._each("eni", specs, self._create, Conflict)
+
+    def _each(self, latency, items, operation, error):
+        """``operation`` on each of ``items`` under the lock, after one sleep of option ``latency``
+        (operations side by side); for each, what it returned or the ``error`` it raised."""
+        if self.options[latency] and items:
+            time.sleep(self.options[latency])
+        found = []
+        with self._lock:
+            for item in items:
+                try:
+                    found.append(operation(item))
+                except error as exc:
+                    found.append(exc)
+        return found
+
+    def _create(self, spec):
         labels = {k: str(v) for k, v in (spec.get("docker_labels") or {}).items()
                   if not k.lower().startswith("fargatelab.")}
         labels.update({k: str(v) for k, v in (spec.get("labels") or {}).items()})
         labels[LABEL_LAB] = self.lab
-        if self.options["eni"]:
-            time.sleep(self.options["eni"])
-        with self._lock:
-            if spec["name"] in self._names:
-                raise Conflict(f'Conflict. The container name "/{spec["name"]}" is already in use')
-            container = _Container(uuid.uuid4().hex + uuid.uuid4().hex, spec, labels,
-                                   self._address(spec.get("network") or "default"))
-            self._containers[container.id] = container
-            self._names[container.name] = container.id
-            self._by_task.setdefault(labels.get(LABEL_TASK_ID, ""), set()).add(container.id)
-            self._network_users.update(container.networks)
-            self._emit(container, "create")
-            return container.id
+        if spec["name"] in self._names:
+            raise Conflict(f'Conflict. The container name "/{spec["name"]}" is already in use')
+        container = _Container(uuid.uuid4().hex + uuid.uuid4().hex, spec, labels,
+                               self._address(spec.get("network") or "default"))
+        self._containers[container.id] = container
+        self._names[container.name] = container.id
+        self._by_task.setdefault(labels.get(LABEL_TASK_ID, ""), set()).add(container.id)
+        self._network_users.update(container.networks)
+        self._emit(container, "create")
+        return container.id
 
     def inspect(self, container):
         with self._lock:
@@ -394,18 +432,25 @@ class SimulatedEngine:
         if self.options["start"]:
             time.sleep(self.options["start"])
         with self._lock:
-            c = self._get(container)
-            if c.running:
-                return
-            c.generation += 1
-            c.state, c.started_at, c.finished_at, c.exit_code = "running", time.time(), 0.0, 0
-            c.exited.clear()
-            self._emit(c, "start")
-            if self.options["exit"] is not None:
-                self._schedule(self.options["exit"], c, "exit")
-            if c.healthcheck:
-                c.health = "starting"
-                self._schedule(min(float(c.healthcheck.get("interval", 30)), 1.0), c, "healthy")
+            self._start(self._get(container))
+
+    def start_containers(self, containers):
+        """Start many containers at once (the agent's batched pass), paying the ``start``
+        latency once for all of them; returns, for each, None or the ContainerNotFound it raises."""
+        return self._each("start", containers, lambda container: self._start(self._get(container)), ContainerNotFound)
+
+    def _start(self, c):
+        if c.running:
+            return
+        c.generation += 1
+        c.state, c.started_at, c.finished_at, c.exit_code = "running", time.time(), 0.0, 0
+        c.exited.clear()
+        self._emit(c, "start")
+        if self.options["exit"] is not None:
+            self._schedule(self.options["exit"], c, "exit")
+        if c.healthcheck:
+            c.health = "starting"
+            self._schedule(min(float(c.healthcheck.get("interval", 30)), 1.0), c, "healthy")
 
     def signal_stop(self, container):
         self.kill(container, "SIGTERM")
