@@ -121,3 +121,11 @@ def _deliver(kind, pk, info):
 def publish(kind, pk, **info):
     """Publish once the current transaction commits (at once outside a transaction)."""
     transaction.on_commit(lambda: publish_now(kind, pk, **info))
+
+
+def publish_many(kind, pks, **info):
+    """Publish each of ``pks`` once the current transaction commits, in one callback (a batched
+    pass's hundreds of tasks)."""
+    pks = list(pks)
+    if pks:
+        transaction.on_commit(lambda: [publish_now(kind, pk, **info) for pk in pks])

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
 
 from orchestrator import activity, bus, traces
@@ -572,11 +572,12 @@ def fleet_state():
 
 
 class CapacityManager:
-    """Runs placement and fleet passes; ``on_placed(task_pk, account_id)`` is told of each task it placed,
+    """Runs placement and fleet passes; ``on_placed(task_pk, account_id, instance_pk=…)`` is told of
+    each task it placed (once committed),
     ``enqueue(key, delay=…)`` asks for a later pass."""
 
     def __init__(self, on_placed=None, enqueue=None):
-        self.on_placed = on_placed or (lambda pk, account_id: None)
+        self.on_placed = on_placed or (lambda pk, account_id, instance_pk=None: None)
         self.enqueue = enqueue or (lambda key, delay=0: None)
 
     def run_pass(self):
@@ -616,36 +617,62 @@ class CapacityManager:
                                        list(rule.get("placement_constraints") or [])))
         decisions = place(pending, instance_rooms())
         placed = 0
-        # One transaction (one commit) and one activity INSERT per PLACE_BATCH decisions; each
-        # claim is still its own conditional UPDATE inside it.
+        # One transaction (one commit) and one activity INSERT per PLACE_BATCH decisions; their
+        # claims are conditional UPDATEs inside it, one per instance (``_claim``).
         for first in range(0, len(decisions), PLACE_BATCH):
             bound = []
+            chunk = decisions[first:first + PLACE_BATCH]
             with activity.batched(), transaction.atomic():
-                for decision in decisions[first:first + PLACE_BATCH]:
+                claimed = self._claim([d for d in chunk if d.instance_pk is not None])
+                for decision in chunk:
                     task = by_pk[decision.task_pk]
-                    if self._bind(task, decision, began):
+                    if self._bind(task, decision, began, claimed):
                         bound.append(task)
                 for instance_pk in sorted({t.container_instance_id for t in bound}):
                     bus.publish("instance", instance_pk, origin="controlplane")
             # Once committed, so that the agent's pass finds them placed.
             for task in bound:
                 with traces.continuing(task.trace_id):
-                    self.on_placed(task.pk, task.account_id)
+                    self.on_placed(task.pk, task.account_id, instance_pk=task.container_instance_id)
             placed += len(bound)
         return placed
 
-    def _bind(self, task, decision, began):
-        """Carry out one decision: bind the task (True) or say why it waits."""
+    @staticmethod
+    def _claim(decisions):
+        """Bind the decisions' tasks still PROVISIONING to their instances (in the caller's
+        transaction); returns {task pk: when} of those bound.
+
+        The claim stays conditional, as ``Task.advance``'s: the rows still PROVISIONING are read
+        under the write lock (FOR UPDATE on PostgreSQL), then each instance's are moved by one
+        UPDATE on the same condition; a task placed or stopped meanwhile is skipped."""
+        if not decisions:
+            return {}
+        now = timezone.now()
+        free = set(Task.objects.select_for_update().filter(
+            pk__in=[d.task_pk for d in decisions], last_status=Task.PROVISIONING).values_list("pk", flat=True))
+        by_instance = {}
+        for decision in decisions:
+            if decision.task_pk in free:
+                by_instance.setdefault(decision.instance_pk, []).append(decision.task_pk)
+        for instance_pk, pks in by_instance.items():
+            Task.objects.filter(pk__in=pks, last_status=Task.PROVISIONING).update(
+                last_status=Task.PENDING, container_instance_id=instance_pk, pending_reason="",
+                version=F("version") + 1, updated_at=now)
+        return dict.fromkeys(free, now)
+
+    def _bind(self, task, decision, began, claimed):
+        """Carry out one decision: record the task bound (True: ``claimed`` has it) or say why it waits."""
         # The task's own trace (never the pass's: that may be another account's), also for
         # the agent's key that ``on_placed`` enqueues.
         with traces.continuing(task.trace_id):
             if decision.instance_pk is None:
                 self._wait(task, decision, began)
                 return False
-            # The conditional update is the claim: a task already placed or stopped is skipped.
-            if not task.advance(Task.PROVISIONING, Task.PENDING,
-                                container_instance_id=decision.instance_pk, pending_reason=""):
+            if task.pk not in claimed:  # already placed or stopped: skipped
                 return False
+            # What ``_claim`` wrote, as ``Task.advance`` keeps it (a changed foreign key drops its cached object).
+            task.last_status, task.version, task.updated_at = Task.PENDING, task.version + 1, claimed[task.pk]
+            task.container_instance_id, task.pending_reason = decision.instance_pk, ""
             activity.record(
                 "capacity_manager", "place", task.arn,
                 f"placed task {task.task_id} ({task.cpu} CPU / {task.memory} MiB) on "

@@ -17,8 +17,10 @@ each controller its own queue and workers:
 - the scheduler queue ("service:<pk>", "placement", "cluster:<pk>", "target:<pk>"): the cluster
   and capacity managers' passes, which only read and write the state database, so they are
   quick; SCHEDULER_WORKERS threads take them;
-- the agent queue ("task:<pk>", "container:<engine>|<id>"): the agents' passes, which wait on
-  Docker (create, start, stop: up to seconds each); WORKERS threads take them.
+- the agent queue ("task:<pk>", "container:<engine>|<id>", and "agent:<instance pk>": a
+  simulated instance's batched pass over its new tasks, ``orchestrator.agent_batch``): the
+  agents' passes, which wait on Docker (create, start, stop: up to seconds each); WORKERS
+  threads take them.
 Apart, a rollout's next step (a service key) never waits behind twenty container starts.
 
 Several processes may each run a control plane: a ``Lease`` row ("controlplane") claimed and
@@ -45,7 +47,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator import (
-    activity, awslogs, bus, host_firewall, load_balancer, retention, sandbox_pool, service_autoscaler, spot, task_metadata,
+    activity, agent_batch, awslogs, bus, host_firewall, load_balancer, retention, sandbox_pool, service_autoscaler, spot, task_metadata,
     task_metrics, traces,
 )
 from orchestrator.agent import Agent, sync_container, sync_instance, sync_task
@@ -109,6 +111,7 @@ class ControlPlane:
         self._pass_seconds = {}  # "service:<pk>" -> how long its last pass took
         self._coalesced = {}  # "service:<pk>" -> when the coalesced pass asked for is due
         self._coalesce_lock = threading.Lock()
+        self._batched = {}  # instance pk -> whether its new tasks start in batched passes
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -201,8 +204,10 @@ class ControlPlane:
         return (self.scheduler_queue, self.agent_queue)
 
     def queue_for(self, key):
-        """The agents' keys (tasks, containers) go to the agent queue, the rest to the scheduler's."""
-        return self.agent_queue if key.startswith(("task:", "container:")) else self.scheduler_queue
+        """The agents' keys (tasks, containers, a simulated instance's batched pass) go to the
+        agent queue, the rest to the scheduler's."""
+        return self.agent_queue if key.startswith(("task:", "container:", agent_batch.KEY_PREFIX)) \
+            else self.scheduler_queue
 
     def enqueue(self, key, delay=0, urgent=False, trace=None, coalesce=False):
         """Ask for ``key`` to be processed (after ``delay`` seconds; ``urgent``: before the
@@ -233,10 +238,23 @@ class ControlPlane:
         """True when no key waits in either queue (delayed keys aside)."""
         return all(len(queue) == 0 for queue in self.queues)
 
-    def _on_placed(self, pk, account_id):
-        """A task was placed (in a scheduler worker): remember its account, then look at it."""
+    def _on_placed(self, pk, account_id, instance_pk=None):
+        """A task was placed (in a scheduler worker): remember its account, then look at it (on a
+        simulated instance: with the instance's other new tasks, in its batched pass)."""
         self._tenants[f"task:{pk}"] = account_id
-        self.enqueue(f"task:{pk}")
+        if instance_pk is not None and self.batched(instance_pk):
+            self.enqueue(agent_batch.key(instance_pk))
+        else:
+            self.enqueue(f"task:{pk}")
+
+    def batched(self, instance_pk):
+        """Whether instance ``instance_pk``'s new tasks start in batched passes (``agent_batch``);
+        an instance's runtime never changes, so the answer is kept."""
+        found = self._batched.get(instance_pk)
+        if found is None:
+            url = ContainerInstance.objects.filter(pk=instance_pk).values_list("engine_url", flat=True).first()
+            found = self._batched[instance_pk] = url is not None and agent_batch.batched(url)
+        return found
 
     # --- leader election ------------------------------------------------------------------------
 
@@ -335,7 +353,12 @@ class ControlPlane:
                 "pk", "desired_status", "last_status", "container_instance_id", "updated_at"):
             newest = max(newest, updated)
             if self._seen_tasks.get(pk) != desired:
+                first = pk not in self._seen_tasks
                 self._seen_tasks[pk] = desired
+                if first and desired == Task.RUNNING and placed is not None and self.batched(placed):
+                    # New, meant to run and placed already: only the leader places, so this
+                    # control plane did, and told the instance's batched pass (``_on_placed``).
+                    continue
                 if desired == Task.RUNNING and last == Task.PROVISIONING and placed is None:
                     # A new task waits for placement: one placement pass places all (its agent's
                     # pass would only ask for that, once per task).
@@ -377,15 +400,21 @@ class ControlPlane:
         for pk in Service.objects.exclude(status=Service.INACTIVE).values_list("pk", flat=True):
             self.enqueue(f"service:{pk}")
         live = list(Task.objects.exclude(last_status=Task.STOPPED).values_list(
-            "pk", "account_id", "last_status", "desired_status"))
+            "pk", "account_id", "last_status", "desired_status", "container_instance_id"))
         if len(self._tenants) > 100_000:  # forget old tasks; a key's group is kept while it waits
             self._tenants.clear()
-        steady = sum(1 for _, _, last, desired in live if last == desired == Task.RUNNING)
+        steady = sum(1 for _, _, last, desired, _ in live if last == desired == Task.RUNNING)
         slices = 1 if full else max(1, -(-steady // STEADY_PER_RESYNC))
         self._resync_round += 1
-        for pk, account_id, last, desired in live:
+        for pk, account_id, last, desired, instance_pk in live:
             self._tenants[f"task:{pk}"] = account_id
-            if last != Task.RUNNING or desired != Task.RUNNING or pk % slices == self._resync_round % slices:
+            if last == Task.PENDING and desired == Task.RUNNING and instance_pk and self.batched(instance_pk):
+                # Waiting to start on a simulated instance: its batched pass looks (and hands the
+                # tasks it cannot start plainly, e.g. with a container already, to their own pass).
+                self.enqueue(agent_batch.key(instance_pk))
+            elif last == Task.PROVISIONING and desired == Task.RUNNING:
+                continue  # its pass would only ask for placement: the placement pass below places all
+            elif last != Task.RUNNING or desired != Task.RUNNING or pk % slices == self._resync_round % slices:
                 self.enqueue(f"task:{pk}")
         self.enqueue(PLACEMENT_KEY)
         for pk in ContainerInstance.objects.filter(agent_disconnected_until__isnull=False).values_list("pk", flat=True):
@@ -454,6 +483,8 @@ class ControlPlane:
             self.capacity_manager.run_pass()
         elif kind == "task":
             sync_task(int(rest), self.enqueue)
+        elif kind == "agent":
+            agent_batch.sync_instance_tasks(int(rest), self.enqueue)
         elif kind == "service":
             self.cluster_manager.sync_service(int(rest))
         elif kind == "cluster":

@@ -78,7 +78,7 @@ def small_fleet(db, settings):
 def test_it_places_pending_tasks_and_leaves_the_rest_waiting_with_a_reason(small_fleet):
     tasks = [small_fleet() for _ in range(3)]
     placed = []
-    assert CapacityManager(on_placed=lambda pk, account_id: placed.append(pk)).place_pending() == 2
+    assert CapacityManager(on_placed=lambda pk, account_id, instance_pk: placed.append(pk)).place_pending() == 2
     for task in tasks:
         task.refresh_from_db()
     assert [t.last_status for t in tasks] == ["PENDING", "PENDING", "PROVISIONING"]
@@ -88,6 +88,28 @@ def test_it_places_pending_tasks_and_leaves_the_rest_waiting_with_a_reason(small
     assert Activity.objects.filter(component="capacity_manager", action="place",
                                    message__contains="fleet-1 has 512 CPU / 1024 MiB free").exists()
     assert [(r.cpu_free, r.memory_free) for r in instance_rooms()] == [(0, 0)]
+
+
+def test_a_task_stopped_between_the_decision_and_the_claim_is_not_placed(small_fleet, monkeypatch):
+    from orchestrator import capacity_manager
+
+    tasks = [small_fleet() for _ in range(2)]
+    decide = capacity_manager.place
+
+    def decide_then_stop_one(pending, rooms):  # a StopTask lands while the pass decides
+        decisions = decide(pending, rooms)
+        Task.objects.filter(pk=tasks[0].pk).update(last_status="STOPPED", desired_status="STOPPED")
+        return decisions
+
+    monkeypatch.setattr(capacity_manager, "place", decide_then_stop_one)
+    placed = []
+    assert CapacityManager(on_placed=lambda pk, account_id, instance_pk: placed.append(pk)).place_pending() == 1
+    assert placed == [tasks[1].pk]
+    stopped, bound = Task.objects.get(pk=tasks[0].pk), Task.objects.get(pk=tasks[1].pk)
+    assert (stopped.last_status, stopped.container_instance_id, stopped.version) == ("STOPPED", None, tasks[0].version)
+    assert (bound.last_status, bound.container_instance.name, bound.version) == ("PENDING", "fleet-1",
+                                                                                   tasks[1].version + 1)
+    assert not Activity.objects.filter(component="capacity_manager", action="place", object_arn=stopped.arn).exists()
 
 
 def test_it_re_places_a_waiting_task_when_capacity_frees(small_fleet):
@@ -139,7 +161,7 @@ def test_it_places_a_run_task_by_its_own_constraints_and_strategy(db, settings):
                                           "expression": f"attribute:instanceId == {first.instance_id}"}])
               for _ in range(2)]
     distinct = [run(placement_constraints=[{"type": "distinctInstance"}]) for _ in range(3)]
-    CapacityManager(on_placed=lambda pk, account_id: None).place_pending()
+    CapacityManager(on_placed=lambda pk, account_id, instance_pk: None).place_pending()
     for task in pinned + distinct:
         task.refresh_from_db()
     # Without its constraint a task goes where most room is left: the pinned pair would split.
