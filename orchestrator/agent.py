@@ -57,6 +57,7 @@ from orchestrator.docker_engine import (
 )
 from orchestrator.models import ContainerInstance, Target, Task, TaskContainer, TaskDefinition, acting_in, region
 from orchestrator.registry_auth import pull_credentials
+from orchestrator.simulated_engine import is_simulated
 
 log = logging.getLogger(__name__)
 
@@ -1546,15 +1547,21 @@ class Agent:
             if task_id not in task_ids:
                 with traces.continuing(self.found_lost(pk)):
                     self.enqueue(f"task:{pk}")
-        tasks = dict(Task.objects.filter(task_id__in=task_ids).exclude(last_status=Task.STOPPED)
-                     .values_list("task_id", "pk"))
+        tasks = {task_id: (pk, last) for task_id, pk, last in Task.objects.filter(task_id__in=task_ids).exclude(
+            last_status=Task.STOPPED).values_list("task_id", "pk", "last_status")}
         listed = {c["id"]: (c["state"], c.get("health", ""), tuple(c.get("networks") or ())) for c in containers}
         previous, self._listed = self._listed, listed
+        simulated = is_simulated(self.engine_url)
         for container in containers:
-            pk = tasks.get(container["labels"].get(LABEL_TASK_ID, ""))
+            pk, last = tasks.get(container["labels"].get(LABEL_TASK_ID, ""), (None, None))
             if pk is None:  # unknown or STOPPED: ``sync_container`` removes it
                 self.enqueue(f"container:{self.engine_url}|{container['id']}")
             elif full or previous is None or previous.get(container["id"]) != listed[container["id"]]:
+                if (simulated and previous is not None and container["id"] not in previous
+                        and container["state"] == "running" and last == Task.RUNNING):
+                    # Started and reported since the last list (a batched pass starts hundreds):
+                    # nothing to catch up on. Its later changes differ from this list.
+                    continue
                 self.enqueue(f"task:{pk}")
         if full or previous is None:
             # Tasks placed here that Docker may have lost (engine restart): each sync looks.

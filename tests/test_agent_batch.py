@@ -159,3 +159,17 @@ def test_the_database_watcher_leaves_a_new_task_placed_on_a_simulated_instance_t
     Task.objects.filter(pk=placed.pk).update(desired_status="STOPPED", updated_at=timezone.now())  # a stop: looked at
     plane.watch_once()
     assert plane.agent_queue.get() == f"task:{placed.pk}"
+
+
+def test_a_relist_leaves_the_tasks_a_batched_pass_started_but_looks_at_those_that_changed(sim):
+    keys = []
+    agent = Agent(sim.instance.engine_url, lambda key, **how: keys.append(key))
+    agent.relist()  # the first list (nothing yet)
+    tasks = sim(3)
+    run_pass(sim.instance)
+    agent.relist(full=False)
+    assert keys == []
+    container = sim.engine.list_containers(labels={"fargatelab.task-id": tasks[0].task_id})[0]
+    sim.engine.kill(container["id"], "SIGKILL")
+    agent.relist(full=False)
+    assert keys == [f"task:{tasks[0].pk}"]
