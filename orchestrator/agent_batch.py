@@ -7,7 +7,8 @@ a time) was the control plane's cost at 5,000 tasks. A batched pass takes up to 
 instance's tasks waiting to start (PENDING, meant to run) and carries out their plan together:
 1. one SELECT of the tasks and one of their containers; the pure ``plan_task`` says what each
    needs. A task whose plan is anything but the plain start (pull, create, start, ACTIVATING,
-   RUNNING: so no dependsOn wait, awslogs, load balancer, Pod sandbox, Cloud Map or secrets),
+   RUNNING: so no dependsOn wait, awslogs, load balancer, Pod sandbox, Cloud Map, secrets or
+   volumes),
    or that has a container already, goes to its own pass (key "task:<pk>"), as does every task
    a step below leaves behind: the per-task pass is the one that knows every other case;
 2. each image pulled once per account (the runtime's ``pull`` latency per pull), each cluster
@@ -137,6 +138,9 @@ def _plain(one, engine, now):
     definitions = {c.get("name"): c for c in task.task_definition.container_definitions}
     if any(definitions.get(c.name, {}).get("secrets") for c in one.containers):
         return False
+    if task.task_definition.body.get("volumes") or any(
+            d.get("mountPoints") or d.get("volumesFrom") for d in definitions.values()):
+        return False  # its volumes are made ready by its own pass (bind mounts, EFS)
     if task.service_id and service_discovery.registrations(task.service):
         return False
     wanted = TaskWanted(

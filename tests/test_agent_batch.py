@@ -92,12 +92,16 @@ def test_a_task_whose_start_is_not_plain_goes_to_its_own_pass_untouched(sim):
     adopted = sim(1)[0]  # a container already made for it (a pass that crashed after the create)
     sim.engine.create_container({"name": f"fargatelab-{sim.engine.lab}-{adopted.task_id}-web", "image": "x",
                                  "labels": {"fargatelab.task-id": adopted.task_id}})
+    mounting = sim(1, mountPoints=[{"sourceVolume": "data", "containerPath": "/data"}])[0]
+    TaskDefinition.objects.filter(pk=mounting.task_definition_id).update(body={
+        **mounting.task_definition.body, "volumes": [{"name": "data"}]})
     plain = sim(1)[0]
     started, keys = run_pass(sim.instance)
-    assert started == 1 and sorted(keys) == sorted([f"task:{secret.pk}", f"task:{adopted.pk}"])
+    assert started == 1 and sorted(keys) == sorted([f"task:{t.pk}" for t in (secret, adopted, mounting)])
     assert Task.objects.get(pk=plain.pk).last_status == "RUNNING"
-    assert {Task.objects.get(pk=t.pk).last_status for t in (secret, adopted)} == {"PENDING"}
-    assert sim.engine.list_containers(labels={"fargatelab.task-id": secret.task_id}) == []
+    assert {Task.objects.get(pk=t.pk).last_status for t in (secret, adopted, mounting)} == {"PENDING"}
+    for task in (secret, mounting):
+        assert sim.engine.list_containers(labels={"fargatelab.task-id": task.task_id}) == []
 
 
 def test_a_pass_takes_at_most_a_batch_and_asks_for_another(sim, monkeypatch):
