@@ -683,10 +683,12 @@ class DockerEngine:
         self._call("kill", lambda c: c.kill(container, signal=signal))
 
     def remove(self, container, force=True):
-        """Remove one of our containers (force: even if it runs); no-op if it is already gone."""
+        """Remove one of our containers (force: even if it runs) and its anonymous volumes (those
+        Docker made for an image's VOLUME no mount covers; named volumes stay); no-op if it is
+        already gone."""
         try:
             self._check_owned(container)
-            self._call("remove", lambda c: c.remove_container(container, force=force))
+            self._call("remove", lambda c: c.remove_container(container, force=force, v=True))
         except ContainerNotFound:
             pass
         except EngineError as exc:

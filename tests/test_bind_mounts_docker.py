@@ -80,3 +80,30 @@ def test_a_tasks_containers_share_its_bind_mounts_which_go_with_it(
     wait_until(lambda: Task.objects.get(pk=first.pk).last_status == Task.STOPPED, 60, message="the task to stop")
     left = {v.name for v in client.volumes.list(filters={"label": f"{LABEL_LAB}={lab_id}"})}
     assert left == {bind_mounts.volume_name(lab_id, second.task_id, name) for name in ("scratch", "seed")}
+
+
+def test_an_images_volume_no_mount_covers_goes_with_its_container(
+        control_plane, lab_rows, docker_engine, lab_id, seeded_image, wait_until):
+    """Docker makes an anonymous volume for the image's VOLUME /seed; removing the task's
+    container removes it too, instead of leaving one volume behind per task run."""
+    client, account = docker.from_env(), lab_rows.account
+    call(account, "RegisterTaskDefinition", {
+        "family": "scratch", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256",
+        "memory": "512", "containerDefinitions": [container("app", [])]})
+    task = run(account, lab_rows.cluster, wait_until)
+    app = container_of(client, lab_id, task, "app")
+    [anonymous] = [m["Name"] for m in app.attrs["Mounts"] if m["Type"] == "volume" and m["Destination"] == "/seed"]
+    assert client.volumes.get(anonymous)
+
+    call(account, "StopTask", {"cluster": lab_rows.cluster.name, "task": task.task_id})
+
+    def removed():
+        try:
+            client.containers.get(app.id)
+        except docker.errors.NotFound:
+            return True
+        return False
+
+    wait_until(removed, 90, message="the task's container to be removed")
+    with pytest.raises(docker.errors.NotFound):
+        client.volumes.get(anonymous)
