@@ -41,7 +41,8 @@ def run(url, seconds, count, paced):
     accepted, throttled, start = [], [], time.monotonic()
     while time.monotonic() - start < seconds:
         try:
-            ecs.run_task(cluster="bench", taskDefinition="web", count=count, networkConfiguration=network)
+            ecs.run_task(cluster="bench", taskDefinition="web", count=count, launchType="FARGATE",
+                         networkConfiguration=network)
             accepted.append((time.monotonic() - start, count))
         except botocore.exceptions.ClientError as exc:
             if exc.response["Error"]["Code"] != "ThrottlingException":

@@ -41,7 +41,7 @@ def populate(tasks=40, instances=4, seed=7):
     for name in ("web", "worker"):
         call(account, "CreateService", {
             "cluster": "demo", "serviceName": name, "taskDefinition": f"{name}:1", "desiredCount": tasks // 2,
-            "networkConfiguration": {"awsvpcConfiguration": {"subnets": [DEFAULT_SUBNET]}},
+            "launchType": "FARGATE", "networkConfiguration": {"awsvpcConfiguration": {"subnets": [DEFAULT_SUBNET]}},
         })
         services.append(Service.objects.get(name=name, cluster__name="demo"))
     add_tasks(tasks, seed)

@@ -42,6 +42,10 @@ BOOT_RETRY_SECONDS = 5.0
 # Placement decisions bound per transaction (one commit, one activity INSERT): large enough that
 # a 5,000-task service is a few commits, small enough that other writers never wait long.
 PLACE_BATCH = 250
+# ECS's words when a task asks for the EC2 launch type (its default with no launch type and no
+# capacity provider strategy) in a cluster without EC2 container instances: the fleet here is
+# Fargate's, hidden, so every cluster is one.
+NO_CONTAINER_INSTANCES = "No Container Instances were found in your cluster."
 
 
 # --- engines ------------------------------------------------------------------------------

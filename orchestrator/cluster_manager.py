@@ -23,7 +23,7 @@ from django.utils import timezone
 from orchestrator import activity, bus, capacity_strategy, elb_health, pacing, quotas, task_health, task_sets, traces
 from orchestrator import deployments as rollout
 from orchestrator.deployments import CIRCUIT_BREAKER_REASON, STOPPED_REASON
-from orchestrator.capacity_manager import task_ceiling, too_big
+from orchestrator.capacity_manager import NO_CONTAINER_INSTANCES, task_ceiling, too_big
 from orchestrator.models import ContainerInstance, Deployment, ReconcilePass, Service, Task, TaskContainer
 
 log = logging.getLogger(__name__)
@@ -629,6 +629,11 @@ class ClusterManager:
         # A task set's tasks take its own launch settings; a deployment's, the service's.
         launch = deployment.revision if deployment is not None and service.deployment_controller == "EXTERNAL" else {
             "launchType": service.launch_type, "networkConfiguration": service.network_configuration}
+        if launch.get("launchType") == "EC2":  # ECS's default launch type: the caller's instances, none here
+            self._say_once(service, "was unable to place a task because no container instance met all of its "
+                                    f"requirements. Reason: {NO_CONTAINER_INSTANCES} For more information, see the "
+                                    "Troubleshooting section of the Amazon ECS Developer Guide.")
+            return
         # With AWS's pace kept, the scheduler starts what the account's launch bucket allows
         # and comes back for the rest once it has refilled.
         count, wait = pacing.take(service.account_id, action.count, partial=True)

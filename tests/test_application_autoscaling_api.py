@@ -30,6 +30,7 @@ def web(ecs):
     ecs.create_cluster(clusterName="default")
     ecs.register_task_definition(**fargate_task_definition("web"))
     return ecs.create_service(cluster="default", serviceName="web", taskDefinition="web", desiredCount=1,
+                              launchType="FARGATE",
                               networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-a"]}})["service"]
 
 

@@ -7,7 +7,7 @@ from orchestrator import bus
 from orchestrator.frontend import call
 from orchestrator.models import Account, Cluster, Service, Task
 from tests.support.browser import wait_live
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,7 @@ def test_it_shows_a_new_task_and_its_stop_without_reload(page, live_lab_server, 
     page.goto(f"{live_lab_server.url}/clusters/demo/")
     wait_live(page)
     page.evaluate("window.notReloaded = true")
-    response = call(Account.default(), "RunTask", {"cluster": "demo", "taskDefinition": "web:1", **NETWORK})
+    response = call(Account.default(), "RunTask", {"cluster": "demo", "taskDefinition": "web:1", **FARGATE})
     task = Task.objects.get(task_id=response["tasks"][0]["taskArn"].rsplit("/", 1)[1])
     row = page.locator(f"#task-row-{task.pk}")
     expect(row).to_have_attribute("data-status", "PROVISIONING")
@@ -55,7 +55,7 @@ def test_it_shows_a_new_task_and_its_stop_without_reload(page, live_lab_server, 
 
 
 def test_it_scales_a_service_from_the_form_and_follows_its_counts(page, live_lab_server, demo):
-    call(Account.default(), "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1, **NETWORK})
+    call(Account.default(), "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1, **FARGATE})
     service = Service.objects.get(name="web")
     page.goto(f"{live_lab_server.url}/services/{service.pk}/")
     page.fill("input[name=desired_count]", "3")
@@ -103,7 +103,7 @@ def test_it_catches_up_after_losing_its_socket(page, live_lab_server, demo):
     page.evaluate("window.notReloaded = true")
     live_lab_server.stop()  # the lab goes away: the page's socket closes with 1012
     expect(page.locator("#live-status")).to_have_attribute("data-state", "closed")
-    response = call(Account.default(), "RunTask", {"cluster": "demo", "taskDefinition": "web:1", **NETWORK})
+    response = call(Account.default(), "RunTask", {"cluster": "demo", "taskDefinition": "web:1", **FARGATE})
     task_id = response["tasks"][0]["taskArn"].rsplit("/", 1)[1]
     live_lab_server.start()  # the ws extension reconnects by itself; the consumer sends the current state
     expect(page.locator("#live-status")).to_have_attribute("data-state", "open", timeout=15_000)

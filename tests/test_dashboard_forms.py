@@ -109,6 +109,7 @@ def test_it_runs_a_task(alice_client, demo):
 
 def test_the_run_task_and_service_forms_offer_the_accounts_subnets_the_default_preselected(alice_client, demo, account):
     call(account, "CreateService", {"cluster": "demo", "serviceName": "s", "taskDefinition": "web", "desiredCount": 0,
+                                    "launchType": "FARGATE",
                                     "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-0own"]}}})
     bob = Account.objects.create(account_id="222222222222", name="bob")
     call(bob, "CreateCluster", {"clusterName": "demo"})
@@ -116,6 +117,7 @@ def test_the_run_task_and_service_forms_offer_the_accounts_subnets_the_default_p
         "family": "web", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256",
         "memory": "512", "containerDefinitions": [{"name": "web", "image": "fargate-lab/demo:latest"}]})
     call(bob, "CreateService", {"cluster": "demo", "serviceName": "s", "taskDefinition": "web", "desiredCount": 0,
+                                "launchType": "FARGATE",
                                 "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-0bob"]}}})
     page = alice_client.get("/clusters/demo/").content.decode()
     assert '<datalist id="subnets"><option value="subnet-a"><option value="subnet-b"><option value="subnet-0own">' in page

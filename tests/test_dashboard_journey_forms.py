@@ -10,7 +10,7 @@ from orchestrator.elbv2.views import call as elbv2
 from orchestrator.frontend import call
 from orchestrator.models import Account, Activity, Listener, LoadBalancer, Repository, Service, TargetGroup
 from tests.support.common import free_port
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_a_service_the_api_refuses_shows_its_error_and_is_not_created(alice_clie
 
 
 def test_it_rolls_out_a_new_revision_and_forces_a_new_deployment(alice_client, web):
-    call(web, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1, **NETWORK})
+    call(web, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1, **FARGATE})
     service = Service.objects.get(name="web")
     page = alice_client.get(f"/services/{service.pk}/").content.decode()
     assert '<option value="web:2" selected>web:2</option>' in page

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from tests.support.browser import wait_live
 from tests.support.lab import lab_containers, poll
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -31,11 +31,11 @@ def test_a_task_run_through_the_api_then_killed_shows_live_and_its_service_heals
     lab_tab.evaluate("window.notReloaded = true")
 
     # A task run with boto3 appears on the open page and turns RUNNING there.
-    arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **FARGATE)["tasks"][0]["taskArn"]
     expect(row_of(lab_tab, arn)).to_have_attribute("data-status", "RUNNING")
 
     # A service of 2: kill one of its containers behind the lab's back.
-    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **NETWORK)
+    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **FARGATE)
 
     def service_containers():
         return [c for c in lab_containers(docker_client, lab.lab_id)
@@ -64,7 +64,7 @@ def test_the_maps_cards_tell_the_docker_operations_and_the_writes_of_a_task(lab,
     ecs.create_cluster(clusterName="cards")
     ecs.register_task_definition(**WEB)
     wait_live(lab_tab)
-    arn = ecs.run_task(cluster="cards", taskDefinition="web", count=1, **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="cards", taskDefinition="web", count=1, **FARGATE)["tasks"][0]["taskArn"]
     short = arn.rsplit("/", 1)[1][:8]
     docker = lab_tab.locator('.card[data-component="docker"]')
     expect(docker.locator("li", has_text=f"of task {short}").filter(has_text="start").first).to_be_visible()

@@ -29,7 +29,7 @@ def test_the_terminal_runs_a_command_in_the_tasks_container_for_its_account_only
     ecs = lab.client()
     ecs.create_cluster(clusterName="exec")
     ecs.register_task_definition(**TASK_DEFINITION)
-    arn = ecs.run_task(cluster="exec", taskDefinition="shell", enableExecuteCommand=True,
+    arn = ecs.run_task(cluster="exec", taskDefinition="shell", enableExecuteCommand=True, launchType="FARGATE",
                        networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-1"]}})["tasks"][0]["taskArn"]
     poll(lambda: ecs.describe_tasks(cluster="exec", tasks=[arn])["tasks"][0]["lastStatus"] in ("RUNNING", "STOPPED"),
          timeout=90, message="the task to run")
@@ -55,7 +55,7 @@ def test_the_terminal_runs_a_command_in_the_tasks_container_for_its_account_only
     finally:
         mallory.context.close()
     # A task started without enableExecuteCommand has no terminal, as ECS refuses it.
-    plain = ecs.run_task(cluster="exec", taskDefinition="shell",
+    plain = ecs.run_task(cluster="exec", taskDefinition="shell", launchType="FARGATE",
                          networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-1"]}})["tasks"][0]
     lab_tab.goto(f"{lab.url}/tasks/{plain['taskArn'].rsplit('/', 1)[1]}/")
     expect(lab_tab.locator(".exec-disabled")).to_contain_text("enableExecuteCommand")

@@ -4,7 +4,7 @@ import pytest
 
 from orchestrator.frontend.account_settings import SETTINGS
 from orchestrator.models import Account, AccountSetting, Cluster
-from tests.support.api import assert_model_shape, error_of, NETWORK
+from tests.support.api import FARGATE, NETWORK, assert_model_shape, error_of
 
 ROOT = "arn:aws:iam::000000000000:root"
 ROLE = "arn:aws:iam::000000000000:role/deployer"
@@ -239,13 +239,13 @@ def test_a_revision_a_task_uses_stays_delete_in_progress_until_it_stops(ecs):
 
     ecs.create_cluster()
     ecs.register_task_definition(**fargate_task_definition("busy"))
-    ecs.run_task(taskDefinition="busy:1", **NETWORK)
+    ecs.run_task(taskDefinition="busy:1", **FARGATE)
     ecs.deregister_task_definition(taskDefinition="busy:1")
     ecs.delete_task_definitions(taskDefinitions=["busy:1"])
     assert ecs.describe_task_definition(taskDefinition="busy:1")["taskDefinition"]["status"] == "DELETE_IN_PROGRESS"
     arn = "arn:aws:ecs:us-east-1:000000000000:task-definition/busy:1"
     assert ecs.list_task_definitions(status="DELETE_IN_PROGRESS")["taskDefinitionArns"] == [arn]
-    code, message, _ = error_of(ecs.run_task, taskDefinition="busy:1", **NETWORK)
+    code, message, _ = error_of(ecs.run_task, taskDefinition="busy:1", **FARGATE)
     assert code == "ClientException"
     Task.objects.update(last_status=Task.STOPPED, desired_status=Task.STOPPED)
     assert error_of(ecs.describe_task_definition, taskDefinition="busy:1")[0] == "ClientException"
@@ -278,7 +278,7 @@ def test_run_task_honours_a_strategy_and_names_the_provider(ecs):
     names = [t["capacityProviderName"] for t in response["tasks"]]
     assert sorted(names) == ["FARGATE"] * 3 + ["FARGATE_SPOT"] * 2  # the base, then half each
     assert {t["launchType"] for t in response["tasks"]} == {"FARGATE"}
-    plain = ecs.run_task(taskDefinition="web", **NETWORK)["tasks"][0]
+    plain = ecs.run_task(taskDefinition="web", **FARGATE)["tasks"][0]
     assert "capacityProviderName" not in plain
 
 
@@ -333,7 +333,7 @@ def test_a_service_takes_a_strategy_and_shows_it_instead_of_a_launch_type(ecs):
     assert Deployment.objects.count() == 2
     ecs.update_service(service="s", capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
     assert Deployment.objects.count() == 2
-    plain = ecs.create_service(serviceName="plain", taskDefinition="web", desiredCount=0, **NETWORK)["service"]
+    plain = ecs.create_service(serviceName="plain", taskDefinition="web", desiredCount=0, **FARGATE)["service"]
     assert plain["launchType"] == "FARGATE" and "capacityProviderStrategy" not in plain
 
 
@@ -349,6 +349,53 @@ def test_a_service_without_launch_type_or_strategy_takes_the_clusters_default(ec
         "service"]["launchType"] == "FARGATE"
 
 
+def test_run_task_with_neither_and_no_default_strategy_takes_ec2_and_finds_no_container_instances(ecs):
+    from orchestrator.models import Task
+    from tests.support.api import fargate_task_definition
+
+    ecs.create_cluster(capacityProviders=["FARGATE", "FARGATE_SPOT"])  # providers, but no default strategy
+    ecs.register_task_definition(**fargate_task_definition())
+    code, message, status = error_of(ecs.run_task, taskDefinition="web", count=2, **NETWORK)
+    assert (code, message, status) == (
+        "InvalidParameterException", "No Container Instances were found in your cluster.", 400)
+    assert not Task.objects.exists()
+    # The awsvpc network configuration is checked first, as for any launch type.
+    code, message, _ = error_of(ecs.run_task, taskDefinition="web")
+    assert code == "InvalidParameterException" and "Network Configuration must be provided" in message
+    assert ecs.run_task(taskDefinition="web", **FARGATE)["tasks"][0]["launchType"] == "FARGATE"
+
+
+def test_a_service_with_neither_and_no_default_strategy_takes_ec2_and_places_no_task(ecs):
+    from orchestrator.cluster_manager import ClusterManager
+    from orchestrator.models import Deployment, Service, Task
+    from tests.support.api import fargate_task_definition
+
+    ecs.create_cluster(capacityProviders=["FARGATE"])
+    ecs.register_task_definition(**fargate_task_definition())
+    created = ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=2, **NETWORK)
+    assert_model_shape("CreateService", created)
+    assert created["service"]["launchType"] == "EC2" and "capacityProviderStrategy" not in created["service"]
+    assert created["service"]["deployments"][0]["launchType"] == "EC2"
+    manager = ClusterManager(lambda key, delay=0: None)
+    for _ in range(2):  # said once, however often the scheduler comes back
+        manager.sync_service(Service.objects.get().pk)
+    assert not Task.objects.exists()
+    service = ecs.describe_services(services=["s"])["services"][0]
+    assert (service["desiredCount"], service["runningCount"], service["pendingCount"]) == (2, 0, 0)
+    assert [e["message"] for e in service["events"]] == [
+        "(service s) was unable to place a task because no container instance met all of its requirements. "
+        "Reason: No Container Instances were found in your cluster. For more information, see the "
+        "Troubleshooting section of the Amazon ECS Developer Guide."]
+    assert ecs.list_services(launchType="EC2")["serviceArns"] == [service["serviceArn"]]
+    # A strategy of Fargate's providers moves it onto Fargate, in a new deployment that places its tasks.
+    ecs.update_service(service="s", capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
+    moved = ecs.describe_services(services=["s"])["services"][0]
+    assert "launchType" not in moved and moved["capacityProviderStrategy"][0]["capacityProvider"] == "FARGATE"
+    assert Deployment.objects.count() == 2
+    manager.sync_service(Service.objects.get().pk)
+    assert sorted(Task.objects.values_list("launch_type", "capacity_provider")) == [("FARGATE", "FARGATE")] * 2
+
+
 def test_services_refuse_a_strategy_ecs_refuses(ecs):
     from orchestrator.models import Service
     from tests.support.api import fargate_task_definition
@@ -362,7 +409,7 @@ def test_services_refuse_a_strategy_ecs_refuses(ecs):
                                 launchType="FARGATE", capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}], **NETWORK)
     assert code == "InvalidParameterException" and "both a launch type and capacity provider strategy" in message
     assert not Service.objects.exists()
-    ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0, **NETWORK)
+    ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0, **FARGATE)
     code, _, _ = error_of(ecs.update_service, service="s", desiredCount=1,
                           capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 0}])
     assert code == "InvalidParameterException"

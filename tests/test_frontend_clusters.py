@@ -6,7 +6,7 @@ from pathlib import Path
 
 from orchestrator import bus
 from orchestrator.models import Cluster, Service, Task
-from tests.support.api import error_of, fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, error_of, fargate_task_definition
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:cluster/"
 
@@ -50,8 +50,8 @@ def test_it_describes_clusters_with_failures_for_unknown_names(ecs):
 def test_it_counts_tasks_and_services_in_a_cluster(ecs, default_account):
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**fargate_task_definition())
-    ecs.run_task(cluster="demo", taskDefinition="web", count=2, **NETWORK)
-    ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0, **NETWORK)
+    ecs.run_task(cluster="demo", taskDefinition="web", count=2, **FARGATE)
+    ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0, **FARGATE)
     Task.objects.filter(pk=Task.objects.first().pk).update(last_status="RUNNING")
     cluster = ecs.describe_clusters(clusters=["demo"])["clusters"][0]
     assert cluster["runningTasksCount"] == 1
@@ -84,7 +84,7 @@ def test_it_deletes_an_empty_cluster(ecs):
     assert ecs.delete_cluster(cluster="demo")["cluster"]["status"] == "INACTIVE"
     assert ecs.list_clusters()["clusterArns"] == []
     assert ecs.describe_clusters(clusters=["demo"])["clusters"][0]["status"] == "INACTIVE"
-    assert error_of(ecs.run_task, cluster="demo", taskDefinition="web", **NETWORK)[0] == "ClusterNotFoundException"
+    assert error_of(ecs.run_task, cluster="demo", taskDefinition="web", **FARGATE)[0] == "ClusterNotFoundException"
 
 
 def test_it_reactivates_a_deleted_cluster(ecs):
@@ -96,7 +96,7 @@ def test_it_reactivates_a_deleted_cluster(ecs):
 def test_it_refuses_to_delete_a_cluster_with_services(ecs):
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**fargate_task_definition())
-    ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0, **NETWORK)
+    ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0, **FARGATE)
     assert error_of(ecs.delete_cluster, cluster="demo")[0] == "ClusterContainsServicesException"
     assert Cluster.objects.get(name="demo").status == "ACTIVE"
 
@@ -104,7 +104,7 @@ def test_it_refuses_to_delete_a_cluster_with_services(ecs):
 def test_it_refuses_to_delete_a_cluster_with_tasks(ecs):
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**fargate_task_definition())
-    ecs.run_task(cluster="demo", taskDefinition="web", **NETWORK)
+    ecs.run_task(cluster="demo", taskDefinition="web", **FARGATE)
     assert error_of(ecs.delete_cluster, cluster="demo")[0] == "ClusterContainsTasksException"
     Task.objects.update(last_status="STOPPED")
     assert ecs.delete_cluster(cluster="demo")["cluster"]["status"] == "INACTIVE"
@@ -118,8 +118,9 @@ def test_it_says_cluster_not_found(ecs):
 def test_it_tags_and_untags_resources(ecs):
     cluster_arn = ecs.create_cluster(clusterName="demo")["cluster"]["clusterArn"]
     td_arn = ecs.register_task_definition(**fargate_task_definition())["taskDefinition"]["taskDefinitionArn"]
-    task_arn = ecs.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
-    service_arn = ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web", **NETWORK)["service"]["serviceArn"]
+    task_arn = ecs.run_task(cluster="demo", taskDefinition="web", **FARGATE)["tasks"][0]["taskArn"]
+    service_arn = ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0,
+                                     **FARGATE)["service"]["serviceArn"]
     for arn in (cluster_arn, td_arn, task_arn, service_arn):
         ecs.tag_resource(resourceArn=arn, tags=[{"key": "a", "value": "1"}, {"key": "b", "value": "2"}])
         ecs.tag_resource(resourceArn=arn, tags=[{"key": "a", "value": "3"}])

@@ -2,7 +2,7 @@
 import pytest
 
 from orchestrator.models import Task, TaskContainer
-from tests.support.api import assert_model_shape, error_of, fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, assert_model_shape, error_of, fargate_task_definition
 
 
 @pytest.fixture
@@ -13,7 +13,7 @@ def demo(ecs):
 
 
 def run(ecs, **params):
-    task = ecs.run_task(cluster="demo", taskDefinition="web", **{**NETWORK, **params})["tasks"][0]
+    task = ecs.run_task(cluster="demo", taskDefinition="web", **{**FARGATE, **params})["tasks"][0]
     return Task.objects.get(task_id=task["taskArn"].rsplit("/", 1)[1])
 
 
@@ -73,7 +73,7 @@ def test_execute_command_refuses_non_interactive_unknown_containers_and_tasks_no
 
 def test_a_service_hands_exec_to_its_tasks_and_update_service_changes_it(demo):
     service = demo.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0,
-                                  enableExecuteCommand=True, **NETWORK)["service"]
+                                  enableExecuteCommand=True, **FARGATE)["service"]
     assert service["enableExecuteCommand"] is True
     updated = demo.update_service(cluster="demo", service="svc", enableExecuteCommand=False)["service"]
     assert updated["enableExecuteCommand"] is False

@@ -2,7 +2,7 @@
 import re
 
 from orchestrator.models import Service, Task
-from tests.support.api import NETWORK, assert_model_shape, awsvpc, error_of, fargate_task_definition
+from tests.support.api import FARGATE, NETWORK, assert_model_shape, awsvpc, error_of, fargate_task_definition
 
 ASKED = {"awsvpcConfiguration": {"subnets": ["subnet-0abc", "subnet-0def"], "securityGroups": ["sg-0123"],
                                    "assignPublicIp": "DISABLED"}}
@@ -17,7 +17,8 @@ def _details(task):
 def test_the_eni_attachment_carries_the_subnet_an_eni_id_a_mac_and_the_private_ip(ecs):
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**fargate_task_definition())
-    arn = ecs.run_task(cluster="demo", taskDefinition="web", networkConfiguration=ASKED)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE",
+                       networkConfiguration=ASKED)["tasks"][0]["taskArn"]
     Task.objects.update(private_ip="10.0.3.7", last_status="RUNNING")
     response = ecs.describe_tasks(cluster="demo", tasks=[arn])
     assert_model_shape("DescribeTasks", response)
@@ -33,7 +34,8 @@ def test_the_eni_attachment_carries_the_subnet_an_eni_id_a_mac_and_the_private_i
     assert Task.objects.get().network_configuration["awsvpcConfiguration"]["securityGroups"] == ["sg-0123"]
     # Stable across calls, and one interface per task.
     assert _details(ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]) == details
-    other = ecs.run_task(cluster="demo", taskDefinition="web", networkConfiguration=ASKED)["tasks"][0]
+    other = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE",
+                         networkConfiguration=ASKED)["tasks"][0]
     assert _details(other)["networkInterfaceId"] != details["networkInterfaceId"]
     assert "privateIPv4Address" not in _details(other)  # not attached yet
 
@@ -44,7 +46,7 @@ def test_a_services_tasks_take_the_services_subnet(ecs):
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**fargate_task_definition())
     ecs.create_service(cluster="demo", serviceName="s", taskDefinition="web", desiredCount=1,
-                       networkConfiguration=ASKED)
+                       launchType="FARGATE", networkConfiguration=ASKED)
     ClusterManager(lambda key, delay=0: None).sync_service(Service.objects.get().pk)
     arns = ecs.list_tasks(cluster="demo", serviceName="s")["taskArns"]
     assert len(arns) == 1
@@ -54,7 +56,7 @@ def test_a_services_tasks_take_the_services_subnet(ecs):
 def test_describe_clusters_honours_statistics_and_attachments(ecs):
     ecs.create_cluster(clusterName="demo", capacityProviders=["FARGATE"])
     ecs.register_task_definition(**fargate_task_definition())
-    ecs.run_task(cluster="demo", taskDefinition="web", count=2, **NETWORK)
+    ecs.run_task(cluster="demo", taskDefinition="web", count=2, **FARGATE)
     Task.objects.filter(pk=Task.objects.order_by("pk").first().pk).update(last_status="RUNNING")
     plain = ecs.describe_clusters(clusters=["demo"])
     assert_model_shape("DescribeClusters", plain)
@@ -104,10 +106,10 @@ def test_tags_are_an_empty_list_where_ecs_returns_one(ecs):
     assert ecs.describe_clusters(clusters=["demo"], include=["TAGS"])["clusters"][0]["tags"] == []
     ecs.register_task_definition(**fargate_task_definition())
     assert ecs.describe_task_definition(taskDefinition="web", include=["TAGS"])["tags"] == []
-    task = ecs.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]
+    task = ecs.run_task(cluster="demo", taskDefinition="web", **FARGATE)["tasks"][0]
     assert task["tags"] == []
     assert ecs.describe_tasks(cluster="demo", tasks=[task["taskArn"]], include=["TAGS"])["tasks"][0]["tags"] == []
-    ecs.create_service(cluster="demo", serviceName="s", taskDefinition="web", desiredCount=0, **NETWORK)
+    ecs.create_service(cluster="demo", serviceName="s", taskDefinition="web", desiredCount=0, **FARGATE)
     assert ecs.describe_services(cluster="demo", services=["s"], include=["TAGS"])["services"][0]["tags"] == []
     assert ecs.list_tags_for_resource(resourceArn=task["taskArn"])["tags"] == []
 
@@ -121,7 +123,7 @@ def test_fargate_hides_its_fleet_in_the_api_but_the_admin_shows_it(ecs, client):
     ecs.create_cluster(clusterName="demo")
     instance = ContainerInstance.objects.create(name="fleet-1", cpu_registered=4096, memory_registered=8192)
     ecs.register_task_definition(**fargate_task_definition())
-    arn = ecs.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="demo", taskDefinition="web", **FARGATE)["tasks"][0]["taskArn"]
     Task.objects.update(container_instance=instance, last_status="RUNNING")
     described = ecs.describe_tasks(cluster="demo", tasks=[arn])
     assert_model_shape("DescribeTasks", described)
@@ -149,19 +151,19 @@ def test_an_awsvpc_task_or_service_without_network_configuration_is_refused_in_e
     assert error_of(ecs.run_task, cluster="demo", taskDefinition="web") == ("InvalidParameterException", missing, 400)
     assert error_of(ecs.create_service, cluster="demo", serviceName="s", taskDefinition="web",
                     desiredCount=1) == ("InvalidParameterException", missing, 400)
-    assert error_of(ecs.run_task, cluster="demo", taskDefinition="web", networkConfiguration={}) == (
+    assert error_of(ecs.run_task, cluster="demo", taskDefinition="web", launchType="FARGATE", networkConfiguration={}) == (
         "InvalidParameterException", missing, 400)
     assert error_of(ecs.run_task, cluster="demo", taskDefinition="web",
-                    networkConfiguration={"awsvpcConfiguration": {"subnets": []}}) == (
+                    launchType="FARGATE", networkConfiguration={"awsvpcConfiguration": {"subnets": []}}) == (
         "InvalidParameterException", "subnets can not be empty.", 400)
-    assert error_of(ecs.run_task, cluster="demo", taskDefinition="web", networkConfiguration=awsvpc(
+    assert error_of(ecs.run_task, cluster="demo", taskDefinition="web", launchType="FARGATE", networkConfiguration=awsvpc(
         security_groups=[f"sg-{n}" for n in range(6)])) == (
         "InvalidParameterException", "securityGroups can have at most 5 items.", 400)
     assert not Task.objects.exists() and not Service.objects.exists()
     # With the account's default subnet (what tests.support.api.NETWORK holds) both go through.
-    task = ecs.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]
+    task = ecs.run_task(cluster="demo", taskDefinition="web", **FARGATE)["tasks"][0]
     assert _details(task)["subnetId"] == "subnet-a"
-    service = ecs.create_service(cluster="demo", serviceName="s", taskDefinition="web", desiredCount=0, **NETWORK)
+    service = ecs.create_service(cluster="demo", serviceName="s", taskDefinition="web", desiredCount=0, **FARGATE)
     assert service["service"]["networkConfiguration"] == NETWORK["networkConfiguration"]
     # UpdateService checks a new one as CreateService does, and keeps the old one when refused.
     assert error_of(ecs.update_service, cluster="demo", service="s",

@@ -12,7 +12,7 @@ import requests
 from orchestrator.frontend import EcsError, call
 from orchestrator.frontend.operations import OPERATIONS
 from orchestrator.models import Activity, Cluster, Task, TaskDefinition
-from tests.support.api import TARGET, fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, NETWORK, TARGET, fargate_task_definition
 
 JSON = "application/x-amz-json-1.1"
 
@@ -81,7 +81,7 @@ def test_it_names_the_wrong_field(raw_api):
 
 
 def test_it_rejects_a_missing_required_parameter(raw_api):
-    status, kind, message = error(raw_api("RunTask", {"cluster": "default", **NETWORK}))
+    status, kind, message = error(raw_api("RunTask", {"cluster": "default", **FARGATE}))
     assert (status, kind) == (400, "InvalidParameterException")
     assert "taskDefinition" in message
 
@@ -195,7 +195,7 @@ def test_it_records_failed_calls_too(raw_api):
 def test_it_gives_runtask_the_trace_id_of_its_call(raw_api):
     raw_api("CreateCluster", {"clusterName": "default"})
     raw_api("RegisterTaskDefinition", fargate_task_definition())
-    response = raw_api("RunTask", {"taskDefinition": "web", **NETWORK})
+    response = raw_api("RunTask", {"taskDefinition": "web", **FARGATE})
     task = Task.objects.get()
     call = Activity.objects.get(component="frontend", action="RunTask")
     assert response.status_code == 200

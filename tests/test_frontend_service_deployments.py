@@ -3,7 +3,7 @@ import pytest
 from django.utils import timezone
 
 from orchestrator.models import Deployment, Service
-from tests.support.api import assert_model_shape, error_of, fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, assert_model_shape, error_of, fargate_task_definition
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:"
 
@@ -15,7 +15,7 @@ def demo(ecs):
     ecs.register_task_definition(**fargate_task_definition())
     ecs.register_task_definition(**fargate_task_definition())
     ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web:1", desiredCount=1,
-                       deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": False}}, **NETWORK)
+                       deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": False}}, **FARGATE)
     return ecs
 
 
@@ -153,7 +153,7 @@ def test_list_service_deployments_of_an_unknown_service_is_service_not_found(dem
 
 def test_the_code_deploy_controller_and_a_change_of_controller_are_refused(demo):
     code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="bg-code-deploy",
-                                taskDefinition="web:1", deploymentController={"type": "CODE_DEPLOY"}, **NETWORK)
+                                taskDefinition="web:1", deploymentController={"type": "CODE_DEPLOY"}, **FARGATE)
     assert code == "InvalidParameterException" and "CODE_DEPLOY" in message and "EXTERNAL" in message
     for kind in ("EXTERNAL", "CODE_DEPLOY"):
         code, message, _ = error_of(demo.update_service, cluster="demo", service="svc",
@@ -161,5 +161,5 @@ def test_the_code_deploy_controller_and_a_change_of_controller_are_refused(demo)
         assert code == "InvalidParameterException" and kind in message
     assert list(Service.objects.values_list("name", flat=True)) == ["svc"]
     ok = demo.create_service(cluster="demo", serviceName="ecs", taskDefinition="web:1",
-                             deploymentController={"type": "ECS"}, **NETWORK)["service"]
+                             desiredCount=0, deploymentController={"type": "ECS"}, **FARGATE)["service"]
     assert ok["deploymentController"] == {"type": "ECS"}

@@ -5,7 +5,7 @@ import pytest
 
 from orchestrator import service_discovery
 from orchestrator.models import DiscoveryInstance, Service, Task
-from tests.support.api import error_of, fargate_task_definition, lab_client, NETWORK
+from tests.support.api import FARGATE, error_of, fargate_task_definition, lab_client
 
 
 @pytest.fixture
@@ -27,7 +27,8 @@ def demo(ecs, sd):
 
 
 def create(ecs, name="svc", **params):
-    return ecs.create_service(cluster="demo", serviceName=name, taskDefinition="web:1", **{**NETWORK, **params})["service"]
+    params = {**FARGATE, "desiredCount": 0, **params}
+    return ecs.create_service(cluster="demo", serviceName=name, taskDefinition="web:1", **params)["service"]
 
 
 def test_a_service_registry_is_stored_described_and_named_in_dns(demo):

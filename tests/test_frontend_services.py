@@ -3,7 +3,7 @@ import pytest
 
 from orchestrator import bus
 from orchestrator.models import Account, Deployment, Listener, LoadBalancer, Service, TargetGroup
-from tests.support.api import error_of, fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, error_of, fargate_task_definition
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:"
 
@@ -18,7 +18,18 @@ def demo(ecs):
 
 
 def create(ecs, name="svc", **params):
-    return ecs.create_service(cluster="demo", serviceName=name, taskDefinition="web:1", **{**NETWORK, **params})["service"]
+    params = {**FARGATE, "desiredCount": 0, **params}
+    return ecs.create_service(cluster="demo", serviceName=name, taskDefinition="web:1", **params)["service"]
+
+
+def test_it_refuses_a_service_without_a_desired_count_as_ecs_does(demo):
+    code, message, status = error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:1",
+                                     **FARGATE)
+    assert (code, message, status) == ("InvalidParameterException", "DesiredCount is missing", 400)
+    assert not Service.objects.exists()
+    create(demo, desiredCount=2)
+    demo.update_service(cluster="demo", service="svc", forceNewDeployment=True)  # UpdateService keeps it
+    assert demo.describe_services(cluster="demo", services=["svc"])["services"][0]["desiredCount"] == 2
 
 
 def test_it_creates_a_service_with_ecs_defaults(demo):
@@ -42,7 +53,7 @@ def test_it_creates_a_service_with_ecs_defaults(demo):
 def test_it_refuses_placement_it_could_never_honour_on_create_and_update(demo):
     bad = [{"type": "memberOf", "expression": "attribute:ecs.instance-type =~ t2.*"}]
     code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:1",
-                                placementConstraints=bad, **NETWORK)
+                                placementConstraints=bad, **FARGATE)
     assert code == "InvalidParameterException" and "cannot evaluate" in message
     assert not Service.objects.exists()
     create(demo, desiredCount=1)
@@ -129,7 +140,7 @@ def test_it_publishes_a_new_service(demo):
 
 def test_it_refuses_a_second_service_of_the_same_name(demo):
     create(demo, desiredCount=1)
-    code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:2", **NETWORK)
+    code, message, _ = error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:2", **FARGATE)
     assert (code, message) == ("InvalidParameterException", "Creation of service was not idempotent.")
     assert Service.objects.count() == 1
 
@@ -145,9 +156,9 @@ def test_it_honours_the_client_token(demo):
     create(demo, desiredCount=1, clientToken="tok")
     assert create(demo, desiredCount=1, clientToken="tok")["serviceName"] == "svc"
     assert error_of(demo.create_service, cluster="demo", serviceName="other", taskDefinition="web:1",
-                    clientToken="tok", **NETWORK)[0] == "ConflictException"
+                    clientToken="tok", **FARGATE)[0] == "ConflictException"
     assert error_of(demo.create_service, cluster="demo", serviceName="long", taskDefinition="web:1",
-                    clientToken="t" * 37, **NETWORK)[0] == "InvalidParameterException"
+                    clientToken="t" * 37, **FARGATE)[0] == "InvalidParameterException"
 
 
 @pytest.mark.parametrize(
@@ -161,16 +172,17 @@ def test_it_honours_the_client_token(demo):
     ],
 )
 def test_it_refuses_invalid_services(demo, params):
-    assert error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:1", **params, **NETWORK)[0] == (
+    assert error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="web:1",
+                    **{**FARGATE, "desiredCount": 1, **params})[0] == (
         "InvalidParameterException"
     )
     assert not Service.objects.exists()
 
 
 def test_it_refuses_a_service_without_a_usable_task_definition(demo):
-    assert error_of(demo.create_service, cluster="demo", serviceName="svc", **NETWORK)[0] == "InvalidParameterException"
-    assert error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="nope", **NETWORK)[0] == "ClientException"
-    assert error_of(demo.create_service, cluster="nope", serviceName="svc", taskDefinition="web", **NETWORK)[0] == (
+    assert error_of(demo.create_service, cluster="demo", serviceName="svc", **FARGATE)[0] == "InvalidParameterException"
+    assert error_of(demo.create_service, cluster="demo", serviceName="svc", taskDefinition="nope", **FARGATE)[0] == "ClientException"
+    assert error_of(demo.create_service, cluster="nope", serviceName="svc", taskDefinition="web", **FARGATE)[0] == (
         "ClusterNotFoundException"
     )
 

@@ -4,7 +4,7 @@ import copy
 import pytest
 
 from orchestrator.models import TaskDefinition
-from tests.support.api import error_of, fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, error_of, fargate_task_definition
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:task-definition/"
 
@@ -55,7 +55,7 @@ def test_it_deregisters_a_revision(ecs):
     assert "deregisteredAt" in td
     assert error_of(ecs.describe_task_definition, taskDefinition="web")[0] == "ClientException"
     assert error_of(ecs.deregister_task_definition, taskDefinition="web")[0] == "InvalidParameterException"
-    assert error_of(ecs.run_task, taskDefinition="web:1", **NETWORK)[0] == "ClientException"
+    assert error_of(ecs.run_task, taskDefinition="web:1", **FARGATE)[0] == "ClientException"
 
 
 @pytest.mark.parametrize(
@@ -110,7 +110,7 @@ def test_it_registers_an_ec2_style_definition_that_cannot_run_on_fargate(ecs):
     params = {"family": "old", "containerDefinitions": [{"name": "a", "image": "busybox", "memory": 128, "cpu": 10}]}
     td = ecs.register_task_definition(**params)["taskDefinition"]
     assert td["compatibilities"] == ["EC2"]
-    assert error_of(ecs.run_task, taskDefinition="old", **NETWORK)[0] == "InvalidParameterException"
+    assert error_of(ecs.run_task, taskDefinition="old", **FARGATE)[0] == "InvalidParameterException"
 
 
 def _with_container(**fields):

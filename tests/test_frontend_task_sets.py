@@ -18,12 +18,14 @@ def bg(ecs):
     ecs.register_task_definition(**fargate_task_definition())
     ecs.register_task_definition(**fargate_task_definition())
     ecs.create_service(cluster="demo", serviceName="bg", taskDefinition="web:1", desiredCount=4,
-                       deploymentController={"type": "EXTERNAL"})
+                       launchType="FARGATE", deploymentController={"type": "EXTERNAL"})
     return ecs
 
 
 def create(ecs, td="web:1", **params):
     params.setdefault("networkConfiguration", NETWORK)
+    if "capacityProviderStrategy" not in params:
+        params.setdefault("launchType", "FARGATE")
     response = ecs.create_task_set(cluster="demo", service="bg", taskDefinition=td, **params)
     assert_model_shape("CreateTaskSet", response)
     return response["taskSet"]
@@ -68,6 +70,16 @@ def test_a_task_set_runs_its_share_of_the_desired_count_rounded_up(bg):
     assert bg.describe_task_sets(cluster="demo", service="bg")["taskSets"][0]["computedDesiredCount"] == 3
     sync()
     assert Task.objects.filter(desired_status="RUNNING").count() == 3
+
+
+def test_a_task_set_with_neither_and_no_default_strategy_takes_ec2_and_starts_nothing(bg):
+    response = bg.create_task_set(cluster="demo", service="bg", taskDefinition="web:1", networkConfiguration=NETWORK)
+    assert_model_shape("CreateTaskSet", response)
+    assert response["taskSet"]["launchType"] == "EC2" and "capacityProviderStrategy" not in response["taskSet"]
+    sync()
+    assert not Task.objects.exists()
+    [event] = bg.describe_services(cluster="demo", services=["bg"])["services"][0]["events"]
+    assert "Reason: No Container Instances were found in your cluster." in event["message"]
 
 
 def test_update_task_set_scales_and_delete_drains(bg):
@@ -122,22 +134,22 @@ def test_a_restarted_cluster_manager_starts_no_duplicates(bg):
 
 def test_the_errors_are_those_ecs_gives(bg):
     bg.create_service(cluster="demo", serviceName="rolling", taskDefinition="web:1", desiredCount=0,
-                      networkConfiguration=NETWORK)
+                      launchType="FARGATE", networkConfiguration=NETWORK)
     code, message, _ = error_of(bg.create_task_set, cluster="demo", service="rolling", taskDefinition="web:1",
-                                networkConfiguration=NETWORK)
+                                launchType="FARGATE", networkConfiguration=NETWORK)
     assert code == "InvalidParameterException" and "EXTERNAL" in message
     code, _, _ = error_of(bg.create_task_set, cluster="demo", service="nope", taskDefinition="web:1")
     assert code == "ServiceNotFoundException"
     code, _, _ = error_of(bg.create_task_set, cluster="nope", service="bg", taskDefinition="web:1")
     assert code == "ClusterNotFoundException"
     code, _, _ = error_of(bg.create_task_set, cluster="demo", service="bg", taskDefinition="web:9",
-                          networkConfiguration=NETWORK)
+                          launchType="FARGATE", networkConfiguration=NETWORK)
     assert code == "ClientException"
     code, message, _ = error_of(bg.create_task_set, cluster="demo", service="bg", taskDefinition="web:1")
     assert code == "InvalidParameterException" and "Network Configuration" in message
     for scale in ({"value": 101, "unit": "PERCENT"}, {"value": -1, "unit": "PERCENT"}):
         code, _, _ = error_of(bg.create_task_set, cluster="demo", service="bg", taskDefinition="web:1",
-                              networkConfiguration=NETWORK, scale=scale)
+                              launchType="FARGATE", networkConfiguration=NETWORK, scale=scale)
         assert code == "InvalidParameterException"
     code, _, _ = error_of(bg.create_task_set, cluster="demo", service="bg", taskDefinition="web:1",
                           networkConfiguration=NETWORK, launchType="EC2")
@@ -180,7 +192,7 @@ def test_the_same_client_token_gives_back_the_same_task_set(bg):
     first = create(bg, clientToken="token-1", scale={"value": 50, "unit": "PERCENT"})
     assert create(bg, clientToken="token-1", scale={"value": 50, "unit": "PERCENT"})["id"] == first["id"]
     code, _, _ = error_of(bg.create_task_set, cluster="demo", service="bg", taskDefinition="web:2",
-                          networkConfiguration=NETWORK, clientToken="token-1")
+                          launchType="FARGATE", networkConfiguration=NETWORK, clientToken="token-1")
     assert code == "ConflictException"
     assert Deployment.objects.filter(service__name="bg").count() == 1
 

@@ -5,7 +5,7 @@ import pytest
 
 from orchestrator import bus
 from orchestrator.models import Task, TaskContainer
-from tests.support.api import error_of, fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, NETWORK, error_of, fargate_task_definition
 
 TWO_CONTAINERS = [
     {"name": "web", "image": "fargate-lab/demo:latest", "cpu": 128, "memory": 256},
@@ -22,7 +22,7 @@ def demo(ecs):
 
 
 def test_it_writes_provisioning_tasks(demo):
-    tasks = demo.run_task(cluster="demo", taskDefinition="web", count=2, startedBy="me", **NETWORK)["tasks"]
+    tasks = demo.run_task(cluster="demo", taskDefinition="web", count=2, startedBy="me", **FARGATE)["tasks"]
     assert len(tasks) == 2
     assert {t["lastStatus"] for t in tasks} == {"PROVISIONING"}
     assert {t["desiredStatus"] for t in tasks} == {"RUNNING"}
@@ -45,7 +45,7 @@ def test_it_publishes_each_new_task(demo):
     seen = []
     unsubscribe = bus.subscribe(lambda kind, pk, **info: seen.append((kind, pk)))
     try:
-        demo.run_task(cluster="demo", taskDefinition="web", count=3, **NETWORK)
+        demo.run_task(cluster="demo", taskDefinition="web", count=3, **FARGATE)
     finally:
         unsubscribe()
     assert {("task", pk) for pk in Task.objects.values_list("pk", flat=True)} <= set(seen)
@@ -53,15 +53,15 @@ def test_it_publishes_each_new_task(demo):
 
 def test_it_runs_in_the_default_cluster_only_when_it_exists(ecs):
     ecs.register_task_definition(**fargate_task_definition())
-    code, message, _ = error_of(ecs.run_task, taskDefinition="web", **NETWORK)
+    code, message, _ = error_of(ecs.run_task, taskDefinition="web", **FARGATE)
     assert (code, message) == ("ClusterNotFoundException", "Cluster not found.")
     ecs.create_cluster()
-    assert ecs.run_task(taskDefinition="web", **NETWORK)["tasks"][0]["clusterArn"].endswith(":cluster/default")
+    assert ecs.run_task(taskDefinition="web", **FARGATE)["tasks"][0]["clusterArn"].endswith(":cluster/default")
 
 
 @pytest.mark.parametrize("count", [0, 11, -1])
 def test_it_bounds_the_count(demo, count):
-    assert error_of(demo.run_task, cluster="demo", taskDefinition="web", count=count, **NETWORK)[0] == "InvalidParameterException"
+    assert error_of(demo.run_task, cluster="demo", taskDefinition="web", count=count, **FARGATE)[0] == "InvalidParameterException"
     assert not Task.objects.exists()
 
 
@@ -73,8 +73,8 @@ def test_it_runs_on_fargate_only(demo, launch_type):
 
 
 def test_it_refuses_an_unknown_task_definition(demo):
-    assert error_of(demo.run_task, cluster="demo", taskDefinition="nope", **NETWORK)[0] == "ClientException"
-    assert error_of(demo.run_task, cluster="demo", taskDefinition="web:9", **NETWORK)[0] == "ClientException"
+    assert error_of(demo.run_task, cluster="demo", taskDefinition="nope", **FARGATE)[0] == "ClientException"
+    assert error_of(demo.run_task, cluster="demo", taskDefinition="web:9", **FARGATE)[0] == "ClientException"
 
 
 def test_it_stores_overrides_and_network_configuration(demo):
@@ -86,7 +86,8 @@ def test_it_stores_overrides_and_network_configuration(demo):
         "taskRoleArn": "arn:aws:iam::000000000000:role/app",
     }
     network = {"awsvpcConfiguration": {"subnets": ["subnet-1"], "assignPublicIp": "ENABLED"}}
-    task = demo.run_task(cluster="demo", taskDefinition="web", overrides=overrides, networkConfiguration=network)["tasks"][0]
+    task = demo.run_task(cluster="demo", taskDefinition="web", overrides=overrides, launchType="FARGATE",
+                         networkConfiguration=network)["tasks"][0]
     assert task["overrides"]["containerOverrides"] == overrides["containerOverrides"]
     assert task["overrides"]["taskRoleArn"] == overrides["taskRoleArn"]
     row = Task.objects.get()
@@ -98,7 +99,7 @@ def test_it_stores_placement_for_the_capacity_manager(demo):
     strategy = [{"type": "spread", "field": "attribute:ecs.availability-zone"}, {"type": "binpack", "field": "memory"}]
     constraints = [{"type": "distinctInstance"},
                    {"type": "memberOf", "expression": "attribute:ecs.availability-zone in [us-east-1a, us-east-1b]"}]
-    demo.run_task(cluster="demo", taskDefinition="web", placementStrategy=strategy, placementConstraints=constraints, **NETWORK)
+    demo.run_task(cluster="demo", taskDefinition="web", placementStrategy=strategy, placementConstraints=constraints, **FARGATE)
     row = Task.objects.get()
     assert (row.placement_strategy, row.placement_constraints) == (strategy, constraints)
 
@@ -114,38 +115,38 @@ def test_it_stores_placement_for_the_capacity_manager(demo):
     ({"placementConstraints": [{"type": "distinctInstance"}] * 11}, "at most 10 placement constraints"),
 ])
 def test_it_refuses_placement_it_could_never_honour(demo, placement, words):
-    code, message, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", **placement, **NETWORK)
+    code, message, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", **placement, **FARGATE)
     assert code == "InvalidParameterException" and words in message
     assert not Task.objects.exists()
 
 
 def test_it_refuses_an_override_for_an_unknown_container(demo):
     overrides = {"containerOverrides": [{"name": "ghost", "command": ["true"]}]}
-    assert error_of(demo.run_task, cluster="demo", taskDefinition="web", overrides=overrides, **NETWORK)[0] == "InvalidParameterException"
+    assert error_of(demo.run_task, cluster="demo", taskDefinition="web", overrides=overrides, **FARGATE)[0] == "InvalidParameterException"
 
 
 def test_it_is_idempotent_with_a_client_token(demo):
-    first = demo.run_task(cluster="demo", taskDefinition="web", count=2, clientToken="token-1", **NETWORK)["tasks"]
-    again = demo.run_task(cluster="demo", taskDefinition="web", count=2, clientToken="token-1", **NETWORK)["tasks"]
+    first = demo.run_task(cluster="demo", taskDefinition="web", count=2, clientToken="token-1", **FARGATE)["tasks"]
+    again = demo.run_task(cluster="demo", taskDefinition="web", count=2, clientToken="token-1", **FARGATE)["tasks"]
     assert [t["taskArn"] for t in again] == [t["taskArn"] for t in first]
     assert Task.objects.count() == 2
 
 
 def test_it_refuses_a_reused_token_with_other_parameters(demo):
-    demo.run_task(cluster="demo", taskDefinition="web", clientToken="token-1", **NETWORK)
-    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", count=2, clientToken="token-1", **NETWORK)
+    demo.run_task(cluster="demo", taskDefinition="web", clientToken="token-1", **FARGATE)
+    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", count=2, clientToken="token-1", **FARGATE)
     assert code == "ConflictException"
     assert Task.objects.count() == 1
 
 
 @pytest.mark.parametrize("token", ["x" * 65, "has space", "tab\there", "é"])
 def test_it_refuses_a_malformed_token(demo, token):
-    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", clientToken=token, **NETWORK)
+    code, _, _ = error_of(demo.run_task, cluster="demo", taskDefinition="web", clientToken=token, **FARGATE)
     assert code == "InvalidParameterException"
 
 
 def test_it_stops_a_task(demo):
-    arn = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
+    arn = demo.run_task(cluster="demo", taskDefinition="web", **FARGATE)["tasks"][0]["taskArn"]
     task = demo.stop_task(cluster="demo", task=arn, reason="enough")["task"]
     assert (task["desiredStatus"], task["stopCode"], task["stoppedReason"]) == ("STOPPED", "UserInitiated", "enough")
     assert "stoppingAt" in task
@@ -155,12 +156,12 @@ def test_it_stops_a_task(demo):
 
 
 def test_it_stops_a_task_by_id_with_the_default_reason(demo):
-    task_id = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"].rsplit("/", 1)[1]
+    task_id = demo.run_task(cluster="demo", taskDefinition="web", **FARGATE)["tasks"][0]["taskArn"].rsplit("/", 1)[1]
     assert demo.stop_task(cluster="demo", task=task_id)["task"]["stoppedReason"] == "Task stopped by user"
 
 
 def test_it_stops_a_task_by_arn_without_naming_the_cluster(demo):
-    arn = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
+    arn = demo.run_task(cluster="demo", taskDefinition="web", **FARGATE)["tasks"][0]["taskArn"]
     assert demo.stop_task(task=arn)["task"]["desiredStatus"] == "STOPPED"
 
 
@@ -170,7 +171,7 @@ def test_it_says_an_unknown_task_was_not_found(demo):
 
 
 def test_it_describes_tasks_with_failures(demo):
-    arn = demo.run_task(cluster="demo", taskDefinition="web", tags=[{"key": "k", "value": "v"}], **NETWORK)["tasks"][0]["taskArn"]
+    arn = demo.run_task(cluster="demo", taskDefinition="web", tags=[{"key": "k", "value": "v"}], **FARGATE)["tasks"][0]["taskArn"]
     response = demo.describe_tasks(cluster="demo", tasks=[arn, "f" * 32], include=["TAGS"])
     (task,) = response["tasks"]
     assert task["taskArn"] == arn
@@ -202,9 +203,9 @@ def test_its_task_ids_are_the_same_uuid5s_as_before(demo):
 
 def test_it_lists_tasks_by_filter(demo):
     demo.register_task_definition(**fargate_task_definition(family="other"))
-    web = demo.run_task(cluster="demo", taskDefinition="web", startedBy="alice", **NETWORK)["tasks"][0]["taskArn"]
-    other = demo.run_task(cluster="demo", taskDefinition="other", **NETWORK)["tasks"][0]["taskArn"]
-    stopped = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
+    web = demo.run_task(cluster="demo", taskDefinition="web", startedBy="alice", **FARGATE)["tasks"][0]["taskArn"]
+    other = demo.run_task(cluster="demo", taskDefinition="other", **FARGATE)["tasks"][0]["taskArn"]
+    stopped = demo.run_task(cluster="demo", taskDefinition="web", **FARGATE)["tasks"][0]["taskArn"]
     demo.stop_task(cluster="demo", task=stopped)
     assert set(demo.list_tasks(cluster="demo")["taskArns"]) == {web, other}
     assert demo.list_tasks(cluster="demo", family="web")["taskArns"] == [web]
@@ -218,7 +219,7 @@ def test_it_lists_tasks_by_filter(demo):
 def test_its_task_pages_follow_the_last_task_handed_out(demo):
     """ListTasks' nextToken remembers the last task of its page (a keyset page, cheap at 10,000
     tasks): a task stopped before the next page is asked for makes no other task skipped."""
-    arns = [t["taskArn"] for t in demo.run_task(cluster="demo", taskDefinition="web", count=5, **NETWORK)["tasks"]]
+    arns = [t["taskArn"] for t in demo.run_task(cluster="demo", taskDefinition="web", count=5, **FARGATE)["tasks"]]
     assert len(arns) == 5
     first = demo.list_tasks(cluster="demo", maxResults=2)
     demo.stop_task(cluster="demo", task=first["taskArns"][0])  # an OFFSET page would now skip one
@@ -233,8 +234,8 @@ def test_its_task_pages_follow_the_last_task_handed_out(demo):
 
 
 def test_it_lists_a_services_tasks(demo):
-    demo.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0, **NETWORK)
-    demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)
+    demo.create_service(cluster="demo", serviceName="svc", taskDefinition="web", desiredCount=0, **FARGATE)
+    demo.run_task(cluster="demo", taskDefinition="web", **FARGATE)
     task = Task.objects.get()
     task.service = task.cluster.services.get()
     task.save(update_fields=("service",))

@@ -21,7 +21,7 @@ from tests.support.browser import wait_live
 from orchestrator.elbv2.views import call as elbv2
 from tests.support.common import free_port
 from tests.test_dashboard_journey_forms import make_alb, register_web
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = pytest.mark.browser
 
@@ -206,7 +206,7 @@ def test_the_service_form_puts_a_service_behind_the_target_group_and_ends_on_its
 
 def test_a_rolling_update_starts_from_the_service_page(page, live_lab_server, behind_a_listener):
     call(Account.default(), "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1",
-                                              "desiredCount": 1, **NETWORK})
+                                              "desiredCount": 1, **FARGATE})
     service = Service.objects.get(name="web")
     page.goto(f"{live_lab_server.url}/services/{service.pk}/")
     expect(page.locator("#rollout-commands-kubectl")).to_have_text(

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from orchestrator import bus
 from orchestrator.frontend import call
 from orchestrator.models import Account, Activity, ContainerInstance, Service, Task
-from tests.support.api import signed_request, NETWORK
+from tests.support.api import FARGATE, signed_request
 from tests.support.browser import wait_live
 from tests.support.kubernetes import parse_and_validate
 
@@ -35,8 +35,8 @@ def demo(live_lab_server):
         "containerDefinitions": [{"name": "web", "image": "fargate-lab/demo:latest", "command": ["/demo/serve.sh"],
                                   "environment": [{"name": "GREETING", "value": "hi"}]}],
     })
-    arn = call(account, "RunTask", {"cluster": "demo", "taskDefinition": "web:1", **NETWORK})["tasks"][0]["taskArn"]
-    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1, **NETWORK})
+    arn = call(account, "RunTask", {"cluster": "demo", "taskDefinition": "web:1", **FARGATE})["tasks"][0]["taskArn"]
+    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1, **FARGATE})
     ContainerInstance.objects.create(name="fleet-1", cpu_registered=4096, memory_registered=8192)
     return {"task": Task.objects.get(task_id=arn.rsplit("/", 1)[1]), "service": Service.objects.get(name="web")}
 

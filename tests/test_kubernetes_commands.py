@@ -5,7 +5,7 @@ import pytest
 from orchestrator import kubernetes
 from orchestrator.frontend import call
 from orchestrator.models import Account, Activity, Service
-from tests.support.api import fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, NETWORK, fargate_task_definition
 
 WEB = [{"name": "web", "image": "fargate-lab/demo:latest"}]
 
@@ -73,7 +73,7 @@ def test_a_call_through_the_api_is_logged_with_its_kubectl_and_aws_forms(raw_api
     definition["containerDefinitions"][0]["environment"] = [{"name": "PASSWORD", "value": "hunter2"}]
     assert raw_api("RegisterTaskDefinition", definition).status_code == 200
     assert raw_api("CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web",
-                                     "desiredCount": 2, **NETWORK}).status_code == 200
+                                     "desiredCount": 2, **FARGATE}).status_code == 200
     assert raw_api("UpdateService", {"cluster": "demo", "service": "web", "desiredCount": 5}).status_code == 200
 
     calls = {row.action: row for row in Activity.objects.filter(component="frontend")}
@@ -89,7 +89,7 @@ def test_a_stop_names_the_pod_of_the_task(raw_api):
     account = Account.objects.get(account_id="000000000000")
     call(account, "CreateCluster", {"clusterName": "demo"})
     call(account, "RegisterTaskDefinition", fargate_task_definition())
-    arn = call(account, "RunTask", {"cluster": "demo", "taskDefinition": "web", **NETWORK})["tasks"][0]["taskArn"]
+    arn = call(account, "RunTask", {"cluster": "demo", "taskDefinition": "web", **FARGATE})["tasks"][0]["taskArn"]
     assert raw_api("StopTask", {"cluster": "demo", "task": arn}).status_code == 200
     stop = Activity.objects.get(component="frontend", action="StopTask")
     assert stop.kubectl_command == f"kubectl delete pod web-{arn.rsplit('/', 1)[1]} -n demo"
@@ -120,7 +120,7 @@ def test_a_trace_shows_its_call_beside_the_kubectl_command(alice_client, alice):
     account.members.add(alice)
     call(account, "CreateCluster", {"clusterName": "demo"})
     call(account, "RegisterTaskDefinition", fargate_task_definition())
-    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web", "desiredCount": 1, **NETWORK})
+    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web", "desiredCount": 1, **FARGATE})
     assert alice_client.post(f"/services/{Service.objects.get(name='web').pk}/scale/",
                              {"desired_count": 5}).status_code == 302
     row = Activity.objects.get(component="frontend", action="UpdateService")

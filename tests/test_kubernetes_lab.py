@@ -10,7 +10,7 @@ import requests
 
 from tests.support.kubernetes import parse_and_validate
 from tests.support.lab import LabProcess, lab_containers, poll, remove_lab_objects
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = pytest.mark.docker
 
@@ -66,7 +66,7 @@ def test_a_running_task_s_pod_says_what_docker_runs(lab, dashboard, docker_clien
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**web("hello from the lab"))
-    arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **FARGATE)["tasks"][0]["taskArn"]
     poll(lambda: ecs.describe_tasks(cluster="demo", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
          message="the task to run")
 
@@ -103,7 +103,7 @@ def test_a_service_mid_rollout_is_a_deployment_with_a_replica_set_per_deployment
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**web("v1"))
     service_arn = ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web:1",
-                                     desiredCount=2, **NETWORK)["service"]["serviceArn"]
+                                     desiredCount=2, **FARGATE)["service"]["serviceArn"]
     pk = service_page_pk(dashboard, lab)
     url = f"{lab.url}/services/{pk}/"
 
@@ -159,7 +159,7 @@ def test_a_service_whose_image_cannot_be_pulled_backs_off_as_image_pull_back_off
     definition = web("never")
     definition["containerDefinitions"][0]["image"] = "fargate-lab/missing:nowhere"
     ecs.register_task_definition(**definition)
-    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=1, **NETWORK)
+    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=1, **FARGATE)
 
     def stopped_statuses():
         arns = ecs.list_tasks(cluster="demo", desiredStatus="STOPPED")["taskArns"]

@@ -14,7 +14,7 @@ from orchestrator.models import (
     Account, ContainerInstance, Deployment, Listener, LoadBalancer, Service, Target, TargetGroup, Task,
 )
 from tests.support.kubernetes import parse_and_validate
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 WEB = {
     "family": "web", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "512",
@@ -43,12 +43,12 @@ def demo(db):
     call(account, "RegisterTaskDefinition", WEB)
     instance = ContainerInstance.objects.create(name="fleet-1", cpu_registered=4096, memory_registered=8192,
                                                 agent_connected=True, last_heartbeat=timezone.now())
-    arn = call(account, "RunTask", {"cluster": "demo", "taskDefinition": "web:1", **NETWORK})["tasks"][0]["taskArn"]
+    arn = call(account, "RunTask", {"cluster": "demo", "taskDefinition": "web:1", **FARGATE})["tasks"][0]["taskArn"]
     task = Task.objects.get(task_id=arn.rsplit("/", 1)[1])
     Task.objects.filter(pk=task.pk).update(last_status=Task.RUNNING, container_instance=instance,
                                            started_at=timezone.now(), private_ip="10.0.1.5")
     task.containers.update(last_status="RUNNING")
-    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 2, **NETWORK})
+    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 2, **FARGATE})
     return {"account": account, "task": Task.objects.get(pk=task.pk), "instance": instance,
             "service": Service.objects.get(name="web")}
 

@@ -5,7 +5,7 @@ HEALTHY and has its secrets, the sidecar runs beside it, and the app's lines rea
 import pytest
 
 from tests.support.lab import poll
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.docker]
 
@@ -39,7 +39,7 @@ def test_a_documented_task_definition_runs_as_on_aws(lab):
             container("sidecar", "echo sidecar up; trap 'exit 0' TERM; while true; do sleep 0.2; done",
                       essential=False, dependsOn=[{"containerName": "app", "condition": "START"}]),
         ])
-    arn = ecs.run_task(cluster="documented", taskDefinition="documented", **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="documented", taskDefinition="documented", **FARGATE)["tasks"][0]["taskArn"]
     task_id = arn.rsplit("/", 1)[1]
     task = poll(lambda: next((t for t in ecs.describe_tasks(cluster="documented", tasks=[arn])["tasks"]
                               if t["lastStatus"] == "RUNNING"), None), timeout=90, message="the task to run")

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.support.lab import lab_containers, poll
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE, NETWORK
 
 pytestmark = pytest.mark.docker
 
@@ -166,7 +166,7 @@ def test_a_lab_restart_adopts_running_tasks_without_duplicates(lab, docker_clien
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**SMALL_WEB)
-    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **NETWORK)
+    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **FARGATE)
     poll(lambda: service_state(ecs, "demo", "web")["runningCount"] == 2, message="2 running")
     before = sorted(c.id for c in running_containers(docker_client, lab.lab_id))
 
@@ -184,7 +184,7 @@ def test_an_engine_restart_converges_to_the_desired_count(lab, docker_client, re
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**SMALL_WEB)
-    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **NETWORK)
+    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **FARGATE)
     poll(lambda: service_state(ecs, "demo", "web")["runningCount"] == 2, message="2 running")
     before = {c.labels["fargatelab.task-arn"] for c in running_containers(docker_client, lab.lab_id)}
 
@@ -204,7 +204,7 @@ def test_an_engine_restart_converges_to_the_desired_count(lab, docker_client, re
 def test_errors_have_the_right_status_and_type(lab):
     ecs = lab.client()
     with pytest.raises(botocore.exceptions.ClientError) as err:
-        ecs.run_task(cluster="nowhere", taskDefinition="web", **NETWORK)
+        ecs.run_task(cluster="nowhere", taskDefinition="web", **FARGATE)
     assert err.value.response["Error"]["Code"] == "ClusterNotFoundException"
 
     bad = dict(SMALL_WEB, cpu="256", memory="4096")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.support.lab import poll
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -49,7 +49,7 @@ def test_secrets_from_both_stores_are_in_the_environment_and_on_no_page(lab, lab
         {"name": "DB_OLD_PASSWORD", "valueFrom": f"{arn}:password:AWSPREVIOUS:"},
         {"name": "DB_FIRST_USER", "valueFrom": f"{arn}:user::{secret['VersionId']}"},
     ])
-    task_arn = ecs.run_task(cluster="vault", taskDefinition="secretive", **NETWORK)["tasks"][0]["taskArn"]
+    task_arn = ecs.run_task(cluster="vault", taskDefinition="secretive", **FARGATE)["tasks"][0]["taskArn"]
     task_id = task_arn.rsplit("/", 1)[1]
     poll(lambda: ecs.describe_tasks(cluster="vault", tasks=[task_arn])["tasks"][0]["lastStatus"] == "RUNNING",
          message="the task to run")
@@ -83,7 +83,7 @@ def test_a_missing_secret_stops_the_task_as_ecs_does(lab):
     ecs.create_cluster(clusterName="vault")
     definition(ecs, "missing", [
         {"name": "NOPE", "valueFrom": "arn:aws:secretsmanager:us-east-1:000000000000:secret:gone-AbCdEf"}])
-    task_arn = ecs.run_task(cluster="vault", taskDefinition="missing", **NETWORK)["tasks"][0]["taskArn"]
+    task_arn = ecs.run_task(cluster="vault", taskDefinition="missing", **FARGATE)["tasks"][0]["taskArn"]
     poll(lambda: ecs.describe_tasks(cluster="vault", tasks=[task_arn])["tasks"][0]["lastStatus"] == "STOPPED",
          message="the task to stop")
     task = ecs.describe_tasks(cluster="vault", tasks=[task_arn])["tasks"][0]

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from dashboard import diagram
 from tests.support.browser import admin_page, wait_live
 from tests.test_dashboard_lab_browser import WEB
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -58,7 +58,7 @@ def test_a_run_task_lights_frontend_state_database_capacity_manager_agent_and_do
     ecs.register_task_definition(**WEB)
     projector.evaluate("window.notReloaded = true")
 
-    task_arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **NETWORK)["tasks"][0]["taskArn"]
+    task_arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **FARGATE)["tasks"][0]["taskArn"]
     task_id = task_arn.rsplit("/", 1)[1]
 
     projector.wait_for_function(f"(id) => ({LIT_ORDER})(id).includes('docker')", arg=task_id)
@@ -75,7 +75,7 @@ def test_a_run_tasks_trace_replays_on_the_map_from_its_trace_page(lab, projector
     ecs = lab.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**WEB)
-    task_arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **NETWORK)["tasks"][0]["taskArn"]
+    task_arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **FARGATE)["tasks"][0]["taskArn"]
     task_id = task_arn.rsplit("/", 1)[1]
     projector.wait_for_function(f"(id) => ({LIT_ORDER})(id).includes('docker')", arg=task_id)
 

@@ -54,9 +54,10 @@ def test_run_task_beyond_the_bucket_is_throttled_and_writes_nothing(live_server,
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**fargate_task_definition())
     network = {"awsvpcConfiguration": {"subnets": ["subnet-a"]}}
-    assert len(ecs.run_task(cluster="demo", taskDefinition="web", count=5, networkConfiguration=network)["tasks"]) == 5
+    assert len(ecs.run_task(cluster="demo", taskDefinition="web", count=5, launchType="FARGATE",
+                            networkConfiguration=network)["tasks"]) == 5
     with pytest.raises(botocore.exceptions.ClientError) as caught:
-        ecs.run_task(cluster="demo", taskDefinition="web", count=1, networkConfiguration=network)
+        ecs.run_task(cluster="demo", taskDefinition="web", count=1, launchType="FARGATE", networkConfiguration=network)
     assert caught.value.response["Error"] == {"Code": "ThrottlingException", "Message": "Rate exceeded"}
     assert Task.objects.count() == 5
 

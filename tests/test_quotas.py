@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from orchestrator import quotas
 from orchestrator.models import AccessKey, Account, Cluster, Service, Task
-from tests.support.api import error_of, fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, NETWORK, error_of, fargate_task_definition
 
 
 @pytest.fixture
@@ -93,8 +93,9 @@ def test_clusters_per_account(bob, bobs_ecs):
 def test_services_per_cluster(bob, bobs_demo):
     bob.services_per_cluster_quota = 1
     bob.save()
-    bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=0, **NETWORK)
-    code, message, _ = error_of(bobs_demo.create_service, cluster="demo", serviceName="api", taskDefinition="web", **NETWORK)
+    bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=0, **FARGATE)
+    code, message, _ = error_of(bobs_demo.create_service, cluster="demo", serviceName="api", taskDefinition="web",
+                                desiredCount=0, **FARGATE)
     assert code == "ClientException" and "Services per cluster (L-9EF96962) of this account is 1" in message
     assert list(Service.objects.values_list("name", flat=True)) == ["web"]
 
@@ -103,10 +104,10 @@ def test_tasks_per_service_bounds_the_desired_count(bob, bobs_demo):
     bob.tasks_per_service_quota = 3
     bob.save()
     code, message, _ = error_of(bobs_demo.create_service, cluster="demo", serviceName="web", taskDefinition="web",
-                                desiredCount=4, **NETWORK)
+                                desiredCount=4, **FARGATE)
     assert code == "ClientException" and "Tasks per service" in message and "(3 tasks)" in message
     assert not Service.objects.exists()
-    bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=0, **NETWORK)
+    bobs_demo.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=0, **FARGATE)
     assert error_of(bobs_demo.update_service, cluster="demo", service="web", desiredCount=4)[0] == "ClientException"
     assert Service.objects.get().desired_count == 0
     assert bobs_demo.update_service(cluster="demo", service="web", desiredCount=3)["service"]["desiredCount"] == 3

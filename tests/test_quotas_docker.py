@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.support.lab import lab_containers, poll
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = pytest.mark.docker
 
@@ -25,7 +25,7 @@ def test_a_service_runs_what_the_vcpu_quota_holds_then_the_rest_when_raised(lab,
     bob.register_task_definition(
         family="web", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
         containerDefinitions=[{"name": "web", "image": "fargate-lab/demo:latest", "essential": True}])
-    bob.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=3, **NETWORK)
+    bob.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=3, **FARGATE)
 
     def service():
         return bob.describe_services(cluster="demo", services=["web"])["services"][0]

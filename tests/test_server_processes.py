@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from tests.support.browser import admin_page, wait_live
 from tests.support.lab import LabProcess, lab_containers, lab_database, poll, remove_lab_objects
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.docker, pytest.mark.browser]
 
@@ -67,7 +67,7 @@ def test_a_page_follows_another_process_and_the_leader_hands_over_without_losing
     ecs = writer.client()
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**WEB)
-    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **NETWORK)
+    ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=2, **FARGATE)
     poll(lambda: len(running(ecs)) == 2, message="2 tasks RUNNING, started by the leader")
 
     # The viewer's page, on its own process, follows a change made through the writer.
@@ -139,7 +139,7 @@ def test_workers_serve_the_lab_from_that_many_processes_with_one_leader(tmp_path
         ecs.register_task_definition(**WEB)
         for _ in range(6):  # requests land on either worker; each sees what the other wrote
             assert [c["clusterName"] for c in ecs.describe_clusters(clusters=["demo"])["clusters"]] == ["demo"]
-        ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=1, **NETWORK)
+        ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=1, **FARGATE)
         poll(lambda: len(running(ecs)) == 1, timeout=60, message="the leader to start the service's task")
         assert "served by 2 processes" in lab.log()
     finally:

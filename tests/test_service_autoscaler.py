@@ -7,7 +7,7 @@ import pytest
 from orchestrator.service_autoscaler import (CPU, MEMORY, BadSchedule, NotScaled, Observed, PolicyView, Reading,
                                              RunScheduledAction, ScheduleView, SetDesiredCount, TargetView, due_time,
                                              parse_schedule, plan)
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
 TARGET = TargetView("service/default/web", 1, 10)
@@ -182,13 +182,15 @@ def test_a_target_follows_its_service_deleted_and_created_again(db):
     call(account, "RegisterTaskDefinition", {
         "family": "web", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256",
         "memory": "512", "containerDefinitions": [{"name": "web", "image": "fargate-lab/demo:latest"}]})
-    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", **NETWORK})
+    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 0,
+                                    **FARGATE})
     AUTOSCALING.call(account, "RegisterScalableTarget", {
         "ServiceNamespace": "ecs", "ScalableDimension": "ecs:service:DesiredCount", "ResourceId": "service/demo/web",
         "MinCapacity": 2, "MaxCapacity": 4})
     call(account, "DeleteService", {"cluster": "demo", "service": "web", "force": True})
     Service.objects.filter(name="web").update(status=Service.INACTIVE)  # what the cluster manager ends with
-    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", **NETWORK})
+    call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 0,
+                                    **FARGATE})
     again = Service.objects.get(name="web", status=Service.ACTIVE)
     target = ScalableTarget.objects.get()
     sync_target(target.pk, lambda *args, **kwargs: None)

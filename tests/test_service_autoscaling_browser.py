@@ -11,7 +11,7 @@ from orchestrator.frontend import call
 from orchestrator.frontend.application_autoscaling import SERVICE as AUTOSCALING
 from orchestrator.models import Account, ScalableTarget, Service, Task
 from tests.support.browser import wait_live
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = pytest.mark.browser
 TARGET = {"ServiceNamespace": "ecs", "ScalableDimension": "ecs:service:DesiredCount", "ResourceId": "service/demo/web"}
@@ -27,7 +27,7 @@ def web(live_lab_server, settings):
         "family": "web", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256",
         "memory": "512", "containerDefinitions": [{"name": "web", "image": "fargate-lab/demo:latest"}]})
     call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1",
-                                    "desiredCount": 2, **NETWORK})
+                                    "desiredCount": 2, **FARGATE})
     service = Service.objects.get(name="web")
     for _ in range(2):
         Task.objects.create(service=service, account=account, cluster=service.cluster, cpu=256, memory=512,

@@ -8,7 +8,7 @@ from orchestrator.frontend import call
 from orchestrator.frontend.servicediscovery import SERVICE as CLOUD_MAP
 from orchestrator.models import Account, Namespace, Service, Task
 from tests.support.browser import wait_live
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,7 @@ def registered_service(live_lab_server):
         "memory": "512", "containerDefinitions": [{"name": "web", "image": "fargate-lab/demo:latest",
                                                    "portMappings": [{"containerPort": 80}]}]})
     call(account, "CreateService", {"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1",
-                                    "serviceRegistries": [{"registryArn": registry["Arn"]}], **NETWORK})
+                                    "desiredCount": 0, "serviceRegistries": [{"registryArn": registry["Arn"]}], **FARGATE})
     return Service.objects.get(name="web")
 
 

@@ -211,7 +211,7 @@ def test_run_task_refuses_the_overrides_it_cannot_honour(ecs, name):
     ecs.register_task_definition(**fargate_task_definition())
     code, message, status = error_of(
         ecs.run_task, cluster="demo", taskDefinition="web", overrides=REFUSED_OVERRIDES[name],
-        networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-a"]}})
+        launchType="FARGATE", networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-a"]}})
     assert (status, code) == (400, "ClientException")
     assert message.startswith("overrides: ") and name in message and "not supported" in message
     assert not Task.objects.exists()

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from tests.support.browser import wait_live
 from tests.support.lab import poll
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -28,7 +28,7 @@ def test_the_task_page_shows_the_dependency_lifecycle(lab, lab_tab):
             container("app", dependsOn=[{"containerName": "init", "condition": "SUCCESS"}]),
             container("sidecar", essential=False, dependsOn=[{"containerName": "app", "condition": "START"}]),
         ])
-    arn = ecs.run_task(cluster="order", taskDefinition="ordered", **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="order", taskDefinition="ordered", **FARGATE)["tasks"][0]["taskArn"]
     task_id = arn.rsplit("/", 1)[1]
     lab_tab.goto(f"{lab.url}/tasks/{task_id}/")
     wait_live(lab_tab)

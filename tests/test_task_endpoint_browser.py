@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from tests.support.lab import poll
 from tests.test_task_metadata_docker import container_env, http_get
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 ROLE = "arn:aws:iam::000000000000:role/web-task"
@@ -19,7 +19,7 @@ def test_the_task_page_shows_the_endpoints_and_never_the_credentials(lab, lab_ta
     ecs.register_task_definition(
         family="meta", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
         taskRoleArn=ROLE, containerDefinitions=[{"name": "web", "image": "fargate-lab/demo:latest", "essential": True}])
-    arn = ecs.run_task(cluster="meta", taskDefinition="meta", **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="meta", taskDefinition="meta", **FARGATE)["tasks"][0]["taskArn"]
     task_id = arn.rsplit("/", 1)[1]
     poll(lambda: ecs.describe_tasks(cluster="meta", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
          message="the task to run")

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 from tests.support.browser import wait_live
 from tests.support.lab import poll
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -18,7 +18,7 @@ def test_the_task_page_follows_its_container_health(lab, lab_tab, docker_client)
         containerDefinitions=[{"name": "web", "image": "fargate-lab/demo:latest", "essential": True,
                                "healthCheck": {"command": ["CMD-SHELL", "test ! -f /tmp/fail"], "interval": 5,
                                                "retries": 1}}])
-    arn = ecs.run_task(cluster="health", taskDefinition="checked", **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="health", taskDefinition="checked", **FARGATE)["tasks"][0]["taskArn"]
     task_id = arn.rsplit("/", 1)[1]
     poll(lambda: ecs.describe_tasks(cluster="health", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
          message="the task to run")

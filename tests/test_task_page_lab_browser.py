@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from tests.support.browser import wait_live
 from tests.support.lab import poll
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -25,7 +25,7 @@ def test_a_line_printed_once_shows_once_on_the_task_page(lab, lab_tab):
     ecs.create_cluster(clusterName="logs")
     marker = f"printed-once-{uuid.uuid4().hex[:8]}"
     ecs.register_task_definition(**task_definition("talker", ["sh", "-c", f"echo {marker}; exec /demo/serve.sh"]))
-    arn = ecs.run_task(cluster="logs", taskDefinition="talker", **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="logs", taskDefinition="talker", **FARGATE)["tasks"][0]["taskArn"]
     poll(lambda: ecs.describe_tasks(cluster="logs", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
          message="the task to run")
 
@@ -52,7 +52,7 @@ def test_a_task_whose_pull_failed_shows_stopped_without_running_stop_kill_or_por
     ecs.create_cluster(clusterName="pulls")
     ecs.register_task_definition(**task_definition("unpullable", ["/demo/serve.sh"],
                                                    image="127.0.0.1:1/nowhere/nothing:latest"))
-    arn = ecs.run_task(cluster="pulls", taskDefinition="unpullable", **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="pulls", taskDefinition="unpullable", **FARGATE)["tasks"][0]["taskArn"]
     task = poll(lambda: next((t for t in ecs.describe_tasks(cluster="pulls", tasks=[arn])["tasks"]
                               if t["lastStatus"] == "STOPPED"), None), message="the task to stop")
     assert "startedAt" not in task
@@ -77,7 +77,7 @@ def test_a_task_that_stops_while_its_page_is_open_loses_stop_kill_and_port_links
     ecs = lab.client()
     ecs.create_cluster(clusterName="stops")
     ecs.register_task_definition(**task_definition("web", ["/demo/serve.sh"]))
-    arn = ecs.run_task(cluster="stops", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="stops", taskDefinition="web", **FARGATE)["tasks"][0]["taskArn"]
     lab_tab.goto(f"{lab.url}/tasks/{arn.rsplit('/', 1)[1]}/")
     wait_live(lab_tab)
     detail = lab_tab.locator(".task-detail")
@@ -112,7 +112,7 @@ def test_every_task_pulls_its_registry_image_and_the_page_shows_it(lab, lab_tab,
         ecs.register_task_definition(**task_definition("local", ["/demo/serve.sh"]))
         arns = []
         for family in ("pulled", "pulled", "local"):  # the second finds the image on the instance
-            arn = ecs.run_task(cluster="pulls", taskDefinition=family, **NETWORK)["tasks"][0]["taskArn"]
+            arn = ecs.run_task(cluster="pulls", taskDefinition=family, **FARGATE)["tasks"][0]["taskArn"]
             poll(lambda: ecs.describe_tasks(cluster="pulls", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING",
                  message=f"the {family} task to run")
             arns.append(arn)

@@ -7,7 +7,7 @@ from django.utils import timezone
 from orchestrator.cluster_manager import RequeueAfter, StopTasks, plan
 from orchestrator.deployments import RolloutTask, plan_rollout
 from orchestrator.models import Task
-from tests.support.api import assert_model_shape, error_of, fargate_task_definition, NETWORK
+from tests.support.api import FARGATE, assert_model_shape, error_of, fargate_task_definition
 from tests.test_deployments_plan import NEW, OLD, T0, service, task
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:task/demo/"
@@ -18,9 +18,9 @@ def demo(ecs):
     """A cluster "demo" with a service "svc" of 2 tasks and a standalone task."""
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**fargate_task_definition())
-    service = ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web:1", desiredCount=0, **NETWORK)["service"]
+    service = ecs.create_service(cluster="demo", serviceName="svc", taskDefinition="web:1", desiredCount=0, **FARGATE)["service"]
     deployment = service["deployments"][0]["id"]
-    ecs.run_task(cluster="demo", taskDefinition="web:1", count=3, **NETWORK)
+    ecs.run_task(cluster="demo", taskDefinition="web:1", count=3, **FARGATE)
     tasks = list(Task.objects.order_by("pk"))
     Task.objects.filter(pk__in=[t.pk for t in tasks[:2]]).update(
         service_id=tasks[0].cluster.services.get().pk,

@@ -33,11 +33,13 @@ def blue_green(live_lab_server):
     listener = Listener.objects.create(load_balancer=lb, port=8080, default_actions=[])
     set_weights(listener, groups, 100, 0)
     call(account, "CreateService", {"cluster": "demo", "serviceName": "bg", "taskDefinition": "web:1",
-                                    "desiredCount": 2, "deploymentController": {"type": "EXTERNAL"}})
+                                    "desiredCount": 2, "launchType": "FARGATE",
+                                    "deploymentController": {"type": "EXTERNAL"}})
     sets = {}
     for colour, td, scale in (("blue", "web:1", 100), ("green", "web:2", 50)):
         sets[colour] = call(account, "CreateTaskSet", {
-            "cluster": "demo", "service": "bg", "taskDefinition": td, "networkConfiguration": NETWORK,
+            "cluster": "demo", "service": "bg", "taskDefinition": td,
+            "launchType": "FARGATE", "networkConfiguration": NETWORK,
             "scale": {"value": scale, "unit": "PERCENT"}, "externalId": f"{colour}-deploy",
             "loadBalancers": [{"targetGroupArn": groups[colour].arn, "containerName": "web", "containerPort": 80}],
         })["taskSet"]
@@ -102,7 +104,7 @@ def test_the_service_page_shows_its_task_sets_and_follows_the_switch(page, live_
 def test_a_service_of_the_ecs_controller_shows_no_task_sets(page, live_lab_server, blue_green):
     account = blue_green[0]
     call(account, "CreateService", {"cluster": "demo", "serviceName": "rolling", "taskDefinition": "web:1",
-                                    "networkConfiguration": NETWORK})
+                                    "desiredCount": 0, "launchType": "FARGATE", "networkConfiguration": NETWORK})
     rolling = Service.objects.get(name="rolling")
     page.goto(f"{live_lab_server.url}/services/{rolling.pk}/")
     wait_live(page)

@@ -98,12 +98,14 @@ def test_blue_green_task_sets_switch_traffic_and_survive_a_restart(lab, docker_c
     ecs.register_task_definition(**task_definition())
     ecs.register_task_definition(**task_definition())
     ecs.create_service(cluster="demo", serviceName="bg", taskDefinition="web:1", desiredCount=2,
-                       deploymentController={"type": "EXTERNAL"})
+                       launchType="FARGATE", deploymentController={"type": "EXTERNAL"})
 
-    blue = ecs.create_task_set(cluster="demo", service="bg", taskDefinition="web:1", networkConfiguration=NETWORK,
+    blue = ecs.create_task_set(cluster="demo", service="bg", taskDefinition="web:1", launchType="FARGATE",
+                               networkConfiguration=NETWORK,
                                loadBalancers=alb.entry("blue"), scale={"value": 100, "unit": "PERCENT"})["taskSet"]
     ecs.update_service_primary_task_set(cluster="demo", service="bg", primaryTaskSet=blue["taskSetArn"])
-    green = ecs.create_task_set(cluster="demo", service="bg", taskDefinition="web:2", networkConfiguration=NETWORK,
+    green = ecs.create_task_set(cluster="demo", service="bg", taskDefinition="web:2", launchType="FARGATE",
+                                networkConfiguration=NETWORK,
                                 loadBalancers=alb.entry("green"), scale={"value": 100, "unit": "PERCENT"})["taskSet"]
     poll(lambda: steady(ecs, blue["id"], 2) and steady(ecs, green["id"], 2), timeout=120,
          message="blue and green each running 2 tasks")

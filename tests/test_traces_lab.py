@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from tests.support.browser import admin_page, wait_live
 from tests.support.common import wait_until
 from tests.support.lab import LabProcess, lab_containers, poll, remove_lab_objects
-from tests.support.api import NETWORK
+from tests.support.api import FARGATE
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -63,7 +63,7 @@ def test_a_run_tasks_trace_lists_its_steps_in_order_and_spans_the_request_to_run
         return seen
 
     began = time.perf_counter()
-    arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **NETWORK)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster="demo", taskDefinition="web", count=1, **FARGATE)["tasks"][0]["taskArn"]
     polls["not_yet"] = (began, began)
     wait_until(running, timeout=30, interval=0.005, message="RUNNING")
     wall_min_ms = (polls["not_yet"][0] - began) * 1000
@@ -109,7 +109,7 @@ def test_a_killed_service_container_heals_in_one_trace_linked_from_the_service_e
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**task_definition("web"))
     service_arn = ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web",
-                                     desiredCount=3, **NETWORK)["service"]["serviceArn"]
+                                     desiredCount=3, **FARGATE)["service"]["serviceArn"]
     poll(lambda: ecs.describe_services(cluster="demo", services=["web"])["services"][0]["runningCount"] == 3,
          message="3 running")
     running_before = [c.labels["fargatelab.task-arn"] for c in lab_containers(docker_client, lab.lab_id)]
@@ -183,14 +183,14 @@ def test_a_placement_decision_lists_each_instance_considered_with_its_reason(sma
         ecs.register_task_definition(**task_definition(family, cpu, memory))
 
     def run(family):
-        arn = ecs.run_task(cluster="demo", taskDefinition=family, **NETWORK)["tasks"][0]["taskArn"]
+        arn = ecs.run_task(cluster="demo", taskDefinition=family, **FARGATE)["tasks"][0]["taskArn"]
         poll(lambda: last_status(ecs, arn) == "RUNNING", message=f"the {family} task RUNNING")
         return arn
 
     run("big")  # fills one instance
     small = run("small")
     second_big = run("big")
-    waiting = ecs.run_task(cluster="demo", taskDefinition="big", **NETWORK)["tasks"][0]["taskArn"]
+    waiting = ecs.run_task(cluster="demo", taskDefinition="big", **FARGATE)["tasks"][0]["taskArn"]
 
     def decision_of(page, arn):
         page.goto(f"{lab.url}/tasks/{arn.rsplit('/', 1)[1]}/")

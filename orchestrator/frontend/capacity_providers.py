@@ -140,11 +140,21 @@ def delete_capacity_provider(ctx, params):
 
 
 def strategy_for(params, cluster):
-    """The capacity provider strategy a RunTask, CreateService or UpdateService uses, checked
-    against the cluster's providers: its own, else (with no launchType either) the cluster's
-    default strategy, as ECS applies it; [] means the FARGATE launch type."""
+    """The capacity provider strategy an UpdateService asks for, checked against the cluster's
+    providers; [] means the FARGATE launch type."""
+    return check_strategy(list(params.get("capacityProviderStrategy", [])), cluster.capacity_providers)
+
+
+def launch_for(params, cluster):
+    """What a RunTask, CreateService or CreateTaskSet runs on, as ECS decides it: (launch type,
+    checked capacity provider strategy).
+
+    1. Its own launchType, or its own capacityProviderStrategy (its tasks run as FARGATE does).
+    2. With neither, the cluster's default capacity provider strategy.
+    3. With no default either, ECS's EC2 launch type: the caller's own EC2 container instances,
+       of which a Fargate cluster has none (RunTask is refused, a service places nothing)."""
     if params.get("capacityProviderStrategy") or "launchType" in params:
-        strategy = params.get("capacityProviderStrategy", [])
-    else:
-        strategy = cluster.default_capacity_provider_strategy
-    return check_strategy(list(strategy), cluster.capacity_providers)
+        return "FARGATE", strategy_for(params, cluster)
+    if cluster.default_capacity_provider_strategy:
+        return "FARGATE", check_strategy(list(cluster.default_capacity_provider_strategy), cluster.capacity_providers)
+    return "EC2", []

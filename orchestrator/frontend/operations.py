@@ -149,13 +149,13 @@ def _get_task_definition(ctx, ref, *, not_found=("ClientException", "Unable to d
     return found
 
 
-def _runnable_task_definition(ctx, ref):
-    """A task definition that new tasks may use: it exists, is ACTIVE and fits Fargate."""
+def _runnable_task_definition(ctx, ref, launch_type="FARGATE"):
+    """A task definition that new tasks may use: it exists, is ACTIVE and fits the launch type."""
     td = _get_task_definition(ctx, ref, not_found=("ClientException", "TaskDefinition not found."))
     if td.status != TaskDefinition.ACTIVE:
         raise EcsError("ClientException", f"TaskDefinition is inactive ({td.family}:{td.revision}).")
-    if "FARGATE" not in td.body.get("compatibilities", []):
-        raise EcsError("InvalidParameterException", "Task definition does not support launch_type FARGATE.")
+    if launch_type not in td.body.get("compatibilities", []):
+        raise EcsError("InvalidParameterException", f"Task definition does not support launch_type {launch_type}.")
     return td
 
 

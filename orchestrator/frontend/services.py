@@ -137,26 +137,28 @@ def create_service(ctx, params):
     controller = task_sets.controller_of(params)
     if controller == task_sets.EXTERNAL:
         task_sets.check_external_service(params)
-    strategy = capacity_providers.strategy_for(params, cluster)
+    launch_type, strategy = capacity_providers.launch_for(params, cluster)
     if params.get("schedulingStrategy", "REPLICA") != "REPLICA":
         raise EcsError("InvalidParameterException", "Fargate only supports the REPLICA scheduling strategy.")
     if "taskDefinition" not in params:
         raise EcsError("InvalidParameterException", "TaskDefinition cannot be empty." if controller != "EXTERNAL" else
                        "Fargate Lab needs a taskDefinition on CreateService for the EXTERNAL deployment controller "
                        "too (the service shows it until a primary task set replaces it); each task set names its own.")
-    td = _runnable_task_definition(ctx, params["taskDefinition"])
+    td = _runnable_task_definition(ctx, params["taskDefinition"], launch_type)
     # An EXTERNAL service's tasks are its task sets', each with its own networkConfiguration.
     network = (params.get("networkConfiguration") or {}) if controller == task_sets.EXTERNAL else (
         network_configuration.check(params, td))
     strategies, constraints = _check_placement(params)
-    desired_count = _check_desired_count(params.get("desiredCount", 0))
+    if "desiredCount" not in params:  # required of the REPLICA strategy, the only one Fargate runs
+        raise EcsError("InvalidParameterException", "DesiredCount is missing")
+    desired_count = _check_desired_count(params["desiredCount"])
     service_quotas.check_services(ctx.account, cluster)
     service_quotas.check_desired_count(ctx.account, desired_count)
     discovery = service_registries.check_discovery(ctx, params, td, cluster)
     now = timezone.now()
     service = Service.objects.create(
         account=ctx.account, cluster=cluster, name=name, task_definition=td,
-        desired_count=desired_count,
+        desired_count=desired_count, launch_type=launch_type,
         deployment_configuration=_deployment_configuration(params.get("deploymentConfiguration")),
         network_configuration=network,
         load_balancers=_check_load_balancers(ctx, params.get("loadBalancers", []), td),
@@ -230,6 +232,10 @@ def update_service(ctx, params):
         if strategy != service.capacity_provider_strategy:  # the new spread takes a new deployment
             service.capacity_provider_strategy = strategy
             fields.add("capacity_provider_strategy")
+            new_deployment = True
+        if strategy and service.launch_type != "FARGATE":  # off the EC2 launch type, onto Fargate's providers
+            service.launch_type = "FARGATE"
+            fields.add("launch_type")
             new_deployment = True
     service.updated_at = timezone.now()
     service.steady = False

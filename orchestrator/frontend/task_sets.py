@@ -225,8 +225,8 @@ def create_task_set(ctx, params):
                        "Fargate Lab does not register task sets in service discovery: serviceRegistries is not "
                        "supported on CreateTaskSet.")
     _check_launch_type(params)
-    strategy = capacity_providers.strategy_for(params, service.cluster)
-    td = _runnable_task_definition(ctx, params["taskDefinition"])
+    launch_type, strategy = capacity_providers.launch_for(params, service.cluster)
+    td = _runnable_task_definition(ctx, params["taskDefinition"], launch_type)
     network = network_configuration.check(params, td)  # as a service's
     scale = _check_scale(params.get("scale", DEFAULT_SCALE))
     if service.deployments.filter(status__in=LIVE).count() >= MAX_TASK_SETS:
@@ -240,7 +240,7 @@ def create_task_set(ctx, params):
         desired_count=count, rollout_state=Deployment.COMPLETED, created_at=now, updated_at=now,
         revision_id=task_set_id.rsplit("/", 1)[-1],
         revision={
-            "launchType": "FARGATE", "capacityProviderStrategy": strategy, "networkConfiguration": network,
+            "launchType": launch_type, "capacityProviderStrategy": strategy, "networkConfiguration": network,
             "loadBalancers": _check_task_set_load_balancers(ctx, params.get("loadBalancers", []), td),
             "clientToken": token, "fingerprint": fingerprint,
         },

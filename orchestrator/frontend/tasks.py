@@ -7,7 +7,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from orchestrator import bus, capacity_strategy, pacing
-from orchestrator.capacity_manager import task_ceiling, too_big
+from orchestrator.capacity_manager import NO_CONTAINER_INSTANCES, task_ceiling, too_big
 from orchestrator.frontend import EcsError, capacity_providers, network_configuration, service_quotas, shapes, task_definitions
 from orchestrator.frontend.operations import (
     _check_launch_type, _check_length, _check_placement, _check_tags, _client_token, _cluster_of, _describe_many,
@@ -83,7 +83,8 @@ def run_task(ctx, params):
             if earlier[0].request_fingerprint != fingerprint:
                 raise EcsError("ConflictException", "The clientToken was already used with different parameters.")
             return {"tasks": [shapes.task_shape(t, include={"TAGS"}) for t in earlier], "failures": []}
-    td = _runnable_task_definition(ctx, params["taskDefinition"])
+    launch_type, strategy = capacity_providers.launch_for(params, cluster)
+    td = _runnable_task_definition(ctx, params["taskDefinition"], launch_type)
     network = network_configuration.check(params, td)
     overrides = params.get("overrides", {})
     cpu, memory = _task_overrides(td, overrides)
@@ -91,7 +92,9 @@ def run_task(ctx, params):
     started_by = _check_length(params.get("startedBy", ""), 128, "startedBy")
     tags = _check_tags(params.get("tags", []))
     strategies, constraints = _check_placement(params)
-    providers = capacity_strategy.spread(capacity_providers.strategy_for(params, cluster), count)
+    if launch_type == "EC2":  # ECS's default with no launch type and no strategy: no instances to place on
+        raise EcsError("InvalidParameterException", NO_CONTAINER_INSTANCES)
+    providers = capacity_strategy.spread(strategy, count)
     refusal = too_big(cpu, memory, task_ceiling())
     if refusal:  # no instance could ever hold it: ECS starts none and says why in the failures
         return {"tasks": [], "failures": [{"reason": refusal[0], "detail": refusal[1]} for _ in range(count)]}

@@ -87,6 +87,10 @@ def awsvpc(subnets=None, security_groups=None, assign_public_ip=None):
 
 # The default networkConfiguration, to splat into a call: ecs.run_task(..., **NETWORK).
 NETWORK = {"networkConfiguration": awsvpc()}
+# The FARGATE launch type and the default networkConfiguration: ecs.run_task(..., **FARGATE). As on
+# ECS, a RunTask or CreateService with neither a launch type nor a capacity provider strategy takes
+# the cluster's default strategy, and with none the EC2 launch type (no container instances here).
+FARGATE = {"launchType": "FARGATE", **NETWORK}
 
 
 def fargate_task_definition(family="web", **overrides):
