@@ -33,7 +33,7 @@ def container(name, mount_points):
 
 def run(account, cluster, wait_until):
     arn = call(account, "RunTask", {"cluster": cluster.name, "taskDefinition": "scratch",
-                                    "networkConfiguration": NETWORK})["tasks"][0]["taskArn"]
+                                    "launchType": "FARGATE", "networkConfiguration": NETWORK})["tasks"][0]["taskArn"]
     task = Task.objects.get(task_id=arn.rsplit("/", 1)[1])
     wait_until(lambda: Task.objects.get(pk=task.pk).last_status in (Task.RUNNING, Task.STOPPED), 90,
                message="the task to run")

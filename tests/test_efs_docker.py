@@ -28,7 +28,7 @@ def register(account, image, family, root="/", read_only=False):
 
 def run(account, cluster, family, wait_until):
     arn = call(account, "RunTask", {"cluster": cluster.name, "taskDefinition": family,
-                                    "networkConfiguration": NETWORK})["tasks"][0]["taskArn"]
+                                    "launchType": "FARGATE", "networkConfiguration": NETWORK})["tasks"][0]["taskArn"]
     task = Task.objects.get(task_id=arn.rsplit("/", 1)[1])
     wait_until(lambda: Task.objects.get(pk=task.pk).last_status in (Task.RUNNING, Task.STOPPED), 90,
                message=f"task of {family} to run")

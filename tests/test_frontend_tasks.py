@@ -185,7 +185,7 @@ def test_it_describes_tasks_with_failures(demo):
 def test_its_task_ids_are_the_same_uuid5s_as_before(demo):
     """The ENI and container ids are uuid5s of the task id, derived without uuid.UUID objects
     (shapes._uuid5_hex): the same ids as uuid.uuid5 gives, so they stay stable across versions."""
-    arn = demo.run_task(cluster="demo", taskDefinition="web", **NETWORK)["tasks"][0]["taskArn"]
+    arn = demo.run_task(cluster="demo", taskDefinition="web", **FARGATE)["tasks"][0]["taskArn"]
     task_id = arn.rsplit("/", 1)[1]
     Task.objects.filter(task_id=task_id).update(private_ip="10.0.0.7")
     (task,) = demo.describe_tasks(cluster="demo", tasks=[arn])["tasks"]
