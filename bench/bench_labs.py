@@ -309,6 +309,19 @@ def tick_timings(log_path):
     return found
 
 
+TURN_LINE = re.compile(r"turn by=(\S+) waited=([\d.]+) held=([\d.]+)")
+
+
+def write_turns(log_path):
+    """[(who, waited, held)] of every turn at the write lock, from the lab's log."""
+    found = []
+    for line in Path(log_path).read_text(errors="replace").splitlines():
+        match = TURN_LINE.search(line)
+        if match:
+            found.append((match.group(1), float(match.group(2)), float(match.group(3))))
+    return found
+
+
 def ms(values, fraction):
     return f"{percentile(values, fraction) * 1000:5.0f}"
 
@@ -348,6 +361,7 @@ def whole_lab(count, timeout, poll):
             latencies = {step: [] for step in STEPS}
             split = {step: {name: [] for name, _, _ in SPLIT} for step in STEPS}
             logged = tick_timings(Path(lab.workdir) / "lab.log")
+            turns = write_turns(Path(lab.workdir) / "lab.log")
             for student in students:
                 ticked = ticks_of(db, student.name)
                 changed = dict(student.done_at)
@@ -394,6 +408,15 @@ def whole_lab(count, timeout, poll):
     for step in STEPS:
         print(f"    {step:<16}" + "".join(f"{ms(split[step][name], .5):>13} / {ms(split[step][name], .95):>5}"
                                           for name, _, _ in SPLIT))
+    print(f"  write-lock turns: {len(turns)} ({len(turns) / max(len(calls), 1):.2f} per API call), waited "
+          f"{sum(t[1] for t in turns):.0f} s, held {sum(t[2] for t in turns):.0f} s; by who asked (most held first):")
+    grouped = {}
+    for who, waited, held in turns:
+        grouped.setdefault(who, []).append((waited, held))
+    for who, both in sorted(grouped.items(), key=lambda item: -sum(h for _, h in item[1]))[:15]:
+        held = [h for _, h in both]
+        print(f"    {who:<60} x{len(both):<5} held {sum(held):6.1f} s (p50 {ms(held, .5)}, p99 {ms(held, .99)} ms), "
+              f"waited p50 {ms([w for w, _ in both], .5)}, p99 {ms([w for w, _ in both], .99)} ms")
     print(f"  errors: {len(timings.errors)}  (target 0)")
     for name, what in timings.errors[:10]:
         print(f"    {name}: {what}")

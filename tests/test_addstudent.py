@@ -101,3 +101,37 @@ def test_it_refuses_a_bad_batch_and_changes_nothing(options, message):
         call_command("addstudent", *([name] if name else []), stdout=io.StringIO(), **options)
     assert not Account.objects.exclude(account_id="000000000000").exists()
     assert not get_user_model().objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_class_s_passwords_are_hashed_before_its_transaction_takes_the_write_lock(monkeypatch):
+    """Hashing is most of the command's time: inside the transaction it held the database's write
+    lock, and a running lab's every writer, for 28 s for 30 students (bench/bench_labs.py)."""
+    from django.contrib.auth import base_user, hashers
+    from django.db import connection
+
+    from orchestrator.management.commands import addstudent
+
+    hashed_in = []
+    real = hashers.make_password
+
+    def watched(password, *args, **kwargs):
+        if password is not None:  # create_user's unusable password is no hash
+            hashed_in.append(connection.in_atomic_block or getattr(connection, "holds_write_lock", False))
+        return real(password, *args, **kwargs)
+
+    monkeypatch.setattr(addstudent, "make_password", watched)
+    monkeypatch.setattr(hashers, "make_password", watched)
+    monkeypatch.setattr(base_user, "make_password", watched)  # User.set_password's
+    students = sheet_of(_sheet(count=3, prefix="h"))
+    call_command("addstudent", "ivy", password="ivy-pw", stdout=io.StringIO())
+    assert hashed_in == [False] * 4
+    for login, mine in students.items():
+        assert Client().login(username=login, password=mine["password"])
+    assert Client().login(username="ivy", password="ivy-pw")
+
+
+def _sheet(**options):
+    out = io.StringIO()
+    call_command("addstudent", stdout=out, **options)
+    return out.getvalue()

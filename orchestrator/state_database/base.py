@@ -15,6 +15,8 @@ write after all, it takes the lock before its first write.
 """
 import collections
 import logging
+import os
+import sys
 import threading
 import time
 
@@ -62,6 +64,23 @@ class TurnLock:
 
 
 log = logging.getLogger("orchestrator.state_database")
+# Every turn at the write lock, at INFO (bench/bench_labs.py counts them): who took it (the thread's
+# kind and the first frame of the lab's own code that asked), how long it waited and held it.
+turn_log = logging.getLogger("orchestrator.state_database.turns")
+_SKIPPED_FRAMES = (os.sep + "django" + os.sep, os.sep + "state_database" + os.sep, os.sep + "contextlib.py",
+                   os.sep + "asgiref" + os.sep)
+
+
+def _asker():
+    """``thread kind:module.function`` of the lab's code that asked for the turn."""
+    frame = sys._getframe(2)
+    while frame is not None and any(part in frame.f_code.co_filename for part in _SKIPPED_FRAMES):
+        frame = frame.f_back
+    where = "?"
+    if frame is not None:
+        module = frame.f_globals.get("__name__", "?")
+        where = f"{module}.{frame.f_code.co_name}"
+    return f"{threading.current_thread().name.rstrip('0123456789').rstrip('-_ ')}:{where}"
 # A turn held longer than this is logged: every other writer of the process waited for it.
 LONG_TURN_SECONDS = 5.0
 
@@ -119,6 +138,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().__init__(*args, **kwargs)
         self.holds_write_lock = False
         self._turn_began = 0.0
+        self._turn_waited = 0.0
+        self._turn_asker = ""
         self._deferred = False
 
     def lock_timeout(self):
@@ -131,6 +152,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             asked = time.monotonic()
             self.holds_write_lock = WRITE_LOCK.acquire(timeout=self.lock_timeout())
             self._turn_began = time.monotonic()
+            self._turn_waited = self._turn_began - asked
+            if turn_log.isEnabledFor(logging.INFO):
+                self._turn_asker = _asker()
             if not self.holds_write_lock:
                 log.warning("no turn at the write lock after %.0f s (%s): SQLite's own wait decides",
                             self._turn_began - asked, threading.current_thread().name)
@@ -140,6 +164,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.holds_write_lock = False
             WRITE_LOCK.release()
             held = time.monotonic() - self._turn_began
+            if self._turn_asker:
+                turn_log.info("turn by=%s waited=%.4f held=%.4f", self._turn_asker, self._turn_waited, held)
+                self._turn_asker = ""
             if held > LONG_TURN_SECONDS:
                 log.warning("%s held the write lock for %.1f s: every other writer waited",
                             threading.current_thread().name, held)
