@@ -145,6 +145,74 @@ def test_writers_get_the_lock_in_the_order_they_asked():
     assert order == [0, 1, 2, 3, 4] and not lock.locked()
 
 
+def waiting_writers(lock, urgency, order):
+    """Start one thread per entry of ``urgency`` (True: urgent), each waiting in turn for ``lock``
+    (held) and appending its number to ``order`` once it has it; their threads."""
+    threads = []
+    for number, urgent in enumerate(urgency):
+        def writer(number=number, urgent=urgent):
+            assert lock.acquire(timeout=10, urgent=urgent)
+            order.append(number)
+            lock.release()
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        wait_until(lambda n=number: sum(lock.waiting()) == n + 1, timeout=5, message=f"writer {number} waiting")
+        threads.append(thread)
+    return threads
+
+
+def test_urgent_writers_get_the_lock_before_plain_ones_each_in_the_order_they_asked():
+    lock, order = TurnLock(), []
+    assert lock.acquire()
+    threads = waiting_writers(lock, [False, True, False, True, True], order)
+    assert lock.waiting() == (3, 2)
+    lock.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == [1, 3, 4, 0, 2] and not lock.locked()
+
+
+def test_a_plain_writer_is_passed_over_at_most_passes_times_in_a_row():
+    lock, order = TurnLock(), []
+    assert lock.acquire()
+    urgency = [False] + [True] * (TurnLock.PASSES + 3)
+    threads = waiting_writers(lock, urgency, order)
+    lock.release()
+    for thread in threads:
+        thread.join(10)
+    # The control plane's write goes after PASSES urgent ones, then the urgent ones go on.
+    assert order == [*range(1, TurnLock.PASSES + 1), 0, *range(TurnLock.PASSES + 1, len(urgency))]
+    assert not lock.locked()
+
+
+def test_an_urgent_writer_that_waits_too_long_gives_up_its_turn():
+    lock = TurnLock()
+    assert lock.acquire()
+    assert lock.acquire(timeout=0.05, urgent=True) is False
+    assert lock.waiting() == (0, 0)
+    lock.release()
+    assert not lock.locked()
+
+
+def test_a_foreground_thread_s_writes_take_urgent_turns(monkeypatch):
+    asked = []
+    acquire = WRITE_LOCK.acquire
+    monkeypatch.setattr(WRITE_LOCK, "acquire", lambda timeout=-1, urgent=False: asked.append(urgent) or acquire(timeout, urgent))
+    Account.objects.create(account_id="420000000001", name="plain")
+    with state_database.foreground():
+        Account.objects.create(account_id="420000000002", name="urgent")
+        with transaction.atomic():
+            Account.objects.filter(account_id="420000000002").update(name="still urgent")
+        state_database.group_commit(lambda: Account.objects.create(account_id="420000000003", name="grouped"))
+    with state_database.one_turn("CreateCluster"):
+        Account.objects.create(account_id="420000000004", name="an API call's")
+    with transaction.atomic():
+        Account.objects.filter(account_id="420000000001").update(name="plain again")
+    assert asked == [False, True, True, True, True, False]
+    assert not WRITE_LOCK.locked()
+
+
 def test_a_writer_that_waits_too_long_gives_up_its_turn():
     lock = TurnLock()
     assert lock.acquire()
@@ -157,7 +225,7 @@ def test_a_writer_that_waits_too_long_gives_up_its_turn():
 def test_small_writes_that_wait_for_one_turn_are_committed_together_each_returning_its_own(monkeypatch):
     turns = []
     acquire = WRITE_LOCK.acquire
-    monkeypatch.setattr(WRITE_LOCK, "acquire", lambda timeout=-1: turns.append(1) or acquire(timeout))
+    monkeypatch.setattr(WRITE_LOCK, "acquire", lambda timeout=-1, urgent=False: turns.append(1) or acquire(timeout, urgent))
     holder = Writer("400000000000")
     holder.began.wait(30)
     turns.clear()

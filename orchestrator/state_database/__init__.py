@@ -7,6 +7,8 @@ import threading
 
 from django.db import connection, transaction
 
+from orchestrator.state_database.base import foreground, in_foreground  # noqa: F401  (the API's and the checks')
+
 
 @contextlib.contextmanager
 def reading():
@@ -34,12 +36,14 @@ def one_turn(operation):
     turn at the write lock instead of one per write. Thirty students' calls at once then queue
     once each, in turn, instead of each rejoining the queue for its trace rows, which kept every
     call waiting until nearly all were done (bench/bench_labs.py). A call that only reads takes
-    no turn here (its reads are ``reading()``'s, its activity row a turn of its own)."""
-    if reads_only(operation):
-        yield
-        return
-    with transaction.atomic():
-        yield
+    no turn here (its reads are ``reading()``'s, its activity row a turn of its own). Either way
+    its turns are ``foreground()``: a caller waits for them, so they go before the control plane's."""
+    with foreground():
+        if reads_only(operation):
+            yield
+            return
+        with transaction.atomic():
+            yield
 
 
 class _GroupCommit:
@@ -109,11 +113,13 @@ class _Write:
         self.done, self.leads = threading.Event(), False
 
 
-_group = _GroupCommit()
+_group = _GroupCommit()  # the control plane's small writes
+_foreground_group = _GroupCommit()  # those of callers in ``foreground()``: their batch takes an urgent turn
 
 
 def group_commit(write):
     """Run ``write()`` (a small write: an API call's trace rows, a check's tick) committed
     together with the other threads' writes that wait for the same turn (see ``_GroupCommit``);
-    returns its result. Inside a transaction, it is simply part of it."""
-    return _group.run(write)
+    returns its result. Inside a transaction, it is simply part of it. Writes in ``foreground()``
+    are batched among themselves, so that their turn is urgent (``TurnLock``)."""
+    return (_foreground_group if in_foreground() else _group).run(write)

@@ -14,6 +14,7 @@ outside the lock: a snapshot for reads, which in WAL mode never waits for a writ
 write after all, it takes the lock before its first write.
 """
 import collections
+import contextlib
 import logging
 import os
 import sys
@@ -26,34 +27,53 @@ from django.db.backends.sqlite3 import base
 class TurnLock:
     """A lock handed to its waiters in the order they came (a plain Lock lets a thread that just
     released it take it again ahead of one that has waited: under a class's load, a writer was
-    seen passed over for a minute)."""
+    seen passed over for a minute), an ``urgent`` waiter before the others.
+
+    Urgent is a writer someone is waiting on (an API call, a check's tick: ``foreground()``);
+    the others are the control plane's background writes (a task's state, a heartbeat, the load
+    balancer's health), which nobody's answer waits for. Under a class's load, every API call
+    queued behind dozens of them (bench/bench_labs.py). A plain waiter is passed over at most
+    ``PASSES`` times in a row, so the control plane still gets one turn in ``PASSES + 1`` while
+    the API keeps the lock busy."""
+
+    PASSES = 8
 
     def __init__(self):
         self._mutex = threading.Lock()
-        self._waiting = collections.deque()
+        self._waiting = collections.deque()  # plain waiters, in the order they came
+        self._urgent = collections.deque()  # urgent waiters, in the order they came
         self._held = False
+        self._passed = 0  # urgent hand-overs in a row while a plain waiter waited
 
-    def acquire(self, timeout=-1):
-        """Take the lock in turn; False when ``timeout`` seconds passed first."""
+    def acquire(self, timeout=-1, urgent=False):
+        """Take the lock in turn (an ``urgent`` caller ahead of plain ones); False when
+        ``timeout`` seconds passed first."""
         with self._mutex:
-            if not self._held and not self._waiting:
+            if not self._held and not self._waiting and not self._urgent:
                 self._held = True
                 return True
             turn = threading.Lock()
             turn.acquire()
-            self._waiting.append(turn)
+            (self._urgent if urgent else self._waiting).append(turn)
         if turn.acquire(timeout=timeout):
             return True  # handed over by release()
         with self._mutex:
-            if turn in self._waiting:
-                self._waiting.remove(turn)
-                return False
+            for queue in (self._urgent, self._waiting):
+                if turn in queue:
+                    queue.remove(turn)
+                    return False
         return True  # handed over just as the wait ended
 
     def release(self):
-        """Hand the lock to the writer that has waited longest (or free it)."""
+        """Hand the lock to the urgent writer that has waited longest, or to the plain one that
+        has (when there is no urgent one, or it was passed over ``PASSES`` times); or free it."""
         with self._mutex:
-            if self._waiting:
+            if self._urgent and (not self._waiting or self._passed < self.PASSES):
+                if self._waiting:
+                    self._passed += 1
+                self._urgent.popleft().release()
+            elif self._waiting:
+                self._passed = 0
                 self._waiting.popleft().release()
             else:
                 self._held = False
@@ -61,6 +81,29 @@ class TurnLock:
     def locked(self):
         with self._mutex:
             return self._held
+
+    def waiting(self):
+        """How many wait: (urgent, plain)."""
+        with self._mutex:
+            return len(self._urgent), len(self._waiting)
+
+
+# Whether this thread's writes are urgent (``foreground()``): a count, for nesting.
+_foreground = threading.local()
+
+
+def in_foreground():
+    return getattr(_foreground, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def foreground():
+    """This thread's turns at the write lock go before the control plane's (``TurnLock``)."""
+    _foreground.depth = getattr(_foreground, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _foreground.depth -= 1
 
 
 log = logging.getLogger("orchestrator.state_database")
@@ -150,7 +193,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         without it and let SQLite's own wait decide."""
         if not self.holds_write_lock:
             asked = time.monotonic()
-            self.holds_write_lock = WRITE_LOCK.acquire(timeout=self.lock_timeout())
+            self.holds_write_lock = WRITE_LOCK.acquire(timeout=self.lock_timeout(), urgent=in_foreground())
             self._turn_began = time.monotonic()
             self._turn_waited = self._turn_began - asked
             if turn_log.isEnabledFor(logging.INFO):
