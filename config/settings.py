@@ -180,6 +180,8 @@ LOGGING = {
         "orchestrator": {"handlers": ["console"], "level": os.environ.get("FARGATE_LAB_LOG", "INFO")},
         "dashboard": {"handlers": ["console"], "level": os.environ.get("FARGATE_LAB_LOG", "INFO")},
         "classroom": {"handlers": ["console"], "level": os.environ.get("FARGATE_LAB_LOG", "INFO")},
+        # Every turn at the write lock (thousands a minute under a class): for bench_labs.py only.
+        "orchestrator.state_database.turns": {"level": "WARNING"},
     },
 }
 

@@ -30,17 +30,19 @@ def api(request):
     except wire.Malformed as exc:
         return _xml(protocol.render_error(ElbError("ValidationError", str(exc)), request_id), 400)
     action = (form or {}).get("Action", "")
-    # A call that writes: one transaction with its activity row, acting in its signature's region.
-    with acting_in(sigv4.scope_region(request) or default_region()), state_database.one_turn(action):
-        return _api(request, request_id, started, started_at, trace_id, form, action)
+    with acting_in(sigv4.scope_region(request) or default_region()), state_database.foreground():
+        # Authenticated before its turn at the write lock (every other writer waits while it holds it).
+        try:
+            key = authenticate(request, "elasticloadbalancing")
+        except AuthError as exc:
+            return _xml(protocol.render_error(ElbError(exc.code, exc.message, 403), request_id), 403)
+        # A call that writes: one transaction with its activity row, acting in its signature's region.
+        with state_database.one_turn(action):
+            return _api(key, request_id, started, started_at, trace_id, form, action)
 
 
-def _api(request, request_id, started, started_at, trace_id, form, action):
-    """The call itself: authenticate, run, record, answer."""
-    try:
-        key = authenticate(request, "elasticloadbalancing")
-    except AuthError as exc:
-        return _xml(protocol.render_error(ElbError(exc.code, exc.message, 403), request_id), 403)
+def _api(key, request_id, started, started_at, trace_id, form, action):
+    """The call itself: run, record, answer."""
     try:
         if form is None:
             raise ElbError("MalformedQueryString", "The request body is not a UTF-8 form (application/x-www-form-urlencoded)")

@@ -99,32 +99,44 @@ class JsonService:
         with its activity rows."""
         started, started_at, trace_id = time.perf_counter(), timezone.now(), traces.new_trace_id()
         operation = request.META.get("HTTP_X_AMZ_TARGET", "").removeprefix(self.target_prefix)[:64] or "unknown"
-        with acting_in(sigv4.scope_region(request) or default_region()), state_database.one_turn(operation):
+        with acting_in(sigv4.scope_region(request) or default_region()), state_database.foreground():
             return self._api(request, started, started_at, trace_id, operation)
 
     def _api(self, request, started, started_at, trace_id, operation):
-        """The call itself: authenticate, run, record, answer."""
+        """The call itself: authenticate and parse (before its turn at the write lock: every other
+        writer waits while it holds it), run and record (in its turn), answer."""
         account, caller, params = None, "", {}
         try:
             raw = wire.body(request)
             key = authenticate(request, self.signing_name)
             account, caller = key.account, key.caller
             params = wire.json_object(raw)
-            with traces.continuing(trace_id):
-                result, status = self.call(account, operation, params, caller), 200
-        except AuthError as exc:
-            result, status = {"__type": exc.code, "message": exc.message}, 403
-        except wire.Malformed as exc:  # text no API stores or a body too large is input the model refuses
-            kind = self.invalid if isinstance(exc, (wire.BadText, wire.TooLarge)) else "SerializationException"
-            result, status = {"__type": kind, "message": str(exc)}, 400
-        except ServiceError as exc:
-            result, status = {**exc.members, "__type": exc.error_type, "message": exc.message}, exc.status
-        except Exception:  # a bug must still answer in the service's shape, never as a Django page
-            log.exception("%s %s failed", self.model_name, operation)
-            result, status = {"__type": self.server_error, "message": "Internal error in Fargate Lab."}, 500
-        if account is not None:
+        except Exception as exc:
+            result, status = self.failure(exc, operation)
+            if account is not None:
+                self.record(account, operation, params, result, status, trace_id, caller, started, started_at)
+            return answer(result, status)
+        with state_database.one_turn(operation):
+            try:
+                with traces.continuing(trace_id):
+                    result, status = self.call(account, operation, params, caller), 200
+            except Exception as exc:
+                result, status = self.failure(exc, operation)
             self.record(account, operation, params, result, status, trace_id, caller, started, started_at)
         return answer(result, status)
+
+    def failure(self, exc, operation):
+        """(result, status) of a call that raised ``exc``, in the service's shape."""
+        if isinstance(exc, AuthError):
+            return {"__type": exc.code, "message": exc.message}, 403
+        if isinstance(exc, wire.Malformed):  # text no API stores or a body too large is input the model refuses
+            kind = self.invalid if isinstance(exc, (wire.BadText, wire.TooLarge)) else "SerializationException"
+            return {"__type": kind, "message": str(exc)}, 400
+        if isinstance(exc, ServiceError):
+            return {**exc.members, "__type": exc.error_type, "message": exc.message}, exc.status
+        # a bug must still answer in the service's shape, never as a Django page
+        log.exception("%s %s failed", self.model_name, operation, exc_info=exc)
+        return {"__type": self.server_error, "message": "Internal error in Fargate Lab."}, 500
 
     def redacted(self, params, message):
         """``message`` with every value of a parameter the log may not keep (a secret echoed

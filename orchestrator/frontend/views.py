@@ -30,12 +30,13 @@ _ARN_FIELDS = (
 def api(request):
     """Answer one ECS API call (see the module docstring for the steps), a call that writes in
     one transaction with its activity rows."""
-    with acting_in(sigv4.scope_region(request) or default_region()), state_database.one_turn(_target_name(request)):
+    with acting_in(sigv4.scope_region(request) or default_region()), state_database.foreground():
         return _api(request)
 
 
 def _api(request):
-    """The call itself: route, authenticate, dispatch, record, answer."""
+    """The call itself: route, authenticate and parse (before its turn at the write lock: every
+    other writer waits while it holds it), dispatch and record (in its turn), answer."""
     started, started_at = time.perf_counter(), timezone.now()
     trace_id = traces.new_trace_id()
     operation, caller, response, params, account = _target_name(request), "", {}, {}, None
@@ -45,18 +46,30 @@ def _api(request):
         key = sigv4.authenticate(request)
         caller, account = key.caller, key.account
         params = _parse(body)
-        with traces.continuing(trace_id):
-            response = call(key.account, operation, params, caller=caller, trace_id=trace_id)
-        status = 200
-    except EcsError as error:
-        response, status = error.as_json(), error.status
-        caller = caller or _claimed_key(request)
-    except Exception:  # a bug, never the caller's fault: say so, and log it for us
-        log.exception("ECS %s failed", operation)
-        response, status = {"__type": "ServerException", "message": "Internal error in Fargate Lab."}, 500
-    latency_ms = (time.perf_counter() - started) * 1000
-    _record(account, operation, params, response, status, trace_id, caller, latency_ms, started_at)
+    except Exception as exc:
+        response, status = _failure(exc, operation)
+        _record(account, operation, params, response, status, trace_id, caller or _claimed_key(request),
+                (time.perf_counter() - started) * 1000, started_at)
+        return _respond(response, status)
+    with state_database.one_turn(operation):
+        try:
+            with traces.continuing(trace_id):
+                response = call(key.account, operation, params, caller=caller, trace_id=trace_id)
+            status = 200
+        except Exception as exc:
+            response, status = _failure(exc, operation)
+        latency_ms = (time.perf_counter() - started) * 1000
+        _record(account, operation, params, response, status, trace_id, caller, latency_ms, started_at)
     return _respond(response, status)
+
+
+def _failure(exc, operation):
+    """(response, status) of a call that raised ``exc``: the API's error, or a logged 500 for a
+    bug (never the caller's fault)."""
+    if isinstance(exc, EcsError):
+        return exc.as_json(), exc.status
+    log.exception("ECS %s failed", operation, exc_info=exc)
+    return {"__type": "ServerException", "message": "Internal error in Fargate Lab."}, 500
 
 
 def _target_name(request):
