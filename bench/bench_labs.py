@@ -27,7 +27,11 @@ their own with their own access key:
    committed → pushed.
 
     /work/venv/bin/python bench/bench_labs.py [--students 30] [--burst-rounds 4] [--poll 5] [--timeout 600]
-                                              [--skip-burst] [--skip-lab]
+                                              [--skip-burst] [--skip-lab] [--fifo-write-lock]
+
+--fifo-write-lock runs lab 1 first with the write lock's turns in the order asked
+(bench/fifo_write_lock_settings.py: API calls and checks' ticks not ahead of the control plane), then
+as the lab is.
 
 Removes every container, network, image tag and file it made.
 """
@@ -331,9 +335,9 @@ def spread(values):
     return f"p50 {ms(values, .5)} ms  p95 {ms(values, .95)} ms  p99 {ms(values, .99)} ms"
 
 
-def whole_lab(count, timeout, poll):
+def whole_lab(count, timeout, poll, settings_module="tick_timing_settings"):
     subprocess.run([str(ROOT / "demo" / "build.sh")], check=True, capture_output=True)
-    lab = class_lab("tick_timing_settings")
+    lab = class_lab(settings_module)
     students, timings = [], Timings()
     try:
         slips = enrol(lab, count)
@@ -430,11 +434,17 @@ def main():
     parser.add_argument("--skip-lab", action="store_true", help="only the write burst (no Docker needed)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds a student waits for healthy targets")
     parser.add_argument("--poll", type=float, default=5, help="seconds between a student's looks at their targets")
+    parser.add_argument("--fifo-write-lock", action="store_true",
+                        help="the lab first with every write-lock turn in the order asked (the baseline), then as it is")
     args = parser.parse_args()
     if not args.skip_burst:
         print(f"1. write burst, Django's stock SQLite engine against the lab's ({args.students} students)", flush=True)
         write_burst(args.students, args.burst_rounds)
     if not args.skip_lab:
+        if args.fifo_write_lock:
+            print(f"2a. lab 1 by {args.students} students at once, write-lock turns in the order asked (baseline)",
+                  flush=True)
+            whole_lab(args.students, args.timeout, args.poll, "fifo_write_lock_settings")
         print(f"2. lab 1 by {args.students} students at once", flush=True)
         whole_lab(args.students, args.timeout, args.poll)
 
