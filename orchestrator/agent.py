@@ -48,6 +48,7 @@ from django.utils import timezone
 from orchestrator import (
     activity, awslogs, bind_mounts, bus, container_dependencies, docker_gate, efs, load_balancer, paced_logs,
     port_forwarder, registry, sandbox_pool, service_discovery, spot, task_health, task_metadata, task_secrets, traces,
+    volumes_from,
 )
 from orchestrator import network as lab_network
 from orchestrator.docker_engine import (
@@ -753,7 +754,8 @@ class TaskSync:
             sandbox_pool.pool().release(self.engine, self.task)
             self.record("sandbox", f"removed the Pod sandbox {self.task.sandbox_id[:12]} of task {self.task.task_id}")
         if action.new == Task.STOPPED and self.task.container_instance_id is not None \
-                and bind_mounts.mounted(self.task.task_definition.body):
+                and (bind_mounts.mounted(self.task.task_definition.body)
+                     or volumes_from.sources(self.task.task_definition.body)):
             # Its bind mounts' data goes with its containers (removed just before), as on Fargate;
             # an engine that fails here leaves them to the account's reset, not the task RUNNING.
             try:
@@ -876,8 +878,13 @@ class TaskSync:
         systems' (``efs.prepare``); returns a function from a container definition to its mounts.
         A volume that cannot be made ready fails the task (ResourceInitializationError, as on ECS)."""
         body = self.task.task_definition.body
-        efs_mounts, bind_mounts_of = self.efs_mounts(body), self.bind_mounts(body)
-        return lambda definition: efs_mounts(definition) + bind_mounts_of(definition)
+        efs_mounts, bind_mounts_of = self.efs_mounts(body), self.bind_mounts(body, definitions)
+
+        def own(definition):
+            return efs_mounts(definition) + bind_mounts_of(definition)
+        if not volumes_from.sources(body):
+            return own
+        return volumes_from.resolver(definitions, own)
 
     def efs_mounts(self, body):
         """The mounts of the EFS file systems the task mounts (see ``volume_mounts``)."""
@@ -894,30 +901,44 @@ class TaskSync:
             + f" of account {self.task.account.account_id} ready", since=began)
         return lambda definition: efs.mounts_for(definition, volumes, name_of, roots)
 
-    def bind_mounts(self, body):
-        """The mounts of the task's bind mount volumes, each created (see ``volume_mounts``)."""
+    def bind_mounts(self, body, definitions):
+        """The mounts of the task's bind mount volumes, each created (see ``volume_mounts``); and
+        of the task's own volumes for the image VOLUMEs of containers another one's volumesFrom
+        names (``volumes_from``), which the source mounts with the image's files copied in."""
         wanted, task_id = bind_mounts.mounted(body), self.task.task_id
 
         def name_of(name):
             return bind_mounts.volume_name(self.engine.lab, task_id, name)
 
-        if not wanted:
+        def image_of(definition):
+            task_container = self.containers.get(definition.get("name"))
+            return (task_container.image if task_container else "") or definition.get("image", "")
+
+        image_paths = {}  # source container -> its image's VOLUME paths no mount point covers
+        for source in sorted(volumes_from.sources(body) & set(definitions)):
+            paths = volumes_from.uncovered(definitions[source], self.engine.image_volumes(
+                image_of(definitions[source])))
+            if paths:
+                image_paths[source] = paths
+        made = wanted | {volumes_from.image_volume(source, path)
+                         for source, paths in image_paths.items() for path in paths}
+        if not made:
             return lambda definition: []
         try:
-            for name in sorted(wanted):
+            for name in sorted(made):
                 self.engine.ensure_volume(name_of(name), bind_mounts.volume_labels(
                     self.task.account.account_id, task_id, name))
         except EngineUnavailable:
             raise
         except EngineError as exc:
             raise TaskFailed("TaskFailedToStart", f"ResourceInitializationError: failed to create volume: {exc}")
-        self.record("volumes", f"bind mount volume(s) {', '.join(sorted(wanted))} of task {task_id} ready")
+        self.record("volumes", f"bind mount volume(s) {', '.join(sorted(made))} of task {task_id} ready")
 
         def mounts(definition):
-            task_container = self.containers.get(definition.get("name"))
-            image = (task_container.image if task_container else "") or definition.get("image", "")
-            paths = self.engine.image_volumes(image) if definition.get("mountPoints") else set()
-            return bind_mounts.mounts_for(definition, wanted, name_of, paths)
+            paths = self.engine.image_volumes(image_of(definition)) if definition.get("mountPoints") else set()
+            image = [(name_of(volumes_from.image_volume(definition.get("name"), path)), path, False, True)
+                     for path in image_paths.get(definition.get("name"), ())]
+            return bind_mounts.mounts_for(definition, wanted, name_of, paths) + image
         return mounts
 
     def claim_sandbox(self, names):

@@ -139,12 +139,12 @@ def problems(containers):
                 return (f"Container '{name}': a dependsOn HEALTHY dependency must have a healthCheck ('{target}' has "
                         "none).")
     graph = {c.get("name"): [d.get("containerName") for d in c.get("dependsOn") or []] for c in containers}
-    if _has_cycle(graph):
+    if has_cycle(graph):
         return "The containers' dependsOn must not form a cycle (each would wait for the other)."
     return None
 
 
-def _has_cycle(graph):
+def has_cycle(graph):
     """Whether the dependency graph (name -> names it depends on) has a cycle."""
     state = {}
 

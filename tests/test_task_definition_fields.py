@@ -44,7 +44,6 @@ REFUSED_REQUESTS = {
     "environmentFiles": _with_container(environmentFiles=[{"value": "arn:aws:s3:::b/x.env", "type": "s3"}]),
     "mountPoints": dict(_with_container(mountPoints=[{"sourceVolume": "v", "containerPath": "data"}]),
                         volumes=[{"name": "v", "host": {}}]),
-    "volumesFrom": _with_container(volumesFrom=[{"sourceContainer": "other"}]),
     "secrets (without an execution role)": _with_container(
         secrets=[{"name": "X", "valueFrom": "arn:aws:ssm:us-east-1:0:parameter/x"}]),
     "secrets (not a store)": dict(_with_container(secrets=[{"name": "X", "valueFrom": "arn:aws:s3:::bucket/x"}]),
@@ -235,6 +234,8 @@ def test_the_tables_cover_every_structure_they_open():
     assert model.shape_for("RegisterTaskDefinitionRequest").members["volumes"].member.name == "Volume"
     assert CONTAINER_DEFINITION["linuxParameters"].members is TABLES["LinuxParameters"]
     assert CONTAINER_DEFINITION["portMappings"].members is TABLES["PortMapping"]
+    assert container["volumesFrom"].member.name == "VolumeFrom"
+    assert CONTAINER_DEFINITION["volumesFrom"].members is TABLES["VolumeFrom"]
     volume = model.shape_for("Volume").members
     assert volume["efsVolumeConfiguration"].name == "EFSVolumeConfiguration"
     assert volume["efsVolumeConfiguration"].members["authorizationConfig"].name == "EFSAuthorizationConfig"

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from orchestrator import container_dependencies
+from orchestrator import container_dependencies, volumes_from
 from orchestrator.docker_engine import ADDABLE_CAPABILITIES, LABEL_PREFIX
 from orchestrator.frontend import EcsError
 from orchestrator.frontend.sigv4 import served_regions
@@ -304,6 +304,12 @@ VOLUME = {
     "fsxWindowsFileServerVolumeConfiguration": Field(REFUSED, "FSx for Windows File Server is for Windows tasks"),
 }
 
+VOLUME_FROM = {
+    "sourceContainer": Field(HONOURED, "another container of the task definition, whose volumes are mounted at its "
+                                       "container paths (the container itself, an unknown one or a cycle is refused)"),
+    "readOnly": Field(HONOURED, "true: every one of them read-only; otherwise each as the source mounts it"),
+}
+
 PORT_MAPPING = {
     "containerPort": Field(HONOURED, "published on the lab's address; with awsvpc the host port is the container port"),
     "hostPort": Field(HONOURED, "with awsvpc it must equal containerPort (ECS fills it in)"),
@@ -342,7 +348,10 @@ CONTAINER_DEFINITION = {
                                        "environment or secrets)"),
     "mountPoints": Field(HONOURED, "a volume of the task definition is mounted at containerPath (readOnly "
                                    "honoured): an EFS file system, or a bind mount"),
-    "volumesFrom": Field(NOT_YET, "mounting another container's volumes"),
+    "volumesFrom": Field(HONOURED, "mounts every volume of another container of the task at the same paths: its "
+                                   "mountPoints (bind mounts, EFS), what it has from its own volumesFrom, and its "
+                                   "image's VOLUMEs no mount point covers (a volume of the task's own, removed with "
+                                   "it)", members=VOLUME_FROM),
     "linuxParameters": Field(HONOURED, "see its members", members=LINUX_PARAMETERS),
     "secrets": Field(HONOURED, "read from SSM Parameter Store (a name or ARN) or Secrets Manager (an ARN, optionally "
                      "with :json-key:version-stage:version-id) of the task's account and region into the "
@@ -446,6 +455,7 @@ TABLES = {
     "ContainerDefinition": CONTAINER_DEFINITION,
     "LinuxParameters": LINUX_PARAMETERS,
     "PortMapping": PORT_MAPPING,
+    "VolumeFrom": VOLUME_FROM,
     "Volume": VOLUME,
     "EFSVolumeConfiguration": EFS_VOLUME_CONFIGURATION,
     "EFSAuthorizationConfig": EFS_AUTHORIZATION_CONFIG,
@@ -486,7 +496,8 @@ def check_task_definition(params):
     check_members(task_level, TASK_DEFINITION, context)
     for container in params.get("containerDefinitions") or []:
         check_members(container, CONTAINER_DEFINITION, context, f"Container '{container.get('name', '')}': ")
-    problem = container_dependencies.problems(params.get("containerDefinitions") or [])
+    problem = (container_dependencies.problems(params.get("containerDefinitions") or [])
+               or volumes_from.problem(params.get("containerDefinitions") or []))
     if problem:
         raise EcsError("ClientException", problem)
     if any(c.get("secrets") for c in params.get("containerDefinitions") or []) and not params.get("executionRoleArn"):
@@ -504,6 +515,7 @@ def readme_section():
     lines = []
     for title, table in (("Task definition", TASK_DEFINITION), ("Container definition", CONTAINER_DEFINITION),
                          ("linuxParameters", LINUX_PARAMETERS), ("portMappings", PORT_MAPPING),
+                         ("volumesFrom", VOLUME_FROM),
                          ("volumes", VOLUME), ("efsVolumeConfiguration", EFS_VOLUME_CONFIGURATION),
                          ("authorizationConfig", EFS_AUTHORIZATION_CONFIG), ("RunTask overrides", TASK_OVERRIDE),
                          ("containerOverrides", CONTAINER_OVERRIDE)):
