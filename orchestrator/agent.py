@@ -1578,10 +1578,11 @@ class Agent:
             if pk is None:  # unknown or STOPPED: ``sync_container`` removes it
                 self.enqueue(f"container:{self.engine_url}|{container['id']}")
             elif full or previous is None or previous.get(container["id"]) != listed[container["id"]]:
-                if (simulated and previous is not None and container["id"] not in previous
-                        and container["state"] == "running" and last == Task.RUNNING):
-                    # Started and reported since the last list (a batched pass starts hundreds):
-                    # nothing to catch up on. Its later changes differ from this list.
+                if simulated and previous is not None and container["id"] not in previous \
+                        and container["state"] == "running":
+                    # Started since the last list, by a batched pass (hundreds at a time) that
+                    # reports it or has: nothing to catch up on. Should that pass have failed, the
+                    # resync looks at every task not yet RUNNING; later changes differ from this list.
                     continue
                 self.enqueue(f"task:{pk}")
         if full or previous is None:

@@ -256,10 +256,10 @@ def _set_each(model, field, values):
         return
     quote = connection.ops.quote_name
     meta = model._meta
+    table, column, pk_column = quote(meta.db_table), quote(meta.get_field(field).column), quote(meta.pk.column)
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {quote(meta.db_table)} SET {quote(meta.get_field(field).column)} = %s WHERE {quote(meta.pk.column)} = %s",
-            [(value, pk) for pk, value in values.items()])
+        cursor.executemany(f"UPDATE {table} SET {column} = %s WHERE {pk_column} = %s",
+                           [(value, pk) for pk, value in values.items()])
 
 
 def _report(engine, starting, handed):

@@ -400,18 +400,23 @@ class ControlPlane:
         for pk in Service.objects.exclude(status=Service.INACTIVE).values_list("pk", flat=True):
             self.enqueue(f"service:{pk}")
         live = list(Task.objects.exclude(last_status=Task.STOPPED).values_list(
-            "pk", "account_id", "last_status", "desired_status", "container_instance_id"))
+            "pk", "account_id", "last_status", "desired_status", "container_instance_id", "updated_at"))
         if len(self._tenants) > 100_000:  # forget old tasks; a key's group is kept while it waits
             self._tenants.clear()
-        steady = sum(1 for _, _, last, desired, _ in live if last == desired == Task.RUNNING)
+        steady = sum(1 for _, _, last, desired, _, _ in live if last == desired == Task.RUNNING)
         slices = 1 if full else max(1, -(-steady // STEADY_PER_RESYNC))
         self._resync_round += 1
-        for pk, account_id, last, desired, instance_pk in live:
+        # An ACTIVATING task on a simulated instance claimed since this is its batched pass's to report.
+        reporting = timezone.now() - timedelta(seconds=self.resync_seconds)
+        for pk, account_id, last, desired, instance_pk, updated in live:
             self._tenants[f"task:{pk}"] = account_id
-            if last == Task.PENDING and desired == Task.RUNNING and instance_pk and self.batched(instance_pk):
+            batched = desired == Task.RUNNING and instance_pk and self.batched(instance_pk)
+            if last == Task.PENDING and batched:
                 # Waiting to start on a simulated instance: its batched pass looks (and hands the
                 # tasks it cannot start plainly, e.g. with a container already, to their own pass).
                 self.enqueue(agent_batch.key(instance_pk))
+            elif last == Task.ACTIVATING and batched and not full and updated > reporting:
+                continue  # the next resync looks, should it still be ACTIVATING then
             elif last == Task.PROVISIONING and desired == Task.RUNNING:
                 continue  # its pass would only ask for placement: the placement pass below places all
             elif last != Task.RUNNING or desired != Task.RUNNING or pk % slices == self._resync_round % slices:

@@ -177,3 +177,20 @@ def test_a_relist_leaves_the_tasks_a_batched_pass_started_but_looks_at_those_tha
     sim.engine.kill(container["id"], "SIGKILL")
     agent.relist(full=False)
     assert keys == [f"task:{tasks[0].pk}"]
+
+
+def test_the_resync_gives_a_batched_pass_its_waiting_tasks_and_a_stuck_one_its_own_pass(sim, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    pending, reporting, stuck, waiting = sim(4)
+    Task.objects.filter(pk=reporting.pk).update(last_status="ACTIVATING")
+    Task.objects.filter(pk=stuck.pk).update(last_status="ACTIVATING", updated_at=timezone.now() - timedelta(minutes=1))
+    Task.objects.filter(pk=waiting.pk).update(last_status="PROVISIONING", container_instance=None)
+    plane = ControlPlane()
+    monkeypatch.setattr(plane, "_guard_host", lambda: None)  # no host firewall in a unit test
+    plane.resync(full=False)
+    keys = {plane.agent_queue.get() for _ in range(len(plane.agent_queue))}
+    assert keys == {agent_batch.key(sim.instance.pk), f"task:{stuck.pk}"}
+    assert "placement" in {plane.scheduler_queue.get() for _ in range(len(plane.scheduler_queue))}
