@@ -43,11 +43,20 @@ def _find_services(ctx, cluster, refs):
     show (live deployments, newest events), in four queries whatever their number."""
     names = [_service_name(ctx, ref) for ref in refs]
     chosen = {}
-    for service in _service_rows(Service.objects.filter(cluster=cluster, name__in=set(names))).order_by("pk"):
+    # The account and the cluster, the same for all, are the ones in hand, not joined to every
+    # row: each join was columns to compile and an instance to build per service.
+    cluster.account = ctx.account  # the cluster was found among the account's own
+    rows = Service.objects.filter(cluster=cluster, name__in=set(names)).select_related("task_definition")
+    for service in rows.order_by("pk"):
+        service.cluster = cluster
+        if service.account_id == ctx.account.pk:
+            service.account = ctx.account
+        if service.task_definition.account_id == ctx.account.pk:
+            service.task_definition.account = ctx.account
         earlier = chosen.get(service.name)
         if earlier is None or earlier.status == Service.INACTIVE:  # the live one, else the newest
             chosen[service.name] = service
-    shapes.prefetch_service_shapes(list(chosen.values()))
+    shapes.prefetch_service_shapes(list(chosen.values()), account=ctx.account)
     return [chosen.get(name) for name in names]
 
 
