@@ -2,8 +2,10 @@
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from orchestrator import bus
+from orchestrator import bus, frontend
 from orchestrator.models import Task, TaskContainer
 from tests.support.api import FARGATE, NETWORK, error_of, fargate_task_definition
 
@@ -199,6 +201,22 @@ def test_its_task_ids_are_the_same_uuid5s_as_before(demo):
         container_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{task_id}/{container['name']}")
         assert container["containerArn"].endswith(f"/{task_id}/{container_id}")
         assert container["networkInterfaces"] == [{"attachmentId": str(eni), "privateIpv4Address": "10.0.0.7"}]
+
+
+@pytest.mark.parametrize("include", [[], ["TAGS"]])
+def test_it_describes_many_tasks_in_as_many_queries_as_one(demo, default_account, include):
+    """DescribeTasks reads the tasks, their task definitions and their containers in a few
+    queries whatever their number, and never a column it left unread (that would be a query
+    per task)."""
+    arns = [t["taskArn"] for t in demo.run_task(cluster="demo", taskDefinition="web", count=5, **NETWORK)["tasks"]]
+
+    def queries(tasks):
+        with CaptureQueriesContext(connection) as captured:
+            answer = frontend.call(default_account, "DescribeTasks", {"cluster": "demo", "tasks": tasks, "include": include})
+        assert len(answer["tasks"]) == len(tasks) and ("tags" in answer["tasks"][0]) == bool(include)
+        return len(captured)
+
+    assert queries(arns) == queries(arns[:1])
 
 
 def test_it_lists_tasks_by_filter(demo):
