@@ -47,8 +47,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator import (
-    activity, agent_batch, awslogs, bus, host_firewall, load_balancer, retention, sandbox_pool, service_autoscaler, spot, task_metadata,
-    task_metrics, traces,
+    activity, agent_batch, awslogs, bus, host_firewall, load_balancer, retention, sandbox_pool, service_autoscaler, spot,
+    state_database, task_metadata, task_metrics, traces,
 )
 from orchestrator.agent import Agent, sync_container, sync_instance, sync_task
 from orchestrator.capacity_manager import PLACEMENT_KEY, CapacityManager, ensure_fleet, fleet_engines
@@ -263,16 +263,20 @@ class ControlPlane:
         return time.monotonic() < self._lease_until
 
     def _renew_lease(self):
-        """Claim or renew the lease with a conditional UPDATE; start or stop acting accordingly."""
+        """Claim or renew the lease with a conditional UPDATE; start or stop acting accordingly.
+        Its turns at the write lock go ahead of the other background writes (``foreground``):
+        under a class's API load those wait up to ``TurnLock.PASSES`` urgent turns each, and a
+        renewal late by more than the lease's two thirds would stop the lab acting."""
         now = timezone.now()
         started = time.monotonic()
-        try:
-            Lease.objects.get_or_create(name=LEASE_NAME)
-        except IntegrityError:  # another process created it at the same moment
-            pass
-        claimed = Lease.objects.filter(name=LEASE_NAME).filter(
-            Q(holder=self.identity) | Q(holder="") | Q(expires_at__isnull=True) | Q(expires_at__lt=now)
-        ).update(holder=self.identity, renewed_at=now, expires_at=now + timedelta(seconds=self.lease_seconds))
+        with state_database.foreground():
+            try:
+                Lease.objects.get_or_create(name=LEASE_NAME)
+            except IntegrityError:  # another process created it at the same moment
+                pass
+            claimed = Lease.objects.filter(name=LEASE_NAME).filter(
+                Q(holder=self.identity) | Q(holder="") | Q(expires_at__isnull=True) | Q(expires_at__lt=now)
+            ).update(holder=self.identity, renewed_at=now, expires_at=now + timedelta(seconds=self.lease_seconds))
         was_leader = self.is_leader
         if claimed:
             self._lease_until = started + self.lease_seconds

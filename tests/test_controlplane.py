@@ -188,3 +188,24 @@ def test_it_explains_the_command(capsys):
     with pytest.raises(SystemExit):
         call_command("controlplane", "--help")
     assert "control plane" in capsys.readouterr().out.lower()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.sqlite
+def test_its_lease_renewal_takes_urgent_turns_at_the_write_lock(settings, lab_id, monkeypatch):
+    """Background writes wait behind the API's urgent ones; a late renewal would stop the lab acting."""
+    from datetime import timedelta
+
+    from orchestrator.state_database.base import WRITE_LOCK
+
+    settings.FARGATE_LAB = {**settings.FARGATE_LAB, "DOCKER_URL": "tcp://127.0.0.1:1"}
+    Lease.objects.create(name=LEASE_NAME, holder="another-process", expires_at=timezone.now() + timedelta(minutes=5))
+    asked = []
+    acquire = WRITE_LOCK.acquire
+    monkeypatch.setattr(WRITE_LOCK, "acquire",
+                        lambda timeout=-1, urgent=False: asked.append(urgent) or acquire(timeout, urgent))
+    plane = ControlPlane(workers=1)
+    plane._renew_lease()
+    assert not plane.is_leader  # the other process holds it: the conditional UPDATE claimed nothing
+    assert asked == [True]
+    assert Lease.objects.get(name=LEASE_NAME).holder == "another-process"
