@@ -129,6 +129,22 @@ def test_an_efs_volume_is_a_claim_and_its_root_directory_the_mounts_sub_path():
     assert "volumes" not in kubernetes.pod_spec(TASK_DEFINITION)
 
 
+def test_volumes_from_spells_out_the_sources_mounts():
+    """Kubernetes has no volumesFrom: the container gets the source's volumeMounts at its paths."""
+    spec = kubernetes.pod_spec({**TASK_DEFINITION, "volumes": [
+        {"name": "shared", "efsVolumeConfiguration": {"fileSystemId": "fs-0123abcd", "rootDirectory": "/up"}},
+        {"name": "own", "efsVolumeConfiguration": {"fileSystemId": "fs-0123abcd"}}], "containerDefinitions": [
+            {"name": "app", "image": "app", "mountPoints": [{"sourceVolume": "shared", "containerPath": "/mnt/up"}]},
+            {"name": "relay", "image": "app", "volumesFrom": [{"sourceContainer": "app"}]},
+            {"name": "reader", "image": "app", "volumesFrom": [{"sourceContainer": "relay", "readOnly": True}],
+             "mountPoints": [{"sourceVolume": "own", "containerPath": "/mnt/own"}]}]})
+    validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"}, "spec": spec})
+    app, relay, reader = (c["volumeMounts"] for c in spec["containers"])
+    assert relay == app == [{"name": "shared", "mountPath": "/mnt/up", "subPath": "up"}]
+    assert reader == [{"name": "shared", "mountPath": "/mnt/up", "readOnly": True, "subPath": "up"},
+                      {"name": "own", "mountPath": "/mnt/own"}]
+
+
 @pytest.mark.parametrize("units, quantity", [(256, "250m"), (512, "500m"), (1024, "1"), (4096, "4"), (100, "98m")])
 def test_cpu_units_are_millicores(units, quantity):
     assert kubernetes.cpu_quantity(units) == quantity

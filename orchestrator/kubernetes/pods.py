@@ -165,15 +165,28 @@ def efs_volumes_of(task_definition):
             for v in task_definition.get("volumes") or [] if v.get("name") and v.get("efsVolumeConfiguration")]
 
 
-def volume_mounts_for(definition, task_definition):
-    """A container's mountPoints of EFS volumes as volumeMounts: the rootDirectory is the subPath."""
+def volume_mounts_for(definition, task_definition, walking=()):
+    """A container's mountPoints of EFS volumes as volumeMounts (the rootDirectory is the subPath),
+    with those of its volumesFrom sources at their paths (Kubernetes has no volumesFrom: each is
+    spelled out; read-only with the entry's readOnly); its own win at a path both give."""
     roots = {v["name"]: v["efsVolumeConfiguration"].get("rootDirectory") or "/"
              for v in task_definition.get("volumes") or [] if v.get("name") and v.get("efsVolumeConfiguration")}
-    return [compact({"name": dns_label(point["sourceVolume"]), "mountPath": point["containerPath"],
-                     "readOnly": True if point.get("readOnly") else None,
-                     "subPath": "/".join(p for p in roots[point["sourceVolume"]].split("/") if p) or None})
-            for point in definition.get("mountPoints") or []
-            if point.get("sourceVolume") in roots and point.get("containerPath")]
+    by_name = {c.get("name"): c for c in task_definition.get("containerDefinitions") or []}
+    walking = walking + (definition.get("name"),)
+    by_path = {}
+    for entry in definition.get("volumesFrom") or []:
+        source = entry.get("sourceContainer")
+        if source in by_name and source not in walking:
+            for mount in volume_mounts_for(by_name[source], task_definition, walking):
+                by_path[mount["mountPath"]] = compact({**mount, "readOnly": True if mount.get("readOnly")
+                                                       or entry.get("readOnly") else None})
+    for point in definition.get("mountPoints") or []:
+        if point.get("sourceVolume") in roots and point.get("containerPath"):
+            by_path[point["containerPath"]] = compact({
+                "name": dns_label(point["sourceVolume"]), "mountPath": point["containerPath"],
+                "readOnly": True if point.get("readOnly") else None,
+                "subPath": "/".join(p for p in roots[point["sourceVolume"]].split("/") if p) or None})
+    return list(by_path.values())
 
 
 def container_for(definition, override=None, task_cpu=256, task_memory=512):
