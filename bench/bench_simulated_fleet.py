@@ -12,7 +12,9 @@ logged-in user (median of --renders; target ≤ 100 ms at 5,000 tasks), and dele
 (but the last one: its database is thrown away).
 The baseline in the same run is the smallest size's rate: the ratios say how the control plane
 scales. Beside the wall time it prints the process's CPU time per task RUNNING (all threads:
-the control plane is one interpreter), which a loaded machine changes far less than the rate.
+the control plane is one interpreter), which a loaded machine changes far less than the rate,
+and the statements run (by kind and by thread) and bus events published per task RUNNING,
+which it does not change at all.
 
     /work/venv/bin/python bench/bench_simulated_fleet.py [--sizes 100 1000 5000] [--renders 5]
 """
