@@ -208,7 +208,7 @@ def test_it_describes_many_tasks_in_as_many_queries_as_one(demo, default_account
     """DescribeTasks reads the tasks, their task definitions and their containers in a few
     queries whatever their number, and never a column it left unread (that would be a query
     per task)."""
-    arns = [t["taskArn"] for t in demo.run_task(cluster="demo", taskDefinition="web", count=5, **NETWORK)["tasks"]]
+    arns = [t["taskArn"] for t in demo.run_task(cluster="demo", taskDefinition="web", count=5, **FARGATE)["tasks"]]
 
     def queries(tasks):
         with CaptureQueriesContext(connection) as captured:
