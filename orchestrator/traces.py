@@ -118,12 +118,15 @@ def new_trace_id():
 
 
 def begin(component, action, object_arn="", account=None, trace_id=None, started_at=None):
-    """Start a trace (write its Trace row) and return its id; it is not made current."""
+    """Start a trace (write its Trace row, unless one with ``trace_id`` is there already) and
+    return its id; it is not made current. One ``INSERT … ON CONFLICT DO NOTHING`` (SQLite's
+    ``INSERT OR IGNORE``): get_or_create's look first, savepoint and release were four round
+    trips to PostgreSQL in every API call."""
     trace_id = trace_id or new_trace_id()
-    Trace.objects.get_or_create(trace_id=trace_id, defaults={
-        "account": account, "component": component, "action": action[:64],
-        "object_arn": (object_arn or "")[:512], "started_at": started_at or timezone.now(),
-    })
+    Trace.objects.bulk_create([Trace(
+        trace_id=trace_id, account=account, component=component, action=action[:64],
+        object_arn=(object_arn or "")[:512], started_at=started_at or timezone.now(),
+    )], ignore_conflicts=True)
     return trace_id
 
 
@@ -199,8 +202,9 @@ def record_call(component, operation, trace_id, account, started_at, latency_ms,
                                latency_ms=round(latency_ms, 2), **fields)
 
     # A call that wrote commits them with its own writes; a read's are committed together with
-    # the other reads' that wait for the same turn (30 students' DescribeServices, one turn).
-    return state_database.group_commit(write)
+    # the other reads' that wait for the same turn (30 students' DescribeServices, one turn), on
+    # PostgreSQL at once, without waiting for the disk (they are for watching: group_commit).
+    return state_database.group_commit(write, synchronous=False)
 
 
 # --- reading a trace --------------------------------------------------------------------------
