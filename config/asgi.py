@@ -17,10 +17,11 @@ from dashboard.view_as import ViewAsWebsocketMiddleware  # noqa: E402
 from orchestrator.frontend.asgi import ApiFastPath  # noqa: E402
 from orchestrator.lifespan import ControlPlaneLifespan  # noqa: E402
 
+api = ApiFastPath(django_asgi_app)  # signed API calls skip the dashboard's middleware
 application = ProtocolTypeRouter(
     {
-        "http": ApiFastPath(django_asgi_app),  # signed API calls skip the dashboard's middleware
+        "http": api,
         "websocket": LabOriginValidator(AuthMiddlewareStack(ViewAsWebsocketMiddleware(URLRouter(websocket_urlpatterns)))),
-        "lifespan": ControlPlaneLifespan(),
+        "lifespan": ControlPlaneLifespan(warm=api.warm),  # the API's connections open at the start
     }
 )

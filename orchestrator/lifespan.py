@@ -15,9 +15,10 @@ log = logging.getLogger(__name__)
 class ControlPlaneLifespan:
     """Start the control plane on lifespan.startup, stop it on lifespan.shutdown."""
 
-    def __init__(self):
+    def __init__(self, warm=None):
         self.control_plane = None
         self.registry = None
+        self.warm = warm  # called first at startup (the API's threads open their connections)
 
     async def __call__(self, scope, receive, send):
         while True:
@@ -40,6 +41,8 @@ class ControlPlaneLifespan:
         from orchestrator import bus
         from orchestrator.registry import start_lab_registry
 
+        if self.warm is not None:
+            self.warm()
         bus.share()  # hear the other server processes' changes (REDIS_URL or PostgreSQL)
         self.registry = start_lab_registry()
         runner.start()  # the labs' checks, re-run on the bus as the students' objects change

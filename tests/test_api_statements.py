@@ -120,3 +120,28 @@ def test_on_postgresql_small_writes_of_two_threads_commit_side_by_side_not_in_tu
         first.join(30)
     assert not errors and Trace.objects.filter(trace_id="held000000000000").exists()
 
+
+def test_the_api_threads_open_their_database_connections_at_the_start_not_at_the_first_calls():
+    """On PostgreSQL a first connection is a server process and a login: 30 students' first calls
+    paid for 16 of them per process (bench/bench_postgres.py)."""
+    from config import asgi
+    from orchestrator.frontend.asgi import ApiFastPath
+
+    assert asgi.application.application_mapping["lifespan"].warm == asgi.api.warm
+    fast = ApiFastPath(asgi.django_asgi_app, threads=4)
+    try:
+        fast.warm()
+        everyone, seen = threading.Barrier(4), []
+
+        def look():  # four at once: one from each of the pool's four threads
+            everyone.wait(30)
+            return threading.get_ident(), connection.connection is not None
+
+        seen = [future.result() for future in [fast.pool.submit(look) for _ in range(4)]]
+        assert len({ident for ident, _ in seen}) == 4
+        assert all(connected for _, connected in seen)
+    finally:
+        closing = threading.Barrier(4)
+        for future in [fast.pool.submit(lambda: (closing.wait(30), connections.close_all())) for _ in range(4)]:
+            future.result()
+        fast.pool.shutdown()
