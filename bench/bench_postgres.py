@@ -75,9 +75,16 @@ def drop(name):
         db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def cpu_seconds(pid):
+    """User and system CPU seconds of process ``pid`` so far (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load(labs, clients, seconds):
     """``clients`` students calling the API of ``labs`` (spread over them) for ``seconds``:
-    (latencies in seconds, errors)."""
+    (latencies in seconds, errors, the server processes' CPU seconds meanwhile, wall seconds)."""
     students = enrol(labs[0], clients)
     latencies, errors, lock = [], [], threading.Lock()
     start = threading.Barrier(clients)
@@ -118,15 +125,25 @@ def load(labs, clients, seconds):
         with lock:
             latencies.extend(own)
 
+    cpu, began = sum(cpu_seconds(lab.proc.pid) for lab in labs), time.monotonic()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         list(pool.map(student, range(clients)))
-    return latencies, errors
+    wall = time.monotonic() - began
+    return latencies, errors, sum(cpu_seconds(lab.proc.pid) for lab in labs) - cpu, wall
 
 
-def summary(name, latencies, errors):
+def summary(name, latencies, errors, cpu, wall):
+    """Print one line of figures; returns the percentiles. The server's CPU per call and the
+    calls per second say what the percentiles are made of: with clients that call again as soon
+    as they are answered, a call waits for the ones ahead of it (Little's law: the mean latency
+    is clients / calls per second), so the tail follows the CPU each call costs and the cores the
+    servers get, on a shared machine more than anything else."""
     figures = {p: percentile(latencies, p) * 1000 for p in (0.5, 0.95, 0.99)}
     print(f"  {name:<28} {len(latencies):>6} calls  p50 {figures[0.5]:7.1f} ms  p95 {figures[0.95]:7.1f} ms  "
           f"p99 {figures[0.99]:7.1f} ms  errors {len(errors)}" + (f" (first: {errors[0][:120]})" if errors else ""))
+    if latencies:
+        print(f"  {'':<28} {len(latencies) / wall:6.1f} calls/s  server CPU {cpu * 1000 / len(latencies):5.1f} ms a call "
+              f"({cpu / wall:.2f} cores)  load average {os.getloadavg()[0]:.1f}")
     return figures
 
 
