@@ -196,8 +196,9 @@ def test_an_engine_restart_converges_to_the_desired_count(lab, docker_client, re
         return len(running) == 2 and running.isdisjoint(before) and state["runningCount"] == 2
 
     poll(converged, timeout=60, message="2 new running containers after the engine restart")
-    old = ecs.describe_tasks(cluster="demo", tasks=sorted(before))["tasks"]
-    assert {t["lastStatus"] for t in old} == {"STOPPED"}
+    # The old tasks end STOPPED (each passes DEPROVISIONING first, its ENI detached).
+    poll(lambda: {t["lastStatus"] for t in ecs.describe_tasks(cluster="demo", tasks=sorted(before))["tasks"]}
+         == {"STOPPED"}, timeout=60, message="the old tasks STOPPED")
     assert len(running_tasks(ecs, "demo", serviceName="web")) == 2
 
 
