@@ -30,6 +30,7 @@ Needs moto's server: ``/work/venv/bin/pip install -e '.[bench]'`` (or ``pip inst
 import argparse
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -281,7 +282,7 @@ def services_rate(args):
             print(f"  lab / moto: {ratio:.2f}x (target >= 1x: {'met' if ratio >= 1 else 'not met'} on this machine); "
                   f"CPU per answer moto / lab: {costs['moto_server'] / costs['Fargate Lab (1 process)']:.2f}x")
         if len(ratios) > 1:
-            print(f"median ratio over {len(ratios)} rounds: {sorted(ratios)[len(ratios) // 2]:.2f}x")
+            print(f"median ratio over {len(ratios)} rounds: {statistics.median(ratios):.2f}x")
     finally:
         moto.stop()
         lab.stop()
