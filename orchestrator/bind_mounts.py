@@ -8,16 +8,12 @@ account and the volume (never a host path: a ``sourcePath`` is refused at regist
 Fargate, when the image declares a ``VOLUME`` at the mount's ``containerPath``, what the image holds
 there is copied into the empty volume; elsewhere the volume starts empty.
 """
-import hashlib
 import posixpath
-import re
 
-from orchestrator.docker_engine import LABEL_ACCOUNT, LABEL_TASK_ID
+from orchestrator.docker_engine import LABEL_ACCOUNT, LABEL_TASK_ID, volume_name_of
 
 # The task definition's name of the volume, on its Docker volume.
 LABEL_BIND_MOUNT = "fargatelab.bind-mount"
-# Docker keeps a volume in a directory of that name: well under a file name's 255 bytes.
-NAME_MAX = 200
 
 
 def bind_volumes(body):
@@ -28,10 +24,7 @@ def bind_volumes(body):
 
 def volume_name(lab, task_id, name):
     """The Docker volume of one bind mount volume of one task."""
-    full = re.sub(r"[^a-zA-Z0-9_.-]+", "-", f"fargatelab-{lab}-{task_id}-{name}")
-    if len(full) > NAME_MAX:
-        full = f"{full[:NAME_MAX - 17]}-{hashlib.sha256(full.encode()).hexdigest()[:16]}"
-    return full
+    return volume_name_of(f"fargatelab-{lab}-{task_id}-{name}")
 
 
 def volume_labels(account_id, task_id, name):

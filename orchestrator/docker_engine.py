@@ -9,6 +9,7 @@ network, bind mounts or extra capabilities (beyond SYS_PTRACE, the one Fargate a
 volumes it mounts are named volumes carrying the lab's label (an account's EFS file systems, a
 task's bind mounts).
 """
+import hashlib
 import ipaddress
 import logging
 import os
@@ -73,6 +74,19 @@ class Conflict(EngineError):
 
 class NotOwned(EngineError):
     """The container does not carry this lab's label: the lab never touches it."""
+
+
+# Docker keeps a volume in a directory of its name: well under a file name's 255 bytes.
+VOLUME_NAME_MAX = 200
+
+
+def volume_name_of(text):
+    """``text`` as a name Docker accepts for a volume: its other characters become '-', and a
+    name too long ends in a digest of the whole instead."""
+    name = re.sub(r"[^a-zA-Z0-9_.-]+", "-", text)
+    if len(name) > VOLUME_NAME_MAX:
+        name = f"{name[:VOLUME_NAME_MAX - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return name
 
 
 def lab_id():

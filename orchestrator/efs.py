@@ -35,6 +35,7 @@ import uuid
 
 from orchestrator.docker_engine import (
     LABEL_ACCOUNT, LABEL_EFS_FILE_SYSTEM, LABEL_EFS_ROOT_DIRECTORY, LABEL_REGION, EngineError, EngineUnavailable,
+    volume_name_of,
 )
 
 # EFS's own format of a file system ID (the EFS API's FileSystemId pattern, without the ARN form).
@@ -113,11 +114,10 @@ def root_directory(config):
 
 def volume_name(lab, account_id, region, file_system, root="/"):
     """The Docker volume of one account's file system in one region (of one of its directories)."""
-    # Docker's rule for a volume name; only a lab id could hold anything else.
-    base = re.sub(r"[^a-zA-Z0-9_.-]+", "-", f"fargatelab-{lab}-{account_id}-{region}-{file_system}")
-    if root == "/":
-        return base
-    return f"{base}-{hashlib.sha256(root.encode()).hexdigest()[:16]}"
+    base = f"fargatelab-{lab}-{account_id}-{region}-{file_system}"
+    if root != "/":
+        base += f"-{hashlib.sha256(root.encode()).hexdigest()[:16]}"
+    return volume_name_of(base)
 
 
 def volume_labels(account_id, region, file_system, root="/"):

@@ -1,6 +1,7 @@
 """Bind mounts on plain data: which volumes are a task's own, their Docker names per task, and
 the mounts of a container (the image's VOLUMEs copied in, nowhere else)."""
 from orchestrator import bind_mounts
+from orchestrator.docker_engine import VOLUME_NAME_MAX
 
 BODY = {
     "volumes": [{"name": "scratch", "host": {}}, {"name": "cache"},
@@ -21,7 +22,7 @@ def test_each_task_has_its_own_volume_with_a_docker_name():
     names = {bind_mounts.volume_name("lab", task, "scratch") for task in ("a" * 32, "b" * 32)}
     assert len(names) == 2
     long = bind_mounts.volume_name("lab", "a" * 32, "v" * 255)
-    assert len(long) == bind_mounts.NAME_MAX and long != bind_mounts.volume_name("lab", "a" * 32, "v" * 254)
+    assert len(long) == VOLUME_NAME_MAX and long != bind_mounts.volume_name("lab", "a" * 32, "v" * 254)
 
 
 def test_a_containers_mounts_copy_the_images_volume_only_at_its_path():
